@@ -1,0 +1,352 @@
+package sshdial_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sshdial/sshdial"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/net/nettest"
+)
+
+// TestConformance runs x/net's net.Conn conformance suite on Conns through
+// each SSH server, over TCP and over unix sockets.
+func TestConformance(t *testing.T) {
+	forEachPeer(t, func(t *testing.T, client *ssh.Client) {
+		t.Run("tcp", func(t *testing.T) { nettest.TestConn(t, pipeMaker(t, client, "tcp")) })
+		t.Run("unix", func(t *testing.T) { nettest.TestConn(t, pipeMaker(t, client, "unix")) })
+	})
+}
+
+// TestCloseWriteThenReadReply checks the half-close that request/response
+// protocols rely on: the target reads to EOF, then answers and closes.
+func TestCloseWriteThenReadReply(t *testing.T) {
+	forEachPeer(t, func(t *testing.T, client *ssh.Client) {
+		l := serve(t, "tcp", func(c net.Conn) {
+			h := sha256.New()
+			n, err := io.Copy(h, c) // to EOF
+			if err != nil {
+				return
+			}
+			c.Write([]byte("got "))
+			c.Write(h.Sum(nil))
+			c.Write([]byte{byte(n >> 16), byte(n >> 8), byte(n)})
+		})
+		conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
+		require.NoError(t, err)
+		defer conn.Close()
+
+		payload := bytes.Repeat([]byte("half-close "), 50_000) // several windows' worth of packets
+		_, err = conn.Write(payload)
+		require.NoError(t, err)
+		require.NoError(t, conn.(*sshdial.Conn).CloseWrite())
+
+		_, err = conn.Write([]byte("x"))
+		require.Error(t, err, "Write after CloseWrite")
+
+		reply, err := io.ReadAll(conn)
+		require.NoError(t, err, "reading the reply to EOF")
+		sum := sha256.Sum256(payload)
+		n := len(payload)
+		want := append(append([]byte("got "), sum[:]...), byte(n>>16), byte(n>>8), byte(n))
+		require.Equal(t, want, reply)
+	})
+}
+
+// TestCloseRead checks that CloseRead wakes a blocked Read with io.EOF,
+// discards later input, and leaves writing working.
+func TestCloseRead(t *testing.T) {
+	_, client := newSSHTest(t)
+	got := make(chan []byte, 1)
+	l := serve(t, "tcp", func(c net.Conn) {
+		buf := make([]byte, 5)
+		io.ReadFull(c, buf)
+		got <- buf
+		c.Write([]byte("ignored"))
+		io.Copy(io.Discard, c)
+	})
+	conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	sc := conn.(*sshdial.Conn)
+
+	readErr := make(chan error, 1)
+	go func() {
+		_, err := sc.Read(make([]byte, 10))
+		readErr <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	require.NoError(t, sc.CloseRead())
+	select {
+	case err := <-readErr:
+		require.Equal(t, io.EOF, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("CloseRead did not wake Read")
+	}
+	_, err = sc.Write([]byte("hello"))
+	require.NoError(t, err)
+	require.Equal(t, []byte("hello"), <-got)
+	_, err = sc.Read(make([]byte, 10))
+	require.Equal(t, io.EOF, err)
+}
+
+// stalledConn returns a Conn through an sshtest server that is then
+// stalled, with the connection's target.
+func stalledConn(t *testing.T) (*sshdial.Conn, func()) {
+	srv, client := newSSHTest(t)
+	l := serve(t, "tcp", func(c net.Conn) { io.Copy(io.Discard, c) })
+	conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	srv.Stall()
+	return conn.(*sshdial.Conn), srv.Resume
+}
+
+// within fails the test unless f returns within d.
+func within(t *testing.T, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+	}
+}
+
+func TestCloseWakesReadWhileServerStalled(t *testing.T) {
+	conn, _ := stalledConn(t)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := conn.Read(make([]byte, 100))
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	within(t, time.Second, "Close", func() { require.NoError(t, conn.Close()) })
+	within(t, time.Second, "Read after Close", func() {
+		err := <-errc
+		require.ErrorIs(t, err, net.ErrClosed)
+		var opErr *net.OpError
+		require.ErrorAs(t, err, &opErr)
+		require.Equal(t, "read", opErr.Op)
+	})
+	require.NoError(t, conn.Close(), "a second Close")
+}
+
+func TestCloseWakesWriteWhileServerStalled(t *testing.T) {
+	conn, _ := stalledConn(t)
+	big := make([]byte, 32<<20) // far more than the window and buffers hold
+	type result struct {
+		n   int
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		n, err := conn.Write(big)
+		res <- result{n, err}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	within(t, time.Second, "Close", func() { conn.Close() })
+	within(t, time.Second, "Write after Close", func() {
+		r := <-res
+		require.ErrorIs(t, r.err, net.ErrClosed)
+		require.Less(t, r.n, len(big))
+	})
+}
+
+func TestDeadlinesFireWhileServerStalled(t *testing.T) {
+	conn, _ := stalledConn(t)
+	defer conn.Close()
+
+	conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	within(t, 2*time.Second, "Read with a deadline", func() {
+		n, err := conn.Read(make([]byte, 100))
+		require.Zero(t, n)
+		requireTimeout(t, err, "read")
+	})
+
+	conn.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	within(t, 2*time.Second, "Write with a deadline", func() {
+		big := make([]byte, 32<<20)
+		n, err := conn.Write(big)
+		requireTimeout(t, err, "write")
+		require.Positive(t, n, "bytes committed before the deadline")
+		require.Less(t, n, len(big))
+	})
+}
+
+// requireTimeout checks the timeout error contract.
+func requireTimeout(t *testing.T, err error, op string) {
+	t.Helper()
+	require.Error(t, err)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	ne, ok := err.(net.Error) // a plain assertion, as nettest and many clients do
+	require.True(t, ok, "%T is not a net.Error", err)
+	require.True(t, ne.Timeout())
+	// crypto/tls keeps a connection usable only after Temporary errors.
+	tmp, ok := err.(interface{ Temporary() bool })
+	require.True(t, ok && tmp.Temporary(), "crypto/tls needs Temporary() == true")
+	var opErr *net.OpError
+	require.ErrorAs(t, err, &opErr)
+	require.Equal(t, op, opErr.Op)
+}
+
+func TestEOFIsBare(t *testing.T) {
+	forEachPeer(t, func(t *testing.T, client *ssh.Client) {
+		l := serve(t, "tcp", func(c net.Conn) { c.Write([]byte("bye")) })
+		conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
+		require.NoError(t, err)
+		defer conn.Close()
+		got, err := io.ReadAll(conn)
+		require.NoError(t, err)
+		require.Equal(t, "bye", string(got))
+		_, err = conn.Read(make([]byte, 1))
+		require.True(t, err == io.EOF, "want io.EOF itself, got %#v", err)
+	})
+}
+
+func TestUseAfterClose(t *testing.T) {
+	_, client := newSSHTest(t)
+	l := serve(t, "tcp", echo)
+	conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	sc := conn.(*sshdial.Conn)
+	require.NoError(t, sc.Close())
+	_, err = sc.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, net.ErrClosed)
+	_, err = sc.Write([]byte("x"))
+	assert.ErrorIs(t, err, net.ErrClosed)
+	assert.ErrorIs(t, sc.CloseWrite(), net.ErrClosed)
+	assert.ErrorIs(t, sc.CloseRead(), net.ErrClosed)
+	assert.ErrorIs(t, sc.SetDeadline(time.Now()), net.ErrClosed)
+	assert.ErrorIs(t, sc.SetReadDeadline(time.Now()), net.ErrClosed)
+	assert.ErrorIs(t, sc.SetWriteDeadline(time.Now()), net.ErrClosed)
+	assert.NoError(t, sc.Close())
+}
+
+// TestWriteThenClose checks that Close sends what was written before it, as
+// closing a TCP socket does.
+func TestWriteThenClose(t *testing.T) {
+	forEachPeer(t, func(t *testing.T, client *ssh.Client) {
+		got := make(chan []byte, 1)
+		l := serve(t, "tcp", func(c net.Conn) {
+			b, _ := io.ReadAll(c)
+			got <- b
+		})
+		conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
+		require.NoError(t, err)
+		payload := bytes.Repeat([]byte{7}, 3<<20)
+		_, err = conn.Write(payload)
+		require.NoError(t, err)
+		require.NoError(t, conn.Close())
+		select {
+		case b := <-got:
+			require.Equal(t, len(payload), len(b))
+		case <-time.After(20 * time.Second):
+			t.Fatal("the target did not receive the data")
+		}
+	})
+}
+
+// TestLargeTransfer moves 256 MiB each way at once through an echo target
+// and compares checksums.
+func TestLargeTransfer(t *testing.T) {
+	size := int64(256 << 20)
+	if testing.Short() {
+		size = 16 << 20
+	}
+	forEachPeer(t, func(t *testing.T, client *ssh.Client) {
+		l := serve(t, "tcp", echo)
+		conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
+		require.NoError(t, err)
+		defer conn.Close()
+
+		var wg sync.WaitGroup
+		var sent [32]byte
+		var writeErr error
+		wg.Go(func() {
+			h := sha256.New()
+			src := io.TeeReader(io.LimitReader(newRandReader(1), size), h)
+			_, writeErr = io.CopyBuffer(conn, src, make([]byte, 100_000)) // not a power of two
+			if writeErr == nil {
+				writeErr = conn.(*sshdial.Conn).CloseWrite()
+			}
+			copy(sent[:], h.Sum(nil))
+		})
+		h := sha256.New()
+		n, err := io.CopyBuffer(h, conn, make([]byte, 77_777))
+		wg.Wait()
+		require.NoError(t, writeErr)
+		require.NoError(t, err)
+		require.Equal(t, size, n)
+		require.Equal(t, sent[:], h.Sum(nil))
+	})
+}
+
+// randReader is a fast deterministic source of bytes.
+type randReader struct{ r *rand.ChaCha8 }
+
+func newRandReader(seed byte) io.Reader {
+	return randReader{rand.NewChaCha8([32]byte{seed})}
+}
+
+func (r randReader) Read(p []byte) (int, error) { return r.r.Read(p) }
+
+func TestConcurrentMethodsAndDeadlineChurn(t *testing.T) {
+	_, client := newSSHTest(t)
+	l := serve(t, "tcp", echo)
+	conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				conn.SetDeadline(time.Now().Add(time.Duration(i%5) * time.Millisecond))
+				conn.SetReadDeadline(time.Time{})
+				conn.SetWriteDeadline(time.Now().Add(time.Hour))
+			}
+		})
+	}
+	// Round trips keep working while deadlines churn: a call that times out
+	// is repeated for what is left, and no byte is lost or repeated.
+	msg := []byte("ping")
+	buf := make([]byte, len(msg))
+	for i := range 200 {
+		for n := 0; n < len(msg); {
+			k, err := conn.Write(msg[n:])
+			n += k
+			if err != nil {
+				require.ErrorIs(t, err, os.ErrDeadlineExceeded, "round %d", i)
+			}
+		}
+		for n := 0; n < len(buf); {
+			k, err := conn.Read(buf[n:])
+			n += k
+			if err != nil {
+				require.ErrorIs(t, err, os.ErrDeadlineExceeded, "round %d", i)
+			}
+		}
+		require.Equal(t, msg, buf)
+	}
+	close(stop)
+	wg.Wait()
+}

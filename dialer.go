@@ -1,0 +1,317 @@
+package sshdial
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/net/proxy"
+)
+
+// A Dialer opens connections through an SSH server, as `ssh -L` does: each
+// connection is an SSH channel, and the server connects to the target.
+//
+// A Dialer is safe for concurrent use. It does not own the *ssh.Client it was
+// made with: closing the client ends every connection dialed through it, and
+// the Dialer never closes the client itself.
+type Dialer struct {
+	client     *ssh.Client
+	originator *net.TCPAddr // nil: 0.0.0.0:0
+}
+
+var (
+	_ proxy.ContextDialer = (*Dialer)(nil)
+	_ proxy.Dialer        = (*Dialer)(nil)
+)
+
+// An Option configures a Dialer.
+type Option func(*Dialer)
+
+// WithOriginator sets the originator address sent with each TCP channel
+// request: the address the connection is said to come from, which the SSH
+// server may log or check. `ssh -L` sends the address of the local client it
+// forwards; without this option the Dialer sends 0.0.0.0:0. The originator is
+// also what the connections' LocalAddr returns.
+func WithOriginator(addr netip.AddrPort) Option {
+	return func(d *Dialer) {
+		d.originator = net.TCPAddrFromAddrPort(addr)
+	}
+}
+
+// New returns a Dialer that opens its connections through client. The caller
+// keeps ownership of client.
+func New(client *ssh.Client, opts ...Option) *Dialer {
+	d := &Dialer{client: client}
+	for _, opt := range opts {
+		opt(d)
+	}
+	return d
+}
+
+// Dial connects to address through the SSH server. It is DialContext with
+// context.Background().
+func (d *Dialer) Dial(network, address string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, address)
+}
+
+// DialContext connects to address through the SSH server and returns a
+// *Conn.
+//
+// Networks "tcp", "tcp4" and "tcp6" open a direct-tcpip channel (RFC 4254
+// 7.2); address is host:port, and a host name is resolved by the SSH server,
+// not here, which is what makes names that only exist behind the server
+// work. For "tcp4" and "tcp6" an IP address must be of that family; a name is
+// passed on as it is. Network "unix" opens a direct-streamlocal@openssh.com
+// channel to the socket path given as address.
+//
+// ctx bounds the dial only; once DialContext has returned, cancelling ctx
+// does not affect the connection. A dial whose ctx ends returns at once; a
+// channel the server opens after that is closed.
+//
+// Errors are *net.OpError values with Op "dial". A refusal by the server is
+// an *OpenError carrying the server's message; errors.Is matches it against
+// ErrProhibited, ErrConnectionFailed, ErrUnknownChannelType and
+// ErrResourceShortage. Dialing through a closed client fails with
+// ErrClientClosed, which wraps net.ErrClosed.
+func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	c, err := d.dial(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+var (
+	// ErrProhibited is matched by an *OpenError when the server refused the
+	// channel as administratively prohibited (for example by PermitOpen).
+	ErrProhibited = errors.New("sshdial: administratively prohibited")
+	// ErrConnectionFailed is matched by an *OpenError when the server could
+	// not connect to the target (refused, unreachable, unknown host).
+	ErrConnectionFailed = errors.New("sshdial: connect failed")
+	// ErrUnknownChannelType is matched by an *OpenError when the server does
+	// not support the kind of channel, such as unix sockets.
+	ErrUnknownChannelType = errors.New("sshdial: unknown channel type")
+	// ErrResourceShortage is matched by an *OpenError when the server is out
+	// of resources (for example MaxSessions).
+	ErrResourceShortage = errors.New("sshdial: resource shortage")
+
+	// ErrClientClosed is returned when the SSH connection is closed. It wraps
+	// net.ErrClosed.
+	ErrClientClosed = fmt.Errorf("sshdial: SSH connection is closed: %w", net.ErrClosed)
+	// ErrNilClient is returned by a Dialer made without an *ssh.Client.
+	ErrNilClient = errors.New("sshdial: Dialer has no SSH client")
+)
+
+// OpenError is the SSH server's refusal to open a channel.
+type OpenError struct {
+	Reason  ssh.RejectionReason
+	Message string // the server's own words, such as "Connection refused"
+}
+
+func (e *OpenError) Error() string {
+	if e.Message == "" {
+		return "ssh server refused: " + e.Reason.String()
+	}
+	return fmt.Sprintf("ssh server refused: %s: %s", e.Reason, e.Message)
+}
+
+// Is reports whether target is the sentinel error for e's reason.
+func (e *OpenError) Is(target error) bool {
+	switch e.Reason {
+	case ssh.Prohibited:
+		return target == ErrProhibited
+	case ssh.ConnectionFailed:
+		return target == ErrConnectionFailed
+	case ssh.UnknownChannelType:
+		return target == ErrUnknownChannelType
+	case ssh.ResourceShortage:
+		return target == ErrResourceShortage
+	}
+	return false
+}
+
+// Unwrap returns the refusal as x/crypto reports it, for errors.As with
+// *ssh.OpenChannelError.
+func (e *OpenError) Unwrap() error {
+	return &ssh.OpenChannelError{Reason: e.Reason, Message: e.Message}
+}
+
+// target is a parsed dial address.
+type target struct {
+	chanType string
+	payload  []byte
+	netName  string // "tcp" or "unix", for Conn errors
+	raddr    net.Addr
+}
+
+// hostAddr is the RemoteAddr of a connection dialed by host name.
+type hostAddr string
+
+func (a hostAddr) Network() string { return "tcp" }
+func (a hostAddr) String() string  { return string(a) }
+
+// RFC 4254 7.2.
+type directTCPIPMsg struct {
+	Host     string
+	Port     uint32
+	OrigHost string
+	OrigPort uint32
+}
+
+// openssh-portable PROTOCOL 2.4.
+type directStreamLocalMsg struct {
+	SocketPath string
+	Reserved0  string
+	Reserved1  uint32
+}
+
+func (d *Dialer) dial(ctx context.Context, network, address string) (*Conn, error) {
+	if d == nil || d.client == nil || d.client.Conn == nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: ErrNilClient}
+	}
+	if ctx == nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: errors.New("sshdial: nil context")}
+	}
+	t, err := d.parseTarget(ctx, network, address)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
+	fail := func(err error) error {
+		return &net.OpError{Op: "dial", Net: network, Addr: t.raddr, Err: err}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fail(err)
+	}
+
+	ch, reqs, err := d.open(ctx, t)
+	if err != nil {
+		var refused *ssh.OpenChannelError
+		switch {
+		case errors.As(err, &refused):
+			err = &OpenError{Reason: refused.Reason, Message: refused.Message}
+		case err == io.EOF:
+			err = ErrClientClosed
+		}
+		return nil, fail(err)
+	}
+	laddr := net.Addr(d.originator)
+	if d.originator == nil {
+		laddr = d.client.LocalAddr()
+	}
+	return newConn(ch, reqs, t.netName, laddr, t.raddr), nil
+}
+
+// open opens the channel, giving up when ctx ends. A channel that opens
+// after that is closed.
+func (d *Dialer) open(ctx context.Context, t *target) (ssh.Channel, <-chan *ssh.Request, error) {
+	if ctx.Done() == nil {
+		return d.client.OpenChannel(t.chanType, t.payload)
+	}
+	type opened struct {
+		ch   ssh.Channel
+		reqs <-chan *ssh.Request
+		err  error
+	}
+	result := make(chan opened) // unbuffered: a result is either taken or abandoned
+	go func() {
+		ch, reqs, err := d.client.OpenChannel(t.chanType, t.payload)
+		select {
+		case result <- opened{ch, reqs, err}:
+		case <-ctx.Done():
+			if err == nil {
+				ch.Close()
+				ssh.DiscardRequests(reqs)
+			}
+		}
+	}()
+	select {
+	case r := <-result:
+		return r.ch, r.reqs, r.err
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+}
+
+func (d *Dialer) parseTarget(ctx context.Context, network, address string) (*target, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		return d.parseTCP(ctx, network, address)
+	case "unix":
+		if address == "" {
+			return nil, &net.AddrError{Err: "missing socket path", Addr: address}
+		}
+		if strings.IndexByte(address, 0) >= 0 {
+			return nil, &net.AddrError{Err: "socket path contains a NUL byte", Addr: address}
+		}
+		return &target{
+			chanType: "direct-streamlocal@openssh.com",
+			payload:  ssh.Marshal(&directStreamLocalMsg{SocketPath: address}),
+			netName:  "unix",
+			raddr:    &net.UnixAddr{Name: address, Net: "unix"},
+		}, nil
+	}
+	return nil, net.UnknownNetworkError(network)
+}
+
+func (d *Dialer) parseTCP(ctx context.Context, network, address string) (*target, error) {
+	host, portText, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	if host == "" {
+		return nil, &net.AddrError{Err: "missing host", Addr: address}
+	}
+	port, err := parsePort(ctx, network, portText)
+	if err != nil {
+		return nil, &net.AddrError{Err: err.Error(), Addr: address}
+	}
+
+	var raddr net.Addr = hostAddr(net.JoinHostPort(host, strconv.Itoa(port)))
+	if ip, err := netip.ParseAddr(host); err == nil {
+		switch {
+		case network == "tcp4" && !ip.Unmap().Is4():
+			return nil, &net.AddrError{Err: "not an IPv4 address", Addr: address}
+		case network == "tcp6" && !ip.Is6():
+			return nil, &net.AddrError{Err: "not an IPv6 address", Addr: address}
+		}
+		raddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port)))
+	}
+
+	msg := directTCPIPMsg{Host: host, Port: uint32(port), OrigHost: "0.0.0.0"}
+	if o := d.originator; o != nil {
+		msg.OrigHost = o.IP.String()
+		msg.OrigPort = uint32(o.Port)
+	}
+	return &target{
+		chanType: "direct-tcpip",
+		payload:  ssh.Marshal(&msg),
+		netName:  "tcp",
+		raddr:    raddr,
+	}, nil
+}
+
+// parsePort accepts a port number from 1 to 65535 or a service name known
+// to this machine (the SSH protocol carries numbers only).
+func parsePort(ctx context.Context, network, text string) (int, error) {
+	if text == "" {
+		return 0, errors.New("missing port")
+	}
+	if strings.Trim(text, "0123456789") == "" {
+		port, err := strconv.ParseUint(text, 10, 32)
+		if err != nil || port < 1 || port > 65535 {
+			return 0, errors.New("port out of range (1-65535)")
+		}
+		return int(port), nil
+	}
+	port, err := net.DefaultResolver.LookupPort(ctx, network, text)
+	if err != nil || port < 1 {
+		return 0, errors.New("unknown port")
+	}
+	return port, nil
+}
