@@ -185,18 +185,30 @@ func (s *Server) Dial() (*ssh.Client, error) {
 // only happens when the server was closed or never started.
 func (s *Server) Client() *ssh.Client {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.client != nil {
-		return s.client
+	c, running := s.client, s.started && !s.closed
+	s.mu.Unlock()
+	if c != nil {
+		return c
 	}
-	if s.closed || !s.started {
+	if !running {
 		panic("sshtest: Client called on a server that is not running")
 	}
+	// Dial without s.mu: serving the new connection takes it.
 	c, err := s.Dial()
 	if err != nil {
 		panic("sshtest: Client: " + err.Error())
 	}
-	s.client = c
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		c.Close()
+	case s.client != nil: // another caller won
+		c.Close()
+		return s.client
+	default:
+		s.client = c
+	}
 	return c
 }
 

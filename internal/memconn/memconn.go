@@ -128,9 +128,11 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-func (c *Conn) LocalAddr() net.Addr                { return addr(c.name) }
-func (c *Conn) RemoteAddr() net.Addr               { return addr(c.name) }
-func (c *Conn) SetDeadline(t time.Time) error      { return &os.PathError{Op: "set", Path: c.name, Err: errNoDeadlines} }
+func (c *Conn) LocalAddr() net.Addr  { return addr(c.name) }
+func (c *Conn) RemoteAddr() net.Addr { return addr(c.name) }
+func (c *Conn) SetDeadline(t time.Time) error {
+	return &os.PathError{Op: "set", Path: c.name, Err: errNoDeadlines}
+}
 func (c *Conn) SetReadDeadline(t time.Time) error  { return c.SetDeadline(t) }
 func (c *Conn) SetWriteDeadline(t time.Time) error { return c.SetDeadline(t) }
 
