@@ -515,9 +515,10 @@ func (s *Server) listenForward(conn *ssh.ServerConn, msg tcpipForwardMsg, fwd *f
 		return 0, false
 	}
 	port := uint32(l.Addr().(*net.TCPAddr).Port)
-	// Registered under the address as requested, port 0 included: that is
-	// what cancel-tcpip-forward names.
-	if !fwd.add(net.JoinHostPort(msg.BindAddr, strconv.Itoa(int(msg.BindPort))), l) {
+	// Registered under the address as requested with the port allocated:
+	// that is what cancel-tcpip-forward names (OpenSSH's clients and
+	// x/crypto's send the allocated port).
+	if !fwd.add(net.JoinHostPort(msg.BindAddr, strconv.Itoa(int(port))), l) {
 		l.Close()
 		return 0, false
 	}
