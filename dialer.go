@@ -197,6 +197,10 @@ func (d *Dialer) dial(ctx context.Context, network, address string) (*Conn, erro
 			err = &OpenError{Reason: refused.Reason, Message: refused.Message}
 		case err == io.EOF:
 			err = ErrClientClosed
+		case ctx.Err() == nil:
+			// Besides a refusal, opening fails only when the SSH
+			// connection is gone; keep the transport's reason.
+			err = fmt.Errorf("%w (%w)", ErrClientClosed, err)
 		}
 		return nil, fail(err)
 	}
