@@ -20,10 +20,13 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   # --no-install-recommends and policy-rc.d keep the package from starting
   # a system sshd: the tests run their own.
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
   apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  rm -f /usr/sbin/policy-rc.d
+  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 echo "== gofmt"
