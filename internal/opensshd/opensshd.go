@@ -33,9 +33,11 @@ type Server struct {
 	User      string
 	HostKey   ssh.PublicKey
 	ClientKey ssh.Signer
-	Dir       string // the temporary directory with sshd_config and keys
-	Cmd       *exec.Cmd
-	stderr    *lockedBuffer
+	// ClientPrivateKey is ClientKey's private key, for writing key files.
+	ClientPrivateKey ed25519.PrivateKey
+	Dir              string // the temporary directory with sshd_config and keys
+	Cmd              *exec.Cmd
+	stderr           *lockedBuffer
 }
 
 // Path returns the sshd binary, or "" when OpenSSH's server is not installed.
@@ -73,19 +75,20 @@ func Start(t testing.TB, extraConfig ...string) *Server {
 	}
 
 	dir := t.TempDir()
-	hostSigner, hostPEM := newKey(t)
-	clientSigner, _ := newKey(t)
+	hostSigner, _, hostPEM := newKey(t)
+	clientSigner, clientPrivate, _ := newKey(t)
 	write(t, filepath.Join(dir, "host_key"), pem.EncodeToMemory(hostPEM), 0o600)
 	write(t, filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientSigner.PublicKey()), 0o600)
 
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		s := &Server{
-			User:      u.Username,
-			HostKey:   hostSigner.PublicKey(),
-			ClientKey: clientSigner,
-			Dir:       dir,
-			stderr:    &lockedBuffer{},
+			User:             u.Username,
+			HostKey:          hostSigner.PublicKey(),
+			ClientKey:        clientSigner,
+			ClientPrivateKey: clientPrivate,
+			Dir:              dir,
+			stderr:           &lockedBuffer{},
 		}
 		if lastErr = s.start(t, bin, extraConfig); lastErr == nil {
 			return s
@@ -189,7 +192,7 @@ func (s *Server) Dial(t testing.TB) *ssh.Client {
 	return c
 }
 
-func newKey(t testing.TB) (ssh.Signer, *pem.Block) {
+func newKey(t testing.TB) (ssh.Signer, ed25519.PrivateKey, *pem.Block) {
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +205,7 @@ func newKey(t testing.TB) (ssh.Signer, *pem.Block) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return signer, block
+	return signer, key, block
 }
 
 func write(t testing.TB, path string, data []byte, mode os.FileMode) {
