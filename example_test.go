@@ -112,3 +112,27 @@ func ExampleErrProhibited() {
 	// true
 	// dial tcp db.internal:5432: ssh server refused: administratively prohibited: db.internal:5432 is off limits
 }
+
+// HTTPClient is a ready client whose transport keeps http.DefaultTransport's
+// settings.
+func ExampleDialer_HTTPClient() {
+	sshServer := sshtest.NewServer()
+	defer sshServer.Close()
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "pong")
+	}))
+	defer origin.Close()
+
+	client := sshdial.New(sshServer.Client()).HTTPClient()
+	defer client.CloseIdleConnections()
+	client.Timeout = 10 * time.Second
+	resp, err := client.Get(origin.URL + "/ping")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Println(string(body))
+	// Output: pong
+}

@@ -1,0 +1,307 @@
+// Package integration runs the clients people already use, unchanged but for
+// their dial hook, against real servers through a real OpenSSH sshd and
+// through sshtest. It is its own module so that the library's go.mod stays
+// small.
+package integration
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/lib/pq"
+	"github.com/redis/go-redis/v9"
+	"github.com/sshdial/sshdial"
+	"github.com/sshdial/sshdial/internal/opensshd"
+	"github.com/sshdial/sshdial/sshtest"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"golang.org/x/crypto/ssh"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// database/sql's connection opener lives as long as a *sql.DB that
+		// the driver keeps registered; the DBs here are closed, this is
+		// only its exit racing the check.
+		goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"),
+	)
+}
+
+// tunnel is an SSH server kind with a client connected to it.
+type tunnel struct {
+	name   string
+	client *ssh.Client
+	stall  func() (resume func()) // nil when the server cannot be stalled
+}
+
+// tunnels returns a client through sshtest and one through OpenSSH, both
+// closed when the test ends.
+func tunnels(t *testing.T) []tunnel {
+	srv := sshtest.NewServer()
+	t.Cleanup(srv.Close)
+	c, err := srv.Dial()
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	openssh := opensshd.Start(t)
+	return []tunnel{
+		{"sshtest", c, func() func() { srv.Stall(); return srv.Resume }},
+		{"openssh", openssh.Dial(t), nil},
+	}
+}
+
+func forEachTunnel(t *testing.T, f func(t *testing.T, tn tunnel)) {
+	for _, tn := range tunnels(t) {
+		t.Run(tn.name, func(t *testing.T) { f(t, tn) })
+	}
+}
+
+// returnsWithin fails unless f returns within d, and returns how long it took.
+func returnsWithin(t *testing.T, d time.Duration, what string, f func()) time.Duration {
+	t.Helper()
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+		return time.Since(start)
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+		return 0
+	}
+}
+
+// pgSleepers counts the sessions running pg_sleep, through a direct
+// connection.
+func pgSleepers(t *testing.T, addr string) int {
+	conn, err := pgx.Connect(context.Background(), "postgres://postgres@"+addr+"/postgres")
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	var n int
+	require.NoError(t, conn.QueryRow(context.Background(),
+		"select count(*) from pg_stat_activity where query like 'select pg_sleep%' and state = 'active'").Scan(&n))
+	return n
+}
+
+func TestPgx(t *testing.T) {
+	pg := startPostgres(t)
+	forEachTunnel(t, func(t *testing.T, tn tunnel) {
+		ctx := context.Background()
+		cfg, err := pgx.ParseConfig("postgres://postgres@" + pg + "/postgres?connect_timeout=5")
+		require.NoError(t, err)
+		cfg.DialFunc = sshdial.New(tn.client).DialContext
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		require.NoError(t, err)
+		defer conn.Close(ctx)
+
+		var two int
+		require.NoError(t, conn.QueryRow(ctx, "select 1 + 1").Scan(&two))
+		require.Equal(t, 2, two)
+
+		// Cancellation: pgx sets a deadline and sends a cancel request to
+		// RemoteAddr through the same dial hook.
+		qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		took := returnsWithin(t, 5*time.Second, "cancelled pg_sleep", func() {
+			_, err = conn.Exec(qctx, "select pg_sleep(5)")
+		})
+		require.Error(t, err)
+		require.Less(t, took, time.Second, "cancel took %v", took)
+		require.Eventually(t, func() bool { return pgSleepers(t, pg) == 0 }, 2*time.Second, 20*time.Millisecond,
+			"the query is cancelled on the server, not left running")
+
+		if tn.stall == nil {
+			return
+		}
+		// A stalled link: the query returns within pgx's deadline delay.
+		conn2, err := pgx.ConnectConfig(ctx, cfg)
+		require.NoError(t, err)
+		defer conn2.Close(ctx)
+		resume := tn.stall()
+		defer resume()
+		qctx2, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel2()
+		returnsWithin(t, 5*time.Second, "pgx on a stalled link", func() {
+			_, err = conn2.Exec(qctx2, "select 1")
+		})
+		require.Error(t, err)
+	})
+}
+
+func TestLibPQ(t *testing.T) {
+	pg := startPostgres(t)
+	forEachTunnel(t, func(t *testing.T, tn tunnel) {
+		connector, err := pq.NewConnector("host=" + strings.Split(pg, ":")[0] + " port=" + strings.Split(pg, ":")[1] +
+			" user=postgres dbname=postgres sslmode=disable connect_timeout=5")
+		require.NoError(t, err)
+		connector.Dialer(sshdial.New(tn.client)) // pq.Dialer: Dial and DialTimeout
+		db := sql.OpenDB(connector)
+		defer db.Close()
+
+		var s string
+		require.NoError(t, db.QueryRow("select 'pq ok'").Scan(&s))
+		require.Equal(t, "pq ok", s)
+
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		took := returnsWithin(t, 5*time.Second, "lib/pq cancelled pg_sleep", func() {
+			_, err = db.ExecContext(ctx, "select pg_sleep(5)")
+		})
+		require.Error(t, err)
+		require.Less(t, took, 2*time.Second)
+		require.Eventually(t, func() bool { return pgSleepers(t, pg) == 0 }, 2*time.Second, 20*time.Millisecond)
+
+		// No stall check here: on cancellation lib/pq only sends a cancel
+		// request and keeps reading without a deadline, so on a dead link
+		// it waits forever, over plain TCP as well.
+	})
+}
+
+var mysqlNets atomic.Int32
+
+func TestMySQL(t *testing.T) {
+	my := startMariaDB(t)
+	forEachTunnel(t, func(t *testing.T, tn tunnel) {
+		netName := fmt.Sprintf("sshdial%d", mysqlNets.Add(1))
+		mysql.RegisterDialContext(netName, sshdial.New(tn.client).DialTCPContext)
+		db, err := sql.Open("mysql", fmt.Sprintf("root@%s(%s)/?readTimeout=500ms&writeTimeout=500ms&timeout=5s", netName, my))
+		require.NoError(t, err)
+		defer db.Close()
+
+		var v int
+		require.NoError(t, db.QueryRow("select 40 + 2").Scan(&v))
+		require.Equal(t, 42, v)
+
+		// The read timeout fires while the server sleeps.
+		took := returnsWithin(t, 5*time.Second, "mysql readTimeout", func() {
+			err = db.QueryRow("select sleep(3)").Scan(&v)
+		})
+		require.Error(t, err)
+		require.Less(t, took, 2*time.Second)
+
+		if tn.stall == nil {
+			return
+		}
+		require.NoError(t, db.QueryRow("select 1").Scan(&v))
+		resume := tn.stall()
+		defer resume()
+		took = returnsWithin(t, 5*time.Second, "mysql on a stalled link", func() {
+			err = db.QueryRow("select 1").Scan(&v)
+		})
+		require.Error(t, err)
+		require.Less(t, took, 3*time.Second)
+	})
+}
+
+func TestRedis(t *testing.T) {
+	addr := startRedis(t)
+	forEachTunnel(t, func(t *testing.T, tn tunnel) {
+		ctx := context.Background()
+		rdb := redis.NewClient(&redis.Options{Addr: addr, Dialer: sshdial.New(tn.client).DialContext})
+		defer rdb.Close()
+
+		require.NoError(t, rdb.Ping(ctx).Err())
+		require.NoError(t, rdb.Set(ctx, "k-"+tn.name, "v", 0).Err())
+		got, err := rdb.Get(ctx, "k-"+tn.name).Result()
+		require.NoError(t, err)
+		require.Equal(t, "v", got)
+
+		took := returnsWithin(t, 5*time.Second, "BLPOP with timeout", func() {
+			err = rdb.BLPop(ctx, 300*time.Millisecond, "empty-"+tn.name).Err()
+		})
+		require.ErrorIs(t, err, redis.Nil)
+		require.GreaterOrEqual(t, took, 250*time.Millisecond)
+
+		// A read timeout that fires.
+		slow := redis.NewClient(&redis.Options{Addr: addr, Dialer: sshdial.New(tn.client).DialContext,
+			ReadTimeout: 300 * time.Millisecond, MaxRetries: -1})
+		defer slow.Close()
+		require.NoError(t, slow.Ping(ctx).Err())
+		took = returnsWithin(t, 5*time.Second, "DEBUG SLEEP with a read timeout", func() {
+			err = slow.Do(ctx, "DEBUG", "SLEEP", "2").Err()
+		})
+		var ne net.Error
+		require.ErrorAs(t, err, &ne)
+		require.True(t, ne.Timeout(), "%v", err)
+		require.Less(t, took, 1500*time.Millisecond)
+
+		if tn.stall == nil {
+			return
+		}
+		// DEBUG SLEEP blocks the whole Redis server: wait until it is back.
+		require.Eventually(t, func() bool { return slow.Ping(ctx).Err() == nil }, 5*time.Second, 50*time.Millisecond)
+		resume := tn.stall()
+		defer resume()
+		took = returnsWithin(t, 5*time.Second, "redis on a stalled link", func() {
+			err = slow.Ping(ctx).Err()
+		})
+		require.Error(t, err)
+		require.Less(t, took, 2*time.Second)
+	})
+}
+
+func TestGRPC(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	gs := grpc.NewServer()
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	go gs.Serve(lis)
+	defer gs.Stop()
+
+	forEachTunnel(t, func(t *testing.T, tn tunnel) {
+		cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(),
+			grpc.WithContextDialer(sshdial.New(tn.client).DialTCPContext),
+			grpc.WithTransportCredentials(insecure.NewCredentials()))
+		require.NoError(t, err)
+		defer cc.Close()
+		hc := healthpb.NewHealthClient(cc)
+
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		require.NoError(t, err)
+		require.Equal(t, healthpb.HealthCheckResponse_SERVING, resp.Status)
+
+		// A server-streaming call cancelled mid-stream.
+		sctx, scancel := context.WithCancel(context.Background())
+		stream, err := hc.Watch(sctx, &healthpb.HealthCheckRequest{})
+		require.NoError(t, err)
+		first, err := stream.Recv()
+		require.NoError(t, err)
+		require.Equal(t, healthpb.HealthCheckResponse_SERVING, first.Status)
+		scancel()
+		returnsWithin(t, 5*time.Second, "Recv after cancel", func() {
+			_, err = stream.Recv()
+		})
+		require.Equal(t, codes.Canceled, status.Code(err))
+
+		if tn.stall == nil {
+			return
+		}
+		resume := tn.stall()
+		defer resume()
+		dctx, dcancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer dcancel()
+		returnsWithin(t, 5*time.Second, "gRPC on a stalled link", func() {
+			_, err = hc.Check(dctx, &healthpb.HealthCheckRequest{})
+		})
+		require.Equal(t, codes.DeadlineExceeded, status.Code(err))
+	})
+}
