@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -38,6 +39,7 @@ type Server struct {
 	Dir              string // the temporary directory with sshd_config and keys
 	Cmd              *exec.Cmd
 	stderr           *lockedBuffer
+	exited           chan struct{}
 }
 
 // Path returns the sshd binary, or "" when OpenSSH's server is not installed.
@@ -51,54 +53,91 @@ func Path() string {
 	return ""
 }
 
+// ErrNotInstalled is returned by Launch when sshd is not installed.
+var ErrNotInstalled = errors.New("sshd not found: install openssh-server")
+
 // Start starts sshd with the given extra sshd_config lines and stops it when
 // the test ends. Without sshd the test is skipped, or fails when RequireEnv
 // is set.
 func Start(t testing.TB, extraConfig ...string) *Server {
 	t.Helper()
+	s, err := Launch(extraConfig...)
+	if errors.Is(err, ErrNotInstalled) && os.Getenv(RequireEnv) == "" {
+		t.Skip("sshd not found: install openssh-server (the project's test command does)")
+	}
+	if err != nil {
+		t.Fatalf("%v (%s is set)", err, RequireEnv)
+	}
+	t.Cleanup(func() {
+		s.Close()
+		if t.Failed() {
+			t.Logf("sshd stderr:\n%s", s.Stderr())
+		}
+	})
+	return s
+}
+
+// Launch starts sshd with the given extra sshd_config lines. The caller
+// stops it with Close.
+func Launch(extraConfig ...string) (*Server, error) {
 	bin := Path()
 	if bin == "" {
-		if os.Getenv(RequireEnv) != "" {
-			t.Fatalf("sshd not found and %s is set: install openssh-server", RequireEnv)
-		}
-		t.Skip("sshd not found: install openssh-server (the project's test command does)")
+		return nil, ErrNotInstalled
 	}
 	if os.Geteuid() == 0 {
 		// Privilege separation needs this directory when run as root.
 		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
 	u, err := user.Current()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
+	dir, err := os.MkdirTemp("", "opensshd")
+	if err != nil {
+		return nil, err
+	}
+	s, err := launch(bin, dir, u.Username, extraConfig)
+	if err != nil {
+		os.RemoveAll(dir)
+	}
+	return s, err
+}
 
-	dir := t.TempDir()
-	hostSigner, _, hostPEM := newKey(t)
-	clientSigner, clientPrivate, _ := newKey(t)
-	write(t, filepath.Join(dir, "host_key"), pem.EncodeToMemory(hostPEM), 0o600)
-	write(t, filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientSigner.PublicKey()), 0o600)
-
+func launch(bin, dir, userName string, extraConfig []string) (*Server, error) {
+	hostSigner, _, hostPEM, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	clientSigner, clientPrivate, _, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "host_key"), pem.EncodeToMemory(hostPEM), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientSigner.PublicKey()), 0o600); err != nil {
+		return nil, err
+	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		s := &Server{
-			User:             u.Username,
+			User:             userName,
 			HostKey:          hostSigner.PublicKey(),
 			ClientKey:        clientSigner,
 			ClientPrivateKey: clientPrivate,
 			Dir:              dir,
 			stderr:           &lockedBuffer{},
 		}
-		if lastErr = s.start(t, bin, extraConfig); lastErr == nil {
-			return s
+		if lastErr = s.start(bin, extraConfig); lastErr == nil {
+			return s, nil
 		}
 	}
-	t.Fatalf("starting sshd: %v", lastErr)
-	return nil
+	return nil, fmt.Errorf("starting sshd: %w", lastErr)
 }
 
-func (s *Server) start(t testing.TB, bin string, extraConfig []string) error {
+func (s *Server) start(bin string, extraConfig []string) error {
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -121,7 +160,9 @@ func (s *Server) start(t testing.TB, bin string, extraConfig []string) error {
 	}
 	config = append(config, extraConfig...)
 	configPath := filepath.Join(s.Dir, "sshd_config")
-	write(t, configPath, []byte(strings.Join(config, "\n")+"\n"), 0o600)
+	if err := os.WriteFile(configPath, []byte(strings.Join(config, "\n")+"\n"), 0o600); err != nil {
+		return err
+	}
 
 	s.Cmd = exec.Command(bin, "-D", "-e", "-f", configPath)
 	s.Cmd.Stderr = s.stderr
@@ -132,42 +173,46 @@ func (s *Server) start(t testing.TB, bin string, extraConfig []string) error {
 	if err := s.Cmd.Start(); err != nil {
 		return err
 	}
-	exited := make(chan struct{})
+	s.exited = make(chan struct{})
 	go func() {
 		s.Cmd.Wait()
-		close(exited)
+		close(s.exited)
 	}()
-	stop := func() {
-		syscall.Kill(-s.Cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	}
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		select {
-		case <-exited:
+		case <-s.exited:
 			return fmt.Errorf("sshd exited: %s", s.stderr.String())
 		default:
 		}
 		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
 		if err == nil {
 			c.Close()
-			break
+			return nil
 		}
 		if time.Now().After(deadline) {
-			stop()
+			s.stop()
 			return fmt.Errorf("sshd did not listen on %s: %v; %s", s.Addr, err, s.stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("sshd stderr:\n%s", s.stderr.String())
-		}
-	})
-	return nil
 }
+
+func (s *Server) stop() {
+	syscall.Kill(-s.Cmd.Process.Pid, syscall.SIGKILL)
+	<-s.exited
+}
+
+// Close stops sshd and the processes it forked, by process group, and
+// removes its directory.
+func (s *Server) Close() {
+	s.stop()
+	os.RemoveAll(s.Dir)
+}
+
+// Stderr returns what sshd logged.
+func (s *Server) Stderr() string { return s.stderr.String() }
 
 // ClientConfig returns a configuration that logs in with ClientKey and
 // accepts only the server's host key.
@@ -192,26 +237,17 @@ func (s *Server) Dial(t testing.TB) *ssh.Client {
 	return c
 }
 
-func newKey(t testing.TB) (ssh.Signer, ed25519.PrivateKey, *pem.Block) {
+func newKey() (ssh.Signer, ed25519.PrivateKey, *pem.Block, error) {
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, nil, err
 	}
 	signer, err := ssh.NewSignerFromKey(key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, nil, err
 	}
 	block, err := ssh.MarshalPrivateKey(key, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signer, key, block
-}
-
-func write(t testing.TB, path string, data []byte, mode os.FileMode) {
-	if err := os.WriteFile(path, data, mode); err != nil {
-		t.Fatal(err)
-	}
+	return signer, key, block, err
 }
 
 // freePort returns a port that was free a moment ago.
