@@ -162,7 +162,7 @@ func NewURLDialer(u *url.URL, forward proxy.Dialer) (*URLDialer, error) {
 		HostKeyCallback: hostKeyCallback,
 		Timeout:         30 * time.Second,
 	}
-	d.config.SetDefaults()
+	d.config = withPreferredCiphers(d.config)
 	return d, nil
 }
 
@@ -263,22 +263,5 @@ func (d *URLDialer) connect(ctx context.Context) (*ssh.Client, error) {
 		}
 		d.agentConns = nil
 	}()
-	// The handshake is bounded by ctx and by the config's Timeout.
-	deadline := time.Now().Add(d.config.Timeout)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
-	}
-	conn.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	c, chans, reqs, err := ssh.NewClientConn(conn, d.addr, d.config)
-	if !stop() || err != nil {
-		conn.Close()
-		if err == nil {
-			c.Close()
-			err = ctx.Err()
-		}
-		return nil, fmt.Errorf("sshdial: connecting to SSH server %s: %w", d.addr, err)
-	}
-	conn.SetDeadline(time.Time{})
-	return ssh.NewClient(c, chans, reqs), nil
+	return handshake(ctx, QuickAck(conn), d.addr, d.config)
 }
