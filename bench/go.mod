@@ -1,0 +1,16 @@
+module github.com/sshdial/sshdial/bench
+
+go 1.26.0
+
+replace github.com/sshdial/sshdial => ../
+
+require (
+	github.com/sshdial/sshdial v0.0.0
+	golang.org/x/crypto v0.59.0
+	golang.org/x/image v0.47.0
+)
+
+require (
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+)

@@ -1,0 +1,407 @@
+// Command bench measures sshdial side by side with the alternatives, in one
+// run on one machine: the sshdial Conn, x/crypto's own tunnel conn ("raw"),
+// OpenSSH's `ssh -L`, and direct TCP, all through a throwaway OpenSSH sshd on
+// 127.0.0.1. It writes a Markdown report and a PNG plot.
+//
+//	cd bench && go run . -out ../BENCHMARKS.md -png ../docs/bench.png
+//
+// Every figure is a median of -reps runs with min–max, next to its ratio to
+// the baselines measured in the same run.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sshdial/sshdial"
+	"github.com/sshdial/sshdial/internal/opensshd"
+	"golang.org/x/crypto/ssh"
+)
+
+var (
+	flagReps    = flag.Int("reps", 5, "repetitions per figure")
+	flagSize    = flag.Int64("size", 256<<20, "bytes per throughput run")
+	flagMaxTime = flag.Duration("maxtime", 3*time.Second, "time bound per throughput run (the figure uses the bytes moved)")
+	flagDials   = flag.Int("dials", 2000, "sequential dials per latency figure")
+	flagPings   = flag.Int("pings", 5000, "64-byte round trips per latency figure")
+	flagTunnels = flag.String("tunnels", "1000,10000", "concurrent tunnel counts")
+	flagOut     = flag.String("out", "", "write the Markdown report here (default: stdout only)")
+	flagPNG     = flag.String("png", "", "write the plot here")
+	flagQuick   = flag.Bool("quick", false, "a smoke run: tiny sizes and counts")
+)
+
+var ciphers = []string{"aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com"}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "targets" {
+		runTargets()
+		return
+	}
+	flag.Parse()
+	if *flagQuick {
+		*flagReps, *flagSize, *flagDials, *flagPings, *flagTunnels = 2, 8<<20, 50, 200, "100"
+	}
+	log.SetFlags(0)
+	log.SetPrefix("bench: ")
+	r, err := run()
+	if err != nil {
+		log.Fatal(err)
+	}
+	report := r.markdown()
+	fmt.Print(report)
+	if *flagOut != "" {
+		if err := os.WriteFile(*flagOut, []byte(report), 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if *flagPNG != "" {
+		os.MkdirAll(filepath.Dir(*flagPNG), 0o755)
+		if err := r.plot(*flagPNG); err != nil {
+			log.Fatal(err)
+		}
+	}
+}
+
+// env is what a run sets up: sshd, the targets, ssh -L forwards, clients.
+type env struct {
+	sshd                 *opensshd.Server
+	source, sink, echo   string
+	keyFile, knownHosts  string
+	forwards             map[string]*forward // by cipher
+	closers              []func()
+	sshdVersion, sshVers string
+}
+
+func (e *env) close() {
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		e.closers[i]()
+	}
+}
+
+func setup() (*env, error) {
+	e := &env{forwards: map[string]*forward{}}
+	sshd, err := opensshd.Launch("MaxSessions 100000")
+	if err != nil {
+		return nil, err
+	}
+	e.sshd = sshd
+	e.closers = append(e.closers, sshd.Close)
+
+	// Targets in a child process.
+	self, err := os.Executable()
+	if err != nil {
+		return e, err
+	}
+	cmd := exec.Command(self, "targets")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return e, err
+	}
+	e.closers = append(e.closers, func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		return e, fmt.Errorf("targets: %v", err)
+	}
+	addrs := strings.Fields(line)
+	e.source, e.sink, e.echo = addrs[0], addrs[1], addrs[2]
+
+	// Key files for ssh -L.
+	dir, err := os.MkdirTemp("", "sshdial-bench")
+	if err != nil {
+		return e, err
+	}
+	e.closers = append(e.closers, func() { os.RemoveAll(dir) })
+	e.keyFile = filepath.Join(dir, "id")
+	if err := writeKey(e.keyFile, sshd); err != nil {
+		return e, err
+	}
+	e.knownHosts = filepath.Join(dir, "known_hosts")
+	if err := writeKnownHosts(e.knownHosts, sshd); err != nil {
+		return e, err
+	}
+	for _, c := range ciphers {
+		f, err := startForward(e, c)
+		if err != nil {
+			return e, err
+		}
+		e.forwards[c] = f
+		e.closers = append(e.closers, f.close)
+	}
+	e.sshdVersion = versionOf(opensshd.Path(), "-V")
+	e.sshVers = versionOf("ssh", "-V")
+	return e, nil
+}
+
+func versionOf(bin string, arg string) string {
+	out, _ := exec.Command(bin, arg).CombinedOutput()
+	s := strings.TrimSpace(string(out))
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, "OpenSSH") {
+			return strings.TrimSpace(l)
+		}
+	}
+	if i := strings.IndexByte(s, '\n'); i > 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// client connects an x/crypto client to sshd with one cipher, with or
+// without TCP_QUICKACK.
+func (e *env) client(cipher string, quickAck bool) (*ssh.Client, error) {
+	cfg := e.sshd.ClientConfig()
+	cfg.Ciphers = []string{cipher}
+	if quickAck {
+		return sshdial.DialSSH(context.Background(), e.sshd.Addr, cfg)
+	}
+	return ssh.Dial("tcp", e.sshd.Addr, cfg)
+}
+
+// A way to dial a target.
+type mode struct {
+	name     string
+	dial     func(addr string) (net.Conn, error)
+	extraCPU func() time.Duration // CPU of a helper process (ssh -L)
+}
+
+func (e *env) modes(cipher string) ([]mode, func(), error) {
+	client, err := e.client(cipher, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := sshdial.New(client)
+	f := e.forwards[cipher]
+	return []mode{
+		{name: "sshdial", dial: func(a string) (net.Conn, error) { return d.Dial("tcp", a) }},
+		{name: "x/crypto raw", dial: func(a string) (net.Conn, error) { return client.Dial("tcp", a) }},
+		{name: "ssh -L", dial: f.dial, extraCPU: f.cpu},
+		{name: "direct TCP", dial: func(a string) (net.Conn, error) { return net.Dial("tcp", a) }},
+	}, func() { client.Close() }, nil
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// transfer moves bytes one way and returns bytes, elapsed time and CPU.
+func transfer(m mode, e *env, upload bool) (int64, time.Duration, time.Duration, error) {
+	target := e.source
+	if upload {
+		target = e.sink
+	}
+	conn, err := m.dial(target)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer conn.Close()
+	cpu0, extra0 := cpuTime(), time.Duration(0)
+	if m.extraCPU != nil {
+		extra0 = m.extraCPU()
+	}
+	start := time.Now()
+	var n int64
+	buf := make([]byte, 256<<10)
+	if upload {
+		stop := start.Add(*flagMaxTime)
+		for n < *flagSize && time.Now().Before(stop) {
+			k, err := conn.Write(buf[:min(int64(len(buf)), *flagSize-n)])
+			n += int64(k)
+			if err != nil {
+				return 0, 0, 0, err
+			}
+		}
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		var got uint64
+		if err := binary.Read(conn, binary.BigEndian, &got); err != nil {
+			return 0, 0, 0, fmt.Errorf("upload ack: %v", err)
+		}
+		if int64(got) != n {
+			return 0, 0, 0, fmt.Errorf("upload: sent %d, target got %d", n, got)
+		}
+	} else {
+		if err := binary.Write(conn, binary.BigEndian, uint64(*flagSize)); err != nil {
+			return 0, 0, 0, err
+		}
+		conn.SetReadDeadline(start.Add(*flagMaxTime))
+		for n < *flagSize {
+			k, err := conn.Read(buf)
+			n += int64(k)
+			if err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					break // time-bounded: count what arrived
+				}
+				return 0, 0, 0, err
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
+	if m.extraCPU != nil {
+		cpu += m.extraCPU() - extra0
+	}
+	return n, elapsed, cpu, nil
+}
+
+// latencies dials (and closes) n times, or does n 64-byte round trips.
+func dialLatencies(dial func(string) (net.Conn, error), addr string, n int) ([]time.Duration, error) {
+	out := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		c, err := dial(addr)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(start))
+		c.Close()
+	}
+	return out, nil
+}
+
+func pingLatencies(dial func(string) (net.Conn, error), addr string, n int) ([]time.Duration, error) {
+	c, err := dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	msg := make([]byte, 64)
+	out := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		if _, err := c.Write(msg); err != nil {
+			return nil, err
+		}
+		if _, err := io.ReadFull(c, msg); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(start))
+	}
+	return out, nil
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+// tunnelStats is the cost of many idle tunnels on one SSH connection.
+type tunnelStats struct {
+	n                       int
+	open                    time.Duration
+	heapIdle, heapAfterEcho float64 // bytes per tunnel
+	goroutines              float64 // per tunnel
+	leftAfterClose          int     // goroutines above the baseline after Close
+}
+
+func heapNow() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+func tunnels(e *env, n int, useSSHDial bool) (tunnelStats, error) {
+	st := tunnelStats{n: n}
+	client, err := e.client(ciphers[0], true)
+	if err != nil {
+		return st, err
+	}
+	defer client.Close()
+	dial := func(a string) (net.Conn, error) { return client.Dial("tcp", a) }
+	if useSSHDial {
+		d := sshdial.New(client)
+		dial = func(a string) (net.Conn, error) { return d.Dial("tcp", a) }
+	}
+	g0, h0 := runtime.NumGoroutine(), heapNow()
+	conns := make([]net.Conn, n)
+	start := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	next := make(chan int)
+	for range 32 {
+		wg.Go(func() {
+			for i := range next {
+				c, err := dial(e.echo)
+				if err != nil {
+					mu.Lock()
+					firstErr = err
+					mu.Unlock()
+					continue
+				}
+				conns[i] = c
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	st.open = time.Since(start)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	if firstErr != nil {
+		return st, firstErr
+	}
+	st.heapIdle = float64(int64(heapNow())-int64(h0)) / float64(n)
+	st.goroutines = float64(runtime.NumGoroutine()-g0) / float64(n)
+
+	msg := make([]byte, 64)
+	for _, c := range conns {
+		if _, err := c.Write(msg); err != nil {
+			return st, err
+		}
+		if _, err := io.ReadFull(c, msg); err != nil {
+			return st, err
+		}
+	}
+	st.heapAfterEcho = float64(int64(heapNow())-int64(h0)) / float64(n)
+
+	for i, c := range conns {
+		c.Close()
+		conns[i] = nil
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for runtime.NumGoroutine() > g0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	st.leftAfterClose = max(0, runtime.NumGoroutine()-g0)
+	return st, nil
+}
+
+func sshdialMode(name string, client *ssh.Client) mode {
+	d := sshdial.New(client)
+	return mode{name: name, dial: func(a string) (net.Conn, error) { return d.Dial("tcp", a) }}
+}
+
+func rawDial(client *ssh.Client) func(string) (net.Conn, error) {
+	return func(a string) (net.Conn, error) { return client.Dial("tcp", a) }
+}

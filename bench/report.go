@@ -1,0 +1,171 @@
+package main
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
+	"os"
+	"strings"
+
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/basicfont"
+	"golang.org/x/image/math/fixed"
+)
+
+func (s stat) String() string {
+	return fmt.Sprintf("%.0f (%.0f–%.0f)", s.med, s.lo, s.hi)
+}
+
+func ratio(a, b stat) string {
+	if b.med == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", a.med/b.med)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
+}
+
+func (r *results) markdown() string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	p("# Benchmarks\n\n")
+	p("Measured by `bench/` in one run: the sshdial Conn, x/crypto's own tunnel conn (\"x/crypto raw\"), ")
+	p("OpenSSH `ssh -L` and direct TCP, through a throwaway OpenSSH sshd on 127.0.0.1. ")
+	p("Each figure is the median of %d repetitions, with min–max in parentheses; ratios compare medians of the same run.\n\n", r.reps)
+	p("- Date: %s\n- Machine: %s\n- Go: %s, golang.org/x/crypto %s\n- sshd: %s; ssh: %s\n- Command: `%s`\n\n",
+		r.started.UTC().Format("2006-01-02 15:04 MST"), r.machine, r.goVersion, r.xcrypto, r.sshd, r.sshClient, r.command)
+	p("![throughput and latency](docs/bench.png)\n\n")
+
+	p("## Throughput (MB/s) and client CPU (CPU-seconds per GiB)\n\n")
+	p("%d MiB per run, or what moved in %v. Upload is client→target, download target→client. ", r.size>>20, *flagMaxTime)
+	p("CPU is this process's (the client side; targets run in a child process), plus the `ssh` process for `ssh -L`.\n\n")
+	for _, cipher := range ciphers {
+		p("### %s\n\n| mode | upload MB/s | download MB/s | upload CPU-s/GiB | download CPU-s/GiB |\n|---|---|---|---|---|\n", cipher)
+		for _, m := range r.modeOrder {
+			p("| %s | %s | %s | %.2f | %.2f |\n", m,
+				r.throughput[key(cipher, "upload", m)], r.throughput[key(cipher, "download", m)],
+				r.cpuPerGiB[key(cipher, "upload", m)].med, r.cpuPerGiB[key(cipher, "download", m)].med)
+		}
+		p("\n")
+		for _, dir := range []string{"upload", "download"} {
+			ours, raw, sshL := r.throughput[key(cipher, dir, "sshdial")], r.throughput[key(cipher, dir, "x/crypto raw")], r.throughput[key(cipher, dir, "ssh -L")]
+			cOurs, cRaw := r.cpuPerGiB[key(cipher, dir, "sshdial")], r.cpuPerGiB[key(cipher, dir, "x/crypto raw")]
+			p("- %s: sshdial / raw = %s (target ≥ 0.95×: %s); CPU per GiB sshdial / raw = %s (target ≤ 1.1×: %s); sshdial / `ssh -L` = %s",
+				dir, ratio(ours, raw), verdict(ours.med >= 0.95*raw.med), ratio(cOurs, cRaw), verdict(cOurs.med <= 1.1*cRaw.med), ratio(ours, sshL))
+			if dir == "download" {
+				p(" (target ≥ 1.0×: %s)", verdict(ours.med >= sshL.med))
+			}
+			p("\n")
+		}
+		p("\n")
+	}
+
+	p("## Channel open (dial) latency, µs\n\n%d sequential dials in all, each closed at once; p50 and p99 per repetition.\n\n", *flagDials)
+	p("| mode | p50 | p99 |\n|---|---|---|\n")
+	for _, m := range r.dialOrder {
+		p("| %s | %s | %s |\n", m, r.dial[m].p50, r.dial[m].p99)
+	}
+	ours, raw := r.dial["sshdial"], r.dial["x/crypto raw"]
+	p("\n- The SSH connection of the rows without a suffix is made with `sshdial.DialSSH` (TCP_QUICKACK armed); ")
+	p("\"no QUICKACK\" rows use a plain `ssh.Dial`.\n")
+	p("- p50 sshdial / raw = %s (target ≤ 1.05×: %s); sshdial p99 = %.0f µs (target ≤ 2000 µs: %s); without QUICKACK p99 = %.0f µs.\n\n",
+		ratio(ours.p50, raw.p50), verdict(ours.p50.med <= 1.05*raw.p50.med), ours.p99.med, verdict(ours.p99.med <= 2000),
+		r.dial["sshdial, no QUICKACK"].p99.med)
+
+	p("## 64-byte ping-pong, µs\n\n%d round trips in all on one connection.\n\n| mode | p50 | p99 |\n|---|---|---|\n", *flagPings)
+	for _, m := range r.pingOrder {
+		p("| %s | %s | %s |\n", m, r.ping[m].p50, r.ping[m].p99)
+	}
+	ours, raw, sshL := r.ping["sshdial"], r.ping["x/crypto raw"], r.ping["ssh -L"]
+	p("\n- p50 sshdial / raw = %s (target ≤ 1.1×: %s); sshdial / `ssh -L` = %s.\n\n",
+		ratio(ours.p50, raw.p50), verdict(ours.p50.med <= 1.1*raw.p50.med), ratio(ours.p50, sshL.p50))
+
+	p("## Concurrent tunnels on one SSH connection\n\nOpened by 32 dialers; heap (after GC) and goroutines per idle tunnel, then after one 64-byte echo each; goroutines left 20 s after closing them all. One run each.\n\n")
+	p("| tunnels | mode | open time | heap/tunnel idle | heap/tunnel after echo | goroutines/tunnel | left after Close |\n|---|---|---|---|---|---|---|\n")
+	rawHeap := map[int]float64{}
+	for _, t := range r.tunnels {
+		p("| %d | %s | %v | %.0f B | %.0f B | %.1f | %d |\n", t.n, t.mode, t.open.Round(1e6), t.heapIdle, t.heapAfterEcho, t.goroutines, t.leftAfterClose)
+		if t.mode == "x/crypto raw" {
+			rawHeap[t.n] = t.heapAfterEcho
+		}
+	}
+	p("\n")
+	for _, t := range r.tunnels {
+		if t.mode == "sshdial" && rawHeap[t.n] > 0 {
+			p("- %d tunnels: heap per tunnel sshdial / raw = %.2f× (target ≤ 2×: %s); goroutines left after Close: %d (target 0: %s).\n",
+				t.n, t.heapAfterEcho/rawHeap[t.n], verdict(t.heapAfterEcho <= 2*rawHeap[t.n]), t.leftAfterClose, verdict(t.leftAfterClose == 0))
+		}
+	}
+	p("\n## Not measured yet\n\n- Aggregate throughput of 8 parallel transfers on 1 vs 2 pooled SSH connections: there is no pool yet.\n")
+	return b.String()
+}
+
+// plot draws throughput (aes128-gcm) and latency p50 side by side.
+func (r *results) plot(path string) error {
+	const w, h = 900, 420
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
+	colors := map[string]color.RGBA{
+		"sshdial":      {0x1f, 0x77, 0xb4, 0xff},
+		"x/crypto raw": {0xff, 0x7f, 0x0e, 0xff},
+		"ssh -L":       {0x2c, 0xa0, 0x2c, 0xff},
+		"direct TCP":   {0x99, 0x99, 0x99, 0xff},
+	}
+	text := func(x, y int, s string) {
+		d := &font.Drawer{Dst: img, Src: image.Black, Face: basicfont.Face7x13, Dot: fixed.P(x, y)}
+		d.DrawString(s)
+	}
+	bars := func(x0 int, title, unit string, groups []string, value func(group, mode string) float64) {
+		text(x0, 20, title)
+		maxV := 0.0
+		for _, g := range groups {
+			for _, m := range r.modeOrder {
+				maxV = max(maxV, value(g, m))
+			}
+		}
+		if maxV == 0 {
+			return
+		}
+		y := 40
+		for _, g := range groups {
+			text(x0, y+10, g)
+			y += 16
+			for _, m := range r.modeOrder {
+				v := value(g, m)
+				length := int(v / maxV * 260)
+				c := colors[m]
+				draw.Draw(img, image.Rect(x0+100, y, x0+100+length, y+12), &image.Uniform{c}, image.Point{}, draw.Src)
+				text(x0, y+10, m)
+				text(x0+105+length, y+10, fmt.Sprintf("%.0f %s", v, unit))
+				y += 16
+			}
+			y += 10
+		}
+	}
+	cipher := ciphers[0]
+	bars(10, "Throughput, "+cipher+" (MB/s)", "MB/s", []string{"upload", "download"}, func(dir, m string) float64 {
+		return r.throughput[key(cipher, dir, m)].med
+	})
+	bars(460, "Latency p50 (µs)", "µs", []string{"dial", "64 B ping-pong"}, func(g, m string) float64 {
+		if g == "dial" {
+			return r.dial[m].p50.med
+		}
+		return r.ping[m].p50.med
+	})
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := png.Encode(f, img); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

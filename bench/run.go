@@ -1,0 +1,221 @@
+package main
+
+import (
+	"fmt"
+	"log"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// stat is a median with its min and max over the repetitions.
+type stat struct{ med, lo, hi float64 }
+
+func summarize(v []float64) stat {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return stat{}
+	}
+	return stat{med: s[len(s)/2], lo: s[0], hi: s[len(s)-1]}
+}
+
+// latency is p50 and p99, each summarized over the repetitions.
+type latency struct{ p50, p99 stat }
+
+type results struct {
+	started                         time.Time
+	machine, goVersion, xcrypto     string
+	sshd, sshClient, command        string
+	reps                            int
+	size                            int64
+	throughput, cpuPerGiB           map[string]stat // key: cipher|direction|mode
+	dial, ping                      map[string]latency
+	dialOrder, pingOrder, modeOrder []string
+	tunnels                         []tunnelRow
+}
+
+type tunnelRow struct {
+	mode string
+	tunnelStats
+}
+
+func key(parts ...string) string { return strings.Join(parts, "|") }
+
+func run() (*results, error) {
+	e, err := setup()
+	if e != nil {
+		defer e.close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := &results{
+		started:    time.Now(),
+		machine:    machine(),
+		goVersion:  runtime.Version(),
+		xcrypto:    moduleVersion("golang.org/x/crypto"),
+		sshd:       e.sshdVersion,
+		sshClient:  e.sshVers,
+		command:    "cd bench && go run . " + strings.Join(os.Args[1:], " "),
+		reps:       *flagReps,
+		size:       *flagSize,
+		throughput: map[string]stat{},
+		cpuPerGiB:  map[string]stat{},
+		dial:       map[string]latency{},
+		ping:       map[string]latency{},
+	}
+
+	// Throughput, per cipher and direction, modes interleaved per rep.
+	for _, cipher := range ciphers {
+		modes, closeModes, err := e.modes(cipher)
+		if err != nil {
+			return nil, err
+		}
+		r.modeOrder = nil
+		for _, m := range modes {
+			r.modeOrder = append(r.modeOrder, m.name)
+		}
+		for _, dir := range []string{"upload", "download"} {
+			rates := map[string][]float64{}
+			cpus := map[string][]float64{}
+			for rep := 0; rep < *flagReps; rep++ {
+				for _, m := range modes {
+					n, el, cpu, err := transfer(m, e, dir == "upload")
+					if err != nil {
+						closeModes()
+						return nil, fmt.Errorf("%s %s %s: %v", cipher, dir, m.name, err)
+					}
+					rates[m.name] = append(rates[m.name], float64(n)/el.Seconds()/1e6)
+					cpus[m.name] = append(cpus[m.name], cpu.Seconds()/(float64(n)/(1<<30)))
+				}
+			}
+			for name := range rates {
+				r.throughput[key(cipher, dir, name)] = summarize(rates[name])
+				r.cpuPerGiB[key(cipher, dir, name)] = summarize(cpus[name])
+				log.Printf("%-30s %-8s %-14s %8.0f MB/s  %.2f CPU-s/GiB", cipher, dir, name,
+					r.throughput[key(cipher, dir, name)].med, r.cpuPerGiB[key(cipher, dir, name)].med)
+			}
+		}
+		closeModes()
+	}
+
+	// Dial latency, with and without TCP_QUICKACK on the SSH connection,
+	// and 64-byte ping-pong.
+	type dialer struct {
+		name string
+		dial func(string) (interface{ Close() error }, error)
+	}
+	cipher := ciphers[0]
+	plain, err := e.client(cipher, false)
+	if err != nil {
+		return nil, err
+	}
+	defer plain.Close()
+	modes, closeModes, err := e.modes(cipher) // clients with QUICKACK
+	if err != nil {
+		return nil, err
+	}
+	defer closeModes()
+	byName := map[string]mode{}
+	for _, m := range modes {
+		byName[m.name] = m
+	}
+	plainModes := []mode{
+		sshdialMode("sshdial, no QUICKACK", plain),
+		{name: "x/crypto raw, no QUICKACK", dial: rawDial(plain)},
+	}
+	dialModes := append(plainModes, byName["sshdial"], byName["x/crypto raw"], byName["ssh -L"], byName["direct TCP"])
+	for _, m := range dialModes {
+		r.dialOrder = append(r.dialOrder, m.name)
+	}
+	per := max(1, *flagDials / *flagReps)
+	p50s, p99s := map[string][]float64{}, map[string][]float64{}
+	for rep := 0; rep < *flagReps; rep++ {
+		for _, m := range dialModes {
+			d, err := dialLatencies(m.dial, e.echo, per)
+			if err != nil {
+				return nil, fmt.Errorf("dial %s: %v", m.name, err)
+			}
+			p50s[m.name] = append(p50s[m.name], us(percentile(d, 0.50)))
+			p99s[m.name] = append(p99s[m.name], us(percentile(d, 0.99)))
+		}
+	}
+	for name := range p50s {
+		r.dial[name] = latency{summarize(p50s[name]), summarize(p99s[name])}
+		log.Printf("dial %-26s p50 %6.0f µs  p99 %6.0f µs", name, r.dial[name].p50.med, r.dial[name].p99.med)
+	}
+
+	pingModes := modes
+	for _, m := range pingModes {
+		r.pingOrder = append(r.pingOrder, m.name)
+	}
+	per = max(1, *flagPings / *flagReps)
+	p50s, p99s = map[string][]float64{}, map[string][]float64{}
+	for rep := 0; rep < *flagReps; rep++ {
+		for _, m := range pingModes {
+			d, err := pingLatencies(m.dial, e.echo, per)
+			if err != nil {
+				return nil, fmt.Errorf("ping %s: %v", m.name, err)
+			}
+			p50s[m.name] = append(p50s[m.name], us(percentile(d, 0.50)))
+			p99s[m.name] = append(p99s[m.name], us(percentile(d, 0.99)))
+		}
+	}
+	for name := range p50s {
+		r.ping[name] = latency{summarize(p50s[name]), summarize(p99s[name])}
+		log.Printf("ping %-26s p50 %6.0f µs  p99 %6.0f µs", name, r.ping[name].p50.med, r.ping[name].p99.med)
+	}
+
+	// Many idle tunnels on one SSH connection.
+	for _, field := range strings.Split(*flagTunnels, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(field))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad -tunnels %q", *flagTunnels)
+		}
+		for _, useSSHDial := range []bool{false, true} {
+			st, err := tunnels(e, n, useSSHDial)
+			name := "x/crypto raw"
+			if useSSHDial {
+				name = "sshdial"
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%d tunnels %s: %v", n, name, err)
+			}
+			r.tunnels = append(r.tunnels, tunnelRow{name, st})
+			log.Printf("%d tunnels %-12s open %v, %.0f B heap and %.1f goroutines each idle, %.0f B after echo, %d goroutines left",
+				n, name, st.open.Round(time.Millisecond), st.heapIdle, st.goroutines, st.heapAfterEcho, st.leftAfterClose)
+		}
+	}
+	return r, nil
+}
+
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				model = strings.TrimSpace(l[strings.IndexByte(l, ':')+1:])
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d cores, %s/%s", model, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+}
+
+func moduleVersion(path string) string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == path {
+				return d.Version
+			}
+		}
+	}
+	return "unknown"
+}

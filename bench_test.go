@@ -1,0 +1,118 @@
+package sshdial_test
+
+import (
+	"io"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/sshdial/sshdial"
+	"github.com/stretchr/testify/require"
+)
+
+// The hot paths of a Conn against x/crypto's own tunnel conn ("raw"), both
+// through sshtest on loopback, with allocation counts. bench/ compares whole
+// transfers against OpenSSH and TCP.
+
+func benchDialers(b *testing.B) map[string]func(addr string) (net.Conn, error) {
+	_, client := newSSHTest(b)
+	d := sshdial.New(client)
+	return map[string]func(string) (net.Conn, error){
+		"raw":     func(a string) (net.Conn, error) { return client.Dial("tcp", a) },
+		"sshdial": func(a string) (net.Conn, error) { return d.Dial("tcp", a) },
+	}
+}
+
+func BenchmarkPingPong64(b *testing.B) {
+	for name, dial := range benchDialers(b) {
+		b.Run(name, func(b *testing.B) {
+			l := serve(b, "tcp", echo)
+			c, err := dial(l.Addr().String())
+			require.NoError(b, err)
+			defer c.Close()
+			msg := make([]byte, 64)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkWrite(b *testing.B) {
+	for _, size := range []int{1 << 10, 64 << 10} {
+		for name, dial := range benchDialers(b) {
+			b.Run(name+"/"+byteSize(size), func(b *testing.B) {
+				l := serve(b, "tcp", func(c net.Conn) { io.Copy(io.Discard, c) })
+				c, err := dial(l.Addr().String())
+				require.NoError(b, err)
+				defer c.Close()
+				buf := make([]byte, size)
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := c.Write(buf); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkRead(b *testing.B) {
+	for _, size := range []int{1 << 10, 64 << 10} {
+		for name, dial := range benchDialers(b) {
+			b.Run(name+"/"+byteSize(size), func(b *testing.B) {
+				l := serve(b, "tcp", func(c net.Conn) {
+					buf := make([]byte, 256<<10)
+					for {
+						if _, err := c.Write(buf); err != nil {
+							return
+						}
+					}
+				})
+				c, err := dial(l.Addr().String())
+				require.NoError(b, err)
+				defer c.Close()
+				buf := make([]byte, size)
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := io.ReadFull(c, buf); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkSetDeadline is the per-request deadline churn of go-redis and
+// mysql: set, use, clear.
+func BenchmarkSetDeadline(b *testing.B) {
+	_, client := newSSHTest(b)
+	l := serve(b, "tcp", echo)
+	c, err := sshdial.New(client).Dial("tcp", l.Addr().String())
+	require.NoError(b, err)
+	defer c.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		c.SetDeadline(time.Now().Add(time.Second))
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		c.SetDeadline(time.Time{})
+	}
+}
+
+func byteSize(n int) string {
+	if n >= 1<<10 {
+		return strconv.Itoa(n>>10) + "KiB"
+	}
+	return strconv.Itoa(n) + "B"
+}
