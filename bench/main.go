@@ -310,16 +310,18 @@ type tunnelStats struct {
 	n                       int
 	open                    time.Duration
 	heapIdle, heapAfterEcho float64 // bytes per tunnel
-	goroutines              float64 // per tunnel
+	goroutines, goroutinesAfterEcho float64 // per tunnel
 	leftAfterClose          int     // goroutines above the baseline after Close
 }
 
+// heapNow returns live heap plus goroutine stacks, after a GC: the memory
+// a tunnel costs, whether it is in objects or in its goroutines.
 func heapNow() uint64 {
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
+	return ms.HeapAlloc + ms.StackInuse
 }
 
 func tunnels(e *env, n int, useSSHDial bool) (tunnelStats, error) {
@@ -384,6 +386,7 @@ func tunnels(e *env, n int, useSSHDial bool) (tunnelStats, error) {
 		}
 	}
 	st.heapAfterEcho = float64(int64(heapNow())-int64(h0)) / float64(n)
+	st.goroutinesAfterEcho = float64(runtime.NumGoroutine()-g0) / float64(n)
 
 	for i, c := range conns {
 		c.Close()

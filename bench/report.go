@@ -87,11 +87,11 @@ func (r *results) markdown() string {
 	p("\n- p50 sshdial / raw = %s (target ≤ 1.1×: %s); sshdial / `ssh -L` = %s.\n\n",
 		ratio(ours.p50, raw.p50), verdict(ours.p50.med <= 1.1*raw.p50.med), ratio(ours.p50, sshL.p50))
 
-	p("## Concurrent tunnels on one SSH connection\n\nOpened by 32 dialers; heap (after GC) and goroutines per idle tunnel, then after one 64-byte echo each; goroutines left 20 s after closing them all. One run each.\n\n")
-	p("| tunnels | mode | open time | heap/tunnel idle | heap/tunnel after echo | goroutines/tunnel | left after Close |\n|---|---|---|---|---|---|---|\n")
+	p("## Concurrent tunnels on one SSH connection\n\nOpened by 32 dialers; memory (live heap plus goroutine stacks, after GC) and goroutines per idle tunnel, then after one 64-byte echo each; goroutines left 20 s after closing them all. One run each.\n\n")
+	p("| tunnels | mode | open time | memory/tunnel idle | memory/tunnel after echo | goroutines/tunnel idle | after echo | left after Close |\n|---|---|---|---|---|---|---|---|\n")
 	rawHeap := map[int]float64{}
 	for _, t := range r.tunnels {
-		p("| %d | %s | %v | %.0f B | %.0f B | %.1f | %d |\n", t.n, t.mode, t.open.Round(1e6), t.heapIdle, t.heapAfterEcho, t.goroutines, t.leftAfterClose)
+		p("| %d | %s | %v | %.0f B | %.0f B | %.1f | %.1f | %d |\n", t.n, t.mode, t.open.Round(1e6), t.heapIdle, t.heapAfterEcho, t.goroutines, t.goroutinesAfterEcho, t.leftAfterClose)
 		if t.mode == "x/crypto raw" {
 			rawHeap[t.n] = t.heapAfterEcho
 		}
@@ -99,7 +99,7 @@ func (r *results) markdown() string {
 	p("\n")
 	for _, t := range r.tunnels {
 		if t.mode == "sshdial" && rawHeap[t.n] > 0 {
-			p("- %d tunnels: heap per tunnel sshdial / raw = %.2f× (target ≤ 2×: %s); goroutines left after Close: %d (target 0: %s).\n",
+			p("- %d tunnels: memory per tunnel sshdial / raw = %.2f× (target ≤ 2×: %s); goroutines left after Close: %d (target 0: %s).\n",
 				t.n, t.heapAfterEcho/rawHeap[t.n], verdict(t.heapAfterEcho <= 2*rawHeap[t.n]), t.leftAfterClose, verdict(t.leftAfterClose == 0))
 		}
 	}
