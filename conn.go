@@ -73,7 +73,7 @@ const (
 	largeReadSize = 64 << 10
 	// sendBufferSize bounds the bytes a Write may commit before the writer
 	// takes them; a second buffer of the same size may be in flight.
-	sendBufferSize = 64 << 10
+	sendBufferSize = 256 << 10
 )
 
 var (

@@ -51,6 +51,9 @@ go test -race -count=1 -timeout 10m ./...
 echo "== integration (pgx, lib/pq, mysql, go-redis, gRPC against real servers)"
 (cd integration && go vet ./... && go test -race -count=1 -timeout 10m ./...)
 
+echo "== bench harness (a smoke run; figures come from a full run, see BENCHMARKS.md)"
+(cd bench && go vet ./... && go run . -quick >/dev/null)
+
 echo "== demo"
 go run ./cmd/sshdial-demo >/dev/null
 echo "all checks passed"

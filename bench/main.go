@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -54,10 +55,17 @@ func main() {
 	}
 	flag.Parse()
 	if *flagQuick {
-		*flagReps, *flagSize, *flagDials, *flagPings, *flagTunnels = 2, 8<<20, 50, 200, "100"
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, value := range map[string]string{"reps": "2", "size": "8388608", "dials": "50", "pings": "200", "tunnels": "100"} {
+			if !set[name] {
+				flag.Set(name, value)
+			}
+		}
 	}
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
+	stopOnSignal()
 	r, err := run()
 	if err != nil {
 		log.Fatal(err)
@@ -85,6 +93,8 @@ type env struct {
 	forwards             map[string]*forward // by cipher
 	closers              []func()
 	sshdVersion, sshVers string
+	sshtestAddr          string        // the targets' in-process SSH server
+	sshtestKey           ssh.PublicKey // its host key
 }
 
 func (e *env) close() {
@@ -95,6 +105,9 @@ func (e *env) close() {
 
 func setup() (*env, error) {
 	e := &env{forwards: map[string]*forward{}}
+	cleanup.Lock()
+	cleanup.env = e
+	cleanup.Unlock()
 	sshd, err := opensshd.Launch("MaxSessions 100000")
 	if err != nil {
 		return nil, err
@@ -120,7 +133,14 @@ func setup() (*env, error) {
 		return e, fmt.Errorf("targets: %v", err)
 	}
 	addrs := strings.Fields(line)
-	e.source, e.sink, e.echo = addrs[0], addrs[1], addrs[2]
+	if len(addrs) != 5 {
+		return e, fmt.Errorf("targets said %q", line)
+	}
+	e.source, e.sink, e.echo, e.sshtestAddr = addrs[0], addrs[1], addrs[2], addrs[3]
+	e.sshtestKey, _, _, _, err = ssh.ParseAuthorizedKey([]byte(strings.ReplaceAll(addrs[4], "_", " ")))
+	if err != nil {
+		return e, fmt.Errorf("targets' host key: %v", err)
+	}
 
 	// Key files for ssh -L.
 	dir, err := os.MkdirTemp("", "sshdial-bench")
@@ -307,11 +327,11 @@ func percentile(d []time.Duration, p float64) time.Duration {
 
 // tunnelStats is the cost of many idle tunnels on one SSH connection.
 type tunnelStats struct {
-	n                       int
-	open                    time.Duration
-	heapIdle, heapAfterEcho float64 // bytes per tunnel
+	n                               int
+	open                            time.Duration
+	heapIdle, heapAfterEcho         float64 // bytes per tunnel
 	goroutines, goroutinesAfterEcho float64 // per tunnel
-	leftAfterClose          int     // goroutines above the baseline after Close
+	leftAfterClose                  int     // goroutines above the baseline after Close
 }
 
 // heapNow returns live heap plus goroutine stacks, after a GC: the memory
@@ -326,7 +346,11 @@ func heapNow() uint64 {
 
 func tunnels(e *env, n int, useSSHDial bool) (tunnelStats, error) {
 	st := tunnelStats{n: n}
-	client, err := e.client(ciphers[0], true)
+	client, err := sshdial.DialSSH(context.Background(), e.sshtestAddr, &ssh.ClientConfig{
+		User:            "bench",
+		HostKeyCallback: ssh.FixedHostKey(e.sshtestKey),
+		Config:          ssh.Config{Ciphers: []string{ciphers[0]}},
+	})
 	if err != nil {
 		return st, err
 	}
@@ -346,7 +370,7 @@ func tunnels(e *env, n int, useSSHDial bool) (tunnelStats, error) {
 	for range 32 {
 		wg.Go(func() {
 			for i := range next {
-				c, err := dial(e.echo)
+				c, err := dial("echo.in-memory:7")
 				if err != nil {
 					mu.Lock()
 					firstErr = err
@@ -407,4 +431,24 @@ func sshdialMode(name string, client *ssh.Client) mode {
 
 func rawDial(client *ssh.Client) func(string) (net.Conn, error) {
 	return func(a string) (net.Conn, error) { return client.Dial("tcp", a) }
+}
+
+// cleanup holds what must be stopped if the run is interrupted.
+var cleanup struct {
+	sync.Mutex
+	env *env
+}
+
+// stopOnSignal stops sshd, ssh -L and the targets on Ctrl-C or SIGTERM.
+func stopOnSignal() {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-c
+		cleanup.Lock()
+		if cleanup.env != nil {
+			cleanup.env.close()
+		}
+		os.Exit(1)
+	}()
 }

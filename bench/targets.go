@@ -2,8 +2,14 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"strings"
+	"syscall"
+
 	"encoding/binary"
 	"fmt"
+	"github.com/sshdial/sshdial/sshtest"
+	"golang.org/x/crypto/ssh"
 	"io"
 	"net"
 	"os"
@@ -16,6 +22,7 @@ import (
 //	sink:   reads to EOF, answers with the 8-byte count it read, closes.
 //	echo:   echoes with a small buffer (10,000 idle tunnels hold one each).
 func runTargets() {
+	raiseFileLimit()
 	source := listen()
 	sink := listen()
 	echoL := listen()
@@ -40,7 +47,24 @@ func runTargets() {
 	go serveEach(echoL, func(c net.Conn) {
 		io.CopyBuffer(c, c, make([]byte, 512))
 	})
-	fmt.Printf("%s %s %s\n", source.Addr(), sink.Addr(), echoL.Addr())
+	// An in-process SSH server for the many-tunnels figure: OpenSSH's sshd
+	// slows down quadratically with thousands of channels.
+	srv := sshtest.NewUnstartedServer()
+	srv.Config.NoClientAuth = true
+	// Its targets are in-memory echoes: 10,000 tunnels to a TCP target
+	// would be 20,000 sockets in this process.
+	srv.DialTarget = func(ctx context.Context, network, address string) (net.Conn, error) {
+		ours, theirs := net.Pipe()
+		go func() {
+			defer theirs.Close()
+			io.CopyBuffer(theirs, theirs, make([]byte, 512))
+		}()
+		return ours, nil
+	}
+	srv.Start()
+	defer srv.Close()
+	hostKey := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(srv.HostKey())))
+	fmt.Printf("%s %s %s %s %s\n", source.Addr(), sink.Addr(), echoL.Addr(), srv.Addr(), strings.ReplaceAll(hostKey, " ", "_"))
 	// Run until the parent closes our stdin (or dies).
 	io.Copy(io.Discard, bufio.NewReader(os.Stdin))
 }
@@ -64,5 +88,15 @@ func serveEach(l net.Listener, handle func(net.Conn)) {
 			defer c.Close()
 			handle(c)
 		}()
+	}
+}
+
+// raiseFileLimit lifts the soft limit on open files to the hard one: 10,000
+// tunnels are 20,000 sockets here (both ends of each target connection).
+func raiseFileLimit() {
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
 }
