@@ -36,8 +36,10 @@ type Conn struct {
 	laddr   net.Addr
 	raddr   net.Addr
 
-	done      chan struct{} // closed by Close
+	done      chan struct{} // closed by Close or fail
 	closeOnce sync.Once
+	failErr   error       // why the Conn was failed; set before done is closed
+	onClose   func(*Conn) // tells the Dialer, if it tracks the Conn
 
 	// Read side. readLoop owns ch.Read and hands over filled buffers.
 	readMu       sync.Mutex // serializes Read
@@ -171,7 +173,9 @@ func (c *Conn) readLoop() {
 // Read reads data from the connection. It returns io.EOF, unwrapped, once
 // the server has sent EOF and all data before it was read, and after
 // CloseRead. When the read deadline passes, it returns a *net.OpError that
-// wraps os.ErrDeadlineExceeded; after Close, one that wraps net.ErrClosed.
+// wraps os.ErrDeadlineExceeded; after Close, one that wraps net.ErrClosed;
+// after the Dialer's keepalive check failed, one that wraps
+// ErrServerNotResponding.
 func (c *Conn) Read(p []byte) (int, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
@@ -179,7 +183,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	switch {
 	case isClosed(c.done):
 		c.cur.release()
-		return 0, c.opError("read", net.ErrClosed)
+		return 0, c.opError("read", c.closedErr())
 	case isClosed(c.readShut):
 		c.cur.release()
 		return 0, io.EOF
@@ -199,7 +203,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			case <-c.readDeadline.wait():
 				return 0, c.opError("read", os.ErrDeadlineExceeded)
 			case <-c.done:
-				return 0, c.opError("read", net.ErrClosed)
+				return 0, c.opError("read", c.closedErr())
 			case <-c.readShut:
 				return 0, io.EOF
 			}
@@ -232,7 +236,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	n := 0
 	for {
 		if isClosed(c.done) {
-			return n, c.opError("write", net.ErrClosed)
+			return n, c.opError("write", c.closedErr())
 		}
 		if c.writeDeadline.passed() {
 			return n, c.opError("write", os.ErrDeadlineExceeded)
@@ -264,7 +268,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		case <-c.writeDeadline.wait():
 			return n, c.opError("write", os.ErrDeadlineExceeded)
 		case <-c.done:
-			return n, c.opError("write", net.ErrClosed)
+			return n, c.opError("write", c.closedErr())
 		}
 	}
 }
@@ -352,7 +356,7 @@ func (c *Conn) CloseWrite() error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	if isClosed(c.done) {
-		return c.opError("close", net.ErrClosed)
+		return c.opError("close", c.closedErr())
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -371,7 +375,7 @@ func (c *Conn) CloseWrite() error {
 // works.
 func (c *Conn) CloseRead() error {
 	if isClosed(c.done) {
-		return c.opError("close", net.ErrClosed)
+		return c.opError("close", c.closedErr())
 	}
 	c.readShutOnce.Do(func() { close(c.readShut) })
 	return nil
@@ -383,16 +387,36 @@ func (c *Conn) CloseRead() error {
 // is closed. Close never blocks and may be called any number of times; calls
 // after the first do nothing and return nil.
 func (c *Conn) Close() error {
-	c.closeOnce.Do(func() {
-		close(c.done)
-		c.readDeadline.stop()
-		c.writeDeadline.stop()
-		c.mu.Lock()
-		c.closing = true
-		c.startWriter()
-		c.mu.Unlock()
-	})
+	c.closeOnce.Do(func() { c.shutdown(nil) })
 	return nil
+}
+
+// fail closes c with err as the error of later calls, as a TCP connection
+// reports a dead network.
+func (c *Conn) fail(err error) {
+	c.closeOnce.Do(func() { c.shutdown(err) })
+}
+
+func (c *Conn) shutdown(err error) {
+	c.failErr = err
+	close(c.done)
+	c.readDeadline.stop()
+	c.writeDeadline.stop()
+	c.mu.Lock()
+	c.closing = true
+	c.startWriter()
+	c.mu.Unlock()
+	if c.onClose != nil {
+		c.onClose(c)
+	}
+}
+
+// closedErr is the error of calls after Close or fail.
+func (c *Conn) closedErr() error {
+	if c.failErr != nil {
+		return c.failErr
+	}
+	return net.ErrClosed
 }
 
 // LocalAddr returns the originator address given to the Dialer, or else the
@@ -408,7 +432,7 @@ func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
 // SetDeadline sets the read and write deadlines. See net.Conn.
 func (c *Conn) SetDeadline(t time.Time) error {
 	if isClosed(c.done) {
-		return c.opError("set", net.ErrClosed)
+		return c.opError("set", c.closedErr())
 	}
 	c.readDeadline.set(t)
 	c.writeDeadline.set(t)
@@ -419,7 +443,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // passes returns at once; moving the deadline later makes Read usable again.
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	if isClosed(c.done) {
-		return c.opError("set", net.ErrClosed)
+		return c.opError("set", c.closedErr())
 	}
 	c.readDeadline.set(t)
 	return nil
@@ -429,7 +453,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 // passes returns at once with the number of bytes it committed.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	if isClosed(c.done) {
-		return c.opError("set", net.ErrClosed)
+		return c.opError("set", c.closedErr())
 	}
 	c.writeDeadline.set(t)
 	return nil

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/net/proxy"
@@ -23,6 +25,13 @@ import (
 type Dialer struct {
 	client     *ssh.Client
 	originator *net.TCPAddr // nil: 0.0.0.0:0
+
+	keepaliveInterval, keepaliveTimeout time.Duration
+	keepaliveOnce                       sync.Once
+
+	mu    sync.Mutex
+	conns map[*Conn]struct{} // open connections, tracked for keepalive only
+	dead  error              // set while keepalives go unanswered
 }
 
 var (
@@ -188,6 +197,12 @@ func (d *Dialer) dial(ctx context.Context, network, address string) (*Conn, erro
 	if err := ctx.Err(); err != nil {
 		return nil, fail(err)
 	}
+	if d.keepaliveInterval > 0 {
+		d.keepaliveOnce.Do(func() { go d.keepalive() })
+		if err := d.deadErr(); err != nil {
+			return nil, fail(err)
+		}
+	}
 
 	ch, reqs, err := d.open(ctx, t)
 	if err != nil {
@@ -208,7 +223,14 @@ func (d *Dialer) dial(ctx context.Context, network, address string) (*Conn, erro
 	if d.originator == nil {
 		laddr = d.client.LocalAddr()
 	}
-	return newConn(ch, reqs, t.netName, laddr, t.raddr), nil
+	c := newConn(ch, reqs, t.netName, laddr, t.raddr)
+	if d.keepaliveInterval > 0 {
+		if err := d.track(c); err != nil {
+			c.Close()
+			return nil, fail(err)
+		}
+	}
+	return c, nil
 }
 
 // open opens the channel, giving up when ctx ends. A channel that opens

@@ -45,6 +45,13 @@
 // server's own message, and errors.Is matches it against ErrProhibited,
 // ErrConnectionFailed, ErrUnknownChannelType or ErrResourceShortage.
 //
+// # A server that stops answering
+//
+// Deadlines and Close work even when the SSH server stalls. For clients that
+// set no deadlines, WithKeepalive makes a Dialer check that the server
+// answers and fail its connections with ErrServerNotResponding when it does
+// not, as TCP keepalives do for a plain connection.
+//
 // # Testing
 //
 // Package sshtest runs an SSH server in the test process, as

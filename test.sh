@@ -52,7 +52,11 @@ echo "== integration (pgx, lib/pq, mysql, go-redis, gRPC against real servers)"
 (cd integration && go vet ./... && go test -race -count=1 -timeout 10m ./...)
 
 echo "== bench harness (a smoke run; figures come from a full run, see BENCHMARKS.md)"
-(cd bench && go vet ./... && go run . -quick >/dev/null)
+(cd bench && go vet ./...)
+if ! out=$(cd bench && go run . -quick 2>&1); then
+  echo "$out" >&2
+  exit 1
+fi
 
 echo "== demo"
 go run ./cmd/sshdial-demo >/dev/null

@@ -147,8 +147,9 @@ func TestPgx(t *testing.T) {
 func TestLibPQ(t *testing.T) {
 	pg := startPostgres(t)
 	forEachTunnel(t, func(t *testing.T, tn tunnel) {
-		connector, err := pq.NewConnector("host=" + strings.Split(pg, ":")[0] + " port=" + strings.Split(pg, ":")[1] +
-			" user=postgres dbname=postgres sslmode=disable connect_timeout=5")
+		host, port, _ := strings.Cut(pg, ":")
+		dsn := "host=" + host + " port=" + port + " user=postgres dbname=postgres sslmode=disable connect_timeout=5"
+		connector, err := pq.NewConnector(dsn)
 		require.NoError(t, err)
 		connector.Dialer(sshdial.New(tn.client)) // pq.Dialer: Dial and DialTimeout
 		db := sql.OpenDB(connector)
@@ -167,9 +168,27 @@ func TestLibPQ(t *testing.T) {
 		require.Less(t, took, 2*time.Second)
 		require.Eventually(t, func() bool { return pgSleepers(t, pg) == 0 }, 2*time.Second, 20*time.Millisecond)
 
-		// No stall check here: on cancellation lib/pq only sends a cancel
-		// request and keeps reading without a deadline, so on a dead link
-		// it waits forever, over plain TCP as well.
+		if tn.stall == nil {
+			return
+		}
+		// On cancellation lib/pq only sends a cancel request and keeps
+		// reading without a deadline, so on a dead link it would wait
+		// forever, over plain TCP as well. The Dialer's keepalive notices
+		// the silent server and fails the connection.
+		kaConnector, err := pq.NewConnector(dsn)
+		require.NoError(t, err)
+		kaConnector.Dialer(sshdial.New(tn.client, sshdial.WithKeepalive(100*time.Millisecond, 300*time.Millisecond)))
+		kaDB := sql.OpenDB(kaConnector)
+		defer kaDB.Close()
+		require.NoError(t, kaDB.QueryRow("select 1").Scan(&s))
+		resume := tn.stall()
+		defer resume()
+		ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel2()
+		returnsWithin(t, 5*time.Second, "lib/pq on a stalled link with keepalive", func() {
+			err = kaDB.QueryRowContext(ctx2, "select 1").Scan(&s)
+		})
+		require.Error(t, err)
 	})
 }
 
