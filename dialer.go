@@ -25,6 +25,7 @@ import (
 type Dialer struct {
 	client     *ssh.Client
 	originator *net.TCPAddr // nil: 0.0.0.0:0
+	optionErr  error        // a bad Option, reported by every dial
 
 	keepaliveInterval, keepaliveTimeout time.Duration
 	keepaliveOnce                       sync.Once
@@ -49,6 +50,10 @@ type Option func(*Dialer)
 // also what the connections' LocalAddr returns.
 func WithOriginator(addr netip.AddrPort) Option {
 	return func(d *Dialer) {
+		if !addr.IsValid() {
+			d.optionErr = errors.New("sshdial: WithOriginator: invalid address")
+			return
+		}
 		d.originator = net.TCPAddrFromAddrPort(addr)
 	}
 }
@@ -183,6 +188,9 @@ type directStreamLocalMsg struct {
 func (d *Dialer) dial(ctx context.Context, network, address string) (*Conn, error) {
 	if d == nil || d.client == nil || d.client.Conn == nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: ErrNilClient}
+	}
+	if d.optionErr != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: d.optionErr}
 	}
 	if ctx == nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: errors.New("sshdial: nil context")}

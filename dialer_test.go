@@ -158,7 +158,8 @@ func TestServerRefusals(t *testing.T) {
 	t.Run("openssh unix forwarding disabled", func(t *testing.T) {
 		// OpenSSH 9 reports a disabled feature as a failed connect.
 		_, client := newOpenSSH(t, "AllowStreamLocalForwarding no")
-		_, err := sshdial.New(client).Dial("unix", "/nonexistent/socket")
+		l := serve(t, "unix", echo) // a socket that exists: the refusal is the setting's
+		_, err := sshdial.New(client).Dial("unix", l.Addr().String())
 		require.ErrorIs(t, err, sshdial.ErrConnectionFailed)
 		require.ErrorContains(t, err, "open failed")
 	})
@@ -230,7 +231,8 @@ func TestServicePort(t *testing.T) {
 }
 
 func TestOriginator(t *testing.T) {
-	_, client := newOpenSSH(t)
+	// sshd logs the originator of each direct-tcpip request at DEBUG1.
+	srv, client := newOpenSSH(t, "LogLevel DEBUG1")
 	l := serve(t, "tcp", echo)
 	orig := netip.MustParseAddrPort("192.0.2.7:4321")
 	conn, err := sshdial.New(client, sshdial.WithOriginator(orig)).Dial("tcp", l.Addr().String())
@@ -238,6 +240,13 @@ func TestOriginator(t *testing.T) {
 	defer conn.Close()
 	require.Equal(t, "192.0.2.7:4321", conn.LocalAddr().String())
 	roundTrip(t, conn)
+	require.Contains(t, srv.Stderr(), "originator 192.0.2.7 port 4321")
+}
+
+func TestInvalidOriginator(t *testing.T) {
+	_, client := newSSHTest(t)
+	_, err := sshdial.New(client, sshdial.WithOriginator(netip.AddrPort{})).Dial("tcp", "127.0.0.1:80")
+	require.ErrorContains(t, err, "WithOriginator: invalid address")
 }
 
 func TestIPv6Target(t *testing.T) {

@@ -73,7 +73,8 @@ func (r *results) markdown() string {
 		p("| %s | %s | %s |\n", m, r.dial[m].p50, r.dial[m].p99)
 	}
 	ours, raw := r.dial["sshdial"], r.dial["x/crypto raw"]
-	p("\n- The SSH connection of the rows without a suffix is made with `sshdial.DialSSH` (TCP_QUICKACK armed); ")
+	p("\n- `ssh -L`'s dial is the local TCP connect only: its channel opens afterwards, on the first data.\n")
+	p("- The SSH connection of the rows without a suffix is made with `sshdial.DialSSH` (TCP_QUICKACK armed); ")
 	p("\"no QUICKACK\" rows use a plain `ssh.Dial`.\n")
 	p("- p50 sshdial / raw = %s (target ≤ 1.05×: %s); sshdial p99 = %.0f µs (target ≤ 2000 µs: %s); without QUICKACK p99 = %.0f µs.\n\n",
 		ratio(ours.p50, raw.p50), verdict(ours.p50.med <= 1.05*raw.p50.med), ours.p99.med, verdict(ours.p99.med <= 2000),
@@ -109,7 +110,7 @@ func (r *results) markdown() string {
 
 // plot draws throughput (aes128-gcm) and latency p50 side by side.
 func (r *results) plot(path string) error {
-	const w, h = 900, 420
+	const w, h = 900, 230
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
 	colors := map[string]color.RGBA{
@@ -153,7 +154,7 @@ func (r *results) plot(path string) error {
 	bars(10, "Throughput, "+cipher+" (MB/s)", "MB/s", []string{"upload", "download"}, func(dir, m string) float64 {
 		return r.throughput[key(cipher, dir, m)].med
 	})
-	bars(460, "Latency p50 (µs)", "µs", []string{"dial", "64 B ping-pong"}, func(g, m string) float64 {
+	bars(460, "Latency p50 (microseconds)", "us", []string{"dial", "64 B ping-pong"}, func(g, m string) float64 {
 		if g == "dial" {
 			return r.dial[m].p50.med
 		}

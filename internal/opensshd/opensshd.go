@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -143,11 +144,13 @@ func (s *Server) start(bin string, extraConfig []string) error {
 		return err
 	}
 	s.Addr = net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
-	config := []string{
-		"ListenAddress " + s.Addr,
-		"HostKey " + filepath.Join(s.Dir, "host_key"),
-		"AuthorizedKeysFile " + filepath.Join(s.Dir, "authorized_keys"),
-		"PidFile " + filepath.Join(s.Dir, "sshd.pid"),
+	// sshd takes the first value of a keyword: the extra lines come first
+	// so that they can override the defaults below.
+	config := append(slices.Clone(extraConfig),
+		"ListenAddress "+s.Addr,
+		"HostKey "+filepath.Join(s.Dir, "host_key"),
+		"AuthorizedKeysFile "+filepath.Join(s.Dir, "authorized_keys"),
+		"PidFile "+filepath.Join(s.Dir, "sshd.pid"),
 		"UsePAM no",
 		"StrictModes no",
 		"PermitRootLogin prohibit-password",
@@ -157,8 +160,8 @@ func (s *Server) start(bin string, extraConfig []string) error {
 		"AllowStreamLocalForwarding yes",
 		"MaxStartups 200",
 		"LogLevel ERROR",
-	}
-	config = append(config, extraConfig...)
+	)
+
 	configPath := filepath.Join(s.Dir, "sshd_config")
 	if err := os.WriteFile(configPath, []byte(strings.Join(config, "\n")+"\n"), 0o600); err != nil {
 		return err
