@@ -24,11 +24,11 @@ import (
 // bytes it committed, and committed bytes are sent in order, before the EOF
 // of CloseWrite and before the channel is closed by Close.
 //
-// While open, a Conn runs three goroutines: one that reads the channel, and
-// two that drain channel requests and extended data the server might send. A
-// fourth runs only while written data waits to be sent. All of them exit after
-// Close, as soon as the SSH server acknowledges the close or the SSH
-// connection ends. Buffers are taken from shared pools while data flows and
+// While open, a Conn runs two goroutines that drain channel requests and
+// extended data the server might send, a third that reads the channel once
+// Read has been called, and a fourth only while written data waits to be
+// sent. All of them exit after Close, as soon as the SSH server acknowledges
+// the close or the SSH connection ends. Buffers are taken from shared pools while data flows and
 // returned when the connection is idle.
 type Conn struct {
 	ch      ssh.Channel
@@ -43,6 +43,7 @@ type Conn struct {
 
 	// Read side. readLoop owns ch.Read and hands over filled buffers.
 	readMu       sync.Mutex // serializes Read
+	readerOnce   sync.Once  // starts readLoop, on the first Read or CloseRead
 	chunks       chan chunk // closed by readLoop after readErr is set
 	readErr      error
 	cur          chunk         // the chunk being consumed, guarded by readMu
@@ -119,7 +120,6 @@ func newConn(ch ssh.Channel, reqs <-chan *ssh.Request, network string, laddr, ra
 		readShut: make(chan struct{}),
 		space:    make(chan struct{}, 1),
 	}
-	go c.readLoop()
 	go ssh.DiscardRequests(reqs)
 	go discardExtended(ch.Stderr())
 	return c
@@ -193,6 +193,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 
+	// Started on first use: until then the channel's own buffer holds what
+	// arrives, and a Conn that is never read costs no goroutine.
+	c.readerOnce.Do(func() { go c.readLoop() })
 	if len(c.cur.data) == 0 {
 		var ok bool
 		select {
@@ -378,6 +381,7 @@ func (c *Conn) CloseRead() error {
 		return c.opError("close", c.closedErr())
 	}
 	c.readShutOnce.Do(func() { close(c.readShut) })
+	c.readerOnce.Do(func() { go c.readLoop() }) // it discards what arrives
 	return nil
 }
 

@@ -350,3 +350,25 @@ func TestConcurrentMethodsAndDeadlineChurn(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestCloseReadBeforeReading checks that input is discarded after CloseRead
+// even when Read was never called, so the server is not left blocked on a
+// full window.
+func TestCloseReadBeforeReading(t *testing.T) {
+	_, client := newSSHTest(t)
+	sent := make(chan error, 1)
+	l := serve(t, "tcp", func(c net.Conn) {
+		_, err := c.Write(make([]byte, 8<<20)) // four windows' worth
+		sent <- err
+	})
+	conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.(*sshdial.Conn).CloseRead())
+	select {
+	case err := <-sent:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the target is still blocked: input after CloseRead is not discarded")
+	}
+}
