@@ -358,7 +358,7 @@ func TestCloseReadBeforeReading(t *testing.T) {
 	_, client := newSSHTest(t)
 	sent := make(chan error, 1)
 	l := serve(t, "tcp", func(c net.Conn) {
-		_, err := c.Write(make([]byte, 8<<20)) // four windows' worth
+		_, err := c.Write(make([]byte, 32<<20)) // far more than the window and socket buffers
 		sent <- err
 	})
 	conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
