@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sshdial/sshdial/internal/wire"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/net/proxy"
 )
@@ -170,21 +171,6 @@ type hostAddr string
 func (a hostAddr) Network() string { return "tcp" }
 func (a hostAddr) String() string  { return string(a) }
 
-// RFC 4254 7.2.
-type directTCPIPMsg struct {
-	Host     string
-	Port     uint32
-	OrigHost string
-	OrigPort uint32
-}
-
-// openssh-portable PROTOCOL 2.4.
-type directStreamLocalMsg struct {
-	SocketPath string
-	Reserved0  string
-	Reserved1  uint32
-}
-
 func (d *Dialer) dial(ctx context.Context, network, address string) (*Conn, error) {
 	if d == nil || d.client == nil || d.client.Conn == nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: ErrNilClient}
@@ -285,7 +271,7 @@ func (d *Dialer) parseTarget(ctx context.Context, network, address string) (*tar
 		}
 		return &target{
 			chanType: "direct-streamlocal@openssh.com",
-			payload:  ssh.Marshal(&directStreamLocalMsg{SocketPath: address}),
+			payload:  ssh.Marshal(&wire.DirectStreamLocal{SocketPath: address}),
 			netName:  "unix",
 			raddr:    &net.UnixAddr{Name: address, Net: "unix"},
 		}, nil
@@ -317,7 +303,7 @@ func (d *Dialer) parseTCP(ctx context.Context, network, address string) (*target
 		raddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port)))
 	}
 
-	msg := directTCPIPMsg{Host: host, Port: uint32(port), OrigHost: "0.0.0.0"}
+	msg := wire.DirectTCPIP{Host: host, Port: uint32(port), OrigHost: "0.0.0.0"}
 	if o := d.originator; o != nil {
 		msg.OrigHost = o.IP.String()
 		msg.OrigPort = uint32(o.Port)

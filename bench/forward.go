@@ -29,7 +29,7 @@ func startForward(e *env, cipher string) (*forward, error) {
 		"-o", "UserKnownHostsFile=" + e.knownHosts, "-o", "ExitOnForwardFailure=yes",
 		"-o", "Compression=no", "-c", cipher, "-i", e.keyFile, "-p", sshdPort}
 	for _, target := range []string{e.source, e.sink, e.echo} {
-		port, err := freePort()
+		port, err := opensshd.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -86,15 +86,6 @@ func (f *forward) cpu() time.Duration {
 func (f *forward) close() {
 	f.cmd.Process.Kill()
 	f.cmd.Wait()
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func writeKey(path string, s *opensshd.Server) error {

@@ -1,17 +1,18 @@
 package integration
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sshdial/sshdial/internal/opensshd"
+	"github.com/sshdial/sshdial/internal/syncbuf"
 )
 
 // The database servers run as throwaway processes on 127.0.0.1, with data
@@ -21,7 +22,7 @@ import (
 // process is a server started for a test.
 type process struct {
 	cmd    *exec.Cmd
-	output *lockedBuffer
+	output *syncbuf.Buffer
 	exited chan struct{}
 }
 
@@ -29,7 +30,7 @@ type process struct {
 // databases refuse to run as root), in its own process group.
 func startProcess(t testing.TB, runAs string, argv ...string) *process {
 	t.Helper()
-	p := &process{output: &lockedBuffer{}, exited: make(chan struct{})}
+	p := &process{output: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stdout = p.output
 	p.cmd.Stderr = p.output
@@ -106,12 +107,11 @@ func dataDir(t testing.TB, owner string) string {
 }
 
 func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := opensshd.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 func findBinary(t testing.TB, names ...string) string {
@@ -182,21 +182,4 @@ func startMariaDB(t testing.TB) string {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	p.waitListening(t, addr)
 	return addr
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

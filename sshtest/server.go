@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sshdial/sshdial/internal/wire"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -442,21 +443,6 @@ type tcpipForwardMsg struct {
 	BindPort uint32
 }
 
-// RFC 4254 7.2.
-type directTCPIPMsg struct {
-	Host     string
-	Port     uint32
-	OrigHost string
-	OrigPort uint32
-}
-
-// openssh-portable PROTOCOL 2.4.
-type directStreamLocalMsg struct {
-	SocketPath string
-	Reserved0  string
-	Reserved1  uint32
-}
-
 func (s *Server) handleGlobalRequests(conn *ssh.ServerConn, reqs <-chan *ssh.Request, fwd *forwards) {
 	for req := range reqs {
 		switch req.Type {
@@ -563,14 +549,14 @@ func (s *Server) handleChannel(nc ssh.NewChannel) {
 	var network, address string
 	switch nc.ChannelType() {
 	case "direct-tcpip":
-		var msg directTCPIPMsg
+		var msg wire.DirectTCPIP
 		if err := ssh.Unmarshal(nc.ExtraData(), &msg); err != nil || msg.Port > 65535 {
 			nc.Reject(ssh.ConnectionFailed, "malformed direct-tcpip request")
 			return
 		}
 		network, address = "tcp", net.JoinHostPort(msg.Host, strconv.Itoa(int(msg.Port)))
 	case "direct-streamlocal@openssh.com":
-		var msg directStreamLocalMsg
+		var msg wire.DirectStreamLocal
 		if err := ssh.Unmarshal(nc.ExtraData(), &msg); err != nil {
 			nc.Reject(ssh.ConnectionFailed, "malformed direct-streamlocal request")
 			return

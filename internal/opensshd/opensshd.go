@@ -4,7 +4,6 @@
 package opensshd
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
@@ -17,11 +16,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sshdial/sshdial/internal/syncbuf"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -39,7 +38,7 @@ type Server struct {
 	ClientPrivateKey ed25519.PrivateKey
 	Dir              string // the temporary directory with sshd_config and keys
 	Cmd              *exec.Cmd
-	stderr           *lockedBuffer
+	stderr           *syncbuf.Buffer
 	exited           chan struct{}
 }
 
@@ -129,7 +128,7 @@ func launch(bin, dir, userName string, extraConfig []string) (*Server, error) {
 			ClientKey:        clientSigner,
 			ClientPrivateKey: clientPrivate,
 			Dir:              dir,
-			stderr:           &lockedBuffer{},
+			stderr:           &syncbuf.Buffer{},
 		}
 		if lastErr = s.start(bin, extraConfig); lastErr == nil {
 			return s, nil
@@ -139,7 +138,7 @@ func launch(bin, dir, userName string, extraConfig []string) (*Server, error) {
 }
 
 func (s *Server) start(bin string, extraConfig []string) error {
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return err
 	}
@@ -253,29 +252,12 @@ func newKey() (ssh.Signer, ed25519.PrivateKey, *pem.Block, error) {
 	return signer, key, block, err
 }
 
-// freePort returns a port that was free a moment ago.
-func freePort() (int, error) {
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
