@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial"
+	"github.com/sshdial/sshdial/sshtest"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -339,4 +340,29 @@ func TestURLDialerClose(t *testing.T) {
 	conn.Close()
 	_, err = d.Dial("tcp", target.Addr().String())
 	require.True(t, errors.Is(err, sshdial.ErrClientClosed), "%v", err)
+}
+
+// TestProxyFromURLChained reaches the OpenSSH server through another SSH
+// server: FromURL's forward dialer is an sshdial Dialer over sshtest.
+func TestProxyFromURLChained(t *testing.T) {
+	u, _, target := proxyFixture(t)
+	var hops atomic.Int32
+	jump := sshtest.NewUnstartedServer()
+	jump.Permit = func(network, address string) error {
+		if address == u.Host {
+			hops.Add(1)
+		}
+		return nil
+	}
+	jump.Start()
+	t.Cleanup(jump.Close)
+
+	d, err := sshdial.FromURL(u, sshdial.New(jump.Client()))
+	require.NoError(t, err)
+	defer d.(*sshdial.URLDialer).Close()
+	conn, err := d.Dial("tcp", target.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	roundTrip(t, conn)
+	require.Equal(t, int32(1), hops.Load(), "the SSH server was reached through the jump server")
 }

@@ -3,7 +3,7 @@
 // OpenSSH's `ssh -L`, and direct TCP, all through a throwaway OpenSSH sshd on
 // 127.0.0.1. It writes a Markdown report and a PNG plot.
 //
-//	cd bench && go run . -out ../BENCHMARKS.md -png ../docs/bench.png
+//	bench/run.sh   # installs what it lacks, then: go run . -out ../BENCHMARKS.md -png ../docs/bench.png
 //
 // Every figure is a median of -reps runs with min–max, next to its ratio to
 // the baselines measured in the same run.
