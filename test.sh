@@ -7,31 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin"
 
-need=()
-command -v sshd >/dev/null 2>&1 || need+=(openssh-server)
-command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
-# Servers for the integration tests (integration/), run as throwaway processes.
-compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-command -v mariadbd >/dev/null 2>&1 || need+=(mariadb-server)
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "test.sh: missing ${need[*]}; run as root or install them" >&2
-    exit 1
-  fi
-  echo "== installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  # --no-install-recommends and policy-rc.d keep the package from starting
-  # a system sshd: the tests run their own.
-  own_policy=
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    own_policy=1
-  fi
-  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
-fi
+# Servers for the tests: sshd for the core, the databases for integration/.
+scripts/ensure-packages.sh openssh-server:sshd openssh-client:ssh \
+  'postgresql:/usr/lib/postgresql/*/bin/postgres' redis-server:redis-server mariadb-server:mariadbd
 
 echo "== gofmt"
 unformatted=$(gofmt -l .)

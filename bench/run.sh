@@ -5,14 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin"
-need=()
-command -v sshd >/dev/null 2>&1 || need+=(openssh-server)
-command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
-if [ ${#need[@]} -gt 0 ]; then
-  [ "$(id -u)" -eq 0 ] || { echo "bench/run.sh: missing ${need[*]}" >&2; exit 1; }
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+../scripts/ensure-packages.sh openssh-server:sshd openssh-client:ssh
 go build -o "${TMPDIR:-/tmp}/sshdial-bench" .
 exec "${TMPDIR:-/tmp}/sshdial-bench" -out ../BENCHMARKS.md -png ../docs/bench.png "$@"
