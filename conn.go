@@ -26,8 +26,8 @@ import (
 //
 // While open, a Conn runs two goroutines that drain channel requests and
 // extended data the server might send, a third that reads the channel once
-// Read has been called, and a fourth only while written data waits to be
-// sent. All of them exit after Close, as soon as the SSH server acknowledges
+// Read has been called, and a fourth that writes it once Write has been
+// called. All of them exit after Close, as soon as the SSH server acknowledges
 // the close or the SSH connection ends. Buffers are taken from shared pools while data flows and
 // returned when the connection is idle.
 type Conn struct {
@@ -57,11 +57,12 @@ type Conn struct {
 	writeDeadline deadline
 	space         chan struct{} // signalled when the send buffer was emptied
 
-	mu        sync.Mutex // guards the fields below
-	pending   *[]byte    // committed bytes that writeLoop has not taken yet
-	writing   bool       // writeLoop is running
-	writeErr  error      // the first error of the channel's Write or CloseWrite
-	eofQueued bool       // CloseWrite was called
+	mu        sync.Mutex    // guards the fields below
+	pending   *[]byte       // committed bytes that writeLoop has not taken yet
+	writing   bool          // writeLoop has been started
+	kick      chan struct{} // wakes an idle writeLoop
+	writeErr  error         // the first error of the channel's Write or CloseWrite
+	eofQueued bool          // CloseWrite was called
 	eofSent   bool
 	closing   bool // Close was called
 	chClosed  bool
@@ -119,6 +120,7 @@ func newConn(ch ssh.Channel, reqs <-chan *ssh.Request, network string, laddr, ra
 		chunks:   make(chan chunk),
 		readShut: make(chan struct{}),
 		space:    make(chan struct{}, 1),
+		kick:     make(chan struct{}, 1),
 	}
 	go ssh.DiscardRequests(reqs)
 	go discardExtended(ch.Stderr())
@@ -289,16 +291,34 @@ func (c *Conn) writeStateErr() error {
 	return nil
 }
 
-// startWriter starts writeLoop unless it is running; c.mu is held.
+// startWriter starts writeLoop, or wakes it if it is idle; c.mu is held.
+// The writer is started on first use and then kept until Close: waking a
+// parked goroutine costs less latency than starting one per Write.
 func (c *Conn) startWriter() {
 	if !c.writing {
 		c.writing = true
 		go c.writeLoop()
+		return
+	}
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// releasePending returns the send buffer to the pool, emptied: a buffer
+// from the pool must never carry bytes into another Conn. c.mu is held.
+func (c *Conn) releasePending() {
+	if c.pending != nil {
+		*c.pending = (*c.pending)[:0]
+		sendBufs.Put(c.pending)
+		c.pending = nil
 	}
 }
 
 // writeLoop sends committed data, then the EOF of CloseWrite, then the close
-// of Close, in that order, and exits when nothing is left to do.
+// of Close, in that order; it waits for more when idle and exits after the
+// close.
 func (c *Conn) writeLoop() {
 	c.mu.Lock()
 	for {
@@ -320,7 +340,7 @@ func (c *Conn) writeLoop() {
 			if c.pending == nil {
 				c.pending = buf
 			} else {
-				sendBufs.Put(buf)
+				sendBufs.Put(buf) // emptied above
 			}
 
 		case c.eofQueued && !c.eofSent && c.writeErr == nil:
@@ -338,15 +358,17 @@ func (c *Conn) writeLoop() {
 			c.ch.Close()
 			c.mu.Lock()
 
-		default:
-			if c.pending != nil {
-				*c.pending = (*c.pending)[:0]
-				sendBufs.Put(c.pending)
-				c.pending = nil
-			}
-			c.writing = false
+		case c.chClosed:
+			c.releasePending()
 			c.mu.Unlock()
 			return
+
+		default:
+			// Idle: give the buffer back, so an idle Conn holds none.
+			c.releasePending()
+			c.mu.Unlock()
+			<-c.kick
+			c.mu.Lock()
 		}
 	}
 }
