@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial/internal/opensshd"
+	"github.com/sshdial/sshdial/internal/portwait"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -43,19 +44,10 @@ func startForward(e *env, cipher string) (*forward, error) {
 	if err := f.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("ssh -L: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
 	for _, local := range f.local {
-		for {
-			c, err := net.Dial("tcp", local)
-			if err == nil {
-				c.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				f.close()
-				return nil, fmt.Errorf("ssh -L does not listen on %s", local)
-			}
-			time.Sleep(20 * time.Millisecond)
+		if err := portwait.Wait(local, 10*time.Second, nil); err != nil {
+			f.close()
+			return nil, fmt.Errorf("ssh -L: %v", err)
 		}
 	}
 	return f, nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial/internal/opensshd"
+	"github.com/sshdial/sshdial/internal/portwait"
 	"github.com/sshdial/sshdial/internal/syncbuf"
 )
 
@@ -59,21 +60,8 @@ func startProcess(t testing.TB, runAs string, argv ...string) *process {
 // waitListening waits until addr accepts TCP connections.
 func (p *process) waitListening(t testing.TB, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case <-p.exited:
-			t.Fatalf("%s exited: %s", p.cmd.Path, p.output.String())
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not listen on %s: %s", p.cmd.Path, addr, p.output.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := portwait.Wait(addr, 60*time.Second, p.exited); err != nil {
+		t.Fatalf("%s: %v: %s", p.cmd.Path, err, p.output.String())
 	}
 }
 

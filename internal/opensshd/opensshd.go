@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sshdial/sshdial/internal/portwait"
 	"github.com/sshdial/sshdial/internal/syncbuf"
 	"golang.org/x/crypto/ssh"
 )
@@ -181,24 +182,15 @@ func (s *Server) start(bin string, extraConfig []string) error {
 		close(s.exited)
 	}()
 
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case <-s.exited:
-			return fmt.Errorf("sshd exited: %s", s.stderr.String())
-		default:
-		}
-		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return fmt.Errorf("sshd did not listen on %s: %v; %s", s.Addr, err, s.stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	err = portwait.Wait(s.Addr, 10*time.Second, s.exited)
+	if errors.Is(err, portwait.ErrExited) {
+		return fmt.Errorf("sshd exited: %s", s.stderr.String())
 	}
+	if err != nil {
+		s.stop()
+		return fmt.Errorf("sshd: %v; %s", err, s.stderr.String())
+	}
+	return nil
 }
 
 func (s *Server) stop() {
