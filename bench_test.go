@@ -46,38 +46,34 @@ func BenchmarkPingPong64(b *testing.B) {
 }
 
 func BenchmarkWrite(b *testing.B) {
-	for _, size := range []int{1 << 10, 64 << 10} {
-		for name, dial := range benchDialers(b) {
-			b.Run(name+"/"+byteSize(size), func(b *testing.B) {
-				l := serve(b, "tcp", func(c net.Conn) { io.Copy(io.Discard, c) })
-				c, err := dial(l.Addr().String())
-				require.NoError(b, err)
-				defer c.Close()
-				buf := make([]byte, size)
-				b.SetBytes(int64(size))
-				b.ReportAllocs()
-				for b.Loop() {
-					if _, err := c.Write(buf); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-		}
-	}
+	benchStream(b, func(c net.Conn) { io.Copy(io.Discard, c) }, func(c net.Conn, buf []byte) error {
+		_, err := c.Write(buf)
+		return err
+	})
 }
 
 func BenchmarkRead(b *testing.B) {
+	source := func(c net.Conn) {
+		buf := make([]byte, 256<<10)
+		for {
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	}
+	benchStream(b, source, func(c net.Conn, buf []byte) error {
+		_, err := io.ReadFull(c, buf)
+		return err
+	})
+}
+
+// benchStream runs op with 1 KiB and 64 KiB buffers on a raw and an sshdial
+// conn to a target served by handle.
+func benchStream(b *testing.B, handle func(net.Conn), op func(c net.Conn, buf []byte) error) {
 	for _, size := range []int{1 << 10, 64 << 10} {
 		for name, dial := range benchDialers(b) {
 			b.Run(name+"/"+byteSize(size), func(b *testing.B) {
-				l := serve(b, "tcp", func(c net.Conn) {
-					buf := make([]byte, 256<<10)
-					for {
-						if _, err := c.Write(buf); err != nil {
-							return
-						}
-					}
-				})
+				l := serve(b, "tcp", handle)
 				c, err := dial(l.Addr().String())
 				require.NoError(b, err)
 				defer c.Close()
@@ -85,7 +81,7 @@ func BenchmarkRead(b *testing.B) {
 				b.SetBytes(int64(size))
 				b.ReportAllocs()
 				for b.Loop() {
-					if _, err := io.ReadFull(c, buf); err != nil {
+					if err := op(c, buf); err != nil {
 						b.Fatal(err)
 					}
 				}
