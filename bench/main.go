@@ -44,7 +44,21 @@ var (
 	flagOut     = flag.String("out", "", "write the Markdown report here (default: stdout only)")
 	flagPNG     = flag.String("png", "", "write the plot here")
 	flagQuick   = flag.Bool("quick", false, "a smoke run: tiny sizes and counts")
+	flagOnly    = flag.String("only", "", "measure only these parts, comma-separated (throughput, dial, ping, tunnels): a probe that logs its figures and writes no report")
 )
+
+// want reports whether part is measured in this run.
+func want(part string) bool {
+	if *flagOnly == "" {
+		return true
+	}
+	for _, p := range strings.Split(*flagOnly, ",") {
+		if strings.TrimSpace(p) == part {
+			return true
+		}
+	}
+	return false
+}
 
 var ciphers = []string{"aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com"}
 
@@ -65,10 +79,25 @@ func main() {
 	}
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
+	if *flagOnly != "" {
+		for _, p := range strings.Split(*flagOnly, ",") {
+			switch strings.TrimSpace(p) {
+			case "throughput", "dial", "ping", "tunnels":
+			default:
+				log.Fatalf("-only: unknown part %q (throughput, dial, ping, tunnels)", p)
+			}
+		}
+		if *flagOut != "" || *flagPNG != "" {
+			log.Fatal("-only makes a partial run: it writes no -out or -png")
+		}
+	}
 	stopOnSignal()
 	r, err := run()
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *flagOnly != "" {
+		return // the figures were logged
 	}
 	report := r.markdown()
 	fmt.Print(report)

@@ -72,6 +72,9 @@ func run() (*results, error) {
 
 	// Throughput, per cipher and direction, modes interleaved per rep.
 	for _, cipher := range ciphers {
+		if !want("throughput") {
+			break
+		}
 		modes, closeModes, err := e.modes(cipher)
 		if err != nil {
 			return nil, err
@@ -135,7 +138,7 @@ func run() (*results, error) {
 	}
 	per := max(1, *flagDials / *flagReps)
 	p50s, p99s := map[string][]float64{}, map[string][]float64{}
-	for rep := 0; rep < *flagReps; rep++ {
+	for rep := 0; rep < *flagReps && want("dial"); rep++ {
 		for _, m := range dialModes {
 			d, err := dialLatencies(m.dial, e.echo, per)
 			if err != nil {
@@ -156,7 +159,7 @@ func run() (*results, error) {
 	}
 	per = max(1, *flagPings / *flagReps)
 	p50s, p99s = map[string][]float64{}, map[string][]float64{}
-	for rep := 0; rep < *flagReps; rep++ {
+	for rep := 0; rep < *flagReps && want("ping"); rep++ {
 		for _, m := range pingModes {
 			d, err := pingLatencies(m.dial, e.echo, per)
 			if err != nil {
@@ -173,6 +176,9 @@ func run() (*results, error) {
 
 	// Many idle tunnels on one SSH connection.
 	for _, field := range strings.Split(*flagTunnels, ",") {
+		if !want("tunnels") {
+			break
+		}
 		n, err := strconv.Atoi(strings.TrimSpace(field))
 		if err != nil || n < 1 {
 			return nil, fmt.Errorf("bad -tunnels %q", *flagTunnels)
