@@ -24,12 +24,12 @@ import (
 // bytes it committed, and committed bytes are sent in order, before the EOF
 // of CloseWrite and before the channel is closed by Close.
 //
-// While open, a Conn runs two goroutines that drain channel requests and
-// extended data the server might send, a third that reads the channel once
-// Read has been called, and a fourth that writes it once Write has been
-// called. All of them exit after Close, as soon as the SSH server acknowledges
-// the close or the SSH connection ends. Buffers are taken from shared pools while data flows and
-// returned when the connection is idle.
+// While open, a Conn runs one goroutine that answers requests the server
+// might send on the channel; the first Read or CloseRead starts two more (a
+// reader, and a drain for extended data), and the first Write one more (the
+// writer). All of them exit after Close, as soon as the SSH server
+// acknowledges the close or the SSH connection ends. Buffers are taken from
+// shared pools while data flows and returned when the connection is idle.
 type Conn struct {
 	ch      ssh.Channel
 	network string // "tcp" or "unix", for errors
@@ -37,13 +37,14 @@ type Conn struct {
 	raddr   net.Addr
 
 	done      chan struct{} // closed by Close or fail
+	closeSent chan struct{} // closed once CHANNEL_CLOSE is handed to the SSH connection
 	closeOnce sync.Once
 	failErr   error       // why the Conn was failed; set before done is closed
 	onClose   func(*Conn) // tells the Dialer, if it tracks the Conn
 
 	// Read side. readLoop owns ch.Read and hands over filled buffers.
 	readMu       sync.Mutex // serializes Read
-	readerOnce   sync.Once  // starts readLoop, on the first Read or CloseRead
+	readerOnce   sync.Once  // calls startReader, on the first Read or CloseRead
 	chunks       chan chunk // closed by readLoop after readErr is set
 	readErr      error
 	cur          chunk         // the chunk being consumed, guarded by readMu
@@ -64,8 +65,10 @@ type Conn struct {
 	writeErr  error         // the first error of the channel's Write or CloseWrite
 	eofQueued bool          // CloseWrite was called
 	eofSent   bool
+	sending   bool // writeLoop is in the channel's Write
 	closing   bool // Close was called
-	chClosed  bool
+	chClosed  bool // ch.Close was called or is under way
+	chGone    bool // the channel was closed by the server or the SSH connection
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -112,19 +115,68 @@ var errChannelClosed = fmt.Errorf("sshdial: the SSH server closed the channel: %
 
 func newConn(ch ssh.Channel, reqs <-chan *ssh.Request, network string, laddr, raddr net.Addr) *Conn {
 	c := &Conn{
-		ch:       ch,
-		network:  network,
-		laddr:    laddr,
-		raddr:    raddr,
-		done:     make(chan struct{}),
-		chunks:   make(chan chunk),
-		readShut: make(chan struct{}),
-		space:    make(chan struct{}, 1),
-		kick:     make(chan struct{}, 1),
+		ch:        ch,
+		network:   network,
+		laddr:     laddr,
+		raddr:     raddr,
+		done:      make(chan struct{}),
+		closeSent: make(chan struct{}),
+		chunks:    make(chan chunk),
+		readShut:  make(chan struct{}),
+		space:     make(chan struct{}, 1),
+		kick:      make(chan struct{}, 1),
 	}
-	go ssh.DiscardRequests(reqs)
-	go discardExtended(ch.Stderr())
+	go c.serviceRequests(reqs)
 	return c
+}
+
+// serviceRequests refuses the requests the server sends on the channel (none
+// are defined for forwarding channels, but x/crypto stalls the whole SSH
+// connection when they go unread) until the channel is gone. On Close it
+// also closes a channel that was never written to, so that dialing and
+// closing a Conn starts a single goroutine; otherwise the writer closes it,
+// after the data.
+func (c *Conn) serviceRequests(reqs <-chan *ssh.Request) {
+	done := c.done
+	for {
+		select {
+		case req, ok := <-reqs:
+			if !ok {
+				c.mu.Lock()
+				c.chGone = true
+				c.mu.Unlock()
+				if done != nil && isClosed(done) {
+					c.closeUnwritten() // Close may be waiting for it
+				}
+				return
+			}
+			if req.WantReply {
+				req.Reply(false, nil)
+			}
+		case <-done:
+			done = nil
+			c.closeUnwritten()
+		}
+	}
+}
+
+// closeUnwritten closes the channel after Close if no writer was started.
+func (c *Conn) closeUnwritten() {
+	c.mu.Lock()
+	closeHere := !c.writing && !c.chClosed
+	c.chClosed = c.chClosed || closeHere
+	c.mu.Unlock()
+	if closeHere {
+		c.ch.Close()
+		close(c.closeSent)
+	}
+}
+
+// startReader starts readLoop, and the drain of extended data: until the
+// Conn reads, nothing frees window space anyway.
+func (c *Conn) startReader() {
+	go c.readLoop()
+	go discardExtended(c.ch.Stderr())
 }
 
 // discardExtended drains extended data (stderr) so that it cannot use up the
@@ -197,7 +249,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 
 	// Started on first use: until then the channel's own buffer holds what
 	// arrives, and a Conn that is never read costs no goroutine.
-	c.readerOnce.Do(func() { go c.readLoop() })
+	c.readerOnce.Do(c.startReader)
 	if len(c.cur.data) == 0 {
 		var ok bool
 		select {
@@ -281,6 +333,8 @@ func (c *Conn) Write(p []byte) (int, error) {
 // writeStateErr reports why no more data may be written; c.mu is held.
 func (c *Conn) writeStateErr() error {
 	switch {
+	case c.closing:
+		return c.closedErr()
 	case c.writeErr == io.EOF:
 		return errChannelClosed
 	case c.writeErr != nil:
@@ -326,6 +380,7 @@ func (c *Conn) writeLoop() {
 		case c.pending != nil && len(*c.pending) > 0 && c.writeErr == nil:
 			buf := c.pending
 			c.pending = nil
+			c.sending = true
 			c.mu.Unlock()
 			select {
 			case c.space <- struct{}{}:
@@ -334,6 +389,7 @@ func (c *Conn) writeLoop() {
 			_, err := c.ch.Write(*buf)
 			*buf = (*buf)[:0]
 			c.mu.Lock()
+			c.sending = false
 			if err != nil && c.writeErr == nil {
 				c.writeErr = err
 			}
@@ -356,6 +412,7 @@ func (c *Conn) writeLoop() {
 			c.chClosed = true
 			c.mu.Unlock()
 			c.ch.Close()
+			close(c.closeSent)
 			c.mu.Lock()
 
 		case c.chClosed:
@@ -385,6 +442,9 @@ func (c *Conn) CloseWrite() error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closing {
+		return c.opError("close", c.closedErr())
+	}
 	if c.writeErr != nil && c.writeErr != io.EOF {
 		return c.opError("close", c.writeErr)
 	}
@@ -403,38 +463,65 @@ func (c *Conn) CloseRead() error {
 		return c.opError("close", c.closedErr())
 	}
 	c.readShutOnce.Do(func() { close(c.readShut) })
-	c.readerOnce.Do(func() { go c.readLoop() }) // it discards what arrives
+	c.readerOnce.Do(c.startReader) // it discards what arrives
 	return nil
 }
 
 // Close closes the connection. Every blocked Read and Write returns at once
 // with an error wrapping net.ErrClosed, whether or not the SSH server
 // answers. Data committed by earlier Writes is still sent, then the channel
-// is closed. Close never blocks and may be called any number of times; calls
-// after the first do nothing and return nil.
+// is closed. Close may be called any number of times; calls after the first
+// do nothing and return nil.
+//
+// When no data is waiting to be sent, Close returns once the channel's close
+// is handed to the SSH connection, as closing a TCP socket sends its FIN, so
+// that the server handles it before whatever the caller sends next (a
+// channel opened after a close that was still on its way waits for it at
+// the server). It waits for that at most closeWait: a stalled server never
+// holds it longer.
 func (c *Conn) Close() error {
-	c.closeOnce.Do(func() { c.shutdown(nil) })
+	wait := false
+	c.closeOnce.Do(func() { wait = c.shutdown(nil) })
+	if wait {
+		t := time.NewTimer(closeWait)
+		select {
+		case <-c.closeSent:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	return nil
 }
 
+// closeWait bounds how long Close waits for the channel's close to be sent.
+const closeWait = time.Millisecond
+
 // fail closes c with err as the error of later calls, as a TCP connection
-// reports a dead network.
+// reports a dead network. It does not wait.
 func (c *Conn) fail(err error) {
 	c.closeOnce.Do(func() { c.shutdown(err) })
 }
 
-func (c *Conn) shutdown(err error) {
+// shutdown wakes every call and has the channel closed. It reports whether
+// the close is the next thing to send, and so worth waiting for.
+func (c *Conn) shutdown(err error) bool {
 	c.failErr = err
 	close(c.done)
 	c.readDeadline.stop()
 	c.writeDeadline.stop()
 	c.mu.Lock()
 	c.closing = true
-	c.startWriter()
+	// The writer sends what is committed, then closes the channel; without
+	// a writer, serviceRequests closes it, sparing a goroutine.
+	if c.writing {
+		c.startWriter()
+	}
+	closeIsNext := !c.chGone && !c.sending && (c.pending == nil || len(*c.pending) == 0)
 	c.mu.Unlock()
 	if c.onClose != nil {
 		c.onClose(c)
 	}
+	return closeIsNext
 }
 
 // closedErr is the error of calls after Close or fail.

@@ -259,6 +259,28 @@ func TestWriteThenClose(t *testing.T) {
 	})
 }
 
+// TestCloseUnusedConn checks that closing a Conn that was never read or
+// written closes its channel (no writer exists to do it), and that the
+// target sees the end of the connection.
+func TestCloseUnusedConn(t *testing.T) {
+	forEachPeer(t, func(t *testing.T, client *ssh.Client) {
+		ended := make(chan error, 1)
+		l := serve(t, "tcp", func(c net.Conn) {
+			_, err := c.Read(make([]byte, 1))
+			ended <- err
+		})
+		conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
+		require.NoError(t, err)
+		require.NoError(t, conn.Close())
+		select {
+		case err := <-ended:
+			require.ErrorIs(t, err, io.EOF)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the target's connection stayed open after Close")
+		}
+	})
+}
+
 // TestLargeTransfer moves 256 MiB each way at once through an echo target
 // and compares checksums.
 func TestLargeTransfer(t *testing.T) {
