@@ -165,6 +165,47 @@ func TestCloseWakesWriteWhileServerStalled(t *testing.T) {
 	})
 }
 
+// TestTimedOutWriteCommitsExactly checks the contract of a Write that times
+// out on a stalled server: the n bytes it reports are sent, they are p[:n],
+// nothing after them is, and the caller may reuse p at once.
+func TestTimedOutWriteCommitsExactly(t *testing.T) {
+	srv, client := newSSHTest(t)
+	got := make(chan []byte, 1)
+	l := serve(t, "tcp", func(c net.Conn) {
+		b, _ := io.ReadAll(c)
+		got <- b
+	})
+	conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	srv.Stall()
+
+	p := make([]byte, 16<<20) // more than the window and buffers hold
+	for i := range p {
+		p[i] = byte(i % 251)
+	}
+	want := bytes.Clone(p)
+	require.NoError(t, conn.SetWriteDeadline(time.Now().Add(300*time.Millisecond)))
+	n, err := conn.Write(p)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	require.Greater(t, n, 0)
+	require.Less(t, n, len(p))
+	for i := range p {
+		p[i] = 0xEE // what the writer must no longer read
+	}
+
+	srv.Resume()
+	require.NoError(t, conn.SetWriteDeadline(time.Time{}))
+	require.NoError(t, conn.(*sshdial.Conn).CloseWrite())
+	select {
+	case b := <-got:
+		require.Equal(t, n, len(b), "the target got other than the committed bytes")
+		require.True(t, bytes.Equal(want[:n], b), "the committed bytes arrived changed")
+	case <-time.After(20 * time.Second):
+		t.Fatal("the target did not get EOF")
+	}
+}
+
 func TestDeadlinesFireWhileServerStalled(t *testing.T) {
 	conn, _ := stalledConn(t)
 	defer conn.Close()
