@@ -541,11 +541,11 @@ func (c *Conn) CloseRead() error {
 // do nothing and return nil.
 //
 // When no data is waiting to be sent, Close returns once the channel's close
-// is handed to the SSH connection, as closing a TCP socket sends its FIN, so
-// that the server handles it before whatever the caller sends next (a
-// channel opened after a close that was still on its way waits for it at
-// the server). It waits for that at most closeWait: a stalled server never
-// holds it longer.
+// is handed to the SSH connection, as x/crypto's own conn does, so that the
+// server sees it before whatever the caller sends next (a close still on its
+// way when the next channel is opened delays that open at the server). It
+// waits for that at most a millisecond, so a stalled server never holds it
+// longer.
 func (c *Conn) Close() error {
 	wait := false
 	c.closeOnce.Do(func() { wait = c.shutdown(nil) })
