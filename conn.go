@@ -43,7 +43,7 @@ type Conn struct {
 	closeSent chan struct{} // closed once CHANNEL_CLOSE is handed to the SSH connection
 	closeOnce sync.Once
 	failErr   error       // why the Conn was failed; set before done is closed
-	onClose   func(*Conn) // tells the Dialer, if it tracks the Conn
+	onClose   func(*Conn) // tells the Dialer or Pool, if they track the Conn; set before it is shared
 
 	// Read side. readLoop owns ch.Read and hands over filled buffers.
 	readMu       sync.Mutex // serializes Read

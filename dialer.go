@@ -95,7 +95,7 @@ func (d *Dialer) Dial(network, address string) (net.Conn, error) {
 // ErrResourceShortage. Dialing through a closed client fails with
 // ErrClientClosed, which wraps net.ErrClosed.
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	c, err := d.dial(ctx, network, address)
+	c, err := d.dial(ctx, network, address, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +171,8 @@ type hostAddr string
 func (a hostAddr) Network() string { return "tcp" }
 func (a hostAddr) String() string  { return string(a) }
 
-func (d *Dialer) dial(ctx context.Context, network, address string) (*Conn, error) {
+// dial opens the Conn; onClose, if not nil, runs once when it closes.
+func (d *Dialer) dial(ctx context.Context, network, address string, onClose func(*Conn)) (*Conn, error) {
 	if d == nil || d.client == nil || d.client.Conn == nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: ErrNilClient}
 	}
@@ -218,6 +219,7 @@ func (d *Dialer) dial(ctx context.Context, network, address string) (*Conn, erro
 		laddr = d.client.LocalAddr()
 	}
 	c := newConn(ch, reqs, t.netName, laddr, t.raddr)
+	c.onClose = onClose
 	if d.keepaliveInterval > 0 {
 		if err := d.track(c); err != nil {
 			c.Close()

@@ -38,6 +38,11 @@
 // dialed it and must be closed. A context given to DialContext bounds the
 // dial only, never the life of the connection.
 //
+// A Pool owns several SSH connections to one server, made by a function the
+// caller gives, and spreads connections over them: one SSH connection is
+// limited to what one core on each side encrypts, so parallel transfers go
+// faster over several.
+//
 // # Errors
 //
 // Dial errors are *net.OpError values with Op "dial" that name the target.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sshdial/sshdial"
 	"github.com/sshdial/sshdial/sshtest"
+	"golang.org/x/crypto/ssh"
 )
 
 // An HTTP client whose connections go through an SSH server.
@@ -135,4 +136,32 @@ func ExampleDialer_HTTPClient() {
 	body, _ := io.ReadAll(resp.Body)
 	fmt.Println(string(body))
 	// Output: pong
+}
+
+// Parallel transfers spread over several SSH connections to one server.
+func ExampleNewPool() {
+	sshServer := sshtest.NewServer()
+	defer sshServer.Close()
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "ok")
+	}))
+	defer origin.Close()
+
+	// The Pool makes its SSH connections itself, and closes them.
+	pool := sshdial.NewPool(2, func(ctx context.Context) (*ssh.Client, error) {
+		return sshdial.DialSSH(ctx, sshServer.Addr(), sshServer.ClientConfig())
+	})
+	defer pool.Close()
+	transport := &http.Transport{DialContext: pool.DialContext}
+	defer transport.CloseIdleConnections()
+
+	resp, err := (&http.Client{Transport: transport}).Get(origin.URL)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Println(resp.Status, string(body))
+	// Output: 200 OK ok
 }

@@ -109,7 +109,13 @@ func (d *Dialer) track(c *Conn) error {
 		d.conns = make(map[*Conn]struct{})
 	}
 	d.conns[c] = struct{}{}
-	c.onClose = d.untrack
+	then := c.onClose
+	c.onClose = func(c *Conn) {
+		d.untrack(c)
+		if then != nil {
+			then(c)
+		}
+	}
 	return nil
 }
 

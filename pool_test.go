@@ -1,0 +1,271 @@
+package sshdial_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sshdial/sshdial"
+	"github.com/sshdial/sshdial/internal/opensshd"
+	"github.com/sshdial/sshdial/sshtest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
+)
+
+// countingDial returns a Pool dial function for addr and config that counts
+// its calls.
+func countingDial(addr string, config *ssh.ClientConfig, calls *atomic.Int32) func(context.Context) (*ssh.Client, error) {
+	return func(ctx context.Context) (*ssh.Client, error) {
+		calls.Add(1)
+		return sshdial.DialSSH(ctx, addr, config)
+	}
+}
+
+// poolPeers are the SSH servers the Pool tests run against, as dial
+// functions.
+var poolPeers = []struct {
+	name  string
+	start func(t *testing.T) (addr string, config *ssh.ClientConfig)
+}{
+	{"sshtest", func(t *testing.T) (string, *ssh.ClientConfig) {
+		srv := sshtest.NewServer()
+		t.Cleanup(srv.Close)
+		return srv.Addr(), srv.ClientConfig()
+	}},
+	{"openssh", func(t *testing.T) (string, *ssh.ClientConfig) {
+		srv := opensshd.Start(t)
+		return srv.Addr, srv.ClientConfig()
+	}},
+}
+
+func echoOnce(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	_, err := c.Write([]byte(msg))
+	require.NoError(t, err)
+	got := make([]byte, len(msg))
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	require.Equal(t, msg, string(got))
+}
+
+// TestPoolSpreadsConcurrentConns holds six connections open at once through
+// a Pool of three: three SSH connections are made, two Conns on each.
+func TestPoolSpreadsConcurrentConns(t *testing.T) {
+	for _, peer := range poolPeers {
+		t.Run(peer.name, func(t *testing.T) {
+			addr, config := peer.start(t)
+			var calls atomic.Int32
+			pool := sshdial.NewPool(3, countingDial(addr, config, &calls))
+			defer pool.Close()
+			l := serve(t, "tcp", echo)
+
+			perSSHConn := map[string]int{}
+			var conns []net.Conn
+			for range 6 {
+				c, err := pool.Dial("tcp", l.Addr().String())
+				require.NoError(t, err)
+				conns = append(conns, c)
+				echoOnce(t, c, "hello")
+				// LocalAddr is the SSH connection's own address.
+				perSSHConn[c.LocalAddr().String()]++
+			}
+			require.EqualValues(t, 3, calls.Load())
+			require.Len(t, perSSHConn, 3)
+			for a, n := range perSSHConn {
+				require.Equal(t, 2, n, "Conns on the SSH connection from %s", a)
+			}
+			for _, c := range conns {
+				require.NoError(t, c.Close())
+			}
+		})
+	}
+}
+
+// TestPoolConcurrentDials dials from many goroutines at once: the Pool makes
+// no more SSH connections than its size and every dial succeeds.
+func TestPoolConcurrentDials(t *testing.T) {
+	srv := sshtest.NewServer()
+	defer srv.Close()
+	var calls atomic.Int32
+	pool := sshdial.NewPool(2, countingDial(srv.Addr(), srv.ClientConfig(), &calls))
+	defer pool.Close()
+	l := serve(t, "tcp", echo)
+
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			c, err := pool.Dial("tcp", l.Addr().String())
+			if !assert.NoError(t, err) {
+				return
+			}
+			defer c.Close()
+			_, err = c.Write([]byte("x"))
+			assert.NoError(t, err)
+			_, err = io.ReadFull(c, make([]byte, 1))
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	require.LessOrEqual(t, calls.Load(), int32(2))
+}
+
+// TestPoolSequentialUseKeepsOneSSHConn dials and closes one at a time: one
+// SSH connection serves them all.
+func TestPoolSequentialUseKeepsOneSSHConn(t *testing.T) {
+	srv := sshtest.NewServer()
+	defer srv.Close()
+	var calls atomic.Int32
+	pool := sshdial.NewPool(4, countingDial(srv.Addr(), srv.ClientConfig(), &calls))
+	defer pool.Close()
+	l := serve(t, "tcp", echo)
+	for range 5 {
+		c, err := pool.Dial("tcp", l.Addr().String())
+		require.NoError(t, err)
+		echoOnce(t, c, "one")
+		require.NoError(t, c.Close())
+	}
+	require.EqualValues(t, 1, calls.Load())
+}
+
+// TestPoolReconnects checks that a lost SSH connection is made again by the
+// next dial that needs it.
+func TestPoolReconnects(t *testing.T) {
+	srv := sshtest.NewServer()
+	defer srv.Close()
+	var calls atomic.Int32
+	pool := sshdial.NewPool(1, countingDial(srv.Addr(), srv.ClientConfig(), &calls))
+	defer pool.Close()
+	l := serve(t, "tcp", echo)
+
+	c, err := pool.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	echoOnce(t, c, "before")
+	srv.CloseClientConnections()
+	_, err = io.ReadAll(c) // ends with the SSH connection
+	require.NoError(t, err)
+	c.Close()
+
+	require.Eventually(t, func() bool {
+		c, err := pool.Dial("tcp", l.Addr().String())
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		echoOnce(t, c, "after")
+		return true
+	}, 10*time.Second, 10*time.Millisecond)
+	require.EqualValues(t, 2, calls.Load())
+}
+
+// TestPoolConnectFailure checks that a failure to make an SSH connection is
+// the dial's error, and that a Pool with a working SSH connection uses it
+// instead.
+func TestPoolConnectFailure(t *testing.T) {
+	srv := sshtest.NewServer()
+	defer srv.Close()
+	refuse := errors.New("no more SSH connections today")
+	var calls atomic.Int32
+	pool := sshdial.NewPool(2, func(ctx context.Context) (*ssh.Client, error) {
+		if calls.Add(1) > 1 {
+			return nil, refuse
+		}
+		return sshdial.DialSSH(ctx, srv.Addr(), srv.ClientConfig())
+	})
+	defer pool.Close()
+	l := serve(t, "tcp", echo)
+
+	first, err := pool.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	defer first.Close()
+	// The second SSH connection fails to connect: the first one carries it.
+	second, err := pool.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	defer second.Close()
+	echoOnce(t, second, "fallback")
+	require.Equal(t, first.LocalAddr().String(), second.LocalAddr().String())
+
+	failing := sshdial.NewPool(1, func(context.Context) (*ssh.Client, error) { return nil, refuse })
+	defer failing.Close()
+	_, err = failing.Dial("tcp", l.Addr().String())
+	require.ErrorIs(t, err, refuse)
+	var opErr *net.OpError
+	require.ErrorAs(t, err, &opErr)
+	require.Equal(t, "dial", opErr.Op)
+}
+
+// TestPoolDialContextBoundsConnect checks that ctx bounds the making of the
+// SSH connection.
+func TestPoolDialContextBoundsConnect(t *testing.T) {
+	pool := sshdial.NewPool(1, func(ctx context.Context) (*ssh.Client, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	defer pool.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := pool.DialContext(ctx, "tcp", "127.0.0.1:1")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// TestPoolClose checks that Close ends the connections and that later dials
+// fail with ErrPoolClosed.
+func TestPoolClose(t *testing.T) {
+	srv := sshtest.NewServer()
+	defer srv.Close()
+	var calls atomic.Int32
+	pool := sshdial.NewPool(2, countingDial(srv.Addr(), srv.ClientConfig(), &calls))
+	l := serve(t, "tcp", echo)
+	c, err := pool.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+
+	require.NoError(t, pool.Close())
+	within(t, 5*time.Second, "Read after Pool.Close", func() {
+		_, err := c.Read(make([]byte, 1))
+		require.Error(t, err)
+	})
+	_, err = pool.Dial("tcp", l.Addr().String())
+	require.ErrorIs(t, err, sshdial.ErrPoolClosed)
+	require.ErrorIs(t, err, net.ErrClosed)
+	require.NoError(t, pool.Close(), "a second Close")
+}
+
+func TestPoolBadInput(t *testing.T) {
+	var calls atomic.Int32
+	dial := func(context.Context) (*ssh.Client, error) {
+		calls.Add(1)
+		return nil, errors.New("should not be called")
+	}
+	var nilPool *sshdial.Pool
+	_, err := nilPool.Dial("tcp", "127.0.0.1:1")
+	require.Error(t, err)
+	require.NoError(t, nilPool.Close())
+
+	for _, p := range []*sshdial.Pool{sshdial.NewPool(0, dial), sshdial.NewPool(-1, dial), sshdial.NewPool(1, nil)} {
+		_, err := p.Dial("tcp", "127.0.0.1:1")
+		require.Error(t, err)
+		require.NoError(t, p.Close())
+	}
+
+	pool := sshdial.NewPool(1, dial)
+	defer pool.Close()
+	for _, tc := range []struct{ network, address string }{
+		{"udp", "127.0.0.1:53"},
+		{"tcp", "127.0.0.1"},
+		{"tcp", "127.0.0.1:70000"},
+		{"tcp", ":80"},
+	} {
+		_, err := pool.Dial(tc.network, tc.address)
+		require.Error(t, err, "%s %s", tc.network, tc.address)
+	}
+	//lint:ignore SA1012 a nil context is bad input under test
+	_, err = pool.DialContext(nil, "tcp", "127.0.0.1:1") //nolint:staticcheck
+	require.Error(t, err)
+	require.Zero(t, calls.Load(), "bad input must fail before an SSH connection is made")
+}
