@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,7 +45,7 @@ var (
 	flagOut     = flag.String("out", "", "write the Markdown report here (default: stdout only)")
 	flagPNG     = flag.String("png", "", "write the plot here")
 	flagQuick   = flag.Bool("quick", false, "a smoke run: tiny sizes and counts")
-	flagOnly    = flag.String("only", "", "measure only these parts, comma-separated (throughput, dial, ping, tunnels): a probe that logs its figures and writes no report")
+	flagOnly    = flag.String("only", "", "measure only these parts, comma-separated (throughput, pool, dial, ping, tunnels): a probe that logs its figures and writes no report")
 )
 
 // want reports whether part is measured in this run.
@@ -82,9 +83,9 @@ func main() {
 	if *flagOnly != "" {
 		for _, p := range strings.Split(*flagOnly, ",") {
 			switch strings.TrimSpace(p) {
-			case "throughput", "dial", "ping", "tunnels":
+			case "throughput", "pool", "dial", "ping", "tunnels":
 			default:
-				log.Fatalf("-only: unknown part %q (throughput, dial, ping, tunnels)", p)
+				log.Fatalf("-only: unknown part %q (throughput, pool, dial, ping, tunnels)", p)
 			}
 		}
 		if *flagOut != "" || *flagPNG != "" {
@@ -253,11 +254,7 @@ func cpuTime() time.Duration {
 
 // transfer moves bytes one way and returns bytes, elapsed time and CPU.
 func transfer(m mode, e *env, upload bool) (int64, time.Duration, time.Duration, error) {
-	target := e.source
-	if upload {
-		target = e.sink
-	}
-	conn, err := m.dial(target)
+	conn, err := m.dial(e.target(upload))
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -267,42 +264,9 @@ func transfer(m mode, e *env, upload bool) (int64, time.Duration, time.Duration,
 		extra0 = m.extraCPU()
 	}
 	start := time.Now()
-	var n int64
-	buf := make([]byte, 256<<10)
-	if upload {
-		stop := start.Add(*flagMaxTime)
-		for n < *flagSize && time.Now().Before(stop) {
-			k, err := conn.Write(buf[:min(int64(len(buf)), *flagSize-n)])
-			n += int64(k)
-			if err != nil {
-				return 0, 0, 0, err
-			}
-		}
-		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		}
-		var got uint64
-		if err := binary.Read(conn, binary.BigEndian, &got); err != nil {
-			return 0, 0, 0, fmt.Errorf("upload ack: %v", err)
-		}
-		if int64(got) != n {
-			return 0, 0, 0, fmt.Errorf("upload: sent %d, target got %d", n, got)
-		}
-	} else {
-		if err := binary.Write(conn, binary.BigEndian, uint64(*flagSize)); err != nil {
-			return 0, 0, 0, err
-		}
-		conn.SetReadDeadline(start.Add(*flagMaxTime))
-		for n < *flagSize {
-			k, err := conn.Read(buf)
-			n += int64(k)
-			if err != nil {
-				if ne, ok := err.(net.Error); ok && ne.Timeout() {
-					break // time-bounded: count what arrived
-				}
-				return 0, 0, 0, err
-			}
-		}
+	n, err := move(conn, upload, *flagSize, start.Add(*flagMaxTime))
+	if err != nil {
+		return 0, 0, 0, err
 	}
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0
@@ -310,6 +274,97 @@ func transfer(m mode, e *env, upload bool) (int64, time.Duration, time.Duration,
 		cpu += m.extraCPU() - extra0
 	}
 	return n, elapsed, cpu, nil
+}
+
+// target is the sink for uploads and the source for downloads.
+func (e *env) target(upload bool) string {
+	if upload {
+		return e.sink
+	}
+	return e.source
+}
+
+// move runs one transfer of size bytes on conn, to the sink or from the
+// source, and stops early at stop; it returns the bytes moved.
+func move(conn net.Conn, upload bool, size int64, stop time.Time) (int64, error) {
+	var n int64
+	buf := make([]byte, 256<<10)
+	if upload {
+		for n < size && time.Now().Before(stop) {
+			k, err := conn.Write(buf[:min(int64(len(buf)), size-n)])
+			n += int64(k)
+			if err != nil {
+				return 0, err
+			}
+		}
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		var got uint64
+		if err := binary.Read(conn, binary.BigEndian, &got); err != nil {
+			return 0, fmt.Errorf("upload ack: %v", err)
+		}
+		if int64(got) != n {
+			return 0, fmt.Errorf("upload: sent %d, target got %d", n, got)
+		}
+		return n, nil
+	}
+	if err := binary.Write(conn, binary.BigEndian, uint64(size)); err != nil {
+		return 0, err
+	}
+	conn.SetReadDeadline(stop)
+	for n < size {
+		k, err := conn.Read(buf)
+		n += int64(k)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				break // time-bounded: count what arrived
+			}
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// parallelTransfer dials k connections, then runs a transfer on each at
+// once, each of an equal share of -size, and returns the bytes moved by all
+// and the time until the last finished.
+func parallelTransfer(dial func(string) (net.Conn, error), e *env, upload bool, k int) (int64, time.Duration, error) {
+	conns := make([]net.Conn, 0, k)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range k {
+		c, err := dial(e.target(upload))
+		if err != nil {
+			return 0, 0, err
+		}
+		conns = append(conns, c)
+	}
+	start := time.Now()
+	stop := start.Add(*flagMaxTime)
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, k)
+	for _, c := range conns {
+		wg.Go(func() {
+			n, err := move(c, upload, *flagSize/int64(k), stop)
+			total.Add(n)
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	select {
+	case err := <-errs:
+		return 0, 0, err
+	default:
+	}
+	return total.Load(), elapsed, nil
 }
 
 // latencies dials (and closes) n times, or does n 64-byte round trips.

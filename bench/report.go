@@ -7,6 +7,7 @@ import (
 	"image/draw"
 	"image/png"
 	"os"
+	"strconv"
 	"strings"
 
 	"golang.org/x/image/font"
@@ -104,7 +105,16 @@ func (r *results) markdown() string {
 				t.n, t.heapAfterEcho/rawHeap[t.n], verdict(t.heapAfterEcho <= 2*rawHeap[t.n]), t.leftAfterClose, verdict(t.leftAfterClose == 0))
 		}
 	}
-	p("\n## Not measured yet\n\n- Aggregate throughput of 8 parallel transfers on 1 vs 2 pooled SSH connections: there is no pool yet.\n")
+	p("\n## Parallel transfers over a Pool\n\n")
+	p("%d transfers at once, each of 1/%d of %d MiB or what moved in %v, %s, through an `sshdial.Pool` of 1 and of 2 SSH connections to the same sshd; MB/s of all together.\n\n",
+		parallelTransfers, parallelTransfers, r.size>>20, *flagMaxTime, ciphers[0])
+	p("| SSH connections | upload MB/s | download MB/s |\n|---|---|---|\n")
+	for _, size := range poolSizes {
+		p("| %d | %s | %s |\n", size, r.pool[key("upload", strconv.Itoa(size))], r.pool[key("download", strconv.Itoa(size))])
+	}
+	one, two := strconv.Itoa(poolSizes[0]), strconv.Itoa(poolSizes[len(poolSizes)-1])
+	p("\n- 2 SSH connections / 1: upload %s, download %s.\n",
+		ratio(r.pool[key("upload", two)], r.pool[key("upload", one)]), ratio(r.pool[key("download", two)], r.pool[key("download", one)]))
 	return b.String()
 }
 

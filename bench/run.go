@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log"
+	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -10,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sshdial/sshdial"
+	"golang.org/x/crypto/ssh"
 )
 
 // stat is a median with its min and max over the repetitions.
@@ -34,6 +39,7 @@ type results struct {
 	reps                            int
 	size                            int64
 	throughput, cpuPerGiB           map[string]stat // key: cipher|direction|mode
+	pool                            map[string]stat // key: direction|SSH connections
 	dial, ping                      map[string]latency
 	dialOrder, pingOrder, modeOrder []string
 	tunnels                         []tunnelRow
@@ -66,6 +72,7 @@ func run() (*results, error) {
 		size:       *flagSize,
 		throughput: map[string]stat{},
 		cpuPerGiB:  map[string]stat{},
+		pool:       map[string]stat{},
 		dial:       map[string]latency{},
 		ping:       map[string]latency{},
 	}
@@ -105,6 +112,32 @@ func run() (*results, error) {
 			}
 		}
 		closeModes()
+	}
+
+	// Parallel transfers through a Pool of 1 and of 2 SSH connections.
+	for _, dir := range []string{"upload", "download"} {
+		if !want("pool") {
+			break
+		}
+		rates := map[int][]float64{}
+		for rep := 0; rep < *flagReps; rep++ {
+			for _, size := range poolSizes {
+				pool := sshdial.NewPool(size, func(context.Context) (*ssh.Client, error) {
+					return e.client(ciphers[0], true)
+				})
+				dial := func(a string) (net.Conn, error) { return pool.Dial("tcp", a) }
+				n, el, err := parallelTransfer(dial, e, dir == "upload", parallelTransfers)
+				pool.Close()
+				if err != nil {
+					return nil, fmt.Errorf("pool of %d, %s: %v", size, dir, err)
+				}
+				rates[size] = append(rates[size], float64(n)/el.Seconds()/1e6)
+			}
+		}
+		for _, size := range poolSizes {
+			r.pool[key(dir, strconv.Itoa(size))] = summarize(rates[size])
+			log.Printf("%d parallel %-8s over %d SSH connection(s): %8.0f MB/s", parallelTransfers, dir, size, r.pool[key(dir, strconv.Itoa(size))].med)
+		}
 	}
 
 	// Dial latency, with and without TCP_QUICKACK on the SSH connection,
@@ -199,6 +232,11 @@ func run() (*results, error) {
 	}
 	return r, nil
 }
+
+// The pool figure: this many transfers at once, over Pools of these sizes.
+const parallelTransfers = 8
+
+var poolSizes = []int{1, 2}
 
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 
