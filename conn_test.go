@@ -165,16 +165,23 @@ func TestCloseWakesWriteWhileServerStalled(t *testing.T) {
 	})
 }
 
-// TestTimedOutWriteCommitsExactly checks the contract of a Write that times
-// out on a stalled server: the n bytes it reports are sent, they are p[:n],
-// nothing after them is, and the caller may reuse p at once.
-func TestTimedOutWriteCommitsExactly(t *testing.T) {
-	srv, client := newSSHTest(t)
+// collector serves a target that reads a connection to its end and sends
+// what it read.
+func collector(t *testing.T) (net.Listener, <-chan []byte) {
 	got := make(chan []byte, 1)
 	l := serve(t, "tcp", func(c net.Conn) {
 		b, _ := io.ReadAll(c)
 		got <- b
 	})
+	return l, got
+}
+
+// TestTimedOutWriteCommitsExactly checks the contract of a Write that times
+// out on a stalled server: the n bytes it reports are sent, they are p[:n],
+// nothing after them is, and the caller may reuse p at once.
+func TestTimedOutWriteCommitsExactly(t *testing.T) {
+	srv, client := newSSHTest(t)
+	l, got := collector(t)
 	conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
 	require.NoError(t, err)
 	defer conn.Close()
@@ -280,11 +287,7 @@ func TestUseAfterClose(t *testing.T) {
 // closing a TCP socket does.
 func TestWriteThenClose(t *testing.T) {
 	forEachPeer(t, func(t *testing.T, client *ssh.Client) {
-		got := make(chan []byte, 1)
-		l := serve(t, "tcp", func(c net.Conn) {
-			b, _ := io.ReadAll(c)
-			got <- b
-		})
+		l, got := collector(t)
 		conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
 		require.NoError(t, err)
 		payload := bytes.Repeat([]byte{7}, 3<<20)

@@ -44,6 +44,17 @@ var poolPeers = []struct {
 	}},
 }
 
+// newTestPool returns a Pool of size SSH connections to an sshtest server,
+// the count of SSH connections it made, and an echo target.
+func newTestPool(t *testing.T, size int) (*sshdial.Pool, *sshtest.Server, *atomic.Int32, string) {
+	srv := sshtest.NewServer()
+	t.Cleanup(srv.Close)
+	calls := new(atomic.Int32)
+	pool := sshdial.NewPool(size, countingDial(srv.Addr(), srv.ClientConfig(), calls))
+	t.Cleanup(func() { pool.Close() })
+	return pool, srv, calls, serve(t, "tcp", echo).Addr().String()
+}
+
 func echoOnce(t *testing.T, c net.Conn, msg string) {
 	t.Helper()
 	_, err := c.Write([]byte(msg))
@@ -90,17 +101,12 @@ func TestPoolSpreadsConcurrentConns(t *testing.T) {
 // TestPoolConcurrentDials dials from many goroutines at once: the Pool makes
 // no more SSH connections than its size and every dial succeeds.
 func TestPoolConcurrentDials(t *testing.T) {
-	srv := sshtest.NewServer()
-	defer srv.Close()
-	var calls atomic.Int32
-	pool := sshdial.NewPool(2, countingDial(srv.Addr(), srv.ClientConfig(), &calls))
-	defer pool.Close()
-	l := serve(t, "tcp", echo)
+	pool, _, calls, target := newTestPool(t, 2)
 
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
-			c, err := pool.Dial("tcp", l.Addr().String())
+			c, err := pool.Dial("tcp", target)
 			if !assert.NoError(t, err) {
 				return
 			}
@@ -118,14 +124,9 @@ func TestPoolConcurrentDials(t *testing.T) {
 // TestPoolSequentialUseKeepsOneSSHConn dials and closes one at a time: one
 // SSH connection serves them all.
 func TestPoolSequentialUseKeepsOneSSHConn(t *testing.T) {
-	srv := sshtest.NewServer()
-	defer srv.Close()
-	var calls atomic.Int32
-	pool := sshdial.NewPool(4, countingDial(srv.Addr(), srv.ClientConfig(), &calls))
-	defer pool.Close()
-	l := serve(t, "tcp", echo)
+	pool, _, calls, target := newTestPool(t, 4)
 	for range 5 {
-		c, err := pool.Dial("tcp", l.Addr().String())
+		c, err := pool.Dial("tcp", target)
 		require.NoError(t, err)
 		echoOnce(t, c, "one")
 		require.NoError(t, c.Close())
@@ -136,14 +137,9 @@ func TestPoolSequentialUseKeepsOneSSHConn(t *testing.T) {
 // TestPoolReconnects checks that a lost SSH connection is made again by the
 // next dial that needs it.
 func TestPoolReconnects(t *testing.T) {
-	srv := sshtest.NewServer()
-	defer srv.Close()
-	var calls atomic.Int32
-	pool := sshdial.NewPool(1, countingDial(srv.Addr(), srv.ClientConfig(), &calls))
-	defer pool.Close()
-	l := serve(t, "tcp", echo)
+	pool, srv, calls, target := newTestPool(t, 1)
 
-	c, err := pool.Dial("tcp", l.Addr().String())
+	c, err := pool.Dial("tcp", target)
 	require.NoError(t, err)
 	echoOnce(t, c, "before")
 	srv.CloseClientConnections()
@@ -152,7 +148,7 @@ func TestPoolReconnects(t *testing.T) {
 	c.Close()
 
 	require.Eventually(t, func() bool {
-		c, err := pool.Dial("tcp", l.Addr().String())
+		c, err := pool.Dial("tcp", target)
 		if err != nil {
 			return false
 		}
