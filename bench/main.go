@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -45,6 +46,7 @@ var (
 	flagOut     = flag.String("out", "", "write the Markdown report here (default: stdout only)")
 	flagPNG     = flag.String("png", "", "write the plot here")
 	flagQuick   = flag.Bool("quick", false, "a smoke run: tiny sizes and counts")
+	flagProfile = flag.String("cpuprofile", "", "write a CPU profile of the run here")
 	flagOnly    = flag.String("only", "", "measure only these parts, comma-separated (throughput, pool, dial, ping, tunnels): a probe that logs its figures and writes no report")
 )
 
@@ -93,6 +95,16 @@ func main() {
 		}
 	}
 	stopOnSignal()
+	if *flagProfile != "" {
+		f, err := os.Create(*flagProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	r, err := run()
 	if err != nil {
 		log.Fatal(err)
