@@ -51,6 +51,7 @@ type poolSlot struct {
 
 // pooled is one SSH connection of a Pool.
 type pooled struct {
+	slot   *poolSlot
 	client *ssh.Client
 	dialer *Dialer
 	conns  int // open Conns dialed through it
@@ -90,7 +91,8 @@ func (p *Pool) Dial(network, address string) (net.Conn, error) {
 // connections, making one first if needed; ctx bounds both. Networks,
 // addresses, errors and the returned *Conn are as with Dialer.DialContext. A
 // failure to make an SSH connection is returned as the dial's error, unless
-// another SSH connection of the Pool is up, which is then used.
+// another SSH connection of the Pool is up, which is then used. A dial that
+// finds its SSH connection ended is tried once more on another or a new one.
 func (p *Pool) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	fail := func(err error) (net.Conn, error) {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
@@ -107,18 +109,34 @@ func (p *Pool) DialContext(ctx context.Context, network, address string) (net.Co
 	if _, err := (&Dialer{}).parseTarget(ctx, network, address); err != nil {
 		return fail(err)
 	}
-	pc, err := p.acquire(ctx)
-	if err != nil {
-		return fail(err)
-	}
-	var once sync.Once
-	release := func(*Conn) { once.Do(func() { p.release(pc) }) }
-	c, err := pc.dialer.dial(ctx, network, address, release)
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		pc, err := p.acquire(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		var once sync.Once
+		release := func(*Conn) { once.Do(func() { p.release(pc) }) }
+		c, err := pc.dialer.dial(ctx, network, address, release)
+		if err == nil {
+			return c, nil
+		}
 		release(nil)
-		return nil, err
+		// An SSH connection can end before the Pool has noticed: drop it
+		// and try once more, on another one or a new one.
+		if !errors.Is(err, ErrClientClosed) || attempt > 0 {
+			return nil, err
+		}
+		p.drop(pc)
 	}
-	return c, nil
+}
+
+// drop forgets pc, whose SSH connection has ended.
+func (p *Pool) drop(pc *pooled) {
+	p.mu.Lock()
+	if pc.slot.cur == pc {
+		pc.slot.cur = nil
+	}
+	p.mu.Unlock()
 }
 
 // acquire picks the SSH connection for a new Conn, making one if needed,
@@ -208,23 +226,19 @@ func (p *Pool) connect(ctx context.Context, s *poolSlot) (*pooled, error) {
 		client.Close()
 		return nil, ErrPoolClosed
 	}
-	pc := &pooled{client: client, dialer: New(client, p.opts...), conns: 1}
+	pc := &pooled{slot: s, client: client, dialer: New(client, p.opts...), conns: 1}
 	s.cur = pc
 	p.watchers.Add(1)
-	go p.watch(s, pc)
+	go p.watch(pc)
 	return pc, nil
 }
 
 // watch frees the slot when its SSH connection ends, so that the next dial
 // that needs it connects again.
-func (p *Pool) watch(s *poolSlot, pc *pooled) {
+func (p *Pool) watch(pc *pooled) {
 	defer p.watchers.Done()
 	pc.client.Wait()
-	p.mu.Lock()
-	if s.cur == pc {
-		s.cur = nil
-	}
-	p.mu.Unlock()
+	p.drop(pc)
 }
 
 func (p *Pool) release(pc *pooled) {

@@ -159,6 +159,30 @@ func TestPoolReconnects(t *testing.T) {
 	require.EqualValues(t, 2, calls.Load())
 }
 
+// TestPoolDialRightAfterLoss dials at once after the SSH connection was
+// closed under the Pool, before it may have noticed: the dial must not fail.
+func TestPoolDialRightAfterLoss(t *testing.T) {
+	srv := sshtest.NewServer()
+	defer srv.Close()
+	clients := make(chan *ssh.Client, 10)
+	pool := sshdial.NewPool(1, func(ctx context.Context) (*ssh.Client, error) {
+		c, err := sshdial.DialSSH(ctx, srv.Addr(), srv.ClientConfig())
+		if err == nil {
+			clients <- c
+		}
+		return c, err
+	})
+	defer pool.Close()
+	target := serve(t, "tcp", echo).Addr().String()
+	for range 5 {
+		c, err := pool.Dial("tcp", target)
+		require.NoError(t, err)
+		echoOnce(t, c, "x")
+		c.Close()
+		(<-clients).Close()
+	}
+}
+
 // TestPoolConnectFailure checks that a failure to make an SSH connection is
 // the dial's error, and that a Pool with a working SSH connection uses it
 // instead.
