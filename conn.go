@@ -86,8 +86,9 @@ const (
 	largeReadSize = 64 << 10
 	// sendBufferSize bounds what Writes commit by copying before the writer
 	// takes it. A larger Write waits while the writer copies it out of the
-	// caller's slice, pullSize at a time, so that a bulk transfer holds one
-	// pull buffer, not a full send buffer besides the one in flight.
+	// caller's slice, pullSize at a time: one goroutine does the copying and
+	// the sending, as x/crypto's own conn does, instead of two running at
+	// once and contending for the CPU with the SSH server.
 	sendBufferSize = 32 << 10
 	pullSize       = 256 << 10
 )
@@ -328,14 +329,10 @@ func (c *Conn) Write(p []byte) (int, error) {
 			c.mu.Unlock()
 			return n, nil
 		}
-		free := sendBufferSize
-		if c.pending != nil {
-			free = cap(*c.pending) - len(*c.pending)
+		if c.pending == nil {
+			c.pending = sendBufs.Get().(*[]byte)
 		}
-		if len(p)-n <= free {
-			if c.pending == nil {
-				c.pending = sendBufs.Get().(*[]byte)
-			}
+		if len(p)-n <= cap(*c.pending)-len(*c.pending) {
 			*c.pending = append(*c.pending, p[n:]...)
 			n = len(p)
 			c.startWriter()
