@@ -19,13 +19,10 @@ import (
 //
 // All methods may be called concurrently.
 //
-// Write returns once all of its data is committed, as with a TCP send
-// buffer: a small Write is copied into the Conn's send buffer and returns at
-// once; a larger one is copied out of the caller's slice by the Conn's writer
-// as the SSH channel takes it, and returns once the last of it was copied.
-// A Write that times out reports how many bytes it committed, and committed
-// bytes are sent in order, before the EOF of CloseWrite and before the
-// channel is closed by Close.
+// Written data is copied into a send buffer and Write returns once all of it
+// is there, like a TCP send buffer: a Write that times out reports how many
+// bytes it committed, and committed bytes are sent in order, before the EOF
+// of CloseWrite and before the channel is closed by Close.
 //
 // While open, a Conn runs one goroutine that answers requests the server
 // might send on the channel; the first Read or CloseRead starts two more (a
@@ -59,13 +56,10 @@ type Conn struct {
 	// they never run concurrently and EOF never overtakes data.
 	writeMu       sync.Mutex // serializes Write and CloseWrite
 	writeDeadline deadline
-	pulled        chan struct{} // signalled when src was taken, or cannot be
+	space         chan struct{} // signalled when the send buffer was emptied
 
 	mu        sync.Mutex    // guards the fields below
 	pending   *[]byte       // committed bytes that writeLoop has not taken yet
-	src       []byte        // the rest of a large Write, for writeLoop to copy
-	srcTaken  int           // bytes of the large Write that writeLoop copied
-	wbuf      *[]byte       // writeLoop's buffer for what it copies from src
 	writing   bool          // writeLoop has been started
 	kick      chan struct{} // wakes an idle writeLoop
 	writeErr  error         // the first error of the channel's Write or CloseWrite
@@ -84,32 +78,16 @@ const (
 	// grow once a read fills its buffer.
 	smallReadSize = 2 << 10
 	largeReadSize = 64 << 10
-	// sendBufferSize bounds what Writes commit by copying before the writer
-	// takes it. A larger Write waits while the writer copies it out of the
-	// caller's slice, pullSize at a time: one goroutine does the copying and
-	// the sending, as x/crypto's own conn does, instead of two running at
-	// once and contending for the CPU with the SSH server.
-	sendBufferSize = 32 << 10
-	pullSize       = 256 << 10
+	// sendBufferSize bounds the bytes a Write may commit before the writer
+	// takes them; a second buffer of the same size may be in flight.
+	sendBufferSize = 256 << 10
 )
 
 var (
 	smallReadBufs = sync.Pool{New: func() any { b := make([]byte, smallReadSize); return &b }}
 	largeReadBufs = sync.Pool{New: func() any { b := make([]byte, largeReadSize); return &b }}
 	sendBufs      = sync.Pool{New: func() any { b := make([]byte, 0, sendBufferSize); return &b }}
-	pullBufs      = sync.Pool{New: func() any { b := make([]byte, 0, pullSize); return &b }}
 )
-
-// putSendBuf returns b to its pool, emptied: a buffer from the pool must
-// never carry bytes into another Conn.
-func putSendBuf(b *[]byte) {
-	*b = (*b)[:0]
-	if cap(*b) == pullSize {
-		pullBufs.Put(b)
-	} else {
-		sendBufs.Put(b)
-	}
-}
 
 // chunk is a buffer of received bytes handed from readLoop to Read.
 type chunk struct {
@@ -145,7 +123,7 @@ func newConn(ch ssh.Channel, reqs <-chan *ssh.Request, network string, laddr, ra
 		closeSent: make(chan struct{}),
 		chunks:    make(chan chunk),
 		readShut:  make(chan struct{}),
-		pulled:    make(chan struct{}, 1),
+		space:     make(chan struct{}, 1),
 		kick:      make(chan struct{}, 1),
 	}
 	go c.serviceRequests(reqs)
@@ -303,11 +281,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Write writes p to the connection. It returns when all of p is committed
-// (see Conn), or with the number of bytes committed and an error when the
-// write deadline passes (a *net.OpError wrapping os.ErrDeadlineExceeded), the
-// Conn is closed (wrapping net.ErrClosed), or the channel failed. Write after
-// CloseWrite fails.
+// Write writes p to the connection. It returns when all of p is committed to
+// the send buffer, or with the number of bytes committed and an error when
+// the write deadline passes (a *net.OpError wrapping
+// os.ErrDeadlineExceeded), the Conn is closed (wrapping net.ErrClosed), or the
+// channel failed. Write after CloseWrite fails.
 func (c *Conn) Write(p []byte) (int, error) {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
@@ -332,38 +310,22 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if c.pending == nil {
 			c.pending = sendBufs.Get().(*[]byte)
 		}
-		if len(p)-n <= cap(*c.pending)-len(*c.pending) {
-			*c.pending = append(*c.pending, p[n:]...)
-			n = len(p)
+		if free := cap(*c.pending) - len(*c.pending); free > 0 {
+			k := min(free, len(p)-n)
+			*c.pending = append(*c.pending, p[n:n+k]...)
+			n += k
 			c.startWriter()
 			c.mu.Unlock()
 			continue
 		}
+		c.mu.Unlock()
 
-		// Too large for the send buffer: the writer copies it from p, after
-		// what is already committed.
-		c.src, c.srcTaken = p[n:], 0
 		select {
-		case <-c.pulled: // a stale signal of an earlier Write
-		default:
-		}
-		c.startWriter()
-		c.mu.Unlock()
-		var err error
-		select {
-		case <-c.pulled:
+		case <-c.space:
 		case <-c.writeDeadline.wait():
-			err = c.opError("write", os.ErrDeadlineExceeded)
+			return n, c.opError("write", os.ErrDeadlineExceeded)
 		case <-c.done:
-			err = c.opError("write", c.closedErr())
-		}
-		// Once src is cleared under c.mu, the writer no longer touches p.
-		c.mu.Lock()
-		n += c.srcTaken
-		c.src, c.srcTaken = nil, 0
-		c.mu.Unlock()
-		if err != nil {
-			return n, err
+			return n, c.opError("write", c.closedErr())
 		}
 	}
 }
@@ -398,21 +360,19 @@ func (c *Conn) startWriter() {
 	}
 }
 
-// releaseBuffers returns the send buffers to their pools; c.mu is held.
-func (c *Conn) releaseBuffers() {
+// releasePending returns the send buffer to the pool, emptied: a buffer
+// from the pool must never carry bytes into another Conn. c.mu is held.
+func (c *Conn) releasePending() {
 	if c.pending != nil {
-		putSendBuf(c.pending)
+		*c.pending = (*c.pending)[:0]
+		sendBufs.Put(c.pending)
 		c.pending = nil
-	}
-	if c.wbuf != nil {
-		putSendBuf(c.wbuf)
-		c.wbuf = nil
 	}
 }
 
-// writeLoop sends committed data, then what it copies from a large Write,
-// then the EOF of CloseWrite, then the close of Close, in that order; it
-// waits for more when idle and exits after the close.
+// writeLoop sends committed data, then the EOF of CloseWrite, then the close
+// of Close, in that order; it waits for more when idle and exits after the
+// close.
 func (c *Conn) writeLoop() {
 	c.mu.Lock()
 	for {
@@ -420,32 +380,33 @@ func (c *Conn) writeLoop() {
 		case c.pending != nil && len(*c.pending) > 0 && c.writeErr == nil:
 			buf := c.pending
 			c.pending = nil
-			c.send(*buf)
+			c.sending = true
+			c.mu.Unlock()
+			select {
+			case c.space <- struct{}{}:
+			default:
+			}
+			_, err := c.ch.Write(*buf)
+			*buf = (*buf)[:0]
+			c.mu.Lock()
+			c.sending = false
+			if err != nil && c.writeErr == nil {
+				c.writeErr = err
+			}
 			if c.pending == nil {
-				*buf = (*buf)[:0]
 				c.pending = buf
 			} else {
-				putSendBuf(buf)
+				sendBufs.Put(buf) // emptied above
 			}
-
-		case len(c.src) > 0 && c.writeErr == nil:
-			if c.wbuf == nil {
-				c.wbuf = pullBufs.Get().(*[]byte)
-			}
-			k := copy((*c.wbuf)[:cap(*c.wbuf)], c.src)
-			c.src = c.src[k:]
-			c.srcTaken += k
-			if len(c.src) == 0 {
-				c.signalPulled()
-			}
-			c.send((*c.wbuf)[:k])
 
 		case c.eofQueued && !c.eofSent && c.writeErr == nil:
 			c.eofSent = true
 			c.mu.Unlock()
 			err := c.ch.CloseWrite()
 			c.mu.Lock()
-			c.setWriteErr(err)
+			if err != nil && c.writeErr == nil {
+				c.writeErr = err
+			}
 
 		case c.closing && !c.chClosed:
 			c.chClosed = true
@@ -455,45 +416,17 @@ func (c *Conn) writeLoop() {
 			c.mu.Lock()
 
 		case c.chClosed:
-			c.releaseBuffers()
+			c.releasePending()
 			c.mu.Unlock()
 			return
 
 		default:
-			// Idle: give the buffers back, so an idle Conn holds none.
-			c.releaseBuffers()
+			// Idle: give the buffer back, so an idle Conn holds none.
+			c.releasePending()
 			c.mu.Unlock()
 			<-c.kick
 			c.mu.Lock()
 		}
-	}
-}
-
-// send writes b to the channel with c.mu released; c.mu is held.
-func (c *Conn) send(b []byte) {
-	c.sending = true
-	c.mu.Unlock()
-	_, err := c.ch.Write(b)
-	c.mu.Lock()
-	c.sending = false
-	c.setWriteErr(err)
-}
-
-// setWriteErr records the channel's first write error, and wakes a Write
-// waiting for the writer to take its data, which it now never will; c.mu is
-// held.
-func (c *Conn) setWriteErr(err error) {
-	if err != nil && c.writeErr == nil {
-		c.writeErr = err
-		c.signalPulled()
-	}
-}
-
-// signalPulled wakes the Write waiting on src; c.mu is held.
-func (c *Conn) signalPulled() {
-	select {
-	case c.pulled <- struct{}{}:
-	default:
 	}
 }
 
