@@ -175,7 +175,8 @@ func run() (*results, error) {
 	per := max(1, *flagDials / *flagReps)
 	p50s, p99s := map[string][]float64{}, map[string][]float64{}
 	for rep := 0; rep < *flagReps && want("dial"); rep++ {
-		for _, m := range dialModes {
+		for i := range dialModes { // rotated each rep, as above
+			m := dialModes[(i+rep)%len(dialModes)]
 			d, err := dialLatencies(m.dial, e.echo, per)
 			if err != nil {
 				return nil, fmt.Errorf("dial %s: %v", m.name, err)
@@ -196,7 +197,8 @@ func run() (*results, error) {
 	per = max(1, *flagPings / *flagReps)
 	p50s, p99s = map[string][]float64{}, map[string][]float64{}
 	for rep := 0; rep < *flagReps && want("ping"); rep++ {
-		for _, m := range pingModes {
+		for i := range pingModes { // rotated each rep, as above
+			m := pingModes[(i+rep)%len(pingModes)]
 			d, err := pingLatencies(m.dial, e.echo, per)
 			if err != nil {
 				return nil, fmt.Errorf("ping %s: %v", m.name, err)
