@@ -475,10 +475,9 @@ func (c *Conn) CloseRead() error {
 //
 // When no data is waiting to be sent, Close returns once the channel's close
 // is handed to the SSH connection, as x/crypto's own conn does, so that the
-// server sees it before whatever the caller sends next (a close still on its
-// way when the next channel is opened delays that open at the server). It
-// waits for that at most a millisecond, so a stalled server never holds it
-// longer.
+// server sees it before whatever the caller sends next, such as the next
+// channel open. It waits for that at most a millisecond, so a stalled server
+// never holds it longer.
 func (c *Conn) Close() error {
 	wait := false
 	c.closeOnce.Do(func() { wait = c.shutdown(nil) })
