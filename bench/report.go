@@ -68,7 +68,7 @@ func (r *results) markdown() string {
 		p("\n")
 	}
 
-	p("## Channel open (dial) latency, µs\n\n%d sequential dials in all, each closed at once; p50 and p99 per repetition.\n\n", *flagDials)
+	p("## Channel open (dial) latency, µs\n\n%d sequential dials in all, each closed at once, the modes taking turns every %d dials; p50 and p99 per repetition.\n\n", *flagDials, dialBurst)
 	p("| mode | p50 | p99 |\n|---|---|---|\n")
 	for _, m := range r.dialOrder {
 		p("| %s | %s | %s |\n", m, r.dial[m].p50, r.dial[m].p99)

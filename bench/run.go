@@ -175,14 +175,22 @@ func run() (*results, error) {
 	per := max(1, *flagDials / *flagReps)
 	p50s, p99s := map[string][]float64{}, map[string][]float64{}
 	for rep := 0; rep < *flagReps && want("dial"); rep++ {
-		for i := range dialModes { // rotated each rep, as above
-			m := dialModes[(i+rep)%len(dialModes)]
-			d, err := dialLatencies(m.dial, e.echo, per)
-			if err != nil {
-				return nil, fmt.Errorf("dial %s: %v", m.name, err)
+		// The modes take turns every dialBurst dials, so that a slow spell
+		// of this shared machine falls on all of them alike.
+		samples := map[string][]time.Duration{}
+		for taken := 0; taken < per; taken += dialBurst {
+			for i := range dialModes { // rotated each rep, as above
+				m := dialModes[(i+rep)%len(dialModes)]
+				d, err := dialLatencies(m.dial, e.echo, min(dialBurst, per-taken))
+				if err != nil {
+					return nil, fmt.Errorf("dial %s: %v", m.name, err)
+				}
+				samples[m.name] = append(samples[m.name], d...)
 			}
-			p50s[m.name] = append(p50s[m.name], us(percentile(d, 0.50)))
-			p99s[m.name] = append(p99s[m.name], us(percentile(d, 0.99)))
+		}
+		for name, d := range samples {
+			p50s[name] = append(p50s[name], us(percentile(d, 0.50)))
+			p99s[name] = append(p99s[name], us(percentile(d, 0.99)))
 		}
 	}
 	for name := range p50s {
@@ -237,6 +245,9 @@ func run() (*results, error) {
 	}
 	return r, nil
 }
+
+// dialBurst is how many dials a mode makes before the next mode's turn.
+const dialBurst = 10
 
 // The pool figure: this many transfers at once, over Pools of these sizes.
 const parallelTransfers = 8
