@@ -536,12 +536,13 @@ func (s *Server) forwardToClient(conn *ssh.ServerConn, bindAddr string, port uin
 		OriginAddr: origin.IP.String(),
 		OriginPort: uint32(origin.Port),
 	})
+	s.channels.Add(1) // before the client can see the channel, as in handleChannel
 	ch, reqs, err := conn.OpenChannel("forwarded-tcpip", payload)
 	if err != nil {
+		s.channels.Add(-1)
 		c.Close()
 		return
 	}
-	s.channels.Add(1)
 	s.pipe(ch, reqs, c)
 }
 
@@ -578,12 +579,15 @@ func (s *Server) handleChannel(nc ssh.NewChannel) {
 		nc.Reject(ssh.ConnectionFailed, err.Error())
 		return
 	}
+	// Counted before the confirmation goes out, so a client that sees the
+	// channel open also sees it counted.
+	s.channels.Add(1)
 	ch, reqs, err := nc.Accept()
 	if err != nil {
+		s.channels.Add(-1)
 		target.Close()
 		return
 	}
-	s.channels.Add(1)
 	s.pipe(ch, reqs, target)
 }
 
