@@ -176,6 +176,16 @@ func (d *Dialer) dial(ctx context.Context, network, address string, onClose func
 	if d == nil || d.client == nil || d.client.Conn == nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: ErrNilClient}
 	}
+	t, err := d.target(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	return d.dialTarget(ctx, network, t, onClose)
+}
+
+// target checks d's options and ctx and parses the address, before anything
+// goes to the SSH server. Its errors are dial errors.
+func (d *Dialer) target(ctx context.Context, network, address string) (*target, error) {
 	if d.optionErr != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: d.optionErr}
 	}
@@ -186,6 +196,11 @@ func (d *Dialer) dial(ctx context.Context, network, address string, onClose func
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 	}
+	return t, nil
+}
+
+// dialTarget opens the Conn to a parsed target; see dial.
+func (d *Dialer) dialTarget(ctx context.Context, network string, t *target, onClose func(*Conn)) (*Conn, error) {
 	fail := func(err error) error {
 		return &net.OpError{Op: "dial", Net: network, Addr: t.raddr, Err: err}
 	}

@@ -28,9 +28,10 @@ import (
 // A Pool is safe for concurrent use. Close closes the SSH connections it
 // made, which ends every connection dialed through them.
 type Pool struct {
-	dial func(ctx context.Context) (*ssh.Client, error)
-	opts []Option
-	err  error // bad arguments to NewPool, reported by every dial
+	dial     func(ctx context.Context) (*ssh.Client, error)
+	opts     []Option
+	err      error   // bad arguments to NewPool, reported by every dial
+	template *Dialer // with opts and no client: checks and parses dials before any SSH connection
 
 	mu       sync.Mutex
 	slots    []*poolSlot
@@ -68,7 +69,7 @@ var ErrPoolClosed = fmt.Errorf("sshdial: Pool is closed: %w", net.ErrClosed)
 //
 // A size below 1 or a nil dial makes every dial of the Pool fail.
 func NewPool(size int, dial func(ctx context.Context) (*ssh.Client, error), opts ...Option) *Pool {
-	p := &Pool{dial: dial, opts: opts}
+	p := &Pool{dial: dial, opts: opts, template: New(nil, opts...)}
 	switch {
 	case size < 1:
 		p.err = fmt.Errorf("sshdial: NewPool: size %d, want 1 or more", size)
@@ -102,12 +103,12 @@ func (p *Pool) DialContext(ctx context.Context, network, address string) (net.Co
 		return fail(errors.New("sshdial: nil Pool"))
 	case p.err != nil:
 		return fail(p.err)
-	case ctx == nil:
-		return fail(errors.New("sshdial: nil context"))
 	}
-	// Bad input fails before any SSH connection is made for it.
-	if _, err := (&Dialer{}).parseTarget(ctx, network, address); err != nil {
-		return fail(err)
+	// Bad input fails before any SSH connection is made for it, and the
+	// address is parsed once, not again on each try.
+	t, err := p.template.target(ctx, network, address)
+	if err != nil {
+		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
 		pc, err := p.acquire(ctx)
@@ -116,7 +117,7 @@ func (p *Pool) DialContext(ctx context.Context, network, address string) (net.Co
 		}
 		var once sync.Once
 		release := func(*Conn) { once.Do(func() { p.release(pc) }) }
-		c, err := pc.dialer.dial(ctx, network, address, release)
+		c, err := pc.dialer.dialTarget(ctx, network, t, release)
 		if err == nil {
 			return c, nil
 		}

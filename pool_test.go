@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -286,6 +287,10 @@ func TestPoolBadInput(t *testing.T) {
 	}
 	//lint:ignore SA1012 a nil context is bad input under test
 	_, err = pool.DialContext(nil, "tcp", "127.0.0.1:1") //nolint:staticcheck
+	require.Error(t, err)
+	badOption := sshdial.NewPool(1, dial, sshdial.WithOriginator(netip.AddrPort{}))
+	defer badOption.Close()
+	_, err = badOption.Dial("tcp", "127.0.0.1:1")
 	require.Error(t, err)
 	require.Zero(t, calls.Load(), "bad input must fail before an SSH connection is made")
 }
