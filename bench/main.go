@@ -47,20 +47,27 @@ var (
 	flagPNG     = flag.String("png", "", "write the plot here")
 	flagQuick   = flag.Bool("quick", false, "a smoke run: tiny sizes and counts")
 	flagProfile = flag.String("cpuprofile", "", "write a CPU profile of the run here")
-	flagOnly    = flag.String("only", "", "measure only these parts, comma-separated (throughput, pool, dial, ping, tunnels): a probe that logs its figures and writes no report")
+	flagOnly    = flag.String("only", "", "measure only these parts, comma-separated ("+strings.Join(parts, ", ")+"): a probe that logs its figures and writes no report")
 )
+
+// parts are what a run measures, in order; -only picks some.
+var parts = []string{"throughput", "pool", "dial", "ping", "tunnels"}
 
 // want reports whether part is measured in this run.
 func want(part string) bool {
 	if *flagOnly == "" {
 		return true
 	}
+	return slices.Contains(onlyParts(), part)
+}
+
+// onlyParts returns the parts named by -only.
+func onlyParts() []string {
+	var named []string
 	for _, p := range strings.Split(*flagOnly, ",") {
-		if strings.TrimSpace(p) == part {
-			return true
-		}
+		named = append(named, strings.TrimSpace(p))
 	}
-	return false
+	return named
 }
 
 var ciphers = []string{"aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com"}
@@ -83,11 +90,9 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
 	if *flagOnly != "" {
-		for _, p := range strings.Split(*flagOnly, ",") {
-			switch strings.TrimSpace(p) {
-			case "throughput", "pool", "dial", "ping", "tunnels":
-			default:
-				log.Fatalf("-only: unknown part %q (throughput, pool, dial, ping, tunnels)", p)
+		for _, p := range onlyParts() {
+			if !slices.Contains(parts, p) {
+				log.Fatalf("-only: unknown part %q (%s)", p, strings.Join(parts, ", "))
 			}
 		}
 		if *flagOut != "" || *flagPNG != "" {
