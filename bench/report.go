@@ -39,7 +39,7 @@ func (r *results) markdown() string {
 	p("# Benchmarks\n\n")
 	p("Measured by `bench/` in one run: the sshdial Conn, x/crypto's own tunnel conn (\"x/crypto raw\"), ")
 	p("OpenSSH `ssh -L` and direct TCP, through a throwaway OpenSSH sshd on 127.0.0.1. ")
-	p("Each figure is the median of %d repetitions, with min–max in parentheses; ratios compare medians of the same run.\n\n", r.reps)
+	p("Each figure is the median of %d repetitions, with min–max in parentheses; ratios compare medians of the same run. In each repetition (and each round of dials) the modes run in a random order.\n\n", r.reps)
 	p("- Date: %s\n- Machine: %s\n- Go: %s, golang.org/x/crypto %s\n- sshd: %s; ssh: %s\n- Command: `%s`\n\n",
 		r.started.UTC().Format("2006-01-02 15:04 MST"), r.machine, r.goVersion, r.xcrypto, r.sshd, r.sshClient, r.command)
 	p("![throughput and latency](docs/bench.png)\n\n")
@@ -68,7 +68,7 @@ func (r *results) markdown() string {
 		p("\n")
 	}
 
-	p("## Channel open (dial) latency, µs\n\n%d sequential dials in all, each closed at once, the modes taking turns every %d dials; p50 and p99 per repetition.\n\n", *flagDials, dialBurst)
+	p("## Channel open (dial) latency, µs\n\n%d sequential dials in all, each closed at once, the modes taking turns every %d dials in a random order; p50 and p99 per repetition.\n\n", *flagDials, dialBurst)
 	p("| mode | p50 | p99 |\n|---|---|---|\n")
 	for _, m := range r.dialOrder {
 		p("| %s | %s | %s |\n", m, r.dial[m].p50, r.dial[m].p99)
