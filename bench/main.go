@@ -399,12 +399,8 @@ func dialLatencies(dial func(string) (net.Conn, error), addr string, n int) ([]t
 	return out, nil
 }
 
-func pingLatencies(dial func(string) (net.Conn, error), addr string, n int) ([]time.Duration, error) {
-	c, err := dial(addr)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
+// pingLatencies does n 64-byte round trips on c.
+func pingLatencies(c net.Conn, n int) ([]time.Duration, error) {
 	msg := make([]byte, 64)
 	out := make([]time.Duration, 0, n)
 	for range n {

@@ -81,7 +81,7 @@ func (r *results) markdown() string {
 		ratio(ours.p50, raw.p50), verdict(ours.p50.med <= 1.05*raw.p50.med), ours.p99.med, verdict(ours.p99.med <= 2000),
 		r.dial["sshdial, no QUICKACK"].p99.med)
 
-	p("## 64-byte ping-pong, µs\n\n%d round trips in all on one connection.\n\n| mode | p50 | p99 |\n|---|---|---|\n", *flagPings)
+	p("## 64-byte ping-pong, µs\n\n%d round trips in all, on one connection per mode and repetition, the modes taking turns every %d round trips in a random order.\n\n| mode | p50 | p99 |\n|---|---|---|\n", *flagPings, pingBurst)
 	for _, m := range r.pingOrder {
 		p("| %s | %s | %s |\n", m, r.ping[m].p50, r.ping[m].p99)
 	}

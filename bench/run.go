@@ -204,14 +204,39 @@ func run() (*results, error) {
 	per = max(1, *flagPings / *flagReps)
 	p50s, p99s = map[string][]float64{}, map[string][]float64{}
 	for rep := 0; rep < *flagReps && want("ping"); rep++ {
-		for _, i := range shuffled(len(pingModes)) {
-			m := pingModes[i]
-			d, err := pingLatencies(m.dial, e.echo, per)
+		// One connection per mode, the modes taking turns every pingBurst
+		// round trips, as the dials do.
+		conns := make([]net.Conn, len(pingModes))
+		closeConns := func() {
+			for _, c := range conns {
+				if c != nil {
+					c.Close()
+				}
+			}
+		}
+		for i, m := range pingModes {
+			c, err := m.dial(e.echo)
 			if err != nil {
+				closeConns()
 				return nil, fmt.Errorf("ping %s: %v", m.name, err)
 			}
-			p50s[m.name] = append(p50s[m.name], us(percentile(d, 0.50)))
-			p99s[m.name] = append(p99s[m.name], us(percentile(d, 0.99)))
+			conns[i] = c
+		}
+		samples := map[string][]time.Duration{}
+		for taken := 0; taken < per; taken += pingBurst {
+			for _, i := range shuffled(len(pingModes)) {
+				d, err := pingLatencies(conns[i], min(pingBurst, per-taken))
+				if err != nil {
+					closeConns()
+					return nil, fmt.Errorf("ping %s: %v", pingModes[i].name, err)
+				}
+				samples[pingModes[i].name] = append(samples[pingModes[i].name], d...)
+			}
+		}
+		closeConns()
+		for name, d := range samples {
+			p50s[name] = append(p50s[name], us(percentile(d, 0.50)))
+			p99s[name] = append(p99s[name], us(percentile(d, 0.99)))
 		}
 	}
 	for name := range p50s {
@@ -255,6 +280,9 @@ func shuffled(n int) []int { return rand.Perm(n) }
 
 // dialBurst is how many dials a mode makes before the next mode's turn.
 const dialBurst = 10
+
+// pingBurst is how many round trips a mode makes before the next mode's turn.
+const pingBurst = 50
 
 // The pool figure: this many transfers at once, over Pools of these sizes.
 const parallelTransfers = 8
