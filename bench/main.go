@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -243,9 +244,10 @@ func (e *env) client(cipher string, quickAck bool) (*ssh.Client, error) {
 
 // A way to dial a target.
 type mode struct {
-	name     string
-	dial     func(addr string) (net.Conn, error)
-	extraCPU func() time.Duration // CPU of a helper process (ssh -L)
+	name      string
+	dial      func(addr string) (net.Conn, error)
+	extraCPU  func() time.Duration // CPU of a helper process (ssh -L)
+	gcPercent int                  // GOGC for the transfer, if not 0
 }
 
 func (e *env) modes(cipher string) ([]mode, func(), error) {
@@ -276,6 +278,9 @@ func transfer(m mode, e *env, upload bool) (int64, time.Duration, time.Duration,
 		return 0, 0, 0, err
 	}
 	defer conn.Close()
+	if m.gcPercent != 0 {
+		defer debug.SetGCPercent(debug.SetGCPercent(m.gcPercent))
+	}
 	cpu0, extra0 := cpuTime(), time.Duration(0)
 	if m.extraCPU != nil {
 		extra0 = m.extraCPU()

@@ -65,6 +65,10 @@ func (r *results) markdown() string {
 			}
 			p("\n")
 		}
+		tunedOurs, tunedRaw := r.throughput[key(cipher, "download", "sshdial"+gcSuffix)], r.throughput[key(cipher, "download", "x/crypto raw"+gcSuffix)]
+		p("- download with GOGC=%d (`debug.SetGCPercent`, interleaved with the rows above): sshdial %s MB/s, %.2f CPU-s/GiB, %s `ssh -L`; x/crypto raw %s MB/s, %.2f CPU-s/GiB, %s `ssh -L`\n",
+			tunedGC, tunedOurs, r.cpuPerGiB[key(cipher, "download", "sshdial"+gcSuffix)].med, ratio(tunedOurs, r.throughput[key(cipher, "download", "ssh -L")]),
+			tunedRaw, r.cpuPerGiB[key(cipher, "download", "x/crypto raw"+gcSuffix)].med, ratio(tunedRaw, r.throughput[key(cipher, "download", "ssh -L")]))
 		p("\n")
 	}
 

@@ -92,11 +92,22 @@ func run() (*results, error) {
 			r.modeOrder = append(r.modeOrder, m.name)
 		}
 		for _, dir := range []string{"upload", "download"} {
+			dirModes := modes
+			if dir == "download" {
+				// x/crypto allocates every packet it reads: show what
+				// the GC setting of the program does to downloads.
+				dirModes = slices.Clone(modes)
+				for _, m := range modes[:2] { // sshdial, x/crypto raw
+					m.name += gcSuffix
+					m.gcPercent = tunedGC
+					dirModes = append(dirModes, m)
+				}
+			}
 			rates := map[string][]float64{}
 			cpus := map[string][]float64{}
 			for rep := 0; rep < *flagReps; rep++ {
-				for _, i := range shuffled(len(modes)) {
-					m := modes[i]
+				for _, i := range shuffled(len(dirModes)) {
+					m := dirModes[i]
 					n, el, cpu, err := transfer(m, e, dir == "upload")
 					if err != nil {
 						closeModes()
@@ -269,6 +280,12 @@ func run() (*results, error) {
 	}
 	return r, nil
 }
+
+// tunedGC is the GOGC of the download rows named with gcSuffix.
+const (
+	tunedGC  = 400
+	gcSuffix = ", GOGC=400"
+)
 
 // shuffled returns 0..n-1 in a random order: the order of the modes in each
 // round. A fixed or rotated order always runs a mode right after the same
