@@ -52,7 +52,7 @@ var (
 )
 
 // parts are what a run measures, in order; -only picks some.
-var parts = []string{"throughput", "pool", "dial", "ping", "tunnels"}
+var parts = []string{"throughput", "pool", "dial", "ping", "tunnels", "gobench"}
 
 // want reports whether part is measured in this run.
 func want(part string) bool {

@@ -119,6 +119,8 @@ func (r *results) markdown() string {
 	one, two := strconv.Itoa(poolSizes[0]), strconv.Itoa(poolSizes[len(poolSizes)-1])
 	p("\n- 2 SSH connections / 1: upload %s, download %s.\n",
 		ratio(r.pool[key("upload", two)], r.pool[key("upload", one)]), ratio(r.pool[key("download", two)], r.pool[key("download", one)]))
+	p("\n## Conn hot paths (`go test -bench . -benchmem` in the repository root)\n\n")
+	p("The library's own benchmarks, sshdial against x/crypto's conn (\"raw\"), both through sshtest on loopback: ns per operation, throughput, bytes and allocations per operation.\n\n```\n%s\n```\n", strings.Join(r.goBench, "\n"))
 	return b.String()
 }
 

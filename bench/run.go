@@ -44,6 +44,7 @@ type results struct {
 	dial, ping                      map[string]latency
 	dialOrder, pingOrder, modeOrder []string
 	tunnels                         []tunnelRow
+	goBench                         []string // result lines of go test -bench
 }
 
 type tunnelRow struct {
@@ -276,6 +277,16 @@ func run() (*results, error) {
 			r.tunnels = append(r.tunnels, tunnelRow{name, st})
 			log.Printf("%d tunnels %-12s open %v, %.0f B heap and %.1f goroutines each idle, %.0f B after echo, %d goroutines left",
 				n, name, st.open.Round(time.Millisecond), st.heapIdle, st.goroutines, st.heapAfterEcho, st.leftAfterClose)
+		}
+	}
+	if want("gobench") {
+		lines, err := goBenchmarks()
+		if err != nil {
+			return nil, err
+		}
+		r.goBench = lines
+		for _, l := range lines {
+			log.Print(l)
 		}
 	}
 	return r, nil
