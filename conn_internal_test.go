@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sshdial/sshdial/sshtest"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -44,10 +46,10 @@ func TestReleasedSendBufferIsEmpty(t *testing.T) {
 	addr := &net.TCPAddr{}
 	c := newConn(ch, reqs, "tcp", addr, addr)
 
-	// The first buffer goes to the blocked channel Write, the second fills,
-	// the rest waits.
+	// The first buffer goes to the blocked channel Write, the second (a
+	// bulk one, since the Write waited) fills, the rest waits.
 	c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
-	if _, err := c.Write(make([]byte, 3*sendBufferSize)); err == nil {
+	if _, err := c.Write(make([]byte, sendBufferSize+2*bulkSendBufferSize)); err == nil {
 		t.Fatal("Write should time out behind the blocked channel")
 	}
 	c.mu.Lock()
@@ -77,4 +79,74 @@ func TestReleasedSendBufferIsEmpty(t *testing.T) {
 	if n := len(*queued); n != 0 {
 		t.Fatalf("a buffer went back to the pool holding %d bytes", n)
 	}
+}
+
+// TestBulkSendBuffers: a Conn that streams faster than its channel drains
+// takes bulk send buffers, and once its writer is idle it holds no buffer
+// and is back to plain ones; request/response traffic never takes a bulk
+// buffer.
+func TestBulkSendBuffers(t *testing.T) {
+	srv := sshtest.NewServer()
+	t.Cleanup(srv.Close)
+	client := srv.Client()
+	t.Cleanup(func() { client.Close() })
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	d := New(client)
+
+	bulkSeen := func(c *Conn) bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.bulk || (c.pending != nil && cap(*c.pending) == bulkSendBufferSize)
+	}
+
+	t.Run("request/response", func(t *testing.T) {
+		nc, err := d.Dial("tcp", l.Addr().String())
+		require.NoError(t, err)
+		defer nc.Close()
+		c := nc.(*Conn)
+		msg := make([]byte, 64)
+		for range 100 {
+			_, err := c.Write(msg)
+			require.NoError(t, err)
+			require.False(t, bulkSeen(c))
+			_, err = io.ReadFull(c, msg)
+			require.NoError(t, err)
+		}
+	})
+
+	t.Run("stream", func(t *testing.T) {
+		nc, err := d.Dial("tcp", l.Addr().String())
+		require.NoError(t, err)
+		defer nc.Close()
+		c := nc.(*Conn)
+		const total = 16 << 20
+		echoed := make(chan int64, 1)
+		go func() { n, _ := io.Copy(io.Discard, c); echoed <- n }()
+		chunk := make([]byte, 256<<10)
+		sawBulk := false
+		for sent := 0; sent < total; sent += len(chunk) {
+			_, err := c.Write(chunk)
+			require.NoError(t, err)
+			sawBulk = sawBulk || bulkSeen(c)
+		}
+		require.True(t, sawBulk, "a streaming Conn takes bulk buffers")
+		require.NoError(t, c.CloseWrite())
+		require.Equal(t, int64(total), <-echoed)
+		require.Eventually(t, func() bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return !c.sending && c.pending == nil && !c.bulk
+		}, 5*time.Second, time.Millisecond, "an idle writer holds no buffer and leaves bulk mode")
+	})
 }
