@@ -92,6 +92,29 @@ func (c *quickAckConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// WriteTo writes the buffered bytes to w, then lets the *net.TCPConn copy
+// the rest (with splice where it can); without it, io.Copy would take the
+// *net.TCPConn's WriteTo and skip the buffered bytes.
+func (c *quickAckConn) WriteTo(w io.Writer) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var written int64
+	if len(c.pending) > 0 && !c.closed.Load() {
+		n, err := w.Write(c.pending)
+		written += int64(n)
+		c.pending = c.pending[n:]
+		if len(c.pending) == 0 {
+			batchBufs.Put(c.batch)
+			c.batch, c.pending = nil, nil
+		}
+		if err != nil {
+			return written, err
+		}
+	}
+	n, err := c.TCPConn.WriteTo(w)
+	return written + n, err
+}
+
 // readBatch reads what the socket holds into c.pending without waiting. It
 // reports wait when the read has to wait for data (or the descriptor is
 // closed, or the deadline passed: the *net.TCPConn's Read reports those),

@@ -79,6 +79,27 @@ func TestQuickAckBatchesReads(t *testing.T) {
 	require.Equal(t, io.EOF, err)
 }
 
+func TestQuickAckCopyKeepsBufferedBytes(t *testing.T) {
+	q, s := tcpPair(t)
+	data := make([]byte, 64<<10)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	s.Write(data)
+	waitQueued(t, q, len(data))
+	head := make([]byte, 1024)
+	_, err := io.ReadFull(q, head)
+	require.NoError(t, err)
+	require.NotEmpty(t, q.pending)
+	s.Close()
+
+	var rest bytes.Buffer
+	n, err := io.Copy(&rest, q) // takes q.WriteTo
+	require.NoError(t, err)
+	require.Equal(t, int64(len(data)-len(head)), n)
+	require.True(t, bytes.Equal(data, append(head, rest.Bytes()...)))
+}
+
 func TestQuickAckDeadlineWithBufferedBytes(t *testing.T) {
 	q, s := tcpPair(t)
 	s.Write(bytes.Repeat([]byte("x"), 64<<10))
