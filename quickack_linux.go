@@ -84,12 +84,18 @@ func (c *quickAckConn) Read(p []byte) (int, error) {
 		}
 	}
 	n := copy(p, c.pending)
+	c.consumed(n)
+	return n, nil
+}
+
+// consumed drops n bytes of c.pending, and gives the batch buffer back to
+// the pool once it is drained; c.mu is held.
+func (c *quickAckConn) consumed(n int) {
 	c.pending = c.pending[n:]
 	if len(c.pending) == 0 {
 		batchBufs.Put(c.batch)
 		c.batch, c.pending = nil, nil
 	}
-	return n, nil
 }
 
 // WriteTo writes the buffered bytes to w, then lets the *net.TCPConn copy
@@ -102,11 +108,7 @@ func (c *quickAckConn) WriteTo(w io.Writer) (int64, error) {
 	if len(c.pending) > 0 && !c.closed.Load() {
 		n, err := w.Write(c.pending)
 		written += int64(n)
-		c.pending = c.pending[n:]
-		if len(c.pending) == 0 {
-			batchBufs.Put(c.batch)
-			c.batch, c.pending = nil, nil
-		}
+		c.consumed(n)
 		if err != nil {
 			return written, err
 		}
