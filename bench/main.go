@@ -255,11 +255,10 @@ func (e *env) modes(cipher string) ([]mode, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	d := sshdial.New(client)
 	f := e.forwards[cipher]
 	return []mode{
-		{name: "sshdial", dial: func(a string) (net.Conn, error) { return d.Dial("tcp", a) }},
-		{name: "x/crypto raw", dial: func(a string) (net.Conn, error) { return client.Dial("tcp", a) }},
+		{name: "sshdial", dial: sshdialDial(client)},
+		{name: "x/crypto raw", dial: rawDial(client)},
 		{name: "ssh -L", dial: f.dial, extraCPU: f.cpu},
 		{name: "direct TCP", dial: func(a string) (net.Conn, error) { return net.Dial("tcp", a) }},
 	}, func() { client.Close() }, nil
@@ -389,7 +388,7 @@ func parallelTransfer(dial func(string) (net.Conn, error), e *env, upload bool, 
 	return total.Load(), elapsed, nil
 }
 
-// latencies dials (and closes) n times, or does n 64-byte round trips.
+// dialLatencies dials (and closes) n times.
 func dialLatencies(dial func(string) (net.Conn, error), addr string, n int) ([]time.Duration, error) {
 	out := make([]time.Duration, 0, n)
 	for range n {
@@ -457,10 +456,9 @@ func tunnels(e *env, n int, useSSHDial bool) (tunnelStats, error) {
 		return st, err
 	}
 	defer client.Close()
-	dial := func(a string) (net.Conn, error) { return client.Dial("tcp", a) }
+	dial := rawDial(client)
 	if useSSHDial {
-		d := sshdial.New(client)
-		dial = func(a string) (net.Conn, error) { return d.Dial("tcp", a) }
+		dial = sshdialDial(client)
 	}
 	g0, h0 := runtime.NumGoroutine(), heapNow()
 	conns := make([]net.Conn, n)
@@ -526,11 +524,13 @@ func tunnels(e *env, n int, useSSHDial bool) (tunnelStats, error) {
 	return st, nil
 }
 
-func sshdialMode(name string, client *ssh.Client) mode {
+// sshdialDial dials through an sshdial Dialer on client.
+func sshdialDial(client *ssh.Client) func(string) (net.Conn, error) {
 	d := sshdial.New(client)
-	return mode{name: name, dial: func(a string) (net.Conn, error) { return d.Dial("tcp", a) }}
+	return func(a string) (net.Conn, error) { return d.Dial("tcp", a) }
 }
 
+// rawDial dials with x/crypto's own client.Dial.
 func rawDial(client *ssh.Client) func(string) (net.Conn, error) {
 	return func(a string) (net.Conn, error) { return client.Dial("tcp", a) }
 }

@@ -75,8 +75,6 @@ func run() (*results, error) {
 		throughput: map[string]stat{},
 		cpuPerGiB:  map[string]stat{},
 		pool:       map[string]stat{},
-		dial:       map[string]latency{},
-		ping:       map[string]latency{},
 	}
 
 	// Throughput, per cipher and direction, modes interleaved per rep.
@@ -176,7 +174,7 @@ func run() (*results, error) {
 		byName[m.name] = m
 	}
 	plainModes := []mode{
-		sshdialMode("sshdial, no QUICKACK", plain),
+		{name: "sshdial, no QUICKACK", dial: sshdialDial(plain)},
 		{name: "x/crypto raw, no QUICKACK", dial: rawDial(plain)},
 	}
 	dialModes := append(plainModes, byName["sshdial"], byName["x/crypto raw"], byName["ssh -L"], byName["direct TCP"])
@@ -199,15 +197,9 @@ func run() (*results, error) {
 				samples[m.name] = append(samples[m.name], d...)
 			}
 		}
-		for name, d := range samples {
-			p50s[name] = append(p50s[name], us(percentile(d, 0.50)))
-			p99s[name] = append(p99s[name], us(percentile(d, 0.99)))
-		}
+		addPercentiles(samples, p50s, p99s)
 	}
-	for name := range p50s {
-		r.dial[name] = latency{summarize(p50s[name]), summarize(p99s[name])}
-		log.Printf("dial %-26s p50 %6.0f µs  p99 %6.0f µs", name, r.dial[name].p50.med, r.dial[name].p99.med)
-	}
+	r.dial = summarizeLatencies("dial", p50s, p99s)
 
 	pingModes := modes
 	for _, m := range pingModes {
@@ -246,15 +238,9 @@ func run() (*results, error) {
 			}
 		}
 		closeConns()
-		for name, d := range samples {
-			p50s[name] = append(p50s[name], us(percentile(d, 0.50)))
-			p99s[name] = append(p99s[name], us(percentile(d, 0.99)))
-		}
+		addPercentiles(samples, p50s, p99s)
 	}
-	for name := range p50s {
-		r.ping[name] = latency{summarize(p50s[name]), summarize(p99s[name])}
-		log.Printf("ping %-26s p50 %6.0f µs  p99 %6.0f µs", name, r.ping[name].p50.med, r.ping[name].p99.med)
-	}
+	r.ping = summarizeLatencies("ping", p50s, p99s)
 
 	// Many idle tunnels on one SSH connection.
 	for _, field := range strings.Split(*flagTunnels, ",") {
@@ -290,6 +276,25 @@ func run() (*results, error) {
 		}
 	}
 	return r, nil
+}
+
+// addPercentiles appends each mode's p50 and p99 of one repetition's samples.
+func addPercentiles(samples map[string][]time.Duration, p50s, p99s map[string][]float64) {
+	for name, d := range samples {
+		p50s[name] = append(p50s[name], us(percentile(d, 0.50)))
+		p99s[name] = append(p99s[name], us(percentile(d, 0.99)))
+	}
+}
+
+// summarizeLatencies summarizes each mode's p50s and p99s over the
+// repetitions, and logs them.
+func summarizeLatencies(what string, p50s, p99s map[string][]float64) map[string]latency {
+	out := map[string]latency{}
+	for name := range p50s {
+		out[name] = latency{summarize(p50s[name]), summarize(p99s[name])}
+		log.Printf("%s %-26s p50 %6.0f µs  p99 %6.0f µs", what, name, out[name].p50.med, out[name].p99.med)
+	}
+	return out
 }
 
 // tunedGC is the GOGC of the download rows named with gcSuffix.
