@@ -44,7 +44,7 @@ func TestReleasedSendBufferIsEmpty(t *testing.T) {
 	ch := &fakeChannel{release: make(chan struct{}), closed: make(chan struct{})}
 	reqs := make(chan *ssh.Request)
 	addr := &net.TCPAddr{}
-	c := newConn(ch, reqs, "tcp", addr, addr)
+	c := newConn(ch, reqs, nil, "tcp", addr, addr)
 
 	// The first buffer goes to the blocked channel Write, the second (a
 	// bulk one, since the Write waited) fills, the rest waits.
@@ -146,7 +146,46 @@ func TestBulkSendBuffers(t *testing.T) {
 		require.Eventually(t, func() bool {
 			c.mu.Lock()
 			defer c.mu.Unlock()
-			return !c.sending && c.pending == nil && !c.bulk
+			return c.writer != writerBusy && c.pending == nil && !c.bulk
 		}, 5*time.Second, time.Millisecond, "an idle writer holds no buffer and leaves bulk mode")
 	})
+}
+
+// acceptingChannel is an ssh.Channel whose Write takes everything at once.
+type acceptingChannel struct{ fakeChannel }
+
+func (a *acceptingChannel) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestWriteThatCommittedAllSucceeds: a Write that committed all of p
+// reports no error, whatever the deadline or Close did meanwhile, as
+// net.TCPConn does (bufio.Writer takes n == len(p) with an error as a
+// failure). The deadline lands at varied points of Writes that must wait
+// for the writer; some Writes time out, and those must report n < len(p).
+func TestWriteThatCommittedAllSucceeds(t *testing.T) {
+	p := make([]byte, 2*sendBufferSize+1)
+	stop := time.Now().Add(5 * time.Second)
+	full, timedOut := 0, 0
+	for i := 0; i < 5000 && time.Now().Before(stop); i++ {
+		ch := &acceptingChannel{fakeChannel{release: make(chan struct{}), closed: make(chan struct{})}}
+		reqs := make(chan *ssh.Request)
+		c := newConn(ch, reqs, nil, "tcp", &net.TCPAddr{}, &net.TCPAddr{})
+		c.SetWriteDeadline(time.Now().Add(time.Duration(i%50) * 2 * time.Microsecond))
+		if i%2 == 1 {
+			go c.Close()
+		}
+		n, err := c.Write(p)
+		switch {
+		case n == len(p) && err != nil:
+			t.Fatalf("Write %d committed all %d bytes and reported %v", i, n, err)
+		case n < len(p) && err == nil:
+			t.Fatalf("Write %d returned %d < %d with no error", i, n, len(p))
+		case err == nil:
+			full++
+		default:
+			timedOut++
+		}
+		c.Close()
+		close(reqs)
+	}
+	t.Logf("%d Writes completed, %d failed part way", full, timedOut)
 }

@@ -25,15 +25,18 @@ import (
 // the Dialer never closes the client itself.
 type Dialer struct {
 	client     *ssh.Client
+	link       *link        // nil without a client
 	originator *net.TCPAddr // nil: 0.0.0.0:0
 	optionErr  error        // a bad Option, reported by every dial
 
 	keepaliveInterval, keepaliveTimeout time.Duration
 	keepaliveOnce                       sync.Once
+	onDead                              func() // called when keepalives stop being answered; set before use
 
-	mu    sync.Mutex
-	conns map[*Conn]struct{} // open connections, tracked for keepalive only
-	dead  error              // set while keepalives go unanswered
+	mu     sync.Mutex
+	conns  map[*Conn]struct{} // open connections, tracked for keepalive only
+	dead   error              // set while keepalives go unanswered
+	deadCh chan struct{}      // closed while dead is set, for dials in flight; made with the Dialer
 }
 
 var (
@@ -62,7 +65,10 @@ func WithOriginator(addr netip.AddrPort) Option {
 // New returns a Dialer that opens its connections through client. The caller
 // keeps ownership of client.
 func New(client *ssh.Client, opts ...Option) *Dialer {
-	d := &Dialer{client: client}
+	d := &Dialer{client: client, deadCh: make(chan struct{})}
+	if client != nil {
+		d.link = newLink(client)
+	}
 	for _, opt := range opts {
 		opt(d)
 	}
@@ -222,6 +228,7 @@ func (d *Dialer) dialTarget(ctx context.Context, network string, t *target, onCl
 			err = &OpenError{Reason: refused.Reason, Message: refused.Message}
 		case err == io.EOF:
 			err = ErrClientClosed
+		case err == ErrServerNotResponding:
 		case ctx.Err() == nil:
 			// Besides a refusal, opening fails only when the SSH
 			// connection is gone; keep the transport's reason.
@@ -233,7 +240,7 @@ func (d *Dialer) dialTarget(ctx context.Context, network string, t *target, onCl
 	if d.originator == nil {
 		laddr = d.client.LocalAddr()
 	}
-	c := newConn(ch, reqs, t.netName, laddr, t.raddr)
+	c := newConn(ch, reqs, d.link, t.netName, laddr, t.raddr)
 	c.onClose = onClose
 	if d.keepaliveInterval > 0 {
 		if err := d.track(c); err != nil {
@@ -244,12 +251,15 @@ func (d *Dialer) dialTarget(ctx context.Context, network string, t *target, onCl
 	return c, nil
 }
 
-// open opens the channel, giving up when ctx ends. A channel that opens
-// after that is closed.
+// open opens the channel, giving up when ctx ends or the keepalive check
+// finds the server silent. A channel that opens after that is closed.
 func (d *Dialer) open(ctx context.Context, t *target) (ssh.Channel, <-chan *ssh.Request, error) {
-	if ctx.Done() == nil {
+	dead := d.deadSignal()
+	if ctx.Done() == nil && dead == nil {
 		return d.client.OpenChannel(t.chanType, t.payload)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	type opened struct {
 		ch   ssh.Channel
 		reqs <-chan *ssh.Request
@@ -272,6 +282,8 @@ func (d *Dialer) open(ctx context.Context, t *target) (ssh.Channel, <-chan *ssh.
 		return r.ch, r.reqs, r.err
 	case <-ctx.Done():
 		return nil, nil, ctx.Err()
+	case <-dead:
+		return nil, nil, ErrServerNotResponding
 	}
 }
 

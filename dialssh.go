@@ -44,24 +44,26 @@ func DialSSH(ctx context.Context, addr string, config *ssh.ClientConfig) (*ssh.C
 }
 
 // handshake logs in over conn, bounded by ctx and config.Timeout; conn is
-// closed on failure.
+// closed on failure. When ctx ends first, the error wraps ctx.Err(), as
+// net.Dialer's does.
 func handshake(ctx context.Context, conn net.Conn, addr string, config *ssh.ClientConfig) (*ssh.Client, error) {
-	var deadline time.Time
 	if config.Timeout > 0 {
-		deadline = time.Now().Add(config.Timeout)
+		conn.SetDeadline(time.Now().Add(config.Timeout))
 	}
-	if dl, ok := ctx.Deadline(); ok && (deadline.IsZero() || dl.Before(deadline)) {
-		deadline = dl
-	}
-	conn.SetDeadline(deadline)
+	// ctx ends the handshake by closing conn, not by a deadline, so that
+	// its end is told by ctx.Err() and not mistaken for a timeout of the
+	// network.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, config)
-	if !stop() || err != nil {
-		conn.Close()
+	if !stop() {
+		// ctx ended, and conn is closed or being closed.
 		if err == nil {
 			c.Close()
-			err = ctx.Err()
 		}
+		err = ctx.Err()
+	}
+	if err != nil {
+		conn.Close()
 		return nil, fmt.Errorf("sshdial: connecting to SSH server %s: %w", addr, err)
 	}
 	conn.SetDeadline(time.Time{})

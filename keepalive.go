@@ -15,16 +15,18 @@ var ErrServerNotResponding = fmt.Errorf("sshdial: the SSH server did not answer 
 // still answers, by sending a keepalive@openssh.com request (any reply counts:
 // OpenSSH answers with a failure). When no reply comes within timeout, every
 // open connection dialed through this Dialer fails: blocked and later Reads
-// and Writes return a *net.OpError wrapping ErrServerNotResponding, and new
-// dials fail at once, until the server answers again.
+// and Writes return a *net.OpError wrapping ErrServerNotResponding, dials in
+// flight fail with it, and new dials fail at once, until the server answers
+// again.
 //
 // This is how a client with no deadlines of its own (lib/pq waiting for a
-// cancelled query, say) learns that the network is gone. The SSH client is
-// not closed: it belongs to the caller.
+// cancelled query, say, or a Dial without a context) learns that the network
+// is gone. The SSH client is not closed: it belongs to the caller.
 //
 // An interval of zero or less turns the check off; a timeout of zero or less
 // means the interval. The check runs in two goroutines, and a third while a
-// request is outstanding, until the SSH client is closed.
+// request is outstanding, from the first dial until the SSH client is
+// closed.
 func WithKeepalive(interval, timeout time.Duration) Option {
 	return func(d *Dialer) {
 		if interval <= 0 {
@@ -38,31 +40,23 @@ func WithKeepalive(interval, timeout time.Duration) Option {
 	}
 }
 
-// keepalive runs the check until the client's connection ends.
+// keepalive runs the check until the client's connection ends. A request
+// that goes unanswered is not repeated: its reply, whenever it comes, marks
+// the server alive again.
 func (d *Dialer) keepalive() {
-	clientDone := make(chan struct{})
-	go func() {
-		d.client.Wait()
-		close(clientDone)
-	}()
+	ended := d.link.wait()
 	ticker := time.NewTicker(d.keepaliveInterval)
 	defer ticker.Stop()
 
-	var reply chan error // the outstanding request's answer; nil when none
+	var reply <-chan error // the outstanding request's answer; nil when none
 	for {
 		select {
 		case <-ticker.C:
-		case <-clientDone:
+		case <-ended:
 			return
 		}
 		if reply == nil {
-			reply = make(chan error, 1)
-			go func(reply chan<- error) {
-				// SendRequest waits as long as the server does: only a
-				// reply or the end of the connection returns it.
-				_, _, err := d.client.SendRequest("keepalive@openssh.com", true, nil)
-				reply <- err
-			}(reply)
+			reply = d.link.probe()
 		}
 		timeout := time.NewTimer(d.keepaliveTimeout)
 		select {
@@ -73,32 +67,52 @@ func (d *Dialer) keepalive() {
 			}
 		case <-timeout.C:
 			d.setDead(ErrServerNotResponding)
-		case <-clientDone:
+		case <-ended:
 		}
 		timeout.Stop()
 	}
 }
 
-// setDead records whether the server answers; when it does not, it fails
-// every tracked connection.
+// setDead records whether the server answers. When it stops answering, it
+// fails every tracked connection, wakes the dials in flight and calls
+// onDead.
 func (d *Dialer) setDead(err error) {
 	d.mu.Lock()
+	wasDead := d.dead != nil
 	d.dead = err
 	var failed []*Conn
-	if err != nil {
+	switch {
+	case err != nil && !wasDead:
+		close(d.deadCh)
 		for c := range d.conns {
 			failed = append(failed, c)
 		}
 		clear(d.conns)
+	case err == nil && wasDead:
+		d.deadCh = make(chan struct{})
 	}
 	d.mu.Unlock()
 	for _, c := range failed {
 		c.fail(err)
 	}
+	if err != nil && !wasDead && d.onDead != nil {
+		d.onDead()
+	}
 }
 
-// track registers c for failing; it reports false if the server is known
-// not to answer.
+// deadSignal returns a channel that is closed when the keepalive check
+// fails, or nil when there is no check.
+func (d *Dialer) deadSignal() <-chan struct{} {
+	if d.keepaliveInterval <= 0 {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.deadCh
+}
+
+// track registers c, to be failed when the keepalive check fails; it
+// returns the check's error instead if the server is known not to answer.
 func (d *Dialer) track(c *Conn) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -122,9 +122,10 @@ func (p *Pool) DialContext(ctx context.Context, network, address string) (net.Co
 			return c, nil
 		}
 		release(nil)
-		// An SSH connection can end before the Pool has noticed: drop it
-		// and try once more, on another one or a new one.
-		if !errors.Is(err, ErrClientClosed) || attempt > 0 {
+		// An SSH connection can end, or stop answering, before the Pool
+		// has noticed: drop it and try once more, on another one or a new
+		// one.
+		if !(errors.Is(err, ErrClientClosed) || errors.Is(err, ErrServerNotResponding)) || attempt > 0 {
 			return nil, err
 		}
 		p.drop(pc)
@@ -228,6 +229,12 @@ func (p *Pool) connect(ctx context.Context, s *poolSlot) (*pooled, error) {
 		return nil, ErrPoolClosed
 	}
 	pc := &pooled{slot: s, client: client, dialer: New(client, p.opts...), conns: 1}
+	// A connection whose keepalives go unanswered is dropped at once, so
+	// that no dial goes to it, and closed, so that its slot connects anew.
+	pc.dialer.onDead = func() {
+		p.drop(pc)
+		client.Close()
+	}
 	s.cur = pc
 	p.watchers.Add(1)
 	go p.watch(pc)

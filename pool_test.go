@@ -145,7 +145,7 @@ func TestPoolReconnects(t *testing.T) {
 	echoOnce(t, c, "before")
 	srv.CloseClientConnections()
 	_, err = io.ReadAll(c) // ends with the SSH connection
-	require.NoError(t, err)
+	require.ErrorIs(t, err, sshdial.ErrConnectionLost)
 	c.Close()
 
 	require.Eventually(t, func() bool {

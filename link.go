@@ -1,0 +1,143 @@
+package sshdial
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// ErrConnectionLost is matched by the errors of Reads and Writes on a Conn
+// whose SSH connection was lost (the server or the network dropped it, or
+// the server disconnected) rather than ended cleanly. It wraps
+// syscall.ECONNRESET, as a TCP connection's error does when its peer resets
+// it, so code that checks for a reset connection treats it alike.
+var ErrConnectionLost = fmt.Errorf("sshdial: the SSH connection was lost: %w", syscall.ECONNRESET)
+
+// keepaliveRequest is the global request that proves the server alive: any
+// reply counts (OpenSSH answers it with a failure).
+const keepaliveRequest = "keepalive@openssh.com"
+
+// link is the SSH connection under a Dialer, as its Conns and its keepalive
+// check see it: it answers whether the connection is still up.
+//
+// x/crypto ends every channel's data with io.EOF when the connection is
+// lost, exactly as when the server sent EOF, and does so before Client.Wait
+// returns. But it handles the connection's packets in order, in one
+// goroutine: so when a request sent after a channel's EOF gets a reply, the
+// EOF was the server's, and when the request fails instead, the connection
+// was lost. One request in flight serves every caller that asked before it
+// was sent.
+//
+// The only case this reports wrongly is a connection lost after a real EOF
+// and before the reply: the EOF then reads as a lost connection, which is
+// the safe side (data is never taken as complete when it might not be).
+type link struct {
+	client *ssh.Client
+
+	mu      sync.Mutex
+	asked   []chan<- error // callers waiting for a request not yet sent
+	probing bool           // probeLoop runs
+
+	waitOnce sync.Once
+	ended    chan struct{} // closed once client.Wait returned
+	endErr   error         // what client.Wait returned; set before ended is closed
+}
+
+func newLink(client *ssh.Client) *link {
+	return &link{client: client, ended: make(chan struct{})}
+}
+
+// probe sends a keepalive request after this call and reports, once, nil if
+// the server answered, or else the error of the request (the connection
+// ended).
+func (l *link) probe() <-chan error {
+	reply := make(chan error, 1)
+	l.mu.Lock()
+	l.asked = append(l.asked, reply)
+	if !l.probing {
+		l.probing = true
+		go l.probeLoop()
+	}
+	l.mu.Unlock()
+	return reply
+}
+
+// probeLoop sends one request for everybody who asked meanwhile, until
+// nobody waits.
+func (l *link) probeLoop() {
+	l.mu.Lock()
+	for len(l.asked) > 0 {
+		batch := l.asked
+		l.asked = nil
+		l.mu.Unlock()
+		// It waits as long as the server does: only a reply or the end of
+		// the connection returns it.
+		_, _, err := l.client.SendRequest(keepaliveRequest, true, nil)
+		for _, reply := range batch {
+			reply <- err
+		}
+		l.mu.Lock()
+	}
+	l.probing = false
+	l.mu.Unlock()
+}
+
+// wait returns a channel that is closed once the SSH connection has ended.
+func (l *link) wait() <-chan struct{} {
+	l.waitOnce.Do(func() {
+		go func() {
+			l.endErr = l.client.Wait()
+			close(l.ended)
+		}()
+	})
+	return l.ended
+}
+
+// classify says why a call on a channel of this connection failed with
+// err: ok when the connection is still up (so the server ended the
+// channel), or else why the connection ended, wrapping ErrClientClosed
+// when it was closed here and ErrConnectionLost otherwise. It gives up and
+// returns ok when done is closed first. A nil link (a Conn made without a
+// Dialer, in tests) takes io.EOF as the server's.
+func (l *link) classify(err error, done <-chan struct{}, ok error) error {
+	if l == nil {
+		if err == io.EOF {
+			return ok
+		}
+		return err
+	}
+	select {
+	case perr := <-l.probe():
+		if perr == nil {
+			return ok
+		}
+	case <-done:
+		return ok
+	}
+	// The request failed, so the connection has ended or is ending:
+	// client.Wait says how.
+	select {
+	case <-l.wait():
+	case <-done:
+		return ok
+	}
+	return connectionEndErr(l.endErr)
+}
+
+// connectionEndErr is the error of Conns whose SSH connection ended with
+// err, as client.Wait returned it. It does not wrap err, which may be
+// io.EOF: a lost connection must never match io.EOF.
+func connectionEndErr(err error) error {
+	switch {
+	case errors.Is(err, net.ErrClosed):
+		return ErrClientClosed
+	case err == nil || err == io.EOF:
+		return ErrConnectionLost
+	}
+	return fmt.Errorf("%w (%v)", ErrConnectionLost, err)
+}
