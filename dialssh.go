@@ -18,12 +18,12 @@ import (
 //
 //   - TCP_QUICKACK stays armed on the connection (Linux; see QuickAck). OpenSSH's
 //     sshd leaves Nagle's algorithm on for forwarding-only sessions, and
-//     with the client's delayed ACKs about one channel open in ten waits
-//     ~40 ms; with quick ACKs the 99th percentile stays near the median.
+//     with the client's delayed ACKs some channel opens wait for a delayed
+//     ACK; with quick ACKs they do not.
 //   - Reads from the server are batched (Linux; see QuickAck): x/crypto
-//     reads through a 4 KiB buffer, and one system call per 256 KiB
-//     instead of two or more per 32 KiB packet took 6-12% off the client's
-//     CPU per GiB downloaded in our benchmarks.
+//     reads through a small buffer, and one system call per batch instead
+//     of several per data packet saves CPU on downloads (BENCHMARKS.md has
+//     the figures).
 //   - When config.Ciphers is empty, AES-GCM is preferred if the CPU has AES
 //     instructions and ChaCha20-Poly1305 otherwise (x/crypto's own order
 //     always puts AES-GCM first, which is slow in software). config itself

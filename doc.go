@@ -50,12 +50,24 @@
 // server's own message, and errors.Is matches it against ErrProhibited,
 // ErrConnectionFailed, ErrUnknownChannelType or ErrResourceShortage.
 //
+// # How a connection ends
+//
+// Read returns a bare io.EOF only for a clean end: the SSH server sent EOF
+// for the channel and the SSH connection was still up after it. When the
+// SSH connection is lost instead (the server dies, the network drops it),
+// Read and Write return errors wrapping ErrConnectionLost, which wraps
+// syscall.ECONNRESET, so a download cut short never looks complete; after
+// the caller closed the SSH client, they wrap ErrClientClosed. x/crypto
+// reports both ends as io.EOF; telling them apart costs one round trip to
+// the server when a channel's data ends.
+//
 // # A server that stops answering
 //
 // Deadlines and Close work even when the SSH server stalls. For clients that
 // set no deadlines, WithKeepalive makes a Dialer check that the server
-// answers and fail its connections with ErrServerNotResponding when it does
-// not, as TCP keepalives do for a plain connection.
+// answers and fail its connections, and the dials in flight, with
+// ErrServerNotResponding when it does not, as TCP keepalives do for a plain
+// connection.
 //
 // # Testing
 //

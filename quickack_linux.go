@@ -41,7 +41,7 @@ func QuickAck(c net.Conn) net.Conn {
 }
 
 // batchSize bounds one batched read: a few packets' worth at the rates
-// loopback and LANs reach, measured best among 32-256 KiB.
+// loopback and LANs reach (BENCHMARKS.md says how it was chosen).
 const batchSize = 256 << 10
 
 var batchBufs = sync.Pool{New: func() any { b := make([]byte, batchSize); return &b }}
