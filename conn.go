@@ -64,7 +64,8 @@ type Conn struct {
 	network string // "tcp" or "unix", for errors
 	laddr   net.Addr
 	raddr   net.Addr
-	onClose func(*Conn) // tells the Dialer or Pool, if they track the Conn; set before it is shared
+	onClose func(*Conn) // tells the Dialer; set before the Conn is shared
+	stats   *stats      // the Dialer's byte counts; nil in unit tests
 
 	done      chan struct{} // closed by shutdown (Close or fail)
 	closeOnce sync.Once

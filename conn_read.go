@@ -159,6 +159,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 
 	n := copy(p, c.cur.data)
 	c.cur.data = c.cur.data[n:]
+	c.stats.addReceived(n)
 	if len(c.cur.data) == 0 {
 		c.cur.release()
 	}

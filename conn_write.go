@@ -98,6 +98,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 			k := min(free, len(p)-n)
 			*c.pending = append(*c.pending, p[n:n+k]...)
 			n += k
+			c.stats.addSent(k)
 			c.startWriter()
 			c.mu.Unlock()
 			continue

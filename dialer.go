@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -20,23 +21,44 @@ import (
 // A Dialer opens connections through an SSH server, as `ssh -L` does: each
 // connection is an SSH channel, and the server connects to the target.
 //
-// A Dialer is safe for concurrent use. It does not own the *ssh.Client it was
-// made with: closing the client ends every connection dialed through it, and
-// the Dialer never closes the client itself.
+// A Dialer gets its SSH connections in one of two ways. New uses the
+// caller's *ssh.Client, which the Dialer never closes. Connect (and
+// NewPool) make them, own them, keep them alive and make them again when
+// they are lost. Every method works the same on both.
+//
+// A Dialer is safe for concurrent use. Close closes every Conn dialed
+// through it and the SSH connections it owns.
 type Dialer struct {
-	client     *ssh.Client
-	link       *link        // nil without a client
+	// Concurrency: settings are fixed once New, Connect or NewPool
+	// returns. mu guards the SSH connections (slots, closed, backoff)
+	// and each sshConn's load; an sshConn's own mu guards its Conns and
+	// keepalive state. Order: Dialer.mu before sshConn.mu; neither is
+	// held across a network call.
+
+	// Settings.
 	originator *net.TCPAddr // nil: 0.0.0.0:0
 	optionErr  error        // a bad Option, reported by every dial
 
 	keepaliveInterval, keepaliveTimeout time.Duration
-	keepaliveOnce                       sync.Once
-	onDead                              func() // called when keepalives stop being answered; set before use
+	keepaliveSet                        bool // WithKeepalive was given
 
-	mu     sync.Mutex
-	conns  map[*Conn]struct{} // open connections, tracked for keepalive only
-	dead   error              // set while keepalives go unanswered
-	deadCh chan struct{}      // closed while dead is set, for dials in flight; made with the Dialer
+	logger *slog.Logger // never nil once made
+
+	// The SSH connections: fixed, the caller's (New), or slots filled by
+	// dialSSH (Connect, NewPool), which the Dialer owns.
+	fixed   *sshConn
+	dialSSH func(ctx context.Context) (*ssh.Client, error)
+
+	ctx    context.Context // ends with Close; bounds owned connects
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // goroutines of owned connections
+
+	mu      sync.Mutex
+	slots   []*slot
+	closed  bool
+	backoff backoff
+
+	stats stats
 }
 
 var (
@@ -62,17 +84,51 @@ func WithOriginator(addr netip.AddrPort) Option {
 	}
 }
 
-// New returns a Dialer that opens its connections through client. The caller
-// keeps ownership of client.
-func New(client *ssh.Client, opts ...Option) *Dialer {
-	d := &Dialer{client: client, deadCh: make(chan struct{})}
-	if client != nil {
-		d.link = newLink(client)
+// WithLogger makes the Dialer log what happens to its SSH connections
+// (connects, the authentication method and host key used, keepalives
+// missed, reconnects and their delay, Close) to logger. No secret is ever
+// logged. Without it, nothing is logged.
+func WithLogger(logger *slog.Logger) Option {
+	return func(d *Dialer) {
+		if logger != nil {
+			d.logger = logger
+		}
 	}
+}
+
+// New returns a Dialer that opens its connections through client. The caller
+// keeps ownership of client: the Dialer's Close closes the Conns dialed
+// through it, not client.
+func New(client *ssh.Client, opts ...Option) *Dialer {
+	d := newDialer(opts)
+	if client != nil && client.Conn != nil {
+		d.fixed = d.newSSHConn(client, nil)
+	}
+	return d
+}
+
+// newDialer makes a Dialer with opts applied and no SSH connection yet.
+func newDialer(opts []Option) *Dialer {
+	d := &Dialer{logger: discardLogger}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
 	for _, opt := range opts {
+		if opt == nil {
+			d.optionErr = errors.New("sshdial: nil Option")
+			continue
+		}
 		opt(d)
 	}
 	return d
+}
+
+var discardLogger = slog.New(slog.DiscardHandler)
+
+// log returns the Dialer's logger; a zero Dialer logs nothing.
+func (d *Dialer) log() *slog.Logger {
+	if d.logger == nil {
+		return discardLogger
+	}
+	return d.logger
 }
 
 // Dial connects to address through the SSH server. It is DialContext with
@@ -91,7 +147,8 @@ func (d *Dialer) Dial(network, address string) (net.Conn, error) {
 // passed on as it is. Network "unix" opens a direct-streamlocal@openssh.com
 // channel to the socket path given as address.
 //
-// ctx bounds the dial only; once DialContext has returned, cancelling ctx
+// ctx bounds the dial only, including the wait for an SSH connection when
+// the Dialer has to make one; once DialContext has returned, cancelling ctx
 // does not affect the connection. A dial whose ctx ends returns at once; a
 // channel the server opens after that is closed.
 //
@@ -99,13 +156,46 @@ func (d *Dialer) Dial(network, address string) (net.Conn, error) {
 // an *OpenError carrying the server's message; errors.Is matches it against
 // ErrProhibited, ErrConnectionFailed, ErrUnknownChannelType and
 // ErrResourceShortage. Dialing through a closed client fails with
-// ErrClientClosed, which wraps net.ErrClosed.
+// ErrClientClosed, and through a closed Dialer with ErrDialerClosed; both
+// wrap net.ErrClosed.
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	c, err := d.dial(ctx, network, address, nil)
+	c, err := d.dial(ctx, network, address)
 	if err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// dial opens the Conn, on the least loaded SSH connection. A dial that
+// finds an owned SSH connection ended, or silent, before the Dialer noticed
+// drops it and tries once more, on another one or a new one.
+func (d *Dialer) dial(ctx context.Context, network, address string) (*Conn, error) {
+	if d == nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: ErrNilClient}
+	}
+	t, err := d.target(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	d.stats.dials.Add(1)
+	for attempt := 0; ; attempt++ {
+		sc, err := d.acquire(ctx)
+		if err != nil {
+			d.stats.dialFailures.Add(1)
+			return nil, &net.OpError{Op: "dial", Net: network, Addr: t.raddr, Err: err}
+		}
+		c, err := sc.dialTarget(ctx, network, t)
+		if err == nil {
+			return c, nil
+		}
+		d.release(sc)
+		if sc.slot == nil || attempt > 0 ||
+			!(errors.Is(err, ErrClientClosed) || errors.Is(err, ErrServerNotResponding)) {
+			d.stats.dialFailures.Add(1)
+			return nil, err
+		}
+		d.drop(sc)
+	}
 }
 
 var (
@@ -125,7 +215,8 @@ var (
 	// ErrClientClosed is returned when the SSH connection is closed. It wraps
 	// net.ErrClosed.
 	ErrClientClosed = fmt.Errorf("sshdial: SSH connection is closed: %w", net.ErrClosed)
-	// ErrNilClient is returned by a Dialer made without an *ssh.Client.
+	// ErrNilClient is returned by a Dialer made without an *ssh.Client
+	// (New(nil), a nil *Dialer or a zero Dialer).
 	ErrNilClient = errors.New("sshdial: Dialer has no SSH client")
 )
 
@@ -177,18 +268,6 @@ type hostAddr string
 func (a hostAddr) Network() string { return "tcp" }
 func (a hostAddr) String() string  { return string(a) }
 
-// dial opens the Conn; onClose, if not nil, runs once when it closes.
-func (d *Dialer) dial(ctx context.Context, network, address string, onClose func(*Conn)) (*Conn, error) {
-	if d == nil || d.client == nil || d.client.Conn == nil {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: ErrNilClient}
-	}
-	t, err := d.target(ctx, network, address)
-	if err != nil {
-		return nil, err
-	}
-	return d.dialTarget(ctx, network, t, onClose)
-}
-
 // target checks d's options and ctx and parses the address, before anything
 // goes to the SSH server. Its errors are dial errors.
 func (d *Dialer) target(ctx context.Context, network, address string) (*target, error) {
@@ -205,8 +284,37 @@ func (d *Dialer) target(ctx context.Context, network, address string) (*target, 
 	return t, nil
 }
 
-// dialTarget opens the Conn to a parsed target; see dial.
-func (d *Dialer) dialTarget(ctx context.Context, network string, t *target, onClose func(*Conn)) (*Conn, error) {
+// sshConn is one SSH connection of a Dialer, with the Conns dialed through
+// it and its keepalive state.
+type sshConn struct {
+	d      *Dialer
+	client *ssh.Client
+	link   *link
+	slot   *slot // nil for the caller's client (New)
+	load   int   // Conns open or being dialed through it; guarded by d.mu
+
+	keepaliveOnce sync.Once
+
+	mu     sync.Mutex
+	conns  map[*Conn]struct{} // open Conns
+	dead   error              // set while keepalives go unanswered
+	deadCh chan struct{}      // closed while dead is set, for dials in flight
+}
+
+func (d *Dialer) newSSHConn(client *ssh.Client, s *slot) *sshConn {
+	return &sshConn{
+		d:      d,
+		client: client,
+		link:   newLink(client),
+		slot:   s,
+		conns:  make(map[*Conn]struct{}),
+		deadCh: make(chan struct{}),
+	}
+}
+
+// dialTarget opens a Conn to a parsed target through sc.
+func (sc *sshConn) dialTarget(ctx context.Context, network string, t *target) (*Conn, error) {
+	d := sc.d
 	fail := func(err error) error {
 		return &net.OpError{Op: "dial", Net: network, Addr: t.raddr, Err: err}
 	}
@@ -214,13 +322,13 @@ func (d *Dialer) dialTarget(ctx context.Context, network string, t *target, onCl
 		return nil, fail(err)
 	}
 	if d.keepaliveInterval > 0 {
-		d.keepaliveOnce.Do(func() { go d.keepalive() })
-		if err := d.deadErr(); err != nil {
+		sc.startKeepalive()
+		if err := sc.deadErr(); err != nil {
 			return nil, fail(err)
 		}
 	}
 
-	ch, reqs, err := d.open(ctx, t)
+	ch, reqs, err := sc.open(ctx, t)
 	if err != nil {
 		var refused *ssh.OpenChannelError
 		switch {
@@ -238,25 +346,23 @@ func (d *Dialer) dialTarget(ctx context.Context, network string, t *target, onCl
 	}
 	laddr := net.Addr(d.originator)
 	if d.originator == nil {
-		laddr = d.client.LocalAddr()
+		laddr = sc.client.LocalAddr()
 	}
-	c := newConn(ch, reqs, d.link, t.netName, laddr, t.raddr)
-	c.onClose = onClose
-	if d.keepaliveInterval > 0 {
-		if err := d.track(c); err != nil {
-			c.Close()
-			return nil, fail(err)
-		}
+	c := newConn(ch, reqs, sc.link, t.netName, laddr, t.raddr)
+	c.stats = &d.stats
+	if err := sc.track(c); err != nil {
+		c.Close()
+		return nil, fail(err)
 	}
 	return c, nil
 }
 
 // open opens the channel, giving up when ctx ends or the keepalive check
 // finds the server silent. A channel that opens after that is closed.
-func (d *Dialer) open(ctx context.Context, t *target) (ssh.Channel, <-chan *ssh.Request, error) {
-	dead := d.deadSignal()
+func (sc *sshConn) open(ctx context.Context, t *target) (ssh.Channel, <-chan *ssh.Request, error) {
+	dead := sc.deadSignal()
 	if ctx.Done() == nil && dead == nil {
-		return d.client.OpenChannel(t.chanType, t.payload)
+		return sc.client.OpenChannel(t.chanType, t.payload)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -267,7 +373,7 @@ func (d *Dialer) open(ctx context.Context, t *target) (ssh.Channel, <-chan *ssh.
 	}
 	result := make(chan opened) // unbuffered: a result is either taken or abandoned
 	go func() {
-		ch, reqs, err := d.client.OpenChannel(t.chanType, t.payload)
+		ch, reqs, err := sc.client.OpenChannel(t.chanType, t.payload)
 		select {
 		case result <- opened{ch, reqs, err}:
 		case <-ctx.Done():
@@ -284,6 +390,41 @@ func (d *Dialer) open(ctx context.Context, t *target) (ssh.Channel, <-chan *ssh.
 		return nil, nil, ctx.Err()
 	case <-dead:
 		return nil, nil, ErrServerNotResponding
+	}
+}
+
+// track registers c as open through sc, to be failed when keepalives go
+// unanswered and closed by the Dialer's Close; it returns the keepalive
+// error instead when the server is known not to answer.
+func (sc *sshConn) track(c *Conn) error {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.dead != nil {
+		return sc.dead
+	}
+	sc.conns[c] = struct{}{}
+	c.onClose = func(c *Conn) {
+		sc.mu.Lock()
+		_, open := sc.conns[c]
+		delete(sc.conns, c)
+		sc.mu.Unlock()
+		if open {
+			sc.d.release(sc)
+		}
+	}
+	return nil
+}
+
+// failConns fails every open Conn of sc with err and forgets them.
+func (sc *sshConn) failConns(err error) {
+	sc.mu.Lock()
+	conns := make([]*Conn, 0, len(sc.conns))
+	for c := range sc.conns {
+		conns = append(conns, c)
+	}
+	sc.mu.Unlock()
+	for _, c := range conns {
+		c.fail(err)
 	}
 }
 

@@ -25,10 +25,12 @@ var ErrServerNotResponding = fmt.Errorf("sshdial: the SSH server did not answer 
 //
 // An interval of zero or less turns the check off; a timeout of zero or less
 // means the interval. The check runs in two goroutines, and a third while a
-// request is outstanding, from the first dial until the SSH client is
-// closed.
+// request is outstanding, from the first dial until the SSH connection
+// ends. A Dialer made by Connect checks by default (see Connect);
+// WithKeepalive(0, 0) turns that off.
 func WithKeepalive(interval, timeout time.Duration) Option {
 	return func(d *Dialer) {
+		d.keepaliveSet = true
 		if interval <= 0 {
 			d.keepaliveInterval = 0
 			return
@@ -37,14 +39,27 @@ func WithKeepalive(interval, timeout time.Duration) Option {
 			timeout = interval
 		}
 		d.keepaliveInterval, d.keepaliveTimeout = interval, timeout
+		d.keepaliveSet = true
 	}
+}
+
+// startKeepalive starts the check of sc, once.
+func (sc *sshConn) startKeepalive() {
+	sc.keepaliveOnce.Do(func() {
+		sc.d.wg.Add(1)
+		go func() {
+			defer sc.d.wg.Done()
+			sc.keepalive()
+		}()
+	})
 }
 
 // keepalive runs the check until the client's connection ends. A request
 // that goes unanswered is not repeated: its reply, whenever it comes, marks
 // the server alive again.
-func (d *Dialer) keepalive() {
-	ended := d.link.wait()
+func (sc *sshConn) keepalive() {
+	d := sc.d
+	ended := sc.link.wait()
 	ticker := time.NewTicker(d.keepaliveInterval)
 	defer ticker.Stop()
 
@@ -54,93 +69,68 @@ func (d *Dialer) keepalive() {
 		case <-ticker.C:
 		case <-ended:
 			return
+		case <-d.ctx.Done():
+			return
 		}
 		if reply == nil {
-			reply = d.link.probe()
+			reply = sc.link.probe()
 		}
 		timeout := time.NewTimer(d.keepaliveTimeout)
 		select {
 		case err := <-reply:
 			reply = nil
 			if err == nil {
-				d.setDead(nil)
+				sc.setDead(nil)
 			}
 		case <-timeout.C:
-			d.setDead(ErrServerNotResponding)
+			d.log().Warn("sshdial: SSH server did not answer a keepalive",
+				"server", sc.client.RemoteAddr().String(), "waited", d.keepaliveTimeout)
+			sc.setDead(ErrServerNotResponding)
 		case <-ended:
+		case <-d.ctx.Done():
 		}
 		timeout.Stop()
 	}
 }
 
-// setDead records whether the server answers. When it stops answering, it
-// fails every tracked connection, wakes the dials in flight and calls
-// onDead.
-func (d *Dialer) setDead(err error) {
-	d.mu.Lock()
-	wasDead := d.dead != nil
-	d.dead = err
-	var failed []*Conn
+// setDead records whether the server answers. When it stops answering,
+// every open Conn fails and dials in flight are woken; an SSH connection the
+// Dialer owns is then dropped and closed, so that the next dial makes a new
+// one (the caller's client is left alone).
+func (sc *sshConn) setDead(err error) {
+	sc.mu.Lock()
+	wasDead := sc.dead != nil
+	sc.dead = err
 	switch {
 	case err != nil && !wasDead:
-		close(d.deadCh)
-		for c := range d.conns {
-			failed = append(failed, c)
-		}
-		clear(d.conns)
+		close(sc.deadCh)
 	case err == nil && wasDead:
-		d.deadCh = make(chan struct{})
+		sc.deadCh = make(chan struct{})
 	}
-	d.mu.Unlock()
-	for _, c := range failed {
-		c.fail(err)
+	sc.mu.Unlock()
+	if err == nil || wasDead {
+		return
 	}
-	if err != nil && !wasDead && d.onDead != nil {
-		d.onDead()
+	sc.failConns(err)
+	if sc.slot != nil {
+		sc.d.drop(sc)
+		sc.client.Close()
 	}
 }
 
 // deadSignal returns a channel that is closed when the keepalive check
 // fails, or nil when there is no check.
-func (d *Dialer) deadSignal() <-chan struct{} {
-	if d.keepaliveInterval <= 0 {
+func (sc *sshConn) deadSignal() <-chan struct{} {
+	if sc.d.keepaliveInterval <= 0 {
 		return nil
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.deadCh
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.deadCh
 }
 
-// track registers c, to be failed when the keepalive check fails; it
-// returns the check's error instead if the server is known not to answer.
-func (d *Dialer) track(c *Conn) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.dead != nil {
-		return d.dead
-	}
-	if d.conns == nil {
-		d.conns = make(map[*Conn]struct{})
-	}
-	d.conns[c] = struct{}{}
-	then := c.onClose
-	c.onClose = func(c *Conn) {
-		d.untrack(c)
-		if then != nil {
-			then(c)
-		}
-	}
-	return nil
-}
-
-func (d *Dialer) untrack(c *Conn) {
-	d.mu.Lock()
-	delete(d.conns, c)
-	d.mu.Unlock()
-}
-
-func (d *Dialer) deadErr() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.dead
+func (sc *sshConn) deadErr() error {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.dead
 }

@@ -4,15 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
-	"sync"
+	"time"
 
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/net/proxy"
 )
 
-// A Pool dials through several SSH connections to one server, which it makes
-// itself with a dial function and owns.
+// The SSH connections a Dialer owns (Connect, NewPool): up to a number of
+// slots, each empty, connecting, or holding one SSH connection.
 //
 // One SSH connection carries all its channels through a single stream: the
 // x/crypto client decrypts everything it receives in one goroutine, and
@@ -20,260 +20,290 @@ import (
 // one SSH connection moves at most what one core on each side can encrypt,
 // and parallel transfers go faster spread over several.
 //
-// Each connection goes to the SSH connection that has the fewest open ones.
-// SSH connections are made when needed: a new one only while every existing
-// one carries at least one connection, up to the Pool's size, and again
-// after one ends. Sequential use therefore keeps to one SSH connection.
-//
-// A Pool is safe for concurrent use. Close closes the SSH connections it
-// made, which ends every connection dialed through them.
-type Pool struct {
-	dial     func(ctx context.Context) (*ssh.Client, error)
-	opts     []Option
-	err      error   // bad arguments to NewPool, reported by every dial
-	template *Dialer // with opts and no client: checks and parses dials before any SSH connection
+// Each dial goes to the SSH connection with the fewest Conns. A new one is
+// made only while every existing one carries at least one Conn, up to the
+// number of slots, and again after one is lost; sequential use therefore
+// keeps to one. Making one is an attempt shared by every dial that waits
+// for it, each waiting no longer than its own context; after a failure,
+// the next attempt waits out an exponential backoff with jitter.
 
-	mu       sync.Mutex
-	slots    []*poolSlot
-	closed   bool
-	watchers sync.WaitGroup
+// slot is a place for one owned SSH connection; guarded by Dialer.mu.
+type slot struct {
+	cur     *sshConn // nil while not connected
+	attempt *attempt // non-nil while connecting
 }
 
-var (
-	_ proxy.ContextDialer = (*Pool)(nil)
-	_ proxy.Dialer        = (*Pool)(nil)
+// attempt is one try at making an SSH connection.
+type attempt struct {
+	done chan struct{} // closed when it ends
+	err  error         // set before done is closed
+}
+
+// backoff spaces out failed attempts; guarded by Dialer.mu.
+type backoff struct {
+	failures int
+	next     time.Time // no attempt starts before
+}
+
+const (
+	backoffMin = 250 * time.Millisecond
+	backoffMax = 30 * time.Second
 )
 
-// poolSlot is a place for one SSH connection of a Pool.
-type poolSlot struct {
-	cur   *pooled       // nil while not connected
-	ready chan struct{} // non-nil while connecting; closed when that ends
+// failed records a failed attempt and returns the delay before the next.
+func (b *backoff) failed() time.Duration {
+	b.failures++
+	delay := backoffMax
+	if b.failures < 20 {
+		delay = min(backoffMin<<(b.failures-1), backoffMax)
+	}
+	// Full jitter on the upper half: many clients that lost the same
+	// server do not come back in step.
+	delay = delay/2 + rand.N(delay/2+1)
+	b.next = time.Now().Add(delay)
+	return delay
 }
 
-// pooled is one SSH connection of a Pool.
-type pooled struct {
-	slot   *poolSlot
-	client *ssh.Client
-	dialer *Dialer
-	conns  int // open Conns dialed through it
-}
+func (b *backoff) succeeded() { *b = backoff{} }
 
-// ErrPoolClosed is returned by dials through a closed Pool. It wraps
-// net.ErrClosed.
-var ErrPoolClosed = fmt.Errorf("sshdial: Pool is closed: %w", net.ErrClosed)
+var (
+	// ErrDialerClosed is returned by dials through a closed Dialer, and by
+	// Reads and Writes of the Conns its Close closed. It wraps
+	// net.ErrClosed.
+	ErrDialerClosed = fmt.Errorf("sshdial: Dialer is closed: %w", net.ErrClosed)
 
-// NewPool returns a Pool of at most size SSH connections, each made by dial
-// and used through a Dialer with opts. dial is called when a connection is
-// needed, with the context of the DialContext that needs it; it must return
-// a new client each time, which the Pool then owns.
+	// ErrPoolClosed is ErrDialerClosed, under the name it had when Pool
+	// was a type of its own.
+	ErrPoolClosed = ErrDialerClosed
+)
+
+// Pool is a Dialer. NewPool returns one; Connect with WithPool makes the
+// same from an OpenSSH destination.
+type Pool = Dialer
+
+// NewPool returns a Dialer of at most size SSH connections, each made by
+// dial and used with opts, which it owns: its Close closes them. dial is
+// called when a connection is needed, with a context that ends when the
+// Dialer is closed; it must return a new client each time, and should bound
+// its own time (DialSSH with a ClientConfig.Timeout does).
 //
-// A size below 1 or a nil dial makes every dial of the Pool fail.
-func NewPool(size int, dial func(ctx context.Context) (*ssh.Client, error), opts ...Option) *Pool {
-	p := &Pool{dial: dial, opts: opts, template: New(nil, opts...)}
+// A size below 1 or a nil dial makes every dial fail.
+func NewPool(size int, dial func(ctx context.Context) (*ssh.Client, error), opts ...Option) *Dialer {
+	d := newDialer(opts)
 	switch {
 	case size < 1:
-		p.err = fmt.Errorf("sshdial: NewPool: size %d, want 1 or more", size)
+		d.optionErr = fmt.Errorf("sshdial: NewPool: size %d, want 1 or more", size)
 	case dial == nil:
-		p.err = errors.New("sshdial: NewPool: nil dial function")
+		d.optionErr = errors.New("sshdial: NewPool: nil dial function")
 	}
-	for range max(size, 0) {
-		p.slots = append(p.slots, &poolSlot{})
-	}
-	return p
+	d.dialSSH = dial
+	d.slots = newSlots(size)
+	return d
 }
 
-// Dial connects to address through one of the Pool's SSH connections. It is
-// DialContext with context.Background().
-func (p *Pool) Dial(network, address string) (net.Conn, error) {
-	return p.DialContext(context.Background(), network, address)
-}
-
-// DialContext connects to address through one of the Pool's SSH
-// connections, making one first if needed; ctx bounds both. Networks,
-// addresses, errors and the returned *Conn are as with Dialer.DialContext. A
-// failure to make an SSH connection is returned as the dial's error, unless
-// another SSH connection of the Pool is up, which is then used. A dial that
-// finds its SSH connection ended is tried once more on another or a new one.
-func (p *Pool) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	fail := func(err error) (net.Conn, error) {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+func newSlots(n int) []*slot {
+	slots := make([]*slot, max(n, 0))
+	for i := range slots {
+		slots[i] = &slot{}
 	}
-	switch {
-	case p == nil:
-		return fail(errors.New("sshdial: nil Pool"))
-	case p.err != nil:
-		return fail(p.err)
-	}
-	// Bad input fails before any SSH connection is made for it, and the
-	// address is parsed once, not again on each try.
-	t, err := p.template.target(ctx, network, address)
-	if err != nil {
-		return nil, err
-	}
-	for attempt := 0; ; attempt++ {
-		pc, err := p.acquire(ctx)
-		if err != nil {
-			return fail(err)
-		}
-		var once sync.Once
-		release := func(*Conn) { once.Do(func() { p.release(pc) }) }
-		c, err := pc.dialer.dialTarget(ctx, network, t, release)
-		if err == nil {
-			return c, nil
-		}
-		release(nil)
-		// An SSH connection can end, or stop answering, before the Pool
-		// has noticed: drop it and try once more, on another one or a new
-		// one.
-		if !(errors.Is(err, ErrClientClosed) || errors.Is(err, ErrServerNotResponding)) || attempt > 0 {
-			return nil, err
-		}
-		p.drop(pc)
-	}
-}
-
-// drop forgets pc, whose SSH connection has ended.
-func (p *Pool) drop(pc *pooled) {
-	p.mu.Lock()
-	if pc.slot.cur == pc {
-		pc.slot.cur = nil
-	}
-	p.mu.Unlock()
+	return slots
 }
 
 // acquire picks the SSH connection for a new Conn, making one if needed,
 // and counts the Conn on it.
-func (p *Pool) acquire(ctx context.Context) (*pooled, error) {
-	p.mu.Lock()
-	for {
-		if p.closed {
-			p.mu.Unlock()
-			return nil, ErrPoolClosed
+func (d *Dialer) acquire(ctx context.Context) (*sshConn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fixed != nil {
+		if d.closed {
+			return nil, ErrDialerClosed
 		}
-		best := p.leastLoaded()
-		var free, connecting *poolSlot
-		for _, s := range p.slots {
+		d.fixed.load++
+		return d.fixed, nil
+	}
+	if d.dialSSH == nil {
+		return nil, ErrNilClient
+	}
+	waited := false
+	for {
+		if d.closed {
+			return nil, ErrDialerClosed
+		}
+		best := d.leastLoaded()
+		var free, connecting *slot
+		for _, s := range d.slots {
 			switch {
-			case s.cur == nil && s.ready == nil && free == nil:
+			case s.cur == nil && s.attempt == nil && free == nil:
 				free = s
-			case s.ready != nil && connecting == nil:
+			case s.attempt != nil && connecting == nil:
 				connecting = s
 			}
 		}
-		if best != nil && (best.conns == 0 || free == nil) {
-			best.conns++
-			p.mu.Unlock()
+		if best != nil && (best.load == 0 || free == nil || waited) {
+			best.load++
 			return best, nil
 		}
-		if free == nil {
-			// Every slot is connecting: wait for one.
-			ready := connecting.ready
-			p.mu.Unlock()
-			select {
-			case <-ready:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-			p.mu.Lock()
-			continue
+		// Here no SSH connection is up, or all carry Conns and a slot is
+		// free for one more.
+		var a *attempt
+		switch {
+		case best == nil && connecting != nil:
+			a = connecting.attempt // one attempt for everybody
+		case free != nil:
+			a = d.startAttempt(free)
+		default:
+			return nil, ErrNilClient // no slots: NewPool reported it already
 		}
-
-		pc, err := p.connect(ctx, free)
-		if err == nil {
-			return pc, nil // p.mu was released
+		d.mu.Unlock()
+		select {
+		case <-a.done:
+		case <-ctx.Done():
+			d.mu.Lock()
+			return nil, ctx.Err()
 		}
-		p.mu.Lock()
-		if best := p.leastLoaded(); best != nil && !p.closed {
-			best.conns++
-			p.mu.Unlock()
-			return best, nil
+		d.mu.Lock()
+		waited = true
+		// A dial waits for one attempt only: when it failed and no SSH
+		// connection is up, its error is the dial's.
+		if a.err != nil && d.leastLoaded() == nil && !d.closed {
+			return nil, a.err
 		}
-		p.mu.Unlock()
-		return nil, err
 	}
 }
 
 // leastLoaded returns the connected SSH connection with the fewest Conns,
-// or nil; p.mu is held.
-func (p *Pool) leastLoaded() *pooled {
-	var best *pooled
-	for _, s := range p.slots {
-		if s.cur != nil && (best == nil || s.cur.conns < best.conns) {
+// or nil; d.mu is held.
+func (d *Dialer) leastLoaded() *sshConn {
+	var best *sshConn
+	for _, s := range d.slots {
+		if s.cur != nil && (best == nil || s.cur.load < best.load) {
 			best = s.cur
 		}
 	}
 	return best
 }
 
-// connect makes the SSH connection of slot s, with one Conn counted on it.
-// p.mu is held on entry and released on return.
-func (p *Pool) connect(ctx context.Context, s *poolSlot) (*pooled, error) {
-	ready := make(chan struct{})
-	s.ready = ready
-	p.mu.Unlock()
-
-	client, err := p.dial(ctx)
-	if err == nil && client == nil {
-		err = errors.New("sshdial: the Pool's dial function returned no client")
-	}
-
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	s.ready = nil
-	close(ready)
-	if err != nil {
-		return nil, err
-	}
-	if p.closed {
-		client.Close()
-		return nil, ErrPoolClosed
-	}
-	pc := &pooled{slot: s, client: client, dialer: New(client, p.opts...), conns: 1}
-	// A connection whose keepalives go unanswered is dropped at once, so
-	// that no dial goes to it, and closed, so that its slot connects anew.
-	pc.dialer.onDead = func() {
-		p.drop(pc)
-		client.Close()
-	}
-	s.cur = pc
-	p.watchers.Add(1)
-	go p.watch(pc)
-	return pc, nil
+// startAttempt starts making the SSH connection of s, after the backoff;
+// d.mu is held.
+func (d *Dialer) startAttempt(s *slot) *attempt {
+	a := &attempt{done: make(chan struct{})}
+	s.attempt = a
+	wait := time.Until(d.backoff.next)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-d.ctx.Done():
+			}
+			t.Stop()
+		}
+		var client *ssh.Client
+		err := d.ctx.Err()
+		if err == nil {
+			client, err = d.dialSSH(d.ctx)
+		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		s.attempt = nil
+		switch {
+		case err == nil && client == nil:
+			err = errors.New("sshdial: the dial function returned no SSH client")
+		case err == nil && d.closed:
+			client.Close()
+			err = ErrDialerClosed
+		}
+		if err != nil {
+			if d.closed {
+				err = ErrDialerClosed
+			} else {
+				delay := d.backoff.failed()
+				d.log().Warn("sshdial: connecting to the SSH server failed",
+					"err", err, "attempt", d.backoff.failures, "next_attempt_after", delay)
+			}
+			a.err = err
+		} else {
+			d.backoff.succeeded()
+			d.install(s, client)
+		}
+		close(a.done)
+	}()
+	return a
 }
 
-// watch frees the slot when its SSH connection ends, so that the next dial
-// that needs it connects again.
-func (p *Pool) watch(pc *pooled) {
-	defer p.watchers.Done()
-	pc.client.Wait()
-	p.drop(pc)
+// install puts a new SSH connection in s and watches it; d.mu is held.
+func (d *Dialer) install(s *slot, client *ssh.Client) *sshConn {
+	sc := d.newSSHConn(client, s)
+	s.cur = sc
+	if d.stats.connects.Add(1) > 1 {
+		d.stats.reconnects.Add(1)
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		err := client.Wait()
+		d.drop(sc)
+		if d.ctx.Err() == nil {
+			d.log().Warn("sshdial: SSH connection lost", "server", client.RemoteAddr().String(), "err", err)
+		}
+	}()
+	return sc
 }
 
-func (p *Pool) release(pc *pooled) {
-	p.mu.Lock()
-	pc.conns--
-	p.mu.Unlock()
+// drop forgets sc, whose SSH connection has ended or stopped answering, so
+// that the next dial that needs its slot connects anew.
+func (d *Dialer) drop(sc *sshConn) {
+	d.mu.Lock()
+	if sc.slot != nil && sc.slot.cur == sc {
+		sc.slot.cur = nil
+	}
+	d.mu.Unlock()
 }
 
-// Close closes the Pool's SSH connections, which ends every connection
-// dialed through them, and waits until the Pool's goroutines are done.
-// Later dials fail with ErrPoolClosed. Close may be called more than once.
-func (p *Pool) Close() error {
-	if p == nil {
+// release uncounts a Conn of sc.
+func (d *Dialer) release(sc *sshConn) {
+	d.mu.Lock()
+	sc.load--
+	d.mu.Unlock()
+}
+
+// Close closes every Conn dialed through the Dialer (their blocked and later
+// calls fail with ErrDialerClosed), and the SSH connections it owns; the
+// caller's client of a Dialer made by New stays open. It stops any connect
+// under way and waits until the Dialer's goroutines are done. Later dials
+// fail with ErrDialerClosed. Close may be called more than once.
+func (d *Dialer) Close() error {
+	if d == nil {
 		return nil
 	}
-	p.mu.Lock()
-	p.closed = true
-	var clients []*ssh.Client
-	for _, s := range p.slots {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	var conns []*sshConn
+	if d.fixed != nil {
+		conns = append(conns, d.fixed)
+	}
+	for _, s := range d.slots {
 		if s.cur != nil {
-			clients = append(clients, s.cur.client)
+			conns = append(conns, s.cur)
 		}
 	}
-	p.mu.Unlock()
-	for _, c := range clients {
-		c.Close()
+	d.mu.Unlock()
+	if d.cancel != nil {
+		d.cancel()
 	}
-	p.watchers.Wait()
+	for _, sc := range conns {
+		sc.failConns(ErrDialerClosed)
+		if sc.slot != nil {
+			sc.client.Close()
+		}
+	}
+	d.wg.Wait()
+	d.log().Info("sshdial: Dialer closed")
 	return nil
 }

@@ -1,0 +1,71 @@
+package sshdial_test
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/sshdial/sshdial"
+	"github.com/stretchr/testify/require"
+)
+
+// TestCloseOfNewDialer: Close of a Dialer made by New closes its Conns
+// (blocked calls return ErrDialerClosed) and leaves the caller's client
+// open; later dials fail with ErrDialerClosed.
+func TestCloseOfNewDialer(t *testing.T) {
+	_, client := newSSHTest(t)
+	target := serve(t, "tcp", echo).Addr().String()
+	d := sshdial.New(client)
+	c, err := d.Dial("tcp", target)
+	require.NoError(t, err)
+	defer c.Close()
+	roundTrip(t, c)
+
+	res := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		res <- err
+	}()
+	waitBlocked()
+	require.NoError(t, d.Close())
+	err = await(t, 5*time.Second, "Read after Dialer.Close", res)
+	require.ErrorIs(t, err, sshdial.ErrDialerClosed)
+	require.ErrorIs(t, err, net.ErrClosed)
+
+	_, err = d.Dial("tcp", target)
+	require.ErrorIs(t, err, sshdial.ErrDialerClosed)
+	require.NoError(t, d.Close(), "a second Close")
+
+	// The client is still the caller's, and works.
+	c2, err := sshdial.New(client).Dial("tcp", target)
+	require.NoError(t, err)
+	roundTrip(t, c2)
+	c2.Close()
+}
+
+// TestStats: dials, failures, bytes each way and open Conns are counted.
+func TestStats(t *testing.T) {
+	_, client := newSSHTest(t)
+	target := serve(t, "tcp", echo).Addr().String()
+	d := sshdial.New(client)
+	defer d.Close()
+	c, err := d.Dial("tcp", target)
+	require.NoError(t, err)
+	_, err = c.Write([]byte("hello"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(c, make([]byte, 5))
+	require.NoError(t, err)
+	_, err = d.Dial("tcp", "127.0.0.1:1") // refused by the server
+	require.Error(t, err)
+
+	st := d.Stats()
+	require.EqualValues(t, 2, st.Dials)
+	require.EqualValues(t, 1, st.DialFailures)
+	require.EqualValues(t, 5, st.BytesSent)
+	require.EqualValues(t, 5, st.BytesReceived)
+	require.Equal(t, 1, st.OpenConns)
+	require.Equal(t, 1, st.SSHConnections)
+	c.Close()
+	require.Equal(t, 0, d.Stats().OpenConns)
+}

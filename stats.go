@@ -1,0 +1,67 @@
+package sshdial
+
+import "sync/atomic"
+
+// Stats is a snapshot of what a Dialer has done, for status pages and
+// metrics. Counts are totals since the Dialer was made.
+type Stats struct {
+	SSHConnections int    // SSH connections up now
+	OpenConns      int    // Conns open now
+	Dials          uint64 // dials that passed the checks of their arguments
+	DialFailures   uint64 // dials that returned an error
+	Reconnects     uint64 // SSH connections made after the first (owned ones only)
+	BytesSent      uint64 // bytes committed by Writes
+	BytesReceived  uint64 // bytes returned by Reads
+}
+
+// stats are the Dialer's counters.
+type stats struct {
+	dials, dialFailures, connects, reconnects atomic.Uint64
+	sent, received                            atomic.Uint64
+}
+
+func (s *stats) addSent(n int) {
+	if s != nil {
+		s.sent.Add(uint64(n))
+	}
+}
+
+func (s *stats) addReceived(n int) {
+	if s != nil {
+		s.received.Add(uint64(n))
+	}
+}
+
+// Stats returns what the Dialer has done so far. It is safe to call at any
+// time, also after Close.
+func (d *Dialer) Stats() Stats {
+	st := Stats{
+		Dials:         d.stats.dials.Load(),
+		DialFailures:  d.stats.dialFailures.Load(),
+		Reconnects:    d.stats.reconnects.Load(),
+		BytesSent:     d.stats.sent.Load(),
+		BytesReceived: d.stats.received.Load(),
+	}
+	var conns []*sshConn
+	d.mu.Lock()
+	if d.fixed != nil {
+		conns = append(conns, d.fixed)
+	}
+	for _, s := range d.slots {
+		if s.cur != nil {
+			conns = append(conns, s.cur)
+		}
+	}
+	d.mu.Unlock()
+	for _, sc := range conns {
+		sc.mu.Lock()
+		st.OpenConns += len(sc.conns)
+		sc.mu.Unlock()
+		select {
+		case <-sc.link.ended:
+		default:
+			st.SSHConnections++
+		}
+	}
+	return st
+}
