@@ -141,23 +141,52 @@ func TestChildDiesWithParent(t *testing.T) {
 	})
 }
 
-func TestChildOutlivesThreadExits(t *testing.T) {
-	p := Start(t, Options{}, "sleep", "300")
-	start := procStart(t, p.Pid())
-	// A goroutine that returns while locked to its thread makes the
-	// runtime end that thread. Do it often, on every thread the scheduler
-	// offers, to end the thread that started sleep if any goroutine could
-	// run on it.
-	for range 200 {
-		done := make(chan struct{})
+func TestChildOutlivesCallersThread(t *testing.T) {
+	// Call Launch from a goroutine locked to a thread other than the main
+	// one (the runtime does not end that one), and let the goroutine
+	// return locked: the runtime then ends its thread. The child must not die
+	// with the thread its caller ran on.
+	type launched struct {
+		p   *Process
+		err error
+		tid int
+	}
+	var l launched
+	release := make(chan struct{})
+	defer close(release)
+	for try := 0; try < 2 && l.tid == 0; try++ {
+		c := make(chan launched, 1)
 		go func() {
 			runtime.LockOSThread()
-			close(done)
+			tid := syscall.Gettid()
+			if tid == syscall.Getpid() {
+				// The main thread: keep it, so that the next try
+				// runs on another one.
+				c <- launched{}
+				<-release
+				runtime.UnlockOSThread()
+				return
+			}
+			p, err := Launch(Options{}, "sleep", "300")
+			c <- launched{p, err, tid}
+			// Return locked: the runtime ends this thread.
 		}()
-		<-done
+		l = <-c
 	}
-	time.Sleep(100 * time.Millisecond)
-	if !alive(t, p.Pid(), start) {
-		t.Fatalf("the child died when threads of this program exited: %v", p.Wait())
+	if l.tid == 0 {
+		t.Fatal("two goroutines locked to the main thread")
+	}
+	if l.err != nil {
+		t.Fatal(l.err)
+	}
+	defer l.p.Stop()
+	start := procStart(t, l.p.Pid())
+	waitFor(t, 10*time.Second, "ended the thread of Launch's caller", func() bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", l.tid))
+		return errors.Is(err, fs.ErrNotExist)
+	})
+	time.Sleep(100 * time.Millisecond) // the signal, if any, is sent as the thread exits
+	if !alive(t, l.p.Pid(), start) {
+		t.Fatalf("the child died with the thread that called Launch: %v", l.p.Wait())
 	}
 }
