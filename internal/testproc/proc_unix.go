@@ -12,8 +12,8 @@ import (
 )
 
 // setSysProcAttr puts the command in its own process group, so that Stop
-// also kills what it forks, runs it as opts.User, and on Linux asks for the
-// parent-death signal.
+// also kills the processes it forks into that group, runs it as opts.User,
+// and on Linux asks for the parent-death signal.
 func setSysProcAttr(cmd *exec.Cmd, opts Options) error {
 	attr := &syscall.SysProcAttr{Setpgid: true}
 	if opts.User != "" {

@@ -2,11 +2,17 @@
 // benchmark harness run: sshd, database servers, ssh -L.
 //
 // A process started here writes its stdout and stderr into one buffer, for
-// error messages; it runs in its own process group, and Stop kills that
-// group. On Linux the kernel also kills it with SIGKILL when the program
-// that started it dies, even by SIGKILL, so that a killed test run leaves
-// no server behind. That parent-death signal reaches only the process
-// started here, not the processes it forks.
+// error messages. On Unix it runs in its own process group, and Stop kills
+// that group; a process it forks that starts a session of its own (as sshd
+// does for each connection) is outside the group and lives on until it ends
+// by itself.
+//
+// On Linux the kernel also kills the started process with SIGKILL when the
+// program that started it dies, even by SIGKILL, so that a killed test run
+// leaves no server behind. That parent-death signal reaches only the
+// started process, not what it forks, and a process that changes its own
+// user loses it (such as a server started as root that switches to another
+// user): start such a server with Options.User instead.
 package testproc
 
 import (
@@ -31,6 +37,10 @@ type Options struct {
 	// credentials (Windows) Launch returns an error when User is set.
 	User string
 }
+
+// waitDelay is how long a process's exit waits for processes it forked to
+// close its stdout and stderr.
+const waitDelay = 5 * time.Second
 
 // ErrExited is wrapped by the error of WaitListening when the process
 // exited before it accepted connections.
@@ -57,9 +67,9 @@ func Launch(opts Options, name string, args ...string) (*Process, error) {
 	p := &Process{name: filepath.Base(name), cmd: cmd, exited: make(chan struct{})}
 	cmd.Stdout = &p.output
 	cmd.Stderr = &p.output
-	// A process that the group kill missed may still hold the output pipe;
-	// Wait gives up on it after this long.
-	cmd.WaitDelay = 5 * time.Second
+	// A process that left the group may still hold the output pipe; Wait
+	// gives up on it after this long.
+	cmd.WaitDelay = waitDelay
 	if err := setSysProcAttr(cmd, opts); err != nil {
 		return nil, fmt.Errorf("testproc: starting %s: %w", name, err)
 	}
@@ -121,30 +131,34 @@ func (p *Process) Cmd() *exec.Cmd { return p.cmd }
 func (p *Process) Output() string { return p.output.String() }
 
 // Exited returns a channel that is closed when the process has exited and
-// its output is collected.
+// its output is collected: once no process holds its stdout and stderr
+// open, or at most 5 seconds after it exited.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
 
-// Wait waits until the process has exited and returns its exit error as
-// exec.Cmd.Wait does: nil when it exited with status 0, an *exec.ExitError
-// otherwise (also after Stop killed it).
+// Wait waits until Exited is closed and returns what exec.Cmd.Wait
+// returned: nil after exit status 0, an *exec.ExitError after another
+// status or a signal (also after Stop), or exec.ErrWaitDelay when it exited
+// with status 0 but processes it forked kept its output open.
 func (p *Process) Wait() error {
 	<-p.exited
 	return p.err
 }
 
 // Stop kills the process and its process group with SIGKILL (on Windows,
-// only the process) and waits until it has exited. If the process has
-// already exited by itself, Stop kills nothing: its PID and process group
-// ID may belong to someone else by then. Stop may be called more than once
-// and from several goroutines; every call returns once the process has
-// exited.
+// only the process) and waits until Exited is closed. If the process has
+// already exited by itself, Stop kills nothing, not even what is left of
+// its group: its PID and process group ID may belong to others by then.
+// Stop may be called more than once and from several goroutines; every
+// call returns once Exited is closed.
 func (p *Process) Stop() {
 	p.stop.Do(func() {
 		select {
 		case <-p.exited:
 		default:
-			// Not yet reaped, so the PID, and with it the process group
-			// ID, is still ours.
+			// Not reaped when we looked, so the PID, and with it the
+			// process group ID, is still ours. If Wait reaps it right
+			// now, the PID comes free microseconds before the kill,
+			// much too soon for the kernel to hand it out again.
 			killGroup(p.cmd.Process)
 		}
 	})
@@ -166,7 +180,11 @@ func (p *Process) WaitListening(addr string, timeout time.Duration) error {
 	for {
 		select {
 		case <-p.exited:
-			return fmt.Errorf("%s (%v) did not listen on %s: %w; output:\n%s", p.name, p.err, addr, ErrExited, p.Output())
+			status := "exit status 0"
+			if p.err != nil {
+				status = p.err.Error()
+			}
+			return fmt.Errorf("%s (%s) did not listen on %s: %w; output:\n%s", p.name, status, addr, ErrExited, p.Output())
 		default:
 		}
 		c, err := net.DialTimeout("tcp", addr, time.Second)
