@@ -5,32 +5,34 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sshdial/sshdial/internal/opensshd"
-	"github.com/sshdial/sshdial/internal/portwait"
+	"github.com/sshdial/sshdial/internal/testproc"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // forward is an `ssh -N -L` process forwarding a local port to each target.
+// It is started with internal/testproc, so on Linux it dies with the
+// harness even when the harness is killed.
 type forward struct {
-	cmd   *exec.Cmd
-	local map[string]string // target address -> local address
+	cipher string
+	proc   *testproc.Process
+	local  map[string]string // target address -> local address
 }
 
 func startForward(e *env, cipher string) (*forward, error) {
-	f := &forward{local: map[string]string{}}
+	f := &forward{cipher: cipher, local: map[string]string{}}
 	_, sshdPort, _ := net.SplitHostPort(e.sshd.Addr)
 	args := []string{"-N", "-F", "/dev/null",
 		"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
 		"-o", "UserKnownHostsFile=" + e.knownHosts, "-o", "ExitOnForwardFailure=yes",
 		"-o", "Compression=no", "-c", cipher, "-i", e.keyFile, "-p", sshdPort}
 	for _, target := range []string{e.source, e.sink, e.echo} {
-		port, err := opensshd.FreePort()
+		port, err := testproc.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -39,14 +41,14 @@ func startForward(e *env, cipher string) (*forward, error) {
 		args = append(args, "-L", local+":"+target)
 	}
 	args = append(args, e.sshd.User+"@127.0.0.1")
-	f.cmd = exec.Command("ssh", args...)
-	f.cmd.Stderr = os.Stderr
-	if err := f.cmd.Start(); err != nil {
+	p, err := testproc.Launch(testproc.Options{}, "ssh", args...)
+	if err != nil {
 		return nil, fmt.Errorf("ssh -L: %v", err)
 	}
+	f.proc = p
 	for _, local := range f.local {
-		if err := portwait.Wait(local, 10*time.Second, nil); err != nil {
-			f.close()
+		if err := p.WaitListening(local, 10*time.Second); err != nil {
+			p.Stop()
 			return nil, fmt.Errorf("ssh -L: %v", err)
 		}
 	}
@@ -63,7 +65,7 @@ func (f *forward) dial(target string) (net.Conn, error) {
 
 // cpu returns the ssh process's CPU time so far, from /proc.
 func (f *forward) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", f.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", f.proc.Pid()))
 	if err != nil {
 		return 0
 	}
@@ -75,9 +77,12 @@ func (f *forward) cpu() time.Duration {
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond
 }
 
+// close stops ssh and passes on what it printed, if anything.
 func (f *forward) close() {
-	f.cmd.Process.Kill()
-	f.cmd.Wait()
+	f.proc.Stop()
+	if out := f.proc.Output(); out != "" {
+		fmt.Fprintf(os.Stderr, "ssh -L (%s): %s", f.cipher, out)
+	}
 }
 
 func writeKey(path string, s *opensshd.Server) error {

@@ -7,78 +7,58 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/sshdial/sshdial/internal/opensshd"
-	"github.com/sshdial/sshdial/internal/portwait"
-	"github.com/sshdial/sshdial/internal/syncbuf"
+	"github.com/sshdial/sshdial/internal/testproc"
 )
 
 // The database servers run as throwaway processes on 127.0.0.1, with data
-// in a temporary directory, and are stopped by PID when the test ends. The
-// project's test command installs their Debian packages.
+// in a temporary directory. internal/testproc stops them when the test
+// ends, and on Linux also when the test binary dies. The project's test
+// command installs their Debian packages.
 
-// process is a server started for a test.
-type process struct {
-	cmd    *exec.Cmd
-	output *syncbuf.Buffer
-	exited chan struct{}
+// asUser returns the options that run a command as the named system user
+// when we are root (the databases refuse to run as root), and as ourselves
+// otherwise.
+func asUser(name string) testproc.Options {
+	if os.Geteuid() != 0 {
+		return testproc.Options{}
+	}
+	return testproc.Options{User: name}
 }
 
-// startProcess runs argv, as the named system user when we are root (the
-// databases refuse to run as root), in its own process group.
-func startProcess(t testing.TB, runAs string, argv ...string) *process {
+// startServer starts argv and waits until it accepts connections on addr.
+// The server is stopped when the test ends.
+func startServer(t testing.TB, opts testproc.Options, addr string, argv ...string) {
 	t.Helper()
-	p := &process{output: &syncbuf.Buffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Stdout = p.output
-	p.cmd.Stderr = p.output
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if cred := credential(t, runAs); cred != nil {
-		p.cmd.SysProcAttr.Credential = cred
+	p := testproc.Start(t, opts, argv[0], argv[1:]...)
+	if err := p.WaitListening(addr, 60*time.Second); err != nil {
+		t.Fatal(err)
 	}
-	p.cmd.WaitDelay = 5 * time.Second
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", argv[0], err)
-	}
-	go func() {
-		p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.exited
-		if t.Failed() {
-			t.Logf("%s output:\n%s", argv[0], p.output.String())
-		}
-	})
-	return p
 }
 
-// waitListening waits until addr accepts TCP connections.
-func (p *process) waitListening(t testing.TB, addr string) {
+// run runs argv to completion, for at most two minutes, and fails the test
+// with its output if it fails.
+func run(t testing.TB, opts testproc.Options, argv ...string) {
 	t.Helper()
-	if err := portwait.Wait(addr, 60*time.Second, p.exited); err != nil {
-		t.Fatalf("%s: %v: %s", p.cmd.Path, err, p.output.String())
-	}
-}
-
-func credential(t testing.TB, name string) *syscall.Credential {
-	if name == "" || os.Geteuid() != 0 {
-		return nil
-	}
-	u, err := user.Lookup(name)
+	p, err := testproc.Launch(opts, argv[0], argv[1:]...)
 	if err != nil {
-		t.Fatalf("system user %s: %v (is the server package installed?)", name, err)
+		t.Fatal(err)
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	defer p.Stop()
+	select {
+	case <-p.Exited():
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("%s still runs after 2 minutes:\n%s", argv[0], p.Output())
+	}
+	if err := p.Wait(); err != nil {
+		t.Fatalf("%s: %v\n%s", argv[0], err, p.Output())
+	}
 }
 
-// dataDir makes a temporary directory owned by the system user.
+// dataDir makes a temporary directory, owned by the system user when we
+// are root.
 func dataDir(t testing.TB, owner string) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "sshdial-"+owner)
@@ -86,20 +66,34 @@ func dataDir(t testing.TB, owner string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	if cred := credential(t, owner); cred != nil {
-		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup(owner)
+		if err != nil {
+			t.Fatalf("system user %s: %v (is the server package installed?)", owner, err)
+		}
+		uid, err := strconv.Atoi(u.Uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gid, err := strconv.Atoi(u.Gid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(dir, uid, gid); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return dir
 }
 
-func freePort(t testing.TB) int {
-	port, err := opensshd.FreePort()
+// loopback returns 127.0.0.1 and a port that was free a moment ago.
+func loopback(t testing.TB) (addr string, port string) {
+	p, err := testproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return port
+	port = strconv.Itoa(p)
+	return net.JoinHostPort("127.0.0.1", port), port
 }
 
 func findBinary(t testing.TB, names ...string) string {
@@ -123,17 +117,11 @@ func startPostgres(t testing.TB) string {
 	postgres := findBinary(t, "/usr/lib/postgresql/*/bin/postgres")
 	dir := dataDir(t, "postgres")
 	data := filepath.Join(dir, "data")
-	init := exec.Command(initdb, "--no-sync", "--auth=trust", "--username=postgres", "-D", data)
-	init.SysProcAttr = &syscall.SysProcAttr{Credential: credential(t, "postgres")}
-	if out, err := init.CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
-	}
-	port := freePort(t)
-	p := startProcess(t, "postgres", postgres, "-D", data,
-		"-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(port),
+	run(t, asUser("postgres"), initdb, "--no-sync", "--auth=trust", "--username=postgres", "-D", data)
+	addr, port := loopback(t)
+	startServer(t, asUser("postgres"), addr, postgres, "-D", data,
+		"-c", "listen_addresses=127.0.0.1", "-c", "port="+port,
 		"-c", "unix_socket_directories="+dir, "-c", "fsync=off", "-c", "max_connections=50")
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	p.waitListening(t, addr)
 	return addr
 }
 
@@ -141,33 +129,30 @@ func startPostgres(t testing.TB) string {
 func startRedis(t testing.TB) string {
 	t.Helper()
 	bin := findBinary(t, "redis-server")
-	port := freePort(t)
+	addr, port := loopback(t)
 	dir := dataDir(t, "redis")
-	p := startProcess(t, "redis", bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+	startServer(t, asUser("redis"), addr, bin, "--port", port, "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir, "--enable-debug-command", "yes")
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	p.waitListening(t, addr)
 	return addr
 }
 
 // startMariaDB starts MariaDB without grant checks and returns its address.
+// As root, mariadb-install-db runs as root and gives the data to mysql;
+// the server then runs as mysql from the start, because a process that
+// changes its own user (mariadbd --user as root) loses its parent-death
+// signal.
 func startMariaDB(t testing.TB) string {
 	t.Helper()
 	installDB := findBinary(t, "mariadb-install-db", "mysql_install_db")
 	server := findBinary(t, "mariadbd", "mysqld")
 	dir := dataDir(t, "mysql")
 	data := filepath.Join(dir, "data")
-	install := exec.Command(installDB, "--no-defaults", "--user=mysql", "--datadir="+data,
+	run(t, testproc.Options{}, installDB, "--no-defaults", "--user=mysql", "--datadir="+data,
 		"--auth-root-authentication-method=normal", "--skip-test-db")
-	if out, err := install.CombinedOutput(); err != nil {
-		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
-	}
-	port := freePort(t)
-	p := startProcess(t, "", server, "--no-defaults", "--user=mysql", "--datadir="+data,
-		"--port="+strconv.Itoa(port), "--bind-address=127.0.0.1", "--socket="+filepath.Join(dir, "sock"),
+	addr, port := loopback(t)
+	startServer(t, asUser("mysql"), addr, server, "--no-defaults", "--user=mysql", "--datadir="+data,
+		"--port="+port, "--bind-address=127.0.0.1", "--socket="+filepath.Join(dir, "sock"),
 		"--pid-file="+filepath.Join(dir, "pid"), "--skip-grant-tables", "--skip-log-bin",
 		"--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M")
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	p.waitListening(t, addr)
 	return addr
 }

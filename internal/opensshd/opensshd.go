@@ -1,11 +1,15 @@
 // Package opensshd runs OpenSSH's sshd as a throwaway process on 127.0.0.1
-// for tests: a temporary directory holds its config, host key and
-// authorized_keys, and the test's cleanup stops it by PID.
+// for tests: a temporary directory holds its config, host keys and
+// authorized_keys, and the test's cleanup stops it. It is started with
+// internal/testproc, so on Linux it also dies with the program that started
+// it.
 package opensshd
 
 import (
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -16,12 +20,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/sshdial/sshdial/internal/portwait"
-	"github.com/sshdial/sshdial/internal/syncbuf"
+	"github.com/sshdial/sshdial/internal/testproc"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -31,16 +33,41 @@ const RequireEnv = "SSHDIAL_REQUIRE_SSHD"
 
 // Server is a running sshd.
 type Server struct {
-	Addr      string // 127.0.0.1:port
-	User      string
-	HostKey   ssh.PublicKey
+	Addr string // 127.0.0.1:port
+	User string
+	// HostKey is the first of HostKeys.
+	HostKey ssh.PublicKey
+	// HostKeys are the public host keys sshd offers, in the order of
+	// Options.HostKeys.
+	HostKeys  []ssh.PublicKey
 	ClientKey ssh.Signer
 	// ClientPrivateKey is ClientKey's private key, for writing key files.
 	ClientPrivateKey ed25519.PrivateKey
 	Dir              string // the temporary directory with sshd_config and keys
-	Cmd              *exec.Cmd
-	stderr           *syncbuf.Buffer
-	exited           chan struct{}
+	// Cmd is the sshd command; read it, but do not start, wait for or
+	// signal it: Close stops it.
+	Cmd  *exec.Cmd
+	proc *testproc.Process
+}
+
+// KeyType is a type of host key that sshd can offer.
+type KeyType string
+
+// The host key types that Options.HostKeys may list.
+const (
+	Ed25519 KeyType = "ed25519"
+	RSA     KeyType = "rsa" // 3072 bits, offered as rsa-sha2-512 and rsa-sha2-256
+)
+
+// Options says how LaunchWith and StartWith start sshd. The zero value
+// starts it as Launch does.
+type Options struct {
+	// Config holds extra sshd_config lines. They come before the defaults,
+	// so they override them: sshd keeps the first value of a keyword.
+	Config []string
+	// HostKeys lists the types of host key sshd offers, each at most once.
+	// Empty means Ed25519 only.
+	HostKeys []KeyType
 }
 
 // Path returns the sshd binary, or "" when OpenSSH's server is not installed.
@@ -54,7 +81,8 @@ func Path() string {
 	return ""
 }
 
-// ErrNotInstalled is returned by Launch when sshd is not installed.
+// ErrNotInstalled is returned by Launch and LaunchWith when sshd is not
+// installed.
 var ErrNotInstalled = errors.New("sshd not found: install openssh-server")
 
 // Start starts sshd with the given extra sshd_config lines and stops it when
@@ -62,12 +90,21 @@ var ErrNotInstalled = errors.New("sshd not found: install openssh-server")
 // is set.
 func Start(t testing.TB, extraConfig ...string) *Server {
 	t.Helper()
-	s, err := Launch(extraConfig...)
-	if errors.Is(err, ErrNotInstalled) && os.Getenv(RequireEnv) == "" {
-		t.Skip("sshd not found: install openssh-server (the project's test command does)")
+	return StartWith(t, Options{Config: extraConfig})
+}
+
+// StartWith is Start with options. Bad options fail the test.
+func StartWith(t testing.TB, opts Options) *Server {
+	t.Helper()
+	s, err := LaunchWith(opts)
+	if errors.Is(err, ErrNotInstalled) {
+		if os.Getenv(RequireEnv) == "" {
+			t.Skip("sshd not found: install openssh-server (the project's test command does)")
+		}
+		t.Fatalf("%v (%s is set)", err, RequireEnv)
 	}
 	if err != nil {
-		t.Fatalf("%v (%s is set)", err, RequireEnv)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		s.Close()
@@ -81,6 +118,24 @@ func Start(t testing.TB, extraConfig ...string) *Server {
 // Launch starts sshd with the given extra sshd_config lines. The caller
 // stops it with Close.
 func Launch(extraConfig ...string) (*Server, error) {
+	return LaunchWith(Options{Config: extraConfig})
+}
+
+// LaunchWith is Launch with options. It returns an error for an unknown or
+// repeated host key type.
+func LaunchWith(opts Options) (*Server, error) {
+	keyTypes := opts.HostKeys
+	if len(keyTypes) == 0 {
+		keyTypes = []KeyType{Ed25519}
+	}
+	for i, kt := range keyTypes {
+		if kt != Ed25519 && kt != RSA {
+			return nil, fmt.Errorf("opensshd: unknown host key type %q", kt)
+		}
+		if slices.Contains(keyTypes[:i], kt) {
+			return nil, fmt.Errorf("opensshd: host key type %q listed twice", kt)
+		}
+	}
 	bin := Path()
 	if bin == "" {
 		return nil, ErrNotInstalled
@@ -99,23 +154,34 @@ func Launch(extraConfig ...string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := launch(bin, dir, u.Username, extraConfig)
+	s, err := launch(bin, dir, u.Username, opts.Config, keyTypes)
 	if err != nil {
 		os.RemoveAll(dir)
 	}
 	return s, err
 }
 
-func launch(bin, dir, userName string, extraConfig []string) (*Server, error) {
-	hostSigner, _, hostPEM, err := newKey()
+func launch(bin, dir, userName string, extraConfig []string, keyTypes []KeyType) (*Server, error) {
+	var hostKeys []ssh.PublicKey
+	var hostKeyFiles []string
+	for _, kt := range keyTypes {
+		pub, pemBlock, err := newHostKey(kt)
+		if err != nil {
+			return nil, err
+		}
+		file := filepath.Join(dir, "host_key_"+string(kt))
+		if err := os.WriteFile(file, pem.EncodeToMemory(pemBlock), 0o600); err != nil {
+			return nil, err
+		}
+		hostKeys = append(hostKeys, pub)
+		hostKeyFiles = append(hostKeyFiles, file)
+	}
+	_, clientPrivate, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	clientSigner, clientPrivate, _, err := newKey()
+	clientSigner, err := ssh.NewSignerFromKey(clientPrivate)
 	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "host_key"), pem.EncodeToMemory(hostPEM), 0o600); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientSigner.PublicKey()), 0o600); err != nil {
@@ -125,30 +191,35 @@ func launch(bin, dir, userName string, extraConfig []string) (*Server, error) {
 	for attempt := 0; attempt < 5; attempt++ {
 		s := &Server{
 			User:             userName,
-			HostKey:          hostSigner.PublicKey(),
+			HostKey:          hostKeys[0],
+			HostKeys:         hostKeys,
 			ClientKey:        clientSigner,
 			ClientPrivateKey: clientPrivate,
 			Dir:              dir,
-			stderr:           &syncbuf.Buffer{},
 		}
-		if lastErr = s.start(bin, extraConfig); lastErr == nil {
+		if lastErr = s.start(bin, extraConfig, hostKeyFiles); lastErr == nil {
 			return s, nil
 		}
 	}
 	return nil, fmt.Errorf("starting sshd: %w", lastErr)
 }
 
-func (s *Server) start(bin string, extraConfig []string) error {
-	port, err := FreePort()
+// start runs sshd on a free port; another process may take the port first,
+// so the caller retries.
+func (s *Server) start(bin string, extraConfig, hostKeyFiles []string) error {
+	port, err := testproc.FreePort()
 	if err != nil {
 		return err
 	}
 	s.Addr = net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
 	// sshd takes the first value of a keyword: the extra lines come first
 	// so that they can override the defaults below.
-	config := append(slices.Clone(extraConfig),
-		"ListenAddress "+s.Addr,
-		"HostKey "+filepath.Join(s.Dir, "host_key"),
+	config := slices.Clone(extraConfig)
+	config = append(config, "ListenAddress "+s.Addr)
+	for _, f := range hostKeyFiles {
+		config = append(config, "HostKey "+f)
+	}
+	config = append(config,
 		"AuthorizedKeysFile "+filepath.Join(s.Dir, "authorized_keys"),
 		"PidFile "+filepath.Join(s.Dir, "sshd.pid"),
 		"UsePAM no",
@@ -167,56 +238,49 @@ func (s *Server) start(bin string, extraConfig []string) error {
 		return err
 	}
 
-	s.Cmd = exec.Command(bin, "-D", "-e", "-f", configPath)
-	s.Cmd.Stderr = s.stderr
-	// Its own process group, so that stopping it also stops the
-	// per-connection processes it forked.
-	s.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	s.Cmd.WaitDelay = 5 * time.Second
-	if err := s.Cmd.Start(); err != nil {
+	p, err := testproc.Launch(testproc.Options{}, bin, "-D", "-e", "-f", configPath)
+	if err != nil {
 		return err
 	}
-	s.exited = make(chan struct{})
-	go func() {
-		s.Cmd.Wait()
-		close(s.exited)
-	}()
-
-	err = portwait.Wait(s.Addr, 10*time.Second, s.exited)
-	if errors.Is(err, portwait.ErrExited) {
-		return fmt.Errorf("sshd exited: %s", s.stderr.String())
+	if err := p.WaitListening(s.Addr, 10*time.Second); err != nil {
+		p.Stop()
+		return err
 	}
-	if err != nil {
-		s.stop()
-		return fmt.Errorf("sshd: %v; %s", err, s.stderr.String())
-	}
+	s.proc, s.Cmd = p, p.Cmd()
 	return nil
 }
 
-func (s *Server) stop() {
-	syscall.Kill(-s.Cmd.Process.Pid, syscall.SIGKILL)
-	<-s.exited
-}
-
-// Close stops sshd and the processes it forked, by process group, and
-// removes its directory.
+// Close kills sshd's process group, waits for sshd to exit and removes its
+// directory. sshd's per-connection processes start sessions of their own,
+// outside that group: they end when their client disconnects, and Close
+// waits up to 5 seconds for them to let go of sshd's stderr. Calling Close
+// again does nothing more.
 func (s *Server) Close() {
-	s.stop()
+	s.proc.Stop()
 	os.RemoveAll(s.Dir)
 }
 
 // Stderr returns what sshd logged.
-func (s *Server) Stderr() string { return s.stderr.String() }
+func (s *Server) Stderr() string { return s.proc.Output() }
 
 // ClientConfig returns a configuration that logs in with ClientKey and
-// accepts only the server's host key.
+// accepts only the server's host keys (any of HostKeys).
 func (s *Server) ClientConfig() *ssh.ClientConfig {
 	return &ssh.ClientConfig{
 		User:            s.User,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(s.ClientKey)},
-		HostKeyCallback: ssh.FixedHostKey(s.HostKey),
+		HostKeyCallback: s.checkHostKey,
 		Timeout:         10 * time.Second,
 	}
+}
+
+func (s *Server) checkHostKey(hostname string, remote net.Addr, key ssh.PublicKey) error {
+	for _, k := range s.HostKeys {
+		if ssh.FixedHostKey(k)(hostname, remote, key) == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("opensshd: host key %s %s is not one of the server's", key.Type(), ssh.FingerprintSHA256(key))
 }
 
 // Dial connects an SSH client to the server and closes it when the test
@@ -225,31 +289,35 @@ func (s *Server) Dial(t testing.TB) *ssh.Client {
 	t.Helper()
 	c, err := ssh.Dial("tcp", s.Addr, s.ClientConfig())
 	if err != nil {
-		t.Fatalf("ssh.Dial %s: %v\nsshd: %s", s.Addr, err, s.stderr.String())
+		t.Fatalf("ssh.Dial %s: %v\nsshd: %s", s.Addr, err, s.Stderr())
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
 }
 
-func newKey() (ssh.Signer, ed25519.PrivateKey, *pem.Block, error) {
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, nil, nil, err
+// newHostKey returns a new host key of type kt: its public key and its
+// private key in OpenSSH's PEM format.
+func newHostKey(kt KeyType) (ssh.PublicKey, *pem.Block, error) {
+	var key crypto.Signer
+	var err error
+	switch kt {
+	case Ed25519:
+		_, key, err = ed25519.GenerateKey(rand.Reader)
+	case RSA:
+		key, err = rsa.GenerateKey(rand.Reader, 3072)
+	default:
+		err = fmt.Errorf("opensshd: unknown host key type %q", kt)
 	}
-	signer, err := ssh.NewSignerFromKey(key)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
+	}
+	pub, err := ssh.NewPublicKey(key.Public())
+	if err != nil {
+		return nil, nil, err
 	}
 	block, err := ssh.MarshalPrivateKey(key, "")
-	return signer, key, block, err
+	return pub, block, err
 }
 
 // FreePort returns a loopback port that was free a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func FreePort() (int, error) { return testproc.FreePort() }
