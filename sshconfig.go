@@ -161,7 +161,11 @@ func splitHostPortOpt(s string) (host, port string, err error) {
 		}
 		return s[:i], s[i+1:], nil
 	default:
-		return s, "", nil // a bare IPv6 address; [addr]:port gives a port
+		// A bare IPv6 address; [addr]:port gives a port.
+		if _, err := netip.ParseAddr(s); err != nil {
+			return "", "", fmt.Errorf("%q has several ':' but is not an IPv6 address (write [host]:port)", s)
+		}
+		return s, "", nil
 	}
 }
 
