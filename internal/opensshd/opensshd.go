@@ -48,6 +48,7 @@ type Server struct {
 	// signal it: Close stops it.
 	Cmd  *exec.Cmd
 	proc *testproc.Process
+	bin  string
 }
 
 // KeyType is a type of host key that sshd can offer.
@@ -238,7 +239,13 @@ func (s *Server) start(bin string, extraConfig, hostKeyFiles []string) error {
 		return err
 	}
 
-	p, err := testproc.Launch(testproc.Options{}, bin, "-D", "-e", "-f", configPath)
+	s.bin = bin
+	return s.run()
+}
+
+// run starts sshd with the config in s.Dir and waits until it listens.
+func (s *Server) run() error {
+	p, err := testproc.Launch(testproc.Options{}, s.bin, "-D", "-e", "-f", filepath.Join(s.Dir, "sshd_config"))
 	if err != nil {
 		return err
 	}
@@ -248,6 +255,17 @@ func (s *Server) start(bin string, extraConfig, hostKeyFiles []string) error {
 	}
 	s.proc, s.Cmd = p, p.Cmd()
 	return nil
+}
+
+// Restart stops sshd, if it still runs, and starts it again on the same
+// address with the same configuration and keys, as after a crash and a
+// restart by the service manager. Established connections are not
+// touched: their processes are not sshd's children in its group (see
+// KillSessions on Linux). Restart must not run concurrently with Close or
+// itself.
+func (s *Server) Restart() error {
+	s.proc.Stop()
+	return s.run()
 }
 
 // Close kills sshd's process group, waits for sshd to exit and removes its
