@@ -3,6 +3,7 @@ module github.com/sshdial/sshdial
 go 1.26.0
 
 require (
+	github.com/skeema/knownhosts v1.3.3
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
 	golang.org/x/crypto v0.59.0
