@@ -273,10 +273,10 @@ func (c *hostKeyChecker) check(_ string, remote net.Addr, key ssh.PublicKey) err
 	lookup := db.HostKeyCallback()
 
 	if cert, ok := key.(*ssh.Certificate); ok {
-		for _, k := range []ssh.PublicKey{cert.Key, cert.SignatureKey} {
+		for i, k := range []ssh.PublicKey{cert.Key, cert.SignatureKey} {
 			var rev *xknownhosts.RevokedError
 			if errors.As(lookup(c.addr, remote, k), &rev) {
-				return c.revoked(key, k == cert.SignatureKey, rev)
+				return c.revoked(key, i == 1, rev)
 			}
 		}
 		if ca, ok := c.authority(db, cert.SignatureKey); ok {
