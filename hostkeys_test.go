@@ -482,6 +482,82 @@ func TestHostKeyAcceptNew(t *testing.T) {
 	}
 }
 
+// accept-new reads the file again before it appends: a key another
+// connection recorded meanwhile is not written twice, and another key for
+// the host recorded meanwhile is a changed key. A write file that is not
+// among the files read is written once per callback.
+func TestHostKeyAcceptNewRereads(t *testing.T) {
+	srv := hkTwoKeyServer(t)
+	port := hkPort(t, srv)
+	line := hkKeyscan(t, srv, "-t", "ed25519")
+
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	cb, algos, err := hostKeyCheck("127.0.0.1", port, []string{kh}, kh, "accept-new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kh, line, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hkDial(t, srv, cb, algos); err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	if data, _ := os.ReadFile(kh); !bytes.Equal(data, line) {
+		t.Errorf("known_hosts:\n%s\nwant only:\n%s", data, line)
+	}
+
+	_, wrong, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongSigner, err := ssh.NewSignerFromKey(wrong)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kh = filepath.Join(t.TempDir(), "known_hosts")
+	cb, algos, err = hostKeyCheck("127.0.0.1", port, []string{kh}, kh, "accept-new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := fmt.Sprintf("[127.0.0.1]:%d %s", port, ssh.MarshalAuthorizedKey(wrongSigner.PublicKey()))
+	if err := os.WriteFile(kh, []byte(other), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = hkDial(t, srv, cb, algos)
+	hkContains(t, hkHostKeyError(t, err, ErrHostKeyChanged).Error(), kh+":1")
+	if data, _ := os.ReadFile(kh); string(data) != other {
+		t.Errorf("known_hosts:\n%s\nwant only:\n%s", data, other)
+	}
+
+	write := filepath.Join(t.TempDir(), "known_hosts")
+	cb, algos, err = hostKeyCheck("127.0.0.1", port, nil, write, "accept-new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := hkDial(t, srv, cb, algos); err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+	}
+	if data, _ := os.ReadFile(write); !bytes.Equal(data, line) {
+		t.Errorf("known_hosts:\n%s\nwant once:\n%s", data, line)
+	}
+}
+
+// A @cert-authority line for the host is no host key: a server without a
+// certificate is unknown, not changed, as OpenSSH says.
+func TestHostKeyCertAuthorityPlainServer(t *testing.T) {
+	srv := hkTwoKeyServer(t)
+	ca := hkPublicKey(t, hkKeygen(t, "ed25519")+".pub")
+	kh := hkWrite(t, "known_hosts", []byte(fmt.Sprintf("@cert-authority [127.0.0.1]:%d %s", hkPort(t, srv), ssh.MarshalAuthorizedKey(ca))))
+	_, err := hkCheckDial(t, srv, []string{kh}, "", "yes")
+	hkHostKeyError(t, err, ErrHostKeyUnknown)
+	err, stderr := hkOpenSSH(t, srv, kh)
+	if err == nil || strings.Contains(stderr, "CHANGED") {
+		t.Errorf("OpenSSH: %v\n%s", err, stderr)
+	}
+}
+
 // Concurrent connections with accept-new each write whole lines, and a file
 // whose last line lacks its newline keeps that line.
 func TestHostKeyAcceptNewConcurrent(t *testing.T) {
