@@ -1,0 +1,523 @@
+package sshdial
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/skeema/knownhosts"
+	"golang.org/x/crypto/ssh"
+	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
+)
+
+var (
+	// ErrHostKeyUnknown is matched by the error of a host key check when the
+	// server's host key is in no known_hosts file.
+	ErrHostKeyUnknown = errors.New("sshdial: host key is unknown")
+	// ErrHostKeyChanged is matched by the error of a host key check when
+	// known_hosts holds another key for the host (possibly an attack), when
+	// the server presented a key or a certificate authority that a @revoked
+	// line names, or when a certificate signed by a trusted authority is not
+	// valid for the host.
+	ErrHostKeyChanged = errors.New("sshdial: host key has changed")
+)
+
+// HostKeyError is the error of a host key check; errors.Is matches its
+// sentinel, ErrHostKeyUnknown or ErrHostKeyChanged.
+type HostKeyError struct {
+	Host        string   // as known_hosts names it: "host" or "[host]:port"
+	KeyType     string   // the key the server offered, e.g. "ssh-ed25519"
+	Fingerprint string   // ssh.FingerprintSHA256 of it
+	Files       []string // the files checked
+	Err         error    // ErrHostKeyUnknown or ErrHostKeyChanged
+
+	// detail says what was found and how to fix it; it is set by the check.
+	detail string
+}
+
+// Error names the host, the key, the files checked and how to fix the
+// problem.
+func (e *HostKeyError) Error() string {
+	sentinel := "sshdial: host key check failed"
+	if e.Err != nil {
+		sentinel = e.Err.Error()
+	}
+	msg := fmt.Sprintf("%s: %s offered %s key %s", sentinel, e.Host, e.KeyType, e.Fingerprint)
+	if e.detail != "" {
+		return msg + e.detail
+	}
+	return msg + "; known_hosts files checked: " + filesList(e.Files)
+}
+
+// Unwrap returns the sentinel.
+func (e *HostKeyError) Unwrap() error { return e.Err }
+
+func filesList(files []string) string {
+	if len(files) == 0 {
+		return "none"
+	}
+	return strings.Join(files, ", ")
+}
+
+// openSSHHostKeyOrder is OpenSSH's default HostKeyAlgorithms order, used
+// after the algorithms that known_hosts holds for a host, so that an unknown
+// host presents (and accept-new records) the key OpenSSH would.
+var openSSHHostKeyOrder = []string{
+	ssh.CertAlgoED25519v01,
+	ssh.CertAlgoECDSA256v01,
+	ssh.CertAlgoECDSA384v01,
+	ssh.CertAlgoECDSA521v01,
+	ssh.CertAlgoSKED25519v01,
+	ssh.CertAlgoSKECDSA256v01,
+	ssh.CertAlgoRSASHA512v01,
+	ssh.CertAlgoRSASHA256v01,
+	ssh.KeyAlgoED25519,
+	ssh.KeyAlgoECDSA256,
+	ssh.KeyAlgoECDSA384,
+	ssh.KeyAlgoECDSA521,
+	ssh.KeyAlgoSKED25519,
+	ssh.KeyAlgoSKECDSA256,
+	ssh.KeyAlgoRSASHA512,
+	ssh.KeyAlgoRSASHA256,
+}
+
+// hostKeyAlgorithms returns known (the algorithms known_hosts holds for the
+// host) first, then the rest in OpenSSH's order, then any other that x/crypto
+// supports; algorithms x/crypto does not support by default (SHA-1 RSA, DSA)
+// are left out, as OpenSSH does.
+func hostKeyAlgorithms(known []string) []string {
+	supported := ssh.SupportedAlgorithms().HostKeys
+	var algos []string
+	add := func(a string) {
+		if slices.Contains(supported, a) && !slices.Contains(algos, a) {
+			algos = append(algos, a)
+		}
+	}
+	for _, a := range known {
+		add(a)
+	}
+	for _, a := range openSSHHostKeyOrder {
+		add(a)
+	}
+	for _, a := range supported {
+		add(a)
+	}
+	return algos
+}
+
+// hostKeyCheck returns the callback and the host key algorithms to offer for
+// a server reached as hostname:port (hostname is HostKeyAlias when set),
+// reading files (missing files are empty; other unreadable files are an
+// error, since skipping one could turn a changed key into an unknown one).
+//
+// strict is "yes" or "ask" (refuse unknown keys), "accept-new" (append an
+// unknown key to writeFile, creating it and its directory 0600/0700, and
+// accept it; a changed key is still refused) or "no" (accept any key but a
+// @revoked one: only reachable through an explicit Option, never a
+// default). OpenSSH's spellings "true", "false" and "off" are accepted too,
+// and "" means "ask".
+//
+// algorithms is the order x/crypto should negotiate: the key types
+// known_hosts holds for this host first, so that a file holding only the
+// ed25519 key works against a server that also has RSA, then the others in
+// OpenSSH's order. Hashed names, [host]:port entries, wildcards,
+// @cert-authority (host certificates) and @revoked lines work.
+//
+// The callback checks hostname:port whatever address x/crypto passes it (a
+// jump host's target or an alias), and may be used for several handshakes.
+func hostKeyCheck(hostname string, port int, files []string, writeFile string, strict string) (cb ssh.HostKeyCallback, algorithms []string, err error) {
+	if hostname == "" {
+		return nil, nil, errors.New("sshdial: host key check: empty host name")
+	}
+	if port <= 0 || port > 65535 {
+		return nil, nil, fmt.Errorf("sshdial: host key check: port %d out of range", port)
+	}
+	mode, err := strictMode(strict)
+	if err != nil {
+		return nil, nil, err
+	}
+	if mode == "accept-new" && writeFile == "" {
+		return nil, nil, errors.New("sshdial: StrictHostKeyChecking accept-new needs a known_hosts file to write")
+	}
+	c := &hostKeyChecker{
+		hostname:  hostname,
+		port:      port,
+		addr:      net.JoinHostPort(hostname, strconv.Itoa(port)),
+		files:     slices.Clone(files),
+		writeFile: writeFile,
+		strict:    mode,
+	}
+	c.host = knownhosts.Normalize(c.addr)
+	if err := c.load(); err != nil {
+		return nil, nil, err
+	}
+	return c.check, hostKeyAlgorithms(c.db.HostKeyAlgorithms(c.addr)), nil
+}
+
+// strictMode maps a StrictHostKeyChecking value to "yes", "accept-new" or
+// "no" ("ask" behaves as "yes": there is nobody to ask).
+func strictMode(s string) (string, error) {
+	switch strings.ToLower(s) {
+	case "", "ask", "yes", "true":
+		return "yes", nil
+	case "accept-new":
+		return "accept-new", nil
+	case "no", "false", "off":
+		return "no", nil
+	}
+	return "", fmt.Errorf("sshdial: StrictHostKeyChecking %q: want yes, ask, accept-new or no", s)
+}
+
+// hostKeyChecker is the state behind a callback returned by hostKeyCheck.
+type hostKeyChecker struct {
+	hostname  string
+	port      int
+	addr      string // hostname:port, as the known_hosts lookups take it
+	host      string // as known_hosts names it
+	files     []string
+	writeFile string
+	strict    string // "yes", "accept-new" or "no"
+
+	mu sync.Mutex
+	db *knownhosts.HostKeyDB
+	// certLines holds "file:line" of the @cert-authority lines, which are
+	// not host keys when a plain key mismatches.
+	certLines map[string]bool
+	// accepted holds the keys recorded by accept-new through this checker.
+	accepted [][]byte
+}
+
+// load reads the known_hosts files; a missing file is an empty one.
+func (c *hostKeyChecker) load() error {
+	var existing []string
+	certLines := map[string]bool{}
+	for _, f := range c.files {
+		data, err := os.ReadFile(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("sshdial: reading known_hosts: %w", err)
+		}
+		existing = append(existing, f)
+		for n, line := range bytes.Split(data, []byte("\n")) {
+			line = bytes.TrimSpace(line)
+			if len(line) > 15 && bytes.HasPrefix(line, []byte("@cert-authority")) && (line[15] == ' ' || line[15] == '\t') {
+				certLines[f+":"+strconv.Itoa(n+1)] = true
+			}
+		}
+	}
+	db, err := knownhosts.NewDB(existing...)
+	if err != nil {
+		return fmt.Errorf("sshdial: reading known_hosts: %w", err)
+	}
+	c.mu.Lock()
+	c.db, c.certLines = db, certLines
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *hostKeyChecker) current() (*knownhosts.HostKeyDB, map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.db, c.certLines
+}
+
+// newError returns a HostKeyError about key.
+func (c *hostKeyChecker) newError(sentinel error, key ssh.PublicKey, detail string) *HostKeyError {
+	typ, fp := describeKey(key)
+	return &HostKeyError{
+		Host:        c.host,
+		KeyType:     typ,
+		Fingerprint: fp,
+		Files:       slices.Clone(c.files),
+		Err:         sentinel,
+		detail:      detail,
+	}
+}
+
+// describeKey returns the type and SHA256 fingerprint of key; for a
+// certificate, the certificate's type and its key's fingerprint, as OpenSSH
+// shows them.
+func describeKey(key ssh.PublicKey) (typ, fingerprint string) {
+	if cert, ok := key.(*ssh.Certificate); ok {
+		return cert.Type(), ssh.FingerprintSHA256(cert.Key)
+	}
+	return key.Type(), ssh.FingerprintSHA256(key)
+}
+
+func describeKnown(k xknownhosts.KnownKey) string {
+	return fmt.Sprintf("%s:%d (%s %s)", k.Filename, k.Line, k.Key.Type(), ssh.FingerprintSHA256(k.Key))
+}
+
+// check is the ssh.HostKeyCallback.
+func (c *hostKeyChecker) check(_ string, remote net.Addr, key ssh.PublicKey) error {
+	if key == nil {
+		return errors.New("sshdial: host key check: no host key")
+	}
+	if _, ok := remote.(*net.TCPAddr); !ok {
+		// x/crypto's check splits remote when the address is empty only, but
+		// it must be an address.
+		remote = &net.TCPAddr{IP: net.IPv4zero}
+	}
+	db, certLines := c.current()
+	lookup := db.HostKeyCallback()
+
+	if cert, ok := key.(*ssh.Certificate); ok {
+		for i, k := range []ssh.PublicKey{cert.Key, cert.SignatureKey} {
+			var rev *xknownhosts.RevokedError
+			if errors.As(lookup(c.addr, remote, k), &rev) {
+				return c.revoked(key, i == 1, rev)
+			}
+		}
+		if ca, ok := c.authority(db, cert.SignatureKey); ok {
+			err := lookup(c.addr, remote, cert)
+			if err == nil || c.strict == "no" {
+				return nil
+			}
+			return c.newError(ErrHostKeyChanged, key, fmt.Sprintf(
+				", a host certificate signed by the certificate authority in %s, but it is not valid for %s: %v; refusing to connect",
+				describeKnown(ca), c.hostname, err))
+		}
+		// No authority known for the host: check the certified key as a
+		// plain key, as OpenSSH does.
+		key = cert.Key
+	}
+
+	if c.wasAccepted(key) {
+		return nil
+	}
+	err := lookup(c.addr, remote, key)
+	if err == nil {
+		return nil
+	}
+	var rev *xknownhosts.RevokedError
+	if errors.As(err, &rev) {
+		return c.revoked(key, false, rev)
+	}
+	var keyErr *xknownhosts.KeyError
+	if !errors.As(err, &keyErr) {
+		return fmt.Errorf("sshdial: checking the host key of %s: %w", c.host, err)
+	}
+	var want []xknownhosts.KnownKey
+	for _, k := range keyErr.Want {
+		if !certLines[k.Filename+":"+strconv.Itoa(k.Line)] {
+			want = append(want, k)
+		}
+	}
+	if c.strict == "no" {
+		return nil
+	}
+	if len(want) > 0 {
+		return c.changed(key, want)
+	}
+	if c.strict == "accept-new" {
+		return c.acceptNew(remote, key)
+	}
+	return c.unknown(key)
+}
+
+// authority returns the @cert-authority entry for the host whose key is ca.
+func (c *hostKeyChecker) authority(db *knownhosts.HostKeyDB, ca ssh.PublicKey) (xknownhosts.KnownKey, bool) {
+	// The lookup with a key that matches nothing lists every entry for the
+	// host, with file and line.
+	var keyErr *xknownhosts.KeyError
+	placeholder := &net.TCPAddr{IP: net.IPv4zero}
+	if !errors.As(db.HostKeyCallback()(c.addr, placeholder, noKey{}), &keyErr) {
+		return xknownhosts.KnownKey{}, false
+	}
+	_, certLines := c.current()
+	for _, k := range keyErr.Want {
+		if certLines[k.Filename+":"+strconv.Itoa(k.Line)] && bytes.Equal(k.Key.Marshal(), ca.Marshal()) {
+			return k, true
+		}
+	}
+	return xknownhosts.KnownKey{}, false
+}
+
+// noKey is a public key that no known_hosts line holds.
+type noKey struct{}
+
+func (noKey) Type() string                        { return "sshdial-no-key" }
+func (noKey) Marshal() []byte                     { return []byte("sshdial-no-key") }
+func (noKey) Verify([]byte, *ssh.Signature) error { return errors.New("sshdial: placeholder key") }
+
+func (c *hostKeyChecker) wasAccepted(key ssh.PublicKey) bool {
+	blob := key.Marshal()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.ContainsFunc(c.accepted, func(b []byte) bool { return bytes.Equal(b, blob) })
+}
+
+func (c *hostKeyChecker) revoked(key ssh.PublicKey, authority bool, rev *xknownhosts.RevokedError) error {
+	what := "which"
+	if authority {
+		what = "whose certificate authority"
+	}
+	return c.newError(ErrHostKeyChanged, key, fmt.Sprintf(
+		", %s is marked @revoked in %s:%d; refusing to connect",
+		what, rev.Revoked.Filename, rev.Revoked.Line))
+}
+
+func (c *hostKeyChecker) changed(key ssh.PublicKey, want []xknownhosts.KnownKey) error {
+	var known []string
+	files := map[string]bool{}
+	for _, k := range want {
+		known = append(known, describeKnown(k))
+		files[k.Filename] = true
+	}
+	var remove []string
+	for _, f := range c.files {
+		if files[f] {
+			remove = append(remove, fmt.Sprintf("ssh-keygen -R %s -f %s", shellQuote(c.host), shellQuote(f)))
+		}
+	}
+	return c.newError(ErrHostKeyChanged, key, fmt.Sprintf(
+		", but known_hosts holds another key for it: %s. Someone may be intercepting the connection, "+
+			"or the host's key was replaced; if you know it was replaced, remove the old key with %q and connect again",
+		strings.Join(known, ", "), strings.Join(remove, "; ")))
+}
+
+func (c *hostKeyChecker) unknown(key ssh.PublicKey) error {
+	file := c.writeFile
+	if file == "" && len(c.files) > 0 {
+		file = c.files[0]
+	}
+	if file == "" {
+		file = "~/.ssh/known_hosts"
+	}
+	scan := "ssh-keyscan"
+	if c.port != 22 {
+		scan += " -p " + strconv.Itoa(c.port)
+	}
+	if t := keyscanType(key.Type()); t != "" {
+		scan += " -t " + t
+	}
+	scan += " " + shellQuote(c.hostname) + " >> " + shellQuote(file)
+	return c.newError(ErrHostKeyUnknown, key, fmt.Sprintf(
+		", which is in no known_hosts file (checked: %s). Check the fingerprint with the host's administrator, then add it with %q, "+
+			"or set StrictHostKeyChecking accept-new to record it on the first connection",
+		filesList(c.files), scan))
+}
+
+// keyscanType returns ssh-keyscan's -t name of a key type.
+func keyscanType(t string) string {
+	switch {
+	case t == ssh.KeyAlgoED25519:
+		return "ed25519"
+	case t == ssh.KeyAlgoRSA:
+		return "rsa"
+	case strings.HasPrefix(t, "ecdsa-sha2-"):
+		return "ecdsa"
+	case t == ssh.KeyAlgoSKED25519:
+		return "ed25519-sk"
+	case t == ssh.KeyAlgoSKECDSA256:
+		return "ecdsa-sk"
+	}
+	return ""
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@%+=,~", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// acceptNew records key for the host in writeFile and accepts it, unless
+// the file, read again, now holds another key for the host.
+func (c *hostKeyChecker) acceptNew(remote net.Addr, key ssh.PublicKey) error {
+	if !validKnownHostsName(c.hostname) {
+		return c.newError(ErrHostKeyUnknown, key, fmt.Sprintf(
+			", which is in no known_hosts file (checked: %s); it is not recorded because the name %q has characters that known_hosts reads as patterns",
+			filesList(c.files), c.hostname))
+	}
+	// Another connection may have recorded a key since the files were read.
+	if err := c.load(); err != nil {
+		return err
+	}
+	db, certLines := c.current()
+	err := db.HostKeyCallback()(c.addr, remote, key)
+	if err == nil {
+		return nil
+	}
+	var keyErr *xknownhosts.KeyError
+	if errors.As(err, &keyErr) {
+		var want []xknownhosts.KnownKey
+		for _, k := range keyErr.Want {
+			if !certLines[k.Filename+":"+strconv.Itoa(k.Line)] {
+				want = append(want, k)
+			}
+		}
+		if len(want) > 0 {
+			return c.changed(key, want)
+		}
+	} else {
+		var rev *xknownhosts.RevokedError
+		if errors.As(err, &rev) {
+			return c.revoked(key, false, rev)
+		}
+		return fmt.Errorf("sshdial: checking the host key of %s: %w", c.host, err)
+	}
+	if err := appendKnownHost(c.writeFile, knownHostsLine(c.host, key)); err != nil {
+		return fmt.Errorf("sshdial: recording the host key of %s (StrictHostKeyChecking accept-new): %w", c.host, err)
+	}
+	c.mu.Lock()
+	c.accepted = append(c.accepted, key.Marshal())
+	c.mu.Unlock()
+	return nil
+}
+
+// validKnownHostsName reports whether a host name can be written to
+// known_hosts as is: no pattern characters, separators or spaces.
+func validKnownHostsName(h string) bool {
+	return h != "" && h[0] != '-' && strings.IndexFunc(h, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:%", r))
+	}) < 0
+}
+
+// knownHostsLine returns the known_hosts line, with its newline, for key
+// under host (as known_hosts names it).
+func knownHostsLine(host string, key ssh.PublicKey) string {
+	return host + " " + strings.TrimSuffix(string(ssh.MarshalAuthorizedKey(key)), "\n") + "\n"
+}
+
+// appendKnownHost appends line to file in one write with O_APPEND, so that
+// concurrent writers do not interleave, creating the directory 0700 and the
+// file 0600 if needed.
+func appendKnownHost(file, line string) error {
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	// A last line without its newline would swallow ours.
+	if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, fi.Size()-1); err == nil || errors.Is(err, io.EOF) {
+			if last[0] != '\n' {
+				line = "\n" + line
+			}
+		}
+	}
+	_, werr := f.WriteString(line)
+	cerr := f.Close()
+	if werr != nil {
+		return werr
+	}
+	return cerr
+}
