@@ -599,7 +599,8 @@ type loggedMultiSigner struct {
 
 func (s *loggedMultiSigner) Algorithms() []string { return s.ms.Algorithms() }
 
-// String lists what was tried and left out, in order, on one line.
+// String lists, on one line, the keys and password offered, in order, then
+// what was left out and why.
 func (l *authLog) String() string {
 	if l == nil {
 		return "nothing"
@@ -609,9 +610,17 @@ func (l *authLog) String() string {
 	if len(l.entries) == 0 {
 		return "no keys (no identity files, no agent keys) and no password"
 	}
-	parts := make([]string, len(l.entries))
-	for i, e := range l.entries {
-		parts[i] = e.String()
+	// What was offered, in order, then what was left out and why.
+	var parts []string
+	for _, e := range l.entries {
+		if e.method == "publickey" || e.method == "password" {
+			parts = append(parts, e.String())
+		}
+	}
+	for _, e := range l.entries {
+		if e.method != "publickey" && e.method != "password" {
+			parts = append(parts, e.String())
+		}
 	}
 	return strings.Join(parts, "; ")
 }
