@@ -33,6 +33,9 @@ type authConfig struct {
 	// Passphrase is asked for an encrypted key's passphrase, only when the
 	// server would accept the key. nil: encrypted keys are skipped (and the
 	// log says so). An empty passphrase also skips the key.
+	// When the key is decrypted during the handshake, a wrong passphrase,
+	// an error or an empty answer ends the publickey attempts with that
+	// error (x/crypto tries no key after one that fails to sign).
 	Passphrase func(file string) ([]byte, error)
 	Password   func() (string, error) // nil: no password auth
 	Signers    []ssh.Signer           // extra keys given in code, tried first
@@ -650,7 +653,11 @@ type authFailedError struct {
 }
 
 func (e *authFailedError) Error() string {
-	return fmt.Sprintf("%v as %q; tried: %s (%v)", ErrAuthFailed, e.user, e.tried, e.err)
+	hint := ""
+	if strings.Contains(e.err.Error(), "Too many authentication failures") {
+		hint = "; the server's MaxAuthTries ended the login: offer fewer keys (IdentitiesOnly with IdentityFile)"
+	}
+	return fmt.Sprintf("%v as %q; tried: %s%s (%v)", ErrAuthFailed, e.user, e.tried, hint, e.err)
 }
 
 func (e *authFailedError) Unwrap() []error { return []error{ErrAuthFailed, e.err} }

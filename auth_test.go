@@ -141,6 +141,16 @@ func authOrder(log *authLog) []string {
 	return out
 }
 
+// authOpenFiles counts the process's open files.
+func authOpenFiles(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(fds)
+}
+
 func fp(pub ssh.PublicKey) string { return ssh.FingerprintSHA256(pub) }
 
 func newEd25519Signer(t *testing.T) ssh.Signer {
@@ -210,7 +220,9 @@ func TestAuthAgent(t *testing.T) {
 	methods, log, closeFn, err := authMethods(authConfig{User: srv.User})
 	require.NoError(t, err)
 	require.NoError(t, authLogin(t, srv, methods, log))
+	open := authOpenFiles(t)
 	closeFn()
+	assert.Less(t, authOpenFiles(t), open, "closeFn closes the agent connection")
 	closeFn() // twice is fine
 
 	assert.Equal(t, []string{"agent"}, authOrder(log), "the file's key is the agent's: offered once")
@@ -464,6 +476,21 @@ func TestAuthNoUsableKey(t *testing.T) {
 		assert.Contains(t, msg, "unable to authenticate", "x/crypto's error is kept")
 		assert.Empty(t, log.accepted())
 	})
+}
+
+func TestAuthTooManyKeys(t *testing.T) {
+	srv := opensshd.Start(t, "MaxAuthTries 2")
+	dir := authHome(t)
+	var files []string
+	for _, name := range []string{"a", "b", "c", "d"} {
+		files = append(files, filepath.Join(dir, name))
+		authKeygen(t, files[len(files)-1], "ed25519", "")
+	}
+	methods, log := authSetup(t, authConfig{User: srv.User, AgentSocket: "none", IdentityFiles: files})
+	err := authLogin(t, srv, methods, log)
+	require.ErrorIs(t, err, ErrAuthFailed)
+	assert.Contains(t, err.Error(), "MaxAuthTries")
+	assert.Contains(t, authState(t, log, files[3]), "not offered")
 }
 
 func TestAuthErrorUnchanged(t *testing.T) {
