@@ -45,8 +45,8 @@ type authConfig struct {
 // the error lists the methods and keys tried (no secrets).
 var ErrAuthFailed = errors.New("sshdial: authentication failed")
 
-// agentDialTimeout bounds how long connecting to the agent's socket may take.
-const agentDialTimeout = 5 * time.Second
+// agentDialTimeout bounds how long connecting to the agent may take.
+const agentDialTimeout = 5 * time.Second // also for listing its keys
 
 // authMethods returns the methods for x/crypto, in OpenSSH's order: the keys
 // given in code, the agent's keys (only those of the identity files with
@@ -105,7 +105,11 @@ func authMethods(cfg authConfig) (methods []ssh.AuthMethod, tried *authLog, clos
 		} else {
 			var once sync.Once
 			closeFn = func() { once.Do(func() { conn.Close() }) }
+			// A stuck agent must not hang the dial; signing happens
+			// during the handshake, under the caller's timeouts.
+			conn.SetDeadline(time.Now().Add(agentDialTimeout))
 			signers, err := agent.NewClient(conn).Signers()
+			conn.SetDeadline(time.Time{})
 			if err != nil {
 				log.note(fmt.Sprintf("agent %s: listing keys: %v", sock, err))
 			}
@@ -234,7 +238,7 @@ func agentSocket(s string) string {
 // identity is an identity file's key.
 type identity struct {
 	file      string
-	data      []byte        // the private key file; nil when only FILE.pub exists
+	data      []byte        // the encrypted private key file; nil when not encrypted
 	pub       ssh.PublicKey // nil when unknown (an encrypted PEM key without FILE.pub)
 	signer    ssh.Signer    // nil when encrypted or unusable
 	encrypted bool
@@ -267,14 +271,13 @@ func loadIdentity(file string, isDefault bool, log *authLog) *identity {
 		log.skip(file, fmt.Sprintf("unreadable: %v", err))
 		return nil
 	}
-	id.data = data
 	signer, err := ssh.ParsePrivateKey(data)
 	var missing *ssh.PassphraseMissingError
 	switch {
 	case err == nil:
 		id.signer, id.pub = signer, signer.PublicKey()
 	case errors.As(err, &missing):
-		id.encrypted = true
+		id.encrypted, id.data = true, data
 		id.pub = missing.PublicKey
 		if id.pub == nil {
 			id.pub = pub
