@@ -42,7 +42,8 @@ type Dialer struct {
 	keepaliveInterval, keepaliveTimeout time.Duration
 	keepaliveSet                        bool // WithKeepalive was given
 
-	logger *slog.Logger // never nil once made
+	logger  *slog.Logger     // never nil once made
+	connect *connectSettings // set by Connect's options; nil otherwise
 
 	// The SSH connections: fixed, the caller's (New), or slots filled by
 	// dialSSH (Connect, NewPool), which the Dialer owns.
@@ -101,6 +102,7 @@ func WithLogger(logger *slog.Logger) Option {
 // through it, not client.
 func New(client *ssh.Client, opts ...Option) *Dialer {
 	d := newDialer(opts)
+	d.rejectConnectOptions("New")
 	if client != nil && client.Conn != nil {
 		d.fixed = d.newSSHConn(client, nil)
 	}
@@ -119,6 +121,14 @@ func newDialer(opts []Option) *Dialer {
 		opt(d)
 	}
 	return d
+}
+
+// rejectConnectOptions makes the Dialer's dials fail when options that
+// only Connect understands were given to the constructor named by.
+func (d *Dialer) rejectConnectOptions(by string) {
+	if d.connect != nil && d.optionErr == nil {
+		d.optionErr = fmt.Errorf("sshdial: %s: options for making SSH connections (WithPool, WithConfigFile, WithJump, ...) work with Connect only", by)
+	}
 }
 
 var discardLogger = slog.New(slog.DiscardHandler)
@@ -178,24 +188,46 @@ func (d *Dialer) dial(ctx context.Context, network, address string) (*Conn, erro
 		return nil, err
 	}
 	d.stats.dials.Add(1)
-	for attempt := 0; ; attempt++ {
-		sc, err := d.acquire(ctx)
-		if err != nil {
-			d.stats.dialFailures.Add(1)
-			return nil, &net.OpError{Op: "dial", Net: network, Addr: t.raddr, Err: err}
+	c, err := d.dialOnce(ctx, network, t, true)
+	switch {
+	case errors.Is(err, ErrClientClosed):
+		// The SSH connection ended before the Dialer noticed: another
+		// one, or a new one.
+		c, err = d.dialOnce(ctx, network, t, true)
+	case errors.Is(err, ErrServerNotResponding):
+		// Another SSH connection, if one is up; a new one would most
+		// likely wait for the same silent network.
+		if c2, err2 := d.dialOnce(ctx, network, t, false); !errors.Is(err2, errNoSSHConn) {
+			c, err = c2, err2
 		}
-		c, err := sc.dialTarget(ctx, network, t)
-		if err == nil {
-			return c, nil
-		}
-		d.release(sc)
-		if sc.slot == nil || attempt > 0 ||
-			!(errors.Is(err, ErrClientClosed) || errors.Is(err, ErrServerNotResponding)) {
-			d.stats.dialFailures.Add(1)
-			return nil, err
-		}
-		d.drop(sc)
 	}
+	if err != nil {
+		d.stats.dialFailures.Add(1)
+		return nil, err
+	}
+	return c, nil
+}
+
+// errNoSSHConn is dialOnce's error when it may not connect and no SSH
+// connection is up.
+var errNoSSHConn = errors.New("sshdial: no SSH connection is up")
+
+// dialOnce opens a Conn through one SSH connection, made first if connect
+// allows; an owned SSH connection that has ended is dropped.
+func (d *Dialer) dialOnce(ctx context.Context, network string, t *target, connect bool) (*Conn, error) {
+	sc, err := d.acquire(ctx, connect)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Addr: t.raddr, Err: err}
+	}
+	c, err := sc.dialTarget(ctx, network, t)
+	if err != nil {
+		d.release(sc)
+		if sc.slot != nil && (errors.Is(err, ErrClientClosed) || errors.Is(err, ErrServerNotResponding)) {
+			d.drop(sc)
+		}
+		return nil, err
+	}
+	return c, nil
 }
 
 var (

@@ -90,6 +90,7 @@ type Pool = Dialer
 // A size below 1 or a nil dial makes every dial fail.
 func NewPool(size int, dial func(ctx context.Context) (*ssh.Client, error), opts ...Option) *Dialer {
 	d := newDialer(opts)
+	d.rejectConnectOptions("NewPool")
 	switch {
 	case size < 1:
 		d.optionErr = fmt.Errorf("sshdial: NewPool: size %d, want 1 or more", size)
@@ -109,9 +110,10 @@ func newSlots(n int) []*slot {
 	return slots
 }
 
-// acquire picks the SSH connection for a new Conn, making one if needed,
-// and counts the Conn on it.
-func (d *Dialer) acquire(ctx context.Context) (*sshConn, error) {
+// acquire picks the SSH connection for a new Conn, making one if needed
+// and connect allows (else it fails with errNoSSHConn), and counts the
+// Conn on it.
+func (d *Dialer) acquire(ctx context.Context, connect bool) (*sshConn, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.fixed != nil {
@@ -139,9 +141,12 @@ func (d *Dialer) acquire(ctx context.Context) (*sshConn, error) {
 				connecting = s
 			}
 		}
-		if best != nil && (best.load == 0 || free == nil || waited) {
+		if best != nil && (best.load == 0 || free == nil || waited || !connect) {
 			best.load++
 			return best, nil
+		}
+		if !connect {
+			return nil, errNoSSHConn
 		}
 		// Here no SSH connection is up, or all carry Conns and a slot is
 		// free for one more.

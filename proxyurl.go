@@ -1,27 +1,22 @@
 package sshdial
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/agent"
-	"golang.org/x/crypto/ssh/knownhosts"
 	"golang.org/x/net/proxy"
 )
 
-// FromURL returns a dialer that connects through the SSH server named by u,
-// reaching that server through forward. Its signature is the one
-// proxy.RegisterDialerType takes; registration is the caller's choice:
+// FromURL returns a Dialer that connects through the SSH server named by u,
+// reaching that server through forward (nil for proxy.Direct). Its
+// signature is the one proxy.RegisterDialerType takes; registration is the
+// caller's choice:
 //
 //	proxy.RegisterDialerType("ssh", sshdial.FromURL)
 //	d, err := proxy.FromURL(u, proxy.Direct) // u: ssh://deploy@bastion.example.com:2222
@@ -30,45 +25,76 @@ import (
 //
 //	ssh://user[:password]@host[:port][?known_hosts=PATH][&identity=PATH]...[&agent=no]
 //
-// The port defaults to 22 and the user to $USER. The server's host key is
-// always verified, against the known_hosts files given (comma-separated or
-// repeated), or else ~/.ssh/known_hosts; there is no way to skip the check.
-// Authentication tries, in order, each identity file given (an unencrypted
-// private key in OpenSSH or PEM form), the keys of the ssh-agent at
-// $SSH_AUTH_SOCK unless agent=no, and the password if the URL has one.
-// A URL that names anything else is an error.
+// and is taken as Connect takes the destination ssh://user@host:port (so
+// ~/.ssh/config applies to the host), with the query as options: known_hosts
+// files (comma-separated or repeated) instead of UserKnownHostsFile,
+// identity files tried first, agent=no for no ssh-agent, and the password,
+// if any, tried after the keys. The host key is always verified; there is
+// no way to skip the check through a URL.
 //
-// The returned value is a *URLDialer. It connects to the SSH server on its
-// first dial and again after the connection is lost; Close closes it.
+// The Dialer connects on its first dial, not here, and again after the
+// connection is lost. FromURL returns the same Dialer for the same URL and
+// forward while that Dialer is open, because golang.org/x/net/proxy calls
+// it on every proxy.Dial when ALL_PROXY names an ssh:// URL: repeated calls
+// share one SSH connection. Closing it closes it for every holder; the next
+// FromURL then makes a new one.
 func FromURL(u *url.URL, forward proxy.Dialer) (proxy.Dialer, error) {
 	return NewURLDialer(u, forward)
 }
 
-var _ proxy.ContextDialer = (*URLDialer)(nil)
+// URLDialer is a Dialer; FromURL and NewURLDialer return one.
+type URLDialer = Dialer
 
-// A URLDialer dials through an SSH server that it connects to itself, as
-// described by a URL (see FromURL). It is safe for concurrent use and owns
-// its SSH connection.
-type URLDialer struct {
-	addr    string
-	config  *ssh.ClientConfig
-	agent   bool // ask $SSH_AUTH_SOCK's agent for keys
-	forward proxy.Dialer
-
-	mu         sync.Mutex
-	client     *ssh.Client
-	closed     bool
-	agentConns []net.Conn // open during a connect's handshake
+// urlDialers are the open Dialers FromURL made, by URL; only those with the
+// direct forward (nil or proxy.Direct) are shared.
+var urlDialers struct {
+	mu sync.Mutex
+	m  map[string]*Dialer
 }
 
-// NewURLDialer is FromURL returning the concrete type. forward may be nil
-// for proxy.Direct.
-func NewURLDialer(u *url.URL, forward proxy.Dialer) (*URLDialer, error) {
+// NewURLDialer is FromURL returning the concrete type.
+func NewURLDialer(u *url.URL, forward proxy.Dialer) (*Dialer, error) {
 	if u == nil {
 		return nil, errors.New("sshdial: nil URL")
 	}
-	fail := func(format string, args ...any) (*URLDialer, error) {
-		return nil, fmt.Errorf("sshdial: URL %s: %s", u.Redacted(), fmt.Sprintf(format, args...))
+	dest, opts, err := parseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	shared := forward == nil || forward == proxy.Direct
+	if !shared {
+		opts = append(opts, withForward(forward))
+	}
+	key := u.String()
+	if shared {
+		urlDialers.mu.Lock()
+		defer urlDialers.mu.Unlock()
+		if d := urlDialers.m[key]; d != nil && !d.isClosed() {
+			return d, nil
+		}
+	}
+	d, err := newConnectDialer(dest, opts)
+	if err != nil {
+		return nil, fmt.Errorf("sshdial: URL ssh://%s: %w", u.Host, err)
+	}
+	if shared {
+		if urlDialers.m == nil {
+			urlDialers.m = make(map[string]*Dialer)
+		}
+		urlDialers.m[key] = d
+	}
+	return d, nil
+}
+
+// parseURL checks u and returns the destination and options it stands for.
+// Its errors name the URL only by its host: the rest may hold a secret.
+func parseURL(u *url.URL) (string, []Option, error) {
+	fail := func(format string, args ...any) (string, []Option, error) {
+		where := "URL"
+		if u.Host != "" && u.Opaque == "" {
+			where = "URL ssh://" + u.Host
+		}
+		return "", nil, fmt.Errorf("sshdial: %s: %s", where, fmt.Sprintf(format, args...))
 	}
 	if u.Scheme != "ssh" {
 		return fail("scheme must be ssh")
@@ -80,16 +106,17 @@ func NewURLDialer(u *url.URL, forward proxy.Dialer) (*URLDialer, error) {
 	if host == "" {
 		return fail("missing host")
 	}
-	port := 22
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
 			return fail("port out of range (1-65535)")
 		}
-		port = n
 	}
 
-	query := u.Query()
+	query, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return fail("malformed query")
+	}
 	for key := range query {
 		switch key {
 		case "known_hosts", "identity", "agent":
@@ -97,73 +124,48 @@ func NewURLDialer(u *url.URL, forward proxy.Dialer) (*URLDialer, error) {
 			return fail("unknown option %q", key)
 		}
 	}
-
-	knownHostsFiles := splitList(query["known_hosts"])
-	if len(knownHostsFiles) == 0 {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return fail("no known_hosts given and no home directory: %v", err)
+	var opts []Option
+	if files := splitList(query["known_hosts"]); len(files) > 0 {
+		for _, f := range files {
+			if _, err := os.Stat(f); err != nil {
+				return fail("known_hosts: %v", err)
+			}
 		}
-		knownHostsFiles = []string{filepath.Join(home, ".ssh", "known_hosts")}
+		opts = append(opts, WithKnownHostsFile(files...))
 	}
-	hostKeyCallback, err := knownhosts.New(knownHostsFiles...)
-	if err != nil {
-		return fail("known_hosts: %v", err)
-	}
-
-	var auth []ssh.AuthMethod
-	var signers []ssh.Signer
-	for _, path := range splitList(query["identity"]) {
-		pem, err := os.ReadFile(path)
+	identities := splitList(query["identity"])
+	for _, f := range identities {
+		pem, err := os.ReadFile(f)
 		if err != nil {
 			return fail("identity: %v", err)
 		}
-		signer, err := ssh.ParsePrivateKey(pem)
-		if err != nil {
-			return fail("identity %s: %v", path, err)
+		var missing *ssh.PassphraseMissingError
+		if _, err := ssh.ParsePrivateKey(pem); err != nil && !errors.As(err, &missing) {
+			return fail("identity %s: not a private key", f)
 		}
-		signers = append(signers, signer)
 	}
-	if len(signers) > 0 {
-		auth = append(auth, ssh.PublicKeys(signers...))
+	if len(identities) > 0 {
+		opts = append(opts, WithIdentityFile(identities...))
 	}
-	d := &URLDialer{forward: forward}
 	switch query.Get("agent") {
 	case "", "yes":
-		d.agent = os.Getenv("SSH_AUTH_SOCK") != ""
 	case "no":
+		opts = append(opts, WithAgentSocket("none"))
 	default:
 		return fail("agent must be yes or no")
 	}
-	if d.agent {
-		auth = append(auth, ssh.PublicKeysCallback(d.agentSigners))
-	}
 	if password, ok := u.User.Password(); ok {
-		auth = append(auth, ssh.Password(password))
-	}
-	if len(auth) == 0 {
-		return fail("no way to authenticate: name an identity file, run an ssh-agent or give a password")
+		opts = append(opts, WithPassword(func() (string, error) { return password, nil }))
 	}
 
-	user := u.User.Username()
-	if user == "" {
-		user = os.Getenv("USER")
+	dest := "ssh://" + u.Host
+	if name := u.User.Username(); name != "" {
+		dest = "ssh://" + url.User(name).String() + "@" + u.Host
 	}
-	if user == "" {
-		return fail("missing user")
+	if strings.ContainsAny(dest, " \t\r\n") {
+		return fail("malformed host")
 	}
-	if d.forward == nil {
-		d.forward = proxy.Direct
-	}
-	d.addr = net.JoinHostPort(host, strconv.Itoa(port))
-	d.config = &ssh.ClientConfig{
-		User:            user,
-		Auth:            auth,
-		HostKeyCallback: hostKeyCallback,
-		Timeout:         30 * time.Second,
-	}
-	d.config = withPreferredCiphers(d.config)
-	return d, nil
+	return dest, opts, nil
 }
 
 func splitList(values []string) []string {
@@ -178,90 +180,9 @@ func splitList(values []string) []string {
 	return out
 }
 
-// agentSigners asks the agent for its keys. The agent connection is kept only
-// for the handshake that asked.
-func (d *URLDialer) agentSigners() ([]ssh.Signer, error) {
-	conn, err := net.Dial("unix", os.Getenv("SSH_AUTH_SOCK"))
-	if err != nil {
-		return nil, fmt.Errorf("sshdial: ssh-agent: %w", err)
-	}
-	// The signers call the agent while signing, later in the handshake;
-	// the connection closes when the dialer's connect returns.
-	d.agentConns = append(d.agentConns, conn)
-	return agent.NewClient(conn).Signers()
-}
-
-// Dial connects to address through the SSH server.
-func (d *URLDialer) Dial(network, address string) (net.Conn, error) {
-	return d.DialContext(context.Background(), network, address)
-}
-
-// DialContext connects to address through the SSH server, connecting to the
-// server first if needed. ctx bounds both. See Dialer.DialContext.
-func (d *URLDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	client, err := d.sshClient(ctx)
-	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
-	}
-	return New(client).DialContext(ctx, network, address)
-}
-
-// Close closes the SSH connection, which ends every connection dialed
-// through it. Later dials fail with ErrClientClosed.
-func (d *URLDialer) Close() error {
+// isClosed reports whether Close was called.
+func (d *Dialer) isClosed() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.closed = true
-	if d.client != nil {
-		err := d.client.Close()
-		d.client = nil
-		return err
-	}
-	return nil
-}
-
-func (d *URLDialer) sshClient(ctx context.Context) (*ssh.Client, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil, ErrClientClosed
-	}
-	if d.client != nil {
-		return d.client, nil
-	}
-	client, err := d.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	d.client = client
-	go func() {
-		client.Wait()
-		d.mu.Lock()
-		if d.client == client {
-			d.client = nil // the next dial reconnects
-		}
-		d.mu.Unlock()
-	}()
-	return client, nil
-}
-
-// connect dials the SSH server through forward and logs in; d.mu is held.
-func (d *URLDialer) connect(ctx context.Context) (*ssh.Client, error) {
-	var conn net.Conn
-	var err error
-	if cd, ok := d.forward.(proxy.ContextDialer); ok {
-		conn, err = cd.DialContext(ctx, "tcp", d.addr)
-	} else {
-		conn, err = d.forward.Dial("tcp", d.addr)
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		for _, c := range d.agentConns {
-			c.Close()
-		}
-		d.agentConns = nil
-	}()
-	return handshake(ctx, QuickAck(conn), d.addr, d.config)
+	return d.closed
 }

@@ -1,0 +1,449 @@
+package sshdial
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/net/proxy"
+)
+
+// Connect connects to the SSH server named by destination, as `ssh -N`
+// would, and returns a Dialer that owns the SSH connection: it keeps it
+// alive, makes it again when it is lost, and closes it on Close.
+//
+// destination is what a user types after ssh: [user@]host[:port],
+// ssh://[user@]host[:port], or a Host alias of ~/.ssh/config. The config
+// file is read as OpenSSH reads it (Host patterns, HostName, User, Port,
+// IdentityFile, CertificateFile, IdentitiesOnly, IdentityAgent, ProxyJump,
+// UserKnownHostsFile, HostKeyAlias, StrictHostKeyChecking,
+// ServerAliveInterval, ServerAliveCountMax, ConnectTimeout); options
+// override it.
+//
+// The server's host key is checked against the known_hosts files, with the
+// host key algorithms ordered by what they hold for the host. An unknown
+// key is refused (a *HostKeyError matching ErrHostKeyUnknown that names the
+// key's fingerprint and how to add it) unless StrictHostKeyChecking is
+// accept-new, which records it; a changed key is always refused
+// (ErrHostKeyChanged). Checking is turned off only by
+// WithStrictHostKeyChecking("no") in code: a config file that says no is
+// taken as accept-new.
+//
+// Authentication offers, as OpenSSH does, the keys of ssh-agent, the
+// identity files (by default ~/.ssh/id_rsa, id_ecdsa and id_ed25519, where
+// they exist) with their certificates, encrypted keys through WithPassphrase,
+// and a password only when WithPassword gives one. A failure matches
+// ErrAuthFailed and lists what was tried, never a secret.
+//
+// ctx bounds the first connection: the TCP connect, the SSH handshake and
+// authentication of every hop together. Connect returns its error; later
+// connections are made when a dial needs one (see NewPool for how), each
+// bounded by ConnectTimeout or WithConnectTimeout, else 30 seconds.
+//
+// Keepalives are on by default: every ServerAliveInterval (15 seconds when
+// unset), and the SSH connection is taken as dead, its Conns and dials in
+// flight failing with ErrServerNotResponding, once ServerAliveCountMax
+// (default 3) intervals pass without an answer. WithKeepalive overrides
+// this.
+func Connect(ctx context.Context, destination string, opts ...Option) (*Dialer, error) {
+	if ctx == nil {
+		return nil, errors.New("sshdial: Connect: nil context")
+	}
+	d, err := newConnectDialer(destination, opts)
+	if err != nil {
+		return nil, err
+	}
+	client, err := d.dialSSH(ctx)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.mu.Lock()
+	d.install(d.slots[0], client)
+	d.mu.Unlock()
+	return d, nil
+}
+
+// connectSettings are what the options of Connect set.
+type connectSettings struct {
+	clientConfig *ssh.ClientConfig // for the destination, used as given
+	configFile   *string           // nil: ~/.ssh/config
+	jumps        []string
+	jumpsSet     bool // WithJump was given (with no hops: none)
+	poolSize     int
+	passphrase   func(file string) ([]byte, error)
+	password     func() (string, error)
+	identities   []string // tried before the config's identity files
+	knownHosts   []string // replace UserKnownHostsFile
+	agentSocket  *string  // nil: IdentityAgent, or $SSH_AUTH_SOCK
+	strict       string   // "": from the config
+	timeout      time.Duration
+	forward      proxy.Dialer // reaches the first hop; nil: a net.Dialer
+}
+
+// connectOpts returns d's Connect settings, made on first use.
+func (d *Dialer) connectOpts() *connectSettings {
+	if d.connect == nil {
+		d.connect = &connectSettings{}
+	}
+	return d.connect
+}
+
+// WithClientConfig makes Connect log in to the destination with config as
+// given: its user (when not empty), authentication and host key callback
+// replace what the config files and the other options would set up. Jump
+// hosts are still set up from the config files.
+func WithClientConfig(config *ssh.ClientConfig) Option {
+	return func(d *Dialer) {
+		if config == nil {
+			d.optionErr = errors.New("sshdial: WithClientConfig: nil config")
+			return
+		}
+		d.connectOpts().clientConfig = config
+	}
+}
+
+// WithConfigFile makes Connect read the ssh_config file at path instead of
+// ~/.ssh/config; "" reads none.
+func WithConfigFile(path string) Option {
+	return func(d *Dialer) { d.connectOpts().configFile = &path }
+}
+
+// WithJump makes Connect reach the destination through the given jump
+// hosts, in order, as ProxyJump does; each is a destination as Connect
+// takes it, with its own config, and each hop's host key is verified. It
+// replaces ProxyJump from the config file; WithJump() with no hosts
+// connects directly.
+func WithJump(hosts ...string) Option {
+	return func(d *Dialer) {
+		cs := d.connectOpts()
+		cs.jumps, cs.jumpsSet = hosts, true
+	}
+}
+
+// WithPool lets Connect's Dialer use up to n SSH connections to the
+// server, spreading Conns over them, least loaded first (see NewPool): one
+// SSH connection is bound to one core on each side, so parallel transfers
+// gain from several.
+func WithPool(n int) Option {
+	return func(d *Dialer) {
+		if n < 1 {
+			d.optionErr = fmt.Errorf("sshdial: WithPool(%d): want 1 or more", n)
+			return
+		}
+		d.connectOpts().poolSize = n
+	}
+}
+
+// WithPassphrase gives Connect a way to decrypt encrypted private keys:
+// passphrase is called with the key file's path, only when the server would
+// accept that key. Without it, encrypted keys are skipped.
+func WithPassphrase(passphrase func(file string) ([]byte, error)) Option {
+	return func(d *Dialer) { d.connectOpts().passphrase = passphrase }
+}
+
+// WithPassword lets Connect log in to the destination with a password,
+// after the keys; password is called when the server asks.
+func WithPassword(password func() (string, error)) Option {
+	return func(d *Dialer) { d.connectOpts().password = password }
+}
+
+// WithIdentityFile makes Connect offer the keys in these files (and their
+// -cert.pub certificates) before those the config file names.
+func WithIdentityFile(paths ...string) Option {
+	return func(d *Dialer) {
+		cs := d.connectOpts()
+		cs.identities = append(cs.identities, paths...)
+	}
+}
+
+// WithKnownHostsFile makes Connect check host keys against these files
+// instead of UserKnownHostsFile (~/.ssh/known_hosts); with accept-new, new
+// keys go to the first.
+func WithKnownHostsFile(paths ...string) Option {
+	return func(d *Dialer) {
+		cs := d.connectOpts()
+		cs.knownHosts = append(cs.knownHosts, paths...)
+	}
+}
+
+// WithAgentSocket makes Connect ask the ssh-agent at path for keys instead
+// of $SSH_AUTH_SOCK's; "none" uses no agent.
+func WithAgentSocket(path string) Option {
+	return func(d *Dialer) { d.connectOpts().agentSocket = &path }
+}
+
+// WithStrictHostKeyChecking sets how Connect treats host keys, as the
+// ssh_config option does: "yes" refuses unknown keys, "accept-new" records
+// them, "no" accepts any key, which lets anyone on the path read and change
+// the traffic; it exists for throwaway test servers. A changed key is
+// refused unless "no".
+func WithStrictHostKeyChecking(mode string) Option {
+	return func(d *Dialer) {
+		switch mode {
+		case "yes", "accept-new", "no":
+			d.connectOpts().strict = mode
+		default:
+			d.optionErr = fmt.Errorf("sshdial: WithStrictHostKeyChecking(%q): want yes, accept-new or no", mode)
+		}
+	}
+}
+
+// WithConnectTimeout bounds each connection Connect's Dialer makes after the
+// first, as ConnectTimeout does (the first is bounded by Connect's
+// context too).
+func WithConnectTimeout(timeout time.Duration) Option {
+	return func(d *Dialer) {
+		if timeout <= 0 {
+			d.optionErr = errors.New("sshdial: WithConnectTimeout: want a positive duration")
+			return
+		}
+		d.connectOpts().timeout = timeout
+	}
+}
+
+// withForward makes Connect reach the first hop through forward.
+func withForward(forward proxy.Dialer) Option {
+	return func(d *Dialer) { d.connectOpts().forward = forward }
+}
+
+const (
+	defaultAliveInterval  = 15 * time.Second
+	defaultConnectTimeout = 30 * time.Second
+)
+
+// newConnectDialer resolves destination and the hops before it, and
+// returns a Dialer that connects to them on demand.
+func newConnectDialer(destination string, opts []Option) (*Dialer, error) {
+	d := newDialer(opts)
+	if d.optionErr != nil {
+		return nil, d.optionErr
+	}
+	cs := d.connectOpts()
+	home, _ := os.UserHomeDir()
+	localUser := ""
+	if u, err := user.Current(); err == nil {
+		localUser = u.Username
+	}
+	configPath := filepath.Join(home, ".ssh", "config")
+	if cs.configFile != nil {
+		configPath = *cs.configFile
+	}
+
+	dest, err := resolveHop(destination, configPath, home, localUser)
+	if err != nil {
+		return nil, err
+	}
+	jumps := dest.ProxyJump
+	if cs.jumpsSet {
+		jumps = cs.jumps
+	}
+	var hops []*hop
+	for _, j := range jumps {
+		h, err := resolveHop(j, configPath, home, localUser)
+		if err != nil {
+			return nil, fmt.Errorf("sshdial: jump host %q: %w", j, err)
+		}
+		hops = append(hops, h)
+	}
+	hops = append(hops, dest)
+
+	if !d.keepaliveSet {
+		interval := dest.ServerAliveInterval
+		if interval <= 0 {
+			interval = defaultAliveInterval
+		}
+		count := dest.ServerAliveCountMax
+		if count <= 0 {
+			count = 3
+		}
+		d.keepaliveInterval, d.keepaliveTimeout = interval, interval*time.Duration(count)
+	}
+	if cs.timeout == 0 {
+		cs.timeout = dest.ConnectTimeout
+	}
+	d.slots = newSlots(max(cs.poolSize, 1))
+	d.dialSSH = func(ctx context.Context) (*ssh.Client, error) {
+		timeout := cs.timeout
+		if timeout == 0 && ctx == d.ctx {
+			timeout = defaultConnectTimeout // a reconnect has no caller's context
+		}
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
+		return d.connectHops(ctx, hops, home)
+	}
+	return d, nil
+}
+
+// connectHops connects to each hop through the one before, and returns the
+// client of the last; the clients of the hops before close with it.
+func (d *Dialer) connectHops(ctx context.Context, hops []*hop, home string) (*ssh.Client, error) {
+	var clients []*ssh.Client
+	closeAll := func() {
+		for i := len(clients) - 1; i >= 0; i-- {
+			clients[i].Close()
+		}
+	}
+	for i, h := range hops {
+		client, err := d.connectHop(ctx, h, clients, i == len(hops)-1, home)
+		if err != nil {
+			closeAll()
+			if len(hops) > 1 {
+				return nil, fmt.Errorf("sshdial: hop %d of %d, %s: %w", i+1, len(hops), h.Alias, err)
+			}
+			return nil, err
+		}
+		clients = append(clients, client)
+	}
+	last := clients[len(clients)-1]
+	if len(clients) > 1 {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			last.Wait()
+			closeAll()
+		}()
+	}
+	return last, nil
+}
+
+// connectHop connects to h, through the last of before if any.
+func (d *Dialer) connectHop(ctx context.Context, h *hop, before []*ssh.Client, last bool, home string) (*ssh.Client, error) {
+	cs := d.connect
+	addr := net.JoinHostPort(h.HostName, strconv.Itoa(h.Port))
+	var conn net.Conn
+	var err error
+	switch {
+	case len(before) > 0:
+		conn, err = New(before[len(before)-1]).DialContext(ctx, "tcp", addr)
+	case cs.forward != nil:
+		if cd, ok := cs.forward.(proxy.ContextDialer); ok {
+			conn, err = cd.DialContext(ctx, "tcp", addr)
+		} else {
+			conn, err = cs.forward.Dial("tcp", addr)
+		}
+	default:
+		var nd net.Dialer
+		conn, err = nd.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			conn = QuickAck(conn)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sshdial: connecting to %s: %w", addr, err)
+	}
+
+	config, tried, cleanup, err := d.hopConfig(h, last, home)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	var offered ssh.PublicKey
+	check := config.HostKeyCallback
+	config.HostKeyCallback = func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+		offered = key
+		return check(hostname, remote, key)
+	}
+	client, err := handshake(ctx, conn, addr, withPreferredCiphers(config))
+	cleanup()
+	if err != nil {
+		if tried != nil {
+			err = authError(err, tried)
+		}
+		return nil, err
+	}
+	attrs := []any{"server", addr, "user", config.User}
+	if offered != nil {
+		attrs = append(attrs, "host_key", offered.Type()+" "+ssh.FingerprintSHA256(offered))
+	}
+	if tried != nil {
+		attrs = append(attrs, "auth", tried.accepted())
+	}
+	d.log().Info("sshdial: connected", attrs...)
+	return client, nil
+}
+
+// hopConfig returns the client configuration for h: the caller's for the
+// destination if WithClientConfig gave one, else one made from the config
+// file and the options. tried records the authentication (nil for the
+// caller's config); cleanup runs after the handshake.
+func (d *Dialer) hopConfig(h *hop, last bool, home string) (*ssh.ClientConfig, *authLog, func(), error) {
+	cs := d.connect
+	if last && cs.clientConfig != nil {
+		c := *cs.clientConfig
+		if c.User == "" {
+			c.User = h.User
+		}
+		return &c, nil, func() {}, nil
+	}
+
+	agentSocket := h.IdentityAgent
+	if cs.agentSocket != nil {
+		agentSocket = *cs.agentSocket
+	}
+	identities := h.IdentityFiles
+	if len(cs.identities) > 0 {
+		identities = append(append([]string(nil), cs.identities...), h.IdentityFiles...)
+	}
+	ac := authConfig{
+		User:             h.User,
+		IdentityFiles:    identities,
+		CertificateFiles: h.CertificateFiles,
+		IdentitiesOnly:   h.IdentitiesOnly,
+		AgentSocket:      agentSocket,
+		Home:             home,
+		Passphrase:       cs.passphrase,
+	}
+	if last {
+		ac.Password = cs.password
+	}
+	methods, tried, cleanup, err := authMethods(ac)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+
+	files := h.UserKnownHostsFiles
+	if len(cs.knownHosts) > 0 {
+		files = cs.knownHosts
+	}
+	var writeFile string
+	if len(files) > 0 {
+		writeFile = files[0]
+	}
+	strict := h.StrictHostKeyChecking
+	switch {
+	case cs.strict != "":
+		strict = cs.strict
+	case strict == "no" || strict == "off":
+		d.log().Warn("sshdial: StrictHostKeyChecking no in the config file is taken as accept-new; use WithStrictHostKeyChecking(\"no\") to skip host key checks",
+			"host", h.Alias)
+		strict = "accept-new"
+	}
+	// As ssh does, known_hosts names the host host:port, or HostKeyAlias
+	// alone.
+	name, port := h.HostName, h.Port
+	if h.HostKeyAlias != "" {
+		name, port = h.HostKeyAlias, 22
+	}
+	callback, algorithms, err := hostKeyCheck(name, port, append(append([]string(nil), files...), h.GlobalKnownHostsFiles...), writeFile, strict)
+	if err != nil {
+		cleanup()
+		return nil, nil, nil, err
+	}
+	return &ssh.ClientConfig{
+		User:              h.User,
+		Auth:              methods,
+		HostKeyCallback:   callback,
+		HostKeyAlgorithms: algorithms,
+	}, tried, cleanup, nil
+}

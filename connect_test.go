@@ -1,0 +1,444 @@
+package sshdial_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sshdial/sshdial"
+	"github.com/sshdial/sshdial/internal/opensshd"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/net/proxy"
+)
+
+// home is a temporary HOME with its own ~/.ssh, as a new user would have.
+type home struct {
+	dir    string
+	sshDir string
+}
+
+// newHome makes a temporary HOME for the test, with no ssh-agent.
+func newHome(t *testing.T) *home {
+	dir := shortTempDir(t)
+	h := &home{dir: dir, sshDir: filepath.Join(dir, ".ssh")}
+	require.NoError(t, os.Mkdir(h.sshDir, 0o700))
+	t.Setenv("HOME", dir)
+	t.Setenv("SSH_AUTH_SOCK", "")
+	return h
+}
+
+func (h *home) write(t *testing.T, name, text string) string {
+	path := filepath.Join(h.sshDir, name)
+	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
+	return path
+}
+
+// writeKey writes srv's client key to ~/.ssh/name (and name.pub),
+// encrypted with passphrase when it is not empty.
+func (h *home) writeKey(t *testing.T, srv *opensshd.Server, name, passphrase string) string {
+	var block *pem.Block
+	var err error
+	if passphrase == "" {
+		block, err = ssh.MarshalPrivateKey(srv.ClientPrivateKey, "")
+	} else {
+		block, err = ssh.MarshalPrivateKeyWithPassphrase(srv.ClientPrivateKey, "", []byte(passphrase))
+	}
+	require.NoError(t, err)
+	h.write(t, name+".pub", string(ssh.MarshalAuthorizedKey(srv.ClientKey.PublicKey())))
+	return h.write(t, name, string(pem.EncodeToMemory(block)))
+}
+
+// keyscan returns srv's host keys of the given types as known_hosts lines,
+// from OpenSSH's ssh-keyscan.
+func keyscan(t *testing.T, addr string, types string) string {
+	host, port, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	out, err := exec.Command("ssh-keyscan", "-p", port, "-t", types, host).Output()
+	require.NoError(t, err)
+	require.NotEmpty(t, out, "ssh-keyscan found no key")
+	return string(out)
+}
+
+// portOf returns the port of a host:port address.
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
+}
+
+// countingProxy forwards TCP connections to addr and counts them: each is
+// one SSH connection.
+func countingProxy(t *testing.T, addr string) (string, *atomic.Int32) {
+	var count atomic.Int32
+	l := serve(t, "tcp", func(c net.Conn) {
+		count.Add(1)
+		up, err := net.Dial("tcp", addr)
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		done := make(chan struct{})
+		go func() { io.Copy(up, c); up.(*net.TCPConn).CloseWrite(); close(done) }()
+		io.Copy(c, up)
+		c.(*net.TCPConn).CloseWrite()
+		<-done
+	})
+	return l.Addr().String(), &count
+}
+
+// TestConnectAsANewUserWould: an alias from ~/.ssh/config, the default
+// identity file, and a known_hosts written by ssh-keyscan that holds only
+// the ed25519 key of a server that also has an RSA key (x/crypto alone
+// negotiates RSA and reports a key mismatch).
+func TestConnectAsANewUserWould(t *testing.T) {
+	// Registered first, so it runs after every other cleanup (sshd's too).
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	srv := opensshd.StartWith(t, opensshd.Options{HostKeys: []opensshd.KeyType{opensshd.RSA, opensshd.Ed25519}})
+	h := newHome(t)
+	h.writeKey(t, srv, "id_ed25519", "")
+	h.write(t, "known_hosts", keyscan(t, srv.Addr, "ed25519"))
+	h.write(t, "config", fmt.Sprintf("Host db-bastion\n  HostName 127.0.0.1\n  Port %s\n  User %s\n", portOf(srv.Addr), srv.User))
+
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := sshdial.Connect(ctx, "db-bastion", sshdial.WithLogger(logger))
+	require.NoError(t, err)
+	target := serve(t, "tcp", echo).Addr().String()
+	c, err := d.Dial("tcp", target)
+	require.NoError(t, err)
+	roundTrip(t, c)
+	require.NoError(t, d.Close())
+	_, err = c.Read(make([]byte, 1))
+	require.ErrorIs(t, err, net.ErrClosed, "Close closes the Dialer's Conns")
+
+	logMu.Lock()
+	defer logMu.Unlock()
+	require.Contains(t, logs.String(), "ssh-ed25519 SHA256:", "the host key is logged")
+	require.Contains(t, logs.String(), "id_ed25519", "the key that logged in is logged")
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// TestConnectHostKeys: an unknown key and a changed key are refused with
+// errors that say what to do; accept-new records a new key and then
+// accepts it, but still refuses a changed one.
+func TestConnectHostKeys(t *testing.T) {
+	srv := opensshd.Start(t)
+	h := newHome(t)
+	h.writeKey(t, srv, "id_ed25519", "")
+	dest := fmt.Sprintf("%s@%s", srv.User, srv.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	t.Run("unknown", func(t *testing.T) {
+		h.write(t, "known_hosts", "")
+		_, err := sshdial.Connect(ctx, dest)
+		require.ErrorIs(t, err, sshdial.ErrHostKeyUnknown)
+		var hkErr *sshdial.HostKeyError
+		require.ErrorAs(t, err, &hkErr)
+		fp := ssh.FingerprintSHA256(srv.HostKey)
+		require.Contains(t, err.Error(), fp)
+		require.Contains(t, err.Error(), "ssh-keyscan")
+		require.Contains(t, err.Error(), filepath.Join(h.sshDir, "known_hosts"))
+	})
+	t.Run("changed", func(t *testing.T) {
+		other := opensshd.Start(t) // another host key
+		line := strings.Replace(keyscan(t, other.Addr, "ed25519"), "["+"127.0.0.1]:"+portOf(other.Addr), "[127.0.0.1]:"+portOf(srv.Addr), 1)
+		h.write(t, "known_hosts", line)
+		_, err := sshdial.Connect(ctx, dest)
+		require.ErrorIs(t, err, sshdial.ErrHostKeyChanged)
+		require.False(t, errors.Is(err, sshdial.ErrHostKeyUnknown))
+
+		// A config file cannot turn checking off: "no" there is taken as
+		// accept-new, which still refuses a changed key.
+		h.write(t, "config", "Host *\n  StrictHostKeyChecking no\n")
+		defer os.Remove(filepath.Join(h.sshDir, "config"))
+		_, err = sshdial.Connect(ctx, dest)
+		require.ErrorIs(t, err, sshdial.ErrHostKeyChanged)
+		// Code can.
+		d, err := sshdial.Connect(ctx, dest, sshdial.WithStrictHostKeyChecking("no"))
+		require.NoError(t, err)
+		d.Close()
+	})
+	t.Run("accept-new", func(t *testing.T) {
+		kh := h.write(t, "known_hosts", "")
+		h.write(t, "config", "Host *\n  StrictHostKeyChecking accept-new\n")
+		defer os.Remove(filepath.Join(h.sshDir, "config"))
+		d, err := sshdial.Connect(ctx, dest)
+		require.NoError(t, err)
+		d.Close()
+		recorded, err := os.ReadFile(kh)
+		require.NoError(t, err)
+		require.Contains(t, string(recorded), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(srv.HostKey))))
+		d, err = sshdial.Connect(ctx, dest, sshdial.WithStrictHostKeyChecking("yes"))
+		require.NoError(t, err, "the recorded key is now known")
+		d.Close()
+	})
+}
+
+// TestConnectAgentAndPassphrase: keys from a real ssh-agent, and a
+// passphrase-protected identity file through WithPassphrase; without the
+// passphrase the failure lists what was tried.
+func TestConnectAgentAndPassphrase(t *testing.T) {
+	srv := opensshd.Start(t)
+	h := newHome(t)
+	h.write(t, "known_hosts", keyscan(t, srv.Addr, "ed25519"))
+	dest := fmt.Sprintf("%s@%s", srv.User, srv.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	t.Run("passphrase", func(t *testing.T) {
+		h.writeKey(t, srv, "id_ed25519", "open sesame")
+		defer os.Remove(filepath.Join(h.sshDir, "id_ed25519"))
+		asked := 0
+		d, err := sshdial.Connect(ctx, dest, sshdial.WithPassphrase(func(file string) ([]byte, error) {
+			asked++
+			return []byte("open sesame"), nil
+		}))
+		require.NoError(t, err)
+		d.Close()
+		require.Equal(t, 1, asked)
+
+		_, err = sshdial.Connect(ctx, dest)
+		require.ErrorIs(t, err, sshdial.ErrAuthFailed)
+		require.Contains(t, err.Error(), "id_ed25519")
+		require.NotContains(t, err.Error(), "open sesame")
+	})
+
+	t.Run("agent", func(t *testing.T) {
+		keyFile := h.writeKey(t, srv, "agent_key", "")
+		sock := filepath.Join(shortTempDir(t), "agent.sock")
+		agentProc := exec.Command("ssh-agent", "-D", "-a", sock)
+		agentProc.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		require.NoError(t, agentProc.Start())
+		t.Cleanup(func() { agentProc.Process.Kill(); agentProc.Wait() })
+		require.Eventually(t, func() bool { _, err := os.Stat(sock); return err == nil }, 10*time.Second, 10*time.Millisecond)
+		add := exec.Command("ssh-add", keyFile)
+		add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+		out, err := add.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		require.NoError(t, os.Remove(keyFile)) // only the agent has it now
+		t.Setenv("SSH_AUTH_SOCK", sock)
+
+		d, err := sshdial.Connect(ctx, dest)
+		require.NoError(t, err)
+		c, err := d.Dial("tcp", serve(t, "tcp", echo).Addr().String())
+		require.NoError(t, err)
+		roundTrip(t, c)
+		d.Close()
+	})
+}
+
+// TestConnectThroughJumpHost: ProxyJump from the config; the destination
+// is reached through the jump host's sshd, and each hop's key is checked.
+func TestConnectThroughJumpHost(t *testing.T) {
+	jump := opensshd.StartWith(t, opensshd.Options{Config: []string{"LogLevel DEBUG1"}})
+	dest := opensshd.Start(t)
+	h := newHome(t)
+	// One identity serves both: the destination accepts the jump's key too.
+	h.writeKey(t, jump, "id_ed25519", "")
+	f, err := os.OpenFile(filepath.Join(dest.Dir, "authorized_keys"), os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	f.Write(ssh.MarshalAuthorizedKey(jump.ClientKey.PublicKey()))
+	f.Close()
+	h.write(t, "known_hosts", keyscan(t, jump.Addr, "ed25519")+keyscan(t, dest.Addr, "ed25519"))
+	h.write(t, "config", fmt.Sprintf(`Host jump
+  HostName 127.0.0.1
+  Port %s
+  User %s
+Host inner
+  HostName 127.0.0.1
+  Port %s
+  User %s
+  ProxyJump jump
+`, portOf(jump.Addr), jump.User, portOf(dest.Addr), dest.User))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := sshdial.Connect(ctx, "inner")
+	require.NoError(t, err)
+	defer d.Close()
+	c, err := d.Dial("tcp", serve(t, "tcp", echo).Addr().String())
+	require.NoError(t, err)
+	roundTrip(t, c)
+	c.Close()
+	require.Contains(t, jump.Stderr(), "direct-tcpip", "the destination was reached through the jump host")
+
+	// A hop whose key is unknown is refused, and the error names the hop.
+	h.write(t, "known_hosts", keyscan(t, jump.Addr, "ed25519"))
+	_, err = sshdial.Connect(ctx, "inner")
+	require.ErrorIs(t, err, sshdial.ErrHostKeyUnknown)
+	require.Contains(t, err.Error(), "hop 2 of 2")
+}
+
+// TestConnectSilentServerBoundedByContext: a server that accepts TCP and
+// then says nothing cannot hold Connect past its context.
+func TestConnectSilentServerBoundedByContext(t *testing.T) {
+	newHome(t)
+	silent := serve(t, "tcp", func(c net.Conn) { io.Copy(io.Discard, c) }).Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	res := make(chan error, 1)
+	go func() {
+		_, err := sshdial.Connect(ctx, "ssh://nobody@"+silent)
+		res <- err
+	}()
+	err := await(t, 10*time.Second, "Connect to a silent server", res)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// TestConnectSurvivesServerRestart: kill -9 of sshd (the listener and
+// every session) fails the Conns in flight promptly; once sshd is back,
+// the next dial reconnects, and 200 parallel dials during the reconnect
+// make one SSH handshake.
+func TestConnectSurvivesServerRestart(t *testing.T) {
+	srv := opensshd.Start(t)
+	h := newHome(t)
+	h.writeKey(t, srv, "id_ed25519", "")
+	h.write(t, "known_hosts", keyscan(t, srv.Addr, "ed25519"))
+	front, accepted := countingProxy(t, srv.Addr)
+	h.write(t, "config", fmt.Sprintf("Host front\n  HostName 127.0.0.1\n  Port %s\n  User %s\n  HostKeyAlias 127.0.0.1\n  CheckHostIP no\n", portOf(front), srv.User))
+	// known_hosts names the server by its real port: HostKeyAlias makes
+	// the check use that name.
+	h.write(t, "known_hosts", strings.Replace(keyscan(t, srv.Addr, "ed25519"), "[127.0.0.1]:"+portOf(srv.Addr), "127.0.0.1", 1))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := sshdial.Connect(ctx, "front")
+	require.NoError(t, err)
+	defer d.Close()
+	target := serve(t, "tcp", echo).Addr().String()
+	c, err := d.Dial("tcp", target)
+	require.NoError(t, err)
+	roundTrip(t, c)
+	require.EqualValues(t, 1, accepted.Load())
+
+	res := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		res <- err
+	}()
+	waitBlocked()
+	srv.Signal(syscall.SIGKILL, true)
+	err = await(t, 10*time.Second, "Read after kill -9 of sshd", res)
+	require.ErrorIs(t, err, sshdial.ErrConnectionLost)
+	c.Close()
+
+	require.NoError(t, srv.Restart())
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for range 200 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c, err := d.DialContext(ctx, "tcp", target)
+			if err != nil {
+				errs <- err
+				return
+			}
+			c.Close()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.EqualValues(t, 2, accepted.Load(), "200 dials during the reconnect share one SSH connection")
+	require.EqualValues(t, 1, d.Stats().Reconnects)
+}
+
+// TestConnectDetectsStalledLink: with ServerAliveInterval 1 and
+// ServerAliveCountMax 2, a stalled sshd fails the Conns in flight within
+// interval × (count+1), and a Dial without a context does not hang.
+func TestConnectDetectsStalledLink(t *testing.T) {
+	srv := opensshd.Start(t)
+	t.Cleanup(func() { srv.Signal(syscall.SIGCONT, true) })
+	h := newHome(t)
+	h.writeKey(t, srv, "id_ed25519", "")
+	h.write(t, "known_hosts", keyscan(t, srv.Addr, "ed25519"))
+	h.write(t, "config", "Host *\n  ServerAliveInterval 1\n  ServerAliveCountMax 2\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := sshdial.Connect(ctx, fmt.Sprintf("%s@%s", srv.User, srv.Addr))
+	require.NoError(t, err)
+	defer d.Close()
+	target := serve(t, "tcp", echo).Addr().String()
+	c, err := d.Dial("tcp", target)
+	require.NoError(t, err)
+	roundTrip(t, c)
+	read := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		read <- err
+	}()
+	waitBlocked()
+
+	srv.Signal(syscall.SIGSTOP, true)
+	stalled := time.Now()
+	dial := make(chan error, 1)
+	go func() {
+		_, err := d.Dial("tcp", target)
+		dial <- err
+	}()
+	err = await(t, 20*time.Second, "Read on a stalled link", read)
+	took := time.Since(stalled)
+	require.ErrorIs(t, err, sshdial.ErrServerNotResponding)
+	// interval × (count+1) = 3 s, with room for a loaded machine.
+	require.Less(t, took, 3*time.Second+2*time.Second)
+	require.Error(t, await(t, 20*time.Second, "Dial on a stalled link", dial))
+}
+
+// TestProxyFromURLKeepsOneSSHConnection: proxy.Dial with ALL_PROXY=ssh://…
+// calls FromURL on every dial; all of them share one SSH connection.
+func TestProxyFromURLKeepsOneSSHConnection(t *testing.T) {
+	srv := opensshd.Start(t)
+	h := newHome(t)
+	key := h.writeKey(t, srv, "id_ed25519", "")
+	front, accepted := countingProxy(t, srv.Addr)
+	kh := h.write(t, "known_hosts", strings.Replace(keyscan(t, srv.Addr, "ed25519"), portOf(srv.Addr), portOf(front), 1))
+	u := &url.URL{Scheme: "ssh", User: url.User(srv.User), Host: front,
+		RawQuery: url.Values{"known_hosts": {kh}, "identity": {key}}.Encode()}
+	proxy.RegisterDialerType("ssh", sshdial.FromURL)
+	t.Setenv("ALL_PROXY", u.String())
+	target := serve(t, "tcp", echo).Addr().String()
+	for range 5 {
+		c, err := proxy.Dial(context.Background(), "tcp", target)
+		require.NoError(t, err)
+		roundTrip(t, c)
+		c.Close()
+	}
+	require.EqualValues(t, 1, accepted.Load())
+	d, err := sshdial.FromURL(u, nil)
+	require.NoError(t, err)
+	require.NoError(t, d.(*sshdial.Dialer).Close())
+}
