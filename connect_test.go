@@ -442,3 +442,50 @@ func TestProxyFromURLKeepsOneSSHConnection(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, d.(*sshdial.Dialer).Close())
 }
+
+// TestCloseDuringReconnect: Close while a reconnect to a stalled server is
+// under way returns promptly, fails the waiting dial, and leaves no
+// goroutine behind.
+func TestCloseDuringReconnect(t *testing.T) {
+	srv := opensshd.Start(t)
+	t.Cleanup(func() { srv.Signal(syscall.SIGCONT, true) })
+	h := newHome(t)
+	h.writeKey(t, srv, "id_ed25519", "")
+	h.write(t, "known_hosts", keyscan(t, srv.Addr, "ed25519"))
+	target := serve(t, "tcp", echo).Addr().String()
+	ignore := goleak.IgnoreCurrent()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := sshdial.Connect(ctx, fmt.Sprintf("%s@%s", srv.User, srv.Addr))
+	require.NoError(t, err)
+
+	srv.Signal(syscall.SIGKILL, false) // the SSH connection is lost
+	require.Eventually(t, func() bool { return d.Stats().SSHConnections == 0 }, 10*time.Second, 10*time.Millisecond)
+	srv.Signal(syscall.SIGSTOP, true) // and the server hangs in the next handshake
+	dial := make(chan error, 1)
+	go func() {
+		_, err := d.Dial("tcp", target)
+		dial <- err
+	}()
+	waitBlocked()
+	closed := make(chan error, 1)
+	go func() { closed <- d.Close() }()
+	require.NoError(t, await(t, 5*time.Second, "Close during a reconnect", closed))
+	require.ErrorIs(t, await(t, 5*time.Second, "the waiting Dial", dial), net.ErrClosed)
+	goleak.VerifyNone(t, ignore)
+}
+
+// TestURLErrorsHoldNoSecret: a malformed URL's error never echoes what it
+// may hide (a password in the opaque part or in the query).
+func TestURLErrorsHoldNoSecret(t *testing.T) {
+	for _, raw := range []string{"ssh:u:PW1@h", "ssh://u@h?password=PW1", "ssh://u:PW1@h/path", "ssh://u:PW1@h:99999"} {
+		u, err := url.Parse(raw)
+		require.NoError(t, err)
+		_, err = sshdial.FromURL(u, nil)
+		require.Error(t, err, raw)
+		require.NotContains(t, err.Error(), "PW1", raw)
+	}
+	_, err := sshdial.Connect(context.Background(), "ssh://u:PW1@h")
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "PW1")
+}

@@ -197,6 +197,9 @@ func (d *Dialer) startAttempt(s *slot) *attempt {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		if d.stats.connects.Load() > 0 || wait > 0 {
+			d.log().Info("sshdial: reconnecting to the SSH server", "delay", max(wait, 0))
+		}
 		if wait > 0 {
 			t := time.NewTimer(wait)
 			select {
