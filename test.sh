@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin"
 
-# Servers for the tests: sshd for the core, the databases for integration/.
-scripts/ensure-packages.sh openssh-server:sshd openssh-client:ssh \
+# Servers for the tests: sshd, ssh-keyscan and ssh-agent for the core, the
+# databases for integration/.
+scripts/ensure-packages.sh openssh-server:sshd openssh-client:ssh openssh-client:ssh-keyscan openssh-client:ssh-agent \
   'postgresql:/usr/lib/postgresql/*/bin/postgres' redis-server:redis-server mariadb-server:mariadbd
 
 echo "== gofmt"
@@ -21,6 +22,11 @@ fi
 
 echo "== go vet"
 go vet ./...
+
+echo "== builds for darwin and windows (library, sshtest, commands)"
+GOOS=windows go build ./...
+GOOS=darwin go build ./...
+GOOS=windows go vet . ./sshtest ./internal/...
 
 echo "== go test -race"
 export SSHDIAL_REQUIRE_SSHD=1 # a missing sshd fails the tests instead of skipping them
