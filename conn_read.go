@@ -150,7 +150,14 @@ func (c *Conn) Read(p []byte) (int, error) {
 			}
 		}
 		if !ok {
-			if c.readErr == nil {
+			// readLoop gives up finding out how the data ended when the
+			// Conn is closed meanwhile: its nil readErr then proves
+			// nothing, and the close is what Read reports (done is
+			// closed before chunks in that case).
+			switch {
+			case isClosed(c.done):
+				return 0, c.opError("read", c.closedErr())
+			case c.readErr == nil:
 				return 0, io.EOF
 			}
 			return 0, c.opError("read", c.readErr)

@@ -102,7 +102,8 @@ func (l *link) wait() <-chan struct{} {
 // err: ok when the connection is still up (so the server ended the
 // channel), or else why the connection ended, wrapping ErrClientClosed
 // when it was closed here and ErrConnectionLost otherwise. It gives up and
-// returns ok when done is closed first. A nil link (a Conn made without a
+// returns ok when done is closed first: the caller must then report the
+// close, not ok. A nil link (a Conn made without a
 // Dialer, in tests) takes io.EOF as the server's.
 func (l *link) classify(err error, done <-chan struct{}, ok error) error {
 	if l == nil {
@@ -110,6 +111,9 @@ func (l *link) classify(err error, done <-chan struct{}, ok error) error {
 			return ok
 		}
 		return err
+	}
+	if isClosed(done) {
+		return ok // nobody will look: do not ask the server
 	}
 	select {
 	case perr := <-l.probe():
