@@ -66,7 +66,12 @@ type Server struct {
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // every goroutine the server starts
+	// wg counts every goroutine the server starts. A goroutine is added
+	// either under mu while !closed (acceptLoop, and each connection's in
+	// track), or by a goroutine that wg already counts (everything started
+	// while serving a connection), so that wg is never added to once Close's
+	// wg.Wait may have returned.
+	wg sync.WaitGroup
 
 	channels atomic.Int64
 
@@ -282,12 +287,22 @@ func (s *Server) Close() {
 // Listener: an in-memory pipe, say. It returns at once; Close ends the
 // connection.
 func (s *Server) ServeConn(c net.Conn) {
-	sc := s.track(c)
+	sc := s.track(c) // counts the goroutine below in s.wg
 	if sc == nil {
 		return
 	}
-	s.wg.Go(func() { s.serve(sc) })
+	if testHookServeConnTracked != nil {
+		testHookServeConnTracked()
+	}
+	go func() {
+		defer s.wg.Done()
+		s.serve(sc)
+	}()
 }
+
+// testHookServeConnTracked, when set by a test, runs in ServeConn after the
+// connection is tracked and before the goroutine serving it starts.
+var testHookServeConnTracked func()
 
 func (s *Server) acceptLoop() {
 	for {
@@ -309,8 +324,14 @@ func (s *Server) acceptLoop() {
 	}
 }
 
-// track wraps c so that Stall and Close reach it, or closes it and returns
-// nil if the server is closed.
+// track wraps c so that Stall and Close reach it, and adds the goroutine
+// that will serve it to s.wg; or it closes c and returns nil if the server
+// is closed.
+//
+// As in net/http/httptest, the goroutine is added under the lock with which
+// Close sets closed: either Close comes first and c is refused, or Close
+// comes after and its wg.Wait waits for the goroutine, even one that has not
+// started yet.
 func (s *Server) track(c net.Conn) *stallConn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -320,6 +341,7 @@ func (s *Server) track(c net.Conn) *stallConn {
 	}
 	sc := &stallConn{Conn: c, server: s, closed: make(chan struct{})}
 	s.conns[sc] = struct{}{}
+	s.wg.Add(1)
 	return sc
 }
 
@@ -605,11 +627,19 @@ func (s *Server) dialTarget(network, address string) (net.Conn, error) {
 // passing each direction's EOF on as a half-close, then closes both.
 func (s *Server) pipe(ch ssh.Channel, reqs <-chan *ssh.Request, target net.Conn) {
 	defer s.channels.Add(-1)
+	closedByServer := make(chan struct{})
 	stop := context.AfterFunc(s.ctx, func() {
+		defer close(closedByServer)
 		ch.Close()
 		target.Close()
 	})
-	defer stop()
+	defer func() {
+		// If Close started the function, it runs in a goroutine of its
+		// own: wait for it, so that Close waits for it too.
+		if !stop() {
+			<-closedByServer
+		}
+	}()
 
 	var copies sync.WaitGroup
 	copies.Go(func() {
