@@ -459,17 +459,11 @@ func (f *forwards) closeAll() {
 	}
 }
 
-// RFC 4254 7.1.
-type tcpipForwardMsg struct {
-	BindAddr string
-	BindPort uint32
-}
-
 func (s *Server) handleGlobalRequests(conn *ssh.ServerConn, reqs <-chan *ssh.Request, fwd *forwards) {
 	for req := range reqs {
 		switch req.Type {
 		case "tcpip-forward":
-			var msg tcpipForwardMsg
+			var msg wire.TCPIPForward
 			if ssh.Unmarshal(req.Payload, &msg) != nil {
 				req.Reply(false, nil)
 				continue
@@ -481,11 +475,11 @@ func (s *Server) handleGlobalRequests(conn *ssh.ServerConn, reqs <-chan *ssh.Req
 			}
 			var reply []byte
 			if msg.BindPort == 0 {
-				reply = ssh.Marshal(struct{ Port uint32 }{port})
+				reply = ssh.Marshal(&wire.TCPIPForwardReply{Port: port})
 			}
 			req.Reply(true, reply)
 		case "cancel-tcpip-forward":
-			var msg tcpipForwardMsg
+			var msg wire.TCPIPForward
 			ok := ssh.Unmarshal(req.Payload, &msg) == nil &&
 				fwd.remove(net.JoinHostPort(msg.BindAddr, strconv.Itoa(int(msg.BindPort))))
 			req.Reply(ok, nil)
@@ -513,7 +507,7 @@ func forwardBindHost(host string) (string, bool) {
 }
 
 // listenForward starts a remote forward and returns the port it listens on.
-func (s *Server) listenForward(conn *ssh.ServerConn, msg tcpipForwardMsg, fwd *forwards) (uint32, bool) {
+func (s *Server) listenForward(conn *ssh.ServerConn, msg wire.TCPIPForward, fwd *forwards) (uint32, bool) {
 	host, ok := forwardBindHost(msg.BindAddr)
 	if !ok || msg.BindPort > 65535 {
 		return 0, false
@@ -542,17 +536,9 @@ func (s *Server) listenForward(conn *ssh.ServerConn, msg tcpipForwardMsg, fwd *f
 	return port, true
 }
 
-// RFC 4254 7.2.
-type forwardedTCPIPMsg struct {
-	Addr       string
-	Port       uint32
-	OriginAddr string
-	OriginPort uint32
-}
-
 func (s *Server) forwardToClient(conn *ssh.ServerConn, bindAddr string, port uint32, c net.Conn) {
 	origin := c.RemoteAddr().(*net.TCPAddr)
-	payload := ssh.Marshal(&forwardedTCPIPMsg{
+	payload := ssh.Marshal(&wire.ForwardedTCPIP{
 		Addr:       bindAddr,
 		Port:       port,
 		OriginAddr: origin.IP.String(),
