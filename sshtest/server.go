@@ -4,17 +4,18 @@
 // The server listens on a loopback port chosen by the system and serves what
 // a tunnel needs: direct-tcpip and direct-streamlocal@openssh.com channels
 // (local forwarding, what `ssh -L` uses) with half-close in each direction,
-// tcpip-forward and cancel-tcpip-forward requests (remote forwarding, `ssh
-// -R`), and keepalive@openssh.com. Sessions (shells, exec) are not served.
+// tcpip-forward and streamlocal-forward@openssh.com requests and their
+// cancellations (remote forwarding of ports and unix sockets, `ssh -R`), and
+// keepalive@openssh.com. Sessions (shells, exec) are not served.
 //
 // Any SSH client can use it: ClientConfig returns a configuration for
 // golang.org/x/crypto/ssh with a pinned host key and a working key, and
 // HostKey and ClientSigner give the keys to other clients.
 //
 // Tests can decide which targets may be reached (Permit), replace how the
-// server reaches targets (DialTarget), count open channels, and inject
-// faults: Stall freezes every connection like a dead network, and
-// CloseClientConnections drops them.
+// server reaches targets (DialTarget), count open channels and global
+// requests (keepalives, say), and inject faults: Stall freezes every
+// connection like a dead network, and CloseClientConnections drops them.
 package sshtest
 
 import (
@@ -75,6 +76,9 @@ type Server struct {
 
 	channels atomic.Int64
 
+	requestsMu sync.Mutex
+	requests   map[string]int // global requests received, by type
+
 	mu      sync.Mutex
 	started bool
 	closed  bool
@@ -115,6 +119,7 @@ func NewUnstartedServer() *Server {
 		ctx:       ctx,
 		cancel:    cancel,
 		conns:     make(map[*stallConn]struct{}),
+		requests:  make(map[string]int),
 	}
 }
 
@@ -224,6 +229,22 @@ func (s *Server) Client() *ssh.Client {
 // target connection.
 func (s *Server) OpenChannels() int {
 	return int(s.channels.Load())
+}
+
+// GlobalRequests returns how many global requests of type typ the server
+// has received, on all its connections: "keepalive@openssh.com" counts a
+// client's keepalives, say. A request is counted before it is answered, so a
+// client that has its reply sees it counted.
+func (s *Server) GlobalRequests(typ string) int {
+	s.requestsMu.Lock()
+	defer s.requestsMu.Unlock()
+	return s.requests[typ]
+}
+
+func (s *Server) countRequest(typ string) {
+	s.requestsMu.Lock()
+	s.requests[typ]++
+	s.requestsMu.Unlock()
 }
 
 // Stall freezes every connection of the server, present and future, like a
@@ -410,7 +431,7 @@ func (s *Server) serve(c *stallConn) {
 	if err != nil {
 		return
 	}
-	fwd := &forwards{listeners: make(map[string]net.Listener)}
+	fwd := &forwards{listeners: make(map[forwardKey]net.Listener)}
 	s.wg.Go(func() { s.handleGlobalRequests(conn, reqs, fwd) })
 	for nc := range chans {
 		s.wg.Go(func() { s.handleChannel(nc) })
@@ -423,10 +444,15 @@ func (s *Server) serve(c *stallConn) {
 type forwards struct {
 	mu        sync.Mutex
 	closed    bool
-	listeners map[string]net.Listener // by requested host:port
+	listeners map[forwardKey]net.Listener
 }
 
-func (f *forwards) add(key string, l net.Listener) bool {
+// forwardKey names a remote forward as the cancel request names it: "tcp"
+// and host:port as requested, with the port allocated, or "unix" and the
+// socket path.
+type forwardKey struct{ network, address string }
+
+func (f *forwards) add(key forwardKey, l net.Listener) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed || f.listeners[key] != nil {
@@ -436,7 +462,7 @@ func (f *forwards) add(key string, l net.Listener) bool {
 	return true
 }
 
-func (f *forwards) remove(key string) bool {
+func (f *forwards) remove(key forwardKey) bool {
 	f.mu.Lock()
 	l := f.listeners[key]
 	delete(f.listeners, key)
@@ -461,6 +487,7 @@ func (f *forwards) closeAll() {
 
 func (s *Server) handleGlobalRequests(conn *ssh.ServerConn, reqs <-chan *ssh.Request, fwd *forwards) {
 	for req := range reqs {
+		s.countRequest(req.Type)
 		switch req.Type {
 		case "tcpip-forward":
 			var msg wire.TCPIPForward
@@ -481,7 +508,17 @@ func (s *Server) handleGlobalRequests(conn *ssh.ServerConn, reqs <-chan *ssh.Req
 		case "cancel-tcpip-forward":
 			var msg wire.TCPIPForward
 			ok := ssh.Unmarshal(req.Payload, &msg) == nil &&
-				fwd.remove(net.JoinHostPort(msg.BindAddr, strconv.Itoa(int(msg.BindPort))))
+				fwd.remove(forwardKey{"tcp", net.JoinHostPort(msg.BindAddr, strconv.Itoa(int(msg.BindPort)))})
+			req.Reply(ok, nil)
+		case "streamlocal-forward@openssh.com":
+			var msg wire.StreamLocalForward
+			ok := ssh.Unmarshal(req.Payload, &msg) == nil &&
+				s.listenStreamLocalForward(conn, msg.SocketPath, fwd)
+			req.Reply(ok, nil)
+		case "cancel-streamlocal-forward@openssh.com":
+			var msg wire.StreamLocalForward
+			ok := ssh.Unmarshal(req.Payload, &msg) == nil &&
+				fwd.remove(forwardKey{"unix", msg.SocketPath})
 			req.Reply(ok, nil)
 		default:
 			// Like OpenSSH, answer keepalive@openssh.com and anything
@@ -520,32 +557,58 @@ func (s *Server) listenForward(conn *ssh.ServerConn, msg wire.TCPIPForward, fwd 
 	// Registered under the address as requested with the port allocated:
 	// that is what cancel-tcpip-forward names (OpenSSH's clients and
 	// x/crypto's send the allocated port).
-	if !fwd.add(net.JoinHostPort(msg.BindAddr, strconv.Itoa(int(port))), l) {
+	if !fwd.add(forwardKey{"tcp", net.JoinHostPort(msg.BindAddr, strconv.Itoa(int(port)))}, l) {
 		l.Close()
 		return 0, false
 	}
+	s.serveForward(conn, l, "forwarded-tcpip", func(c net.Conn) any {
+		origin := c.RemoteAddr().(*net.TCPAddr)
+		return &wire.ForwardedTCPIP{
+			Addr:       msg.BindAddr,
+			Port:       port,
+			OriginAddr: origin.IP.String(),
+			OriginPort: uint32(origin.Port),
+		}
+	})
+	return port, true
+}
+
+// listenStreamLocalForward starts a unix socket remote forward. Like
+// OpenSSH with its default StreamLocalBindUnlink=no, it does not replace a
+// file that exists at path.
+func (s *Server) listenStreamLocalForward(conn *ssh.ServerConn, path string, fwd *forwards) bool {
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return false
+	}
+	if !fwd.add(forwardKey{"unix", path}, l) {
+		l.Close()
+		return false
+	}
+	s.serveForward(conn, l, "forwarded-streamlocal@openssh.com", func(net.Conn) any {
+		return &wire.ForwardedStreamLocal{SocketPath: path}
+	})
+	return true
+}
+
+// serveForward accepts connections on the remote-forward listener l until
+// it is closed, and opens a channel of chanType to the client for each,
+// with the extra data that extra returns for it.
+func (s *Server) serveForward(conn *ssh.ServerConn, l net.Listener, chanType string, extra func(net.Conn) any) {
 	s.wg.Go(func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			s.wg.Go(func() { s.forwardToClient(conn, msg.BindAddr, port, c) })
+			s.wg.Go(func() { s.forwardToClient(conn, chanType, ssh.Marshal(extra(c)), c) })
 		}
 	})
-	return port, true
 }
 
-func (s *Server) forwardToClient(conn *ssh.ServerConn, bindAddr string, port uint32, c net.Conn) {
-	origin := c.RemoteAddr().(*net.TCPAddr)
-	payload := ssh.Marshal(&wire.ForwardedTCPIP{
-		Addr:       bindAddr,
-		Port:       port,
-		OriginAddr: origin.IP.String(),
-		OriginPort: uint32(origin.Port),
-	})
+func (s *Server) forwardToClient(conn *ssh.ServerConn, chanType string, payload []byte, c net.Conn) {
 	s.channels.Add(1) // before the client can see the channel, as in handleChannel
-	ch, reqs, err := conn.OpenChannel("forwarded-tcpip", payload)
+	ch, reqs, err := conn.OpenChannel(chanType, payload)
 	if err != nil {
 		s.channels.Add(-1)
 		c.Close()

@@ -78,6 +78,30 @@ func TestKeepaliveIsAnswered(t *testing.T) {
 	require.False(t, ok, "answered with a failure, like OpenSSH")
 }
 
+func TestGlobalRequests(t *testing.T) {
+	srv, client := newServer(t)
+	other, err := srv.Dial()
+	require.NoError(t, err)
+	defer other.Close()
+	require.Zero(t, srv.GlobalRequests("keepalive@openssh.com"))
+
+	for i := range 3 {
+		_, _, err := client.SendRequest("keepalive@openssh.com", true, nil)
+		require.NoError(t, err)
+		require.Equal(t, i+1, srv.GlobalRequests("keepalive@openssh.com"), "counted by the time the reply arrives")
+	}
+	_, _, err = other.SendRequest("keepalive@openssh.com", true, nil)
+	require.NoError(t, err)
+	require.Equal(t, 4, srv.GlobalRequests("keepalive@openssh.com"), "all connections count")
+
+	l, err := client.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	require.Equal(t, 1, srv.GlobalRequests("tcpip-forward"))
+	require.NoError(t, l.Close())
+	require.Equal(t, 1, srv.GlobalRequests("cancel-tcpip-forward"))
+	require.Zero(t, srv.GlobalRequests("no-such-request"))
+}
+
 func TestRemoteForward(t *testing.T) {
 	srv, client := newServer(t)
 	l, err := client.Listen("tcp", "127.0.0.1:0")
@@ -274,4 +298,31 @@ func TestCloseWaitsForTargetClose(t *testing.T) {
 	srv.Close()
 	require.True(t, first.Load(), "Close closed the target")
 	require.Zero(t, closing.Load(), "a Close of the target still runs after the server's Close returned")
+}
+
+func TestRemoteForwardUnix(t *testing.T) {
+	srv, client := newServer(t)
+	path := testutil.ShortTempDir(t) + "/fwd.sock"
+	l, err := client.ListenUnix(path)
+	require.NoError(t, err)
+	testutil.ServeListener(t, l, testutil.Echo)
+
+	for range 2 {
+		c, err := net.Dial("unix", path)
+		require.NoError(t, err)
+		require.NoError(t, testutil.RoundTrip(c, "through a unix remote forward"))
+		c.Close()
+	}
+	require.Eventually(t, func() bool { return srv.OpenChannels() == 0 }, 5*time.Second, time.Millisecond)
+
+	// A second forward of the same path is refused.
+	_, err = client.ListenUnix(path)
+	require.Error(t, err)
+
+	// cancel-streamlocal-forward@openssh.com stops the listener, and the
+	// socket is gone.
+	require.NoError(t, l.Close())
+	_, err = net.Dial("unix", path)
+	require.Error(t, err)
+	require.NoFileExists(t, path)
 }
