@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial"
+	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -19,12 +20,12 @@ import (
 func TestKeepaliveFailsConnsOfStalledServer(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) })
 	srv, client := newSSHTest(t)
-	l := serve(t, "tcp", echo)
+	l := testutil.EchoServer(t, "tcp")
 	d := sshdial.New(client, sshdial.WithKeepalive(50*time.Millisecond, 200*time.Millisecond))
 	conn, err := d.Dial("tcp", l.Addr().String())
 	require.NoError(t, err)
 	defer conn.Close()
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 
 	readErr := make(chan error, 1)
 	go func() {
@@ -33,7 +34,7 @@ func TestKeepaliveFailsConnsOfStalledServer(t *testing.T) {
 	}()
 	srv.Stall()
 	var err2 error
-	within(t, 3*time.Second, "Read on a stalled server", func() { err2 = <-readErr })
+	testutil.Within(t, 3*time.Second, "Read on a stalled server", func() { err2 = <-readErr })
 	require.ErrorIs(t, err2, sshdial.ErrServerNotResponding)
 	require.ErrorIs(t, err2, syscall.ETIMEDOUT)
 	var opErr *net.OpError
@@ -67,24 +68,24 @@ func TestKeepaliveFailsConnsOfStalledServer(t *testing.T) {
 // answer: connections stay up.
 func TestKeepaliveWithOpenSSH(t *testing.T) {
 	_, client := newOpenSSH(t)
-	l := serve(t, "tcp", echo)
+	l := testutil.EchoServer(t, "tcp")
 	d := sshdial.New(client, sshdial.WithKeepalive(20*time.Millisecond, time.Second))
 	conn, err := d.Dial("tcp", l.Addr().String())
 	require.NoError(t, err)
 	defer conn.Close()
 	time.Sleep(300 * time.Millisecond)
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 	_, err = conn.Write([]byte("x"))
 	require.False(t, errors.Is(err, sshdial.ErrServerNotResponding))
 }
 
 func TestKeepaliveOff(t *testing.T) {
 	_, client := newSSHTest(t)
-	l := serve(t, "tcp", echo)
+	l := testutil.EchoServer(t, "tcp")
 	for _, opt := range []sshdial.Option{sshdial.WithKeepalive(0, time.Second), sshdial.WithKeepalive(-time.Second, 0)} {
 		conn, err := sshdial.New(client, opt).Dial("tcp", l.Addr().String())
 		require.NoError(t, err)
-		roundTrip(t, conn)
+		require.NoError(t, testutil.RoundTrip(conn, "ping"))
 		conn.Close()
 	}
 }

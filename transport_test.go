@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial"
+	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/sshdial/sshdial/sshtest"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
@@ -139,7 +140,7 @@ func TestTLSOverConn(t *testing.T) {
 	serverConfig := origin.TLS.Clone()
 
 	stopReading := make(chan struct{})
-	l := serve(t, "tcp", func(c net.Conn) {
+	l := testutil.Serve(t, "tcp", func(c net.Conn) {
 		tc := tls.Server(c, serverConfig)
 		if tc.Handshake() != nil {
 			return
@@ -162,25 +163,25 @@ func TestTLSOverConn(t *testing.T) {
 
 	srv.Stall() // nobody reads any more
 	defer srv.Resume()
-	within(t, 10*time.Second, "tls.Conn.Close", func() { tc.Close() })
+	testutil.Within(t, 10*time.Second, "tls.Conn.Close", func() { tc.Close() })
 	close(stopReading)
 }
 
 func TestDialTimeoutAndDialTCPContext(t *testing.T) {
 	srv, client := newSSHTest(t)
-	l := serve(t, "tcp", echo)
+	l := testutil.EchoServer(t, "tcp")
 	d := sshdial.New(client)
 
 	conn, err := d.DialTimeout("tcp", l.Addr().String(), 5*time.Second)
 	require.NoError(t, err)
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 	conn.Close()
 	conn, err = d.DialTimeout("tcp", l.Addr().String(), 0)
 	require.NoError(t, err)
 	conn.Close()
 	conn, err = d.DialTCPContext(context.Background(), l.Addr().String())
 	require.NoError(t, err)
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 	conn.Close()
 
 	srv.Stall()
@@ -209,7 +210,7 @@ func proxyFixture(t *testing.T) (u *url.URL, knownHostsPath string, target net.L
 		Host:     srv.Addr,
 		RawQuery: url.Values{"known_hosts": {knownHostsPath}, "identity": {identity}, "agent": {"no"}}.Encode(),
 	}
-	return u, knownHostsPath, serve(t, "tcp", echo)
+	return u, knownHostsPath, testutil.EchoServer(t, "tcp")
 }
 
 func TestProxyFromURL(t *testing.T) {
@@ -221,13 +222,13 @@ func TestProxyFromURL(t *testing.T) {
 
 	conn, err := d.Dial("tcp", target.Addr().String())
 	require.NoError(t, err)
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 	conn.Close()
 
 	// The context form, as proxy.Dial uses it.
 	conn, err = d.(proxy.ContextDialer).DialContext(context.Background(), "tcp", target.Addr().String())
 	require.NoError(t, err)
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 	conn.Close()
 }
 
@@ -272,7 +273,7 @@ func TestProxyFromURLWithAgent(t *testing.T) {
 	require.NoError(t, err)
 	keyring := agent.NewKeyring()
 	require.NoError(t, keyring.Add(agent.AddedKey{PrivateKey: raw}))
-	sock := filepath.Join(shortTempDir(t), "agent")
+	sock := filepath.Join(testutil.ShortTempDir(t), "agent")
 	l, err := net.Listen("unix", sock)
 	require.NoError(t, err)
 	var wg sync.WaitGroup
@@ -293,7 +294,7 @@ func TestProxyFromURLWithAgent(t *testing.T) {
 	defer d.(*sshdial.URLDialer).Close()
 	conn, err := d.Dial("tcp", target.Addr().String())
 	require.NoError(t, err)
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 	conn.Close()
 }
 
@@ -363,6 +364,6 @@ func TestProxyFromURLChained(t *testing.T) {
 	conn, err := d.Dial("tcp", target.Addr().String())
 	require.NoError(t, err)
 	defer conn.Close()
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 	require.Equal(t, int32(1), hops.Load(), "the SSH server was reached through the jump server")
 }
