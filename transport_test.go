@@ -129,9 +129,11 @@ func TestHTTPClientTimeoutWithStalledServer(t *testing.T) {
 	require.Less(t, time.Since(start), 3*time.Second)
 }
 
-// TestTLSOverConn runs crypto/tls directly over a Conn: a handshake, and a
-// Close that does not hang when the peer stops reading (tls.Conn.Close
-// writes close_notify under a write deadline).
+// TestTLSOverConn runs crypto/tls directly over a Conn: a handshake, a read,
+// and a Close on a stalled server. tls.Conn.Close sends close_notify under a
+// write deadline of 5 s that it sets with SetWriteDeadline: once the server
+// has stopped reading and the Conn holds all it can, that deadline is all
+// that keeps Close from hanging.
 func TestTLSOverConn(t *testing.T) {
 	srv, client := newSSHTest(t)
 	origin := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
@@ -140,6 +142,7 @@ func TestTLSOverConn(t *testing.T) {
 	serverConfig := origin.TLS.Clone()
 
 	stopReading := make(chan struct{})
+	defer close(stopReading)
 	l := testutil.Serve(t, "tcp", func(c net.Conn) {
 		tc := tls.Server(c, serverConfig)
 		if tc.Handshake() != nil {
@@ -161,10 +164,27 @@ func TestTLSOverConn(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "hello over tls", string(buf))
 
-	srv.Stall() // nobody reads any more
+	// Nobody reads any more. Fill the Conn: a Write that times out having
+	// committed part of its bytes was blocked because the Conn was full.
+	// SetDeadline sets that deadline and clears it again, so that the
+	// SetWriteDeadline of tls.Conn.Close is the only one that can end the
+	// close_notify below.
+	srv.Stall()
 	defer srv.Resume()
-	testutil.Within(t, 10*time.Second, "tls.Conn.Close", func() { tc.Close() })
-	close(stopReading)
+	const slack = 10 * time.Second
+	big := make([]byte, 32<<20)
+	var n int
+	var writeErr error
+	require.NoError(t, tc.SetDeadline(time.Now().Add(time.Second)))
+	testutil.Within(t, time.Second+slack, "tls.Conn.Write with a deadline", func() { n, writeErr = tc.Write(big) })
+	require.ErrorIs(t, writeErr, os.ErrDeadlineExceeded)
+	require.Less(t, n, len(big))
+	require.NoError(t, tc.SetDeadline(time.Time{}))
+
+	var closeErr error
+	took := testutil.Within(t, 5*time.Second+slack, "tls.Conn.Close", func() { closeErr = tc.Close() })
+	require.ErrorIs(t, closeErr, os.ErrDeadlineExceeded, "close_notify ended at its write deadline")
+	require.GreaterOrEqual(t, took, 5*time.Second, "close_notify waited for its deadline")
 }
 
 func TestDialTimeoutAndDialTCPContext(t *testing.T) {
