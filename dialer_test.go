@@ -3,7 +3,6 @@ package sshdial_test
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial"
+	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/sshdial/sshdial/sshtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -90,7 +90,7 @@ func TestDialAfterClientClosed(t *testing.T) {
 // connections dialed through it instead of leaving Reads blocked.
 func TestConnsEndWithClient(t *testing.T) {
 	_, client := newSSHTest(t)
-	l := serve(t, "tcp", echo)
+	l := testutil.EchoServer(t, "tcp")
 	conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
 	require.NoError(t, err)
 	defer conn.Close()
@@ -158,7 +158,7 @@ func TestServerRefusals(t *testing.T) {
 	t.Run("openssh unix forwarding disabled", func(t *testing.T) {
 		// OpenSSH 9 reports a disabled feature as a failed connect.
 		_, client := newOpenSSH(t, "AllowStreamLocalForwarding no")
-		l := serve(t, "unix", echo) // a socket that exists: the refusal is the setting's
+		l := testutil.EchoServer(t, "unix") // a socket that exists: the refusal is the setting's
 		_, err := sshdial.New(client).Dial("unix", l.Addr().String())
 		require.ErrorIs(t, err, sshdial.ErrConnectionFailed)
 		require.ErrorContains(t, err, "open failed")
@@ -185,7 +185,7 @@ func TestOpenErrorIs(t *testing.T) {
 
 func TestAddresses(t *testing.T) {
 	forEachPeer(t, func(t *testing.T, client *ssh.Client) {
-		l := serve(t, "tcp", echo)
+		l := testutil.EchoServer(t, "tcp")
 		port := l.Addr().(*net.TCPAddr).Port
 		d := sshdial.New(client)
 
@@ -206,7 +206,7 @@ func TestAddresses(t *testing.T) {
 		require.Equal(t, name, ra.String())
 		again, err := d.Dial(ra.Network(), ra.String())
 		require.NoError(t, err)
-		roundTrip(t, again)
+		require.NoError(t, testutil.RoundTrip(again, "ping"))
 		again.Close()
 		conn.Close()
 
@@ -233,13 +233,13 @@ func TestServicePort(t *testing.T) {
 func TestOriginator(t *testing.T) {
 	// sshd logs the originator of each direct-tcpip request at DEBUG1.
 	srv, client := newOpenSSH(t, "LogLevel DEBUG1")
-	l := serve(t, "tcp", echo)
+	l := testutil.EchoServer(t, "tcp")
 	orig := netip.MustParseAddrPort("192.0.2.7:4321")
 	conn, err := sshdial.New(client, sshdial.WithOriginator(orig)).Dial("tcp", l.Addr().String())
 	require.NoError(t, err)
 	defer conn.Close()
 	require.Equal(t, "192.0.2.7:4321", conn.LocalAddr().String())
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 	require.Contains(t, srv.Stderr(), "originator 192.0.2.7 port 4321")
 }
 
@@ -256,38 +256,12 @@ func TestIPv6Target(t *testing.T) {
 	}
 	l.Close()
 	_, client := newSSHTest(t)
-	l6 := serve6(t)
+	l6 := testutil.EchoServer(t, "tcp6").Addr().String()
 	conn, err := sshdial.New(client).Dial("tcp6", l6)
 	require.NoError(t, err)
 	defer conn.Close()
 	require.Equal(t, l6, conn.RemoteAddr().String())
-	roundTrip(t, conn)
-}
-
-func serve6(t *testing.T) string {
-	l, err := net.Listen("tcp6", "[::1]:0")
-	require.NoError(t, err)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); echo(c) }()
-		}
-	}()
-	t.Cleanup(func() { l.Close() })
-	return l.Addr().String()
-}
-
-func roundTrip(t *testing.T, c net.Conn) {
-	t.Helper()
-	_, err := c.Write([]byte("ping"))
-	require.NoError(t, err)
-	buf := make([]byte, 4)
-	_, err = io.ReadFull(c, buf)
-	require.NoError(t, err)
-	require.Equal(t, "ping", string(buf))
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 }
 
 // TestCancelledDial checks that a dial whose context ends returns at once
@@ -303,7 +277,7 @@ func TestCancelledDial(t *testing.T) {
 	client, err := srv.Dial()
 	require.NoError(t, err)
 	t.Cleanup(func() { client.Close() })
-	l := serve(t, "tcp", echo)
+	l := testutil.EchoServer(t, "tcp")
 	d := sshdial.New(client)
 
 	// Already cancelled: nothing is sent.
@@ -335,31 +309,31 @@ func TestCancelledDial(t *testing.T) {
 	// The client still works.
 	conn, err = d.Dial("tcp", l.Addr().String())
 	require.NoError(t, err)
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 	conn.Close()
 }
 
 // TestContextOutlivesDial checks that the context bounds the dial only.
 func TestContextOutlivesDial(t *testing.T) {
 	_, client := newSSHTest(t)
-	l := serve(t, "tcp", echo)
+	l := testutil.EchoServer(t, "tcp")
 	ctx, cancel := context.WithCancel(context.Background())
 	conn, err := sshdial.New(client).DialContext(ctx, "tcp", l.Addr().String())
 	require.NoError(t, err)
 	defer conn.Close()
 	cancel()
 	time.Sleep(10 * time.Millisecond)
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 }
 
 func TestUnixSocket(t *testing.T) {
 	forEachPeer(t, func(t *testing.T, client *ssh.Client) {
-		l := serve(t, "unix", echo)
+		l := testutil.EchoServer(t, "unix")
 		conn, err := sshdial.New(client).Dial("unix", l.Addr().String())
 		require.NoError(t, err)
 		defer conn.Close()
 		require.Equal(t, "unix", conn.RemoteAddr().Network())
 		require.Equal(t, l.Addr().String(), conn.RemoteAddr().String())
-		roundTrip(t, conn)
+		require.NoError(t, testutil.RoundTrip(conn, "ping"))
 	})
 }

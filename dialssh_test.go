@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial"
+	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/sshdial/sshdial/sshtest"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
@@ -31,11 +32,11 @@ func dialSSHThrough(t *testing.T, addr string, config *ssh.ClientConfig) {
 	require.NoError(t, err)
 	defer client.Close()
 	require.Empty(t, config.Ciphers, "the caller's config is not modified")
-	l := serve(t, "tcp", echo)
+	l := testutil.EchoServer(t, "tcp")
 	conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
 	require.NoError(t, err)
 	defer conn.Close()
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 }
 
 func TestDialSSHBoundedByContext(t *testing.T) {
@@ -55,12 +56,12 @@ func TestDialSSHBoundedByContext(t *testing.T) {
 }
 
 func TestQuickAckKeepsTCPMethods(t *testing.T) {
-	l := serve(t, "tcp", echo)
+	l := testutil.EchoServer(t, "tcp")
 	c, err := net.Dial("tcp", l.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()
 	q := sshdial.QuickAck(c)
-	roundTrip(t, q)
+	require.NoError(t, testutil.RoundTrip(q, "ping"))
 	_, ok := q.(interface{ CloseWrite() error })
 	require.True(t, ok, "half-close survives the wrapper")
 }

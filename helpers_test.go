@@ -2,15 +2,14 @@ package sshdial_test
 
 import (
 	"errors"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/sshdial/sshdial"
 	"github.com/sshdial/sshdial/internal/opensshd"
+	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/sshdial/sshdial/sshtest"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -59,67 +58,29 @@ func forEachPeer(t *testing.T, f func(t *testing.T, client *ssh.Client)) {
 	}
 }
 
-// serve listens on network ("tcp" on 127.0.0.1, or "unix" in a temporary
-// directory) and runs handle for each connection, closing it afterwards.
-// The listener and every handler are finished when the test ends.
+// serve and echo are testutil.Serve and testutil.Echo under the names that
+// bench_test.go uses.
 func serve(t testing.TB, network string, handle func(net.Conn)) net.Listener {
 	t.Helper()
-	addr := "127.0.0.1:0"
-	if network == "unix" {
-		addr = filepath.Join(shortTempDir(t), "s")
-	}
-	l, err := net.Listen(network, addr)
-	require.NoError(t, err)
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns = map[net.Conn]bool{}
-	)
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Go(func() {
-				defer c.Close()
-				handle(c)
-			})
-		}
-	})
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close() // handlers blocked on a stalled tunnel return
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return l
+	return testutil.Serve(t, network, handle)
 }
 
-// shortTempDir returns a temporary directory with a path short enough for a
-// unix socket (t.TempDir's can exceed the 108-byte limit).
-func shortTempDir(t testing.TB) string {
-	dir, err := os.MkdirTemp("", "sshdial")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
-func echo(c net.Conn) { io.Copy(c, c) }
+func echo(c net.Conn) { testutil.Echo(c) }
 
 // pipeMaker returns a nettest.MakePipe whose first end is a Conn dialed
 // through client and whose second end is the connection the target accepted.
-func pipeMaker(t *testing.T, client *ssh.Client, network string) nettest.MakePipe {
+// nettest calls it on the goroutines of its subtests, so it reports errors
+// instead of failing a test.
+func pipeMaker(client *ssh.Client, network string) nettest.MakePipe {
 	return func() (c1, c2 net.Conn, stop func(), err error) {
 		addr := "127.0.0.1:0"
 		if network == "unix" {
-			addr = filepath.Join(shortTempDir(t), "s")
+			dir, err := os.MkdirTemp("", "sshdial")
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			defer os.RemoveAll(dir) // the listener is closed first
+			addr = filepath.Join(dir, "s")
 		}
 		l, err := net.Listen(network, addr)
 		if err != nil {

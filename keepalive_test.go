@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial"
+	"github.com/sshdial/sshdial/internal/testutil"
+	"github.com/sshdial/sshdial/sshtest"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -19,12 +21,12 @@ import (
 func TestKeepaliveFailsConnsOfStalledServer(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) })
 	srv, client := newSSHTest(t)
-	l := serve(t, "tcp", echo)
+	l := testutil.EchoServer(t, "tcp")
 	d := sshdial.New(client, sshdial.WithKeepalive(50*time.Millisecond, 200*time.Millisecond))
 	conn, err := d.Dial("tcp", l.Addr().String())
 	require.NoError(t, err)
 	defer conn.Close()
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 
 	readErr := make(chan error, 1)
 	go func() {
@@ -33,7 +35,7 @@ func TestKeepaliveFailsConnsOfStalledServer(t *testing.T) {
 	}()
 	srv.Stall()
 	var err2 error
-	within(t, 3*time.Second, "Read on a stalled server", func() { err2 = <-readErr })
+	testutil.Within(t, 3*time.Second, "Read on a stalled server", func() { err2 = <-readErr })
 	require.ErrorIs(t, err2, sshdial.ErrServerNotResponding)
 	require.ErrorIs(t, err2, syscall.ETIMEDOUT)
 	var opErr *net.OpError
@@ -67,24 +69,58 @@ func TestKeepaliveFailsConnsOfStalledServer(t *testing.T) {
 // answer: connections stay up.
 func TestKeepaliveWithOpenSSH(t *testing.T) {
 	_, client := newOpenSSH(t)
-	l := serve(t, "tcp", echo)
+	l := testutil.EchoServer(t, "tcp")
 	d := sshdial.New(client, sshdial.WithKeepalive(20*time.Millisecond, time.Second))
 	conn, err := d.Dial("tcp", l.Addr().String())
 	require.NoError(t, err)
 	defer conn.Close()
 	time.Sleep(300 * time.Millisecond)
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 	_, err = conn.Write([]byte("x"))
 	require.False(t, errors.Is(err, sshdial.ErrServerNotResponding))
 }
 
+// TestKeepaliveOff checks that an interval of zero or less turns the
+// keepalive off: the server gets no keepalive@openssh.com request, where a
+// Dialer with keepalive on sends several in the same time.
 func TestKeepaliveOff(t *testing.T) {
-	_, client := newSSHTest(t)
-	l := serve(t, "tcp", echo)
-	for _, opt := range []sshdial.Option{sshdial.WithKeepalive(0, time.Second), sshdial.WithKeepalive(-time.Second, 0)} {
-		conn, err := sshdial.New(client, opt).Dial("tcp", l.Addr().String())
+	const interval = 20 * time.Millisecond
+	const keepalive = "keepalive@openssh.com"
+	// dialAndWait dials through a new server with opts, and returns the
+	// server once the Conn has worked for a while.
+	dialAndWait := func(t *testing.T, opts ...sshdial.Option) *sshtest.Server {
+		srv, client := newSSHTest(t)
+		l := testutil.EchoServer(t, "tcp")
+		conn, err := sshdial.New(client, opts...).Dial("tcp", l.Addr().String())
 		require.NoError(t, err)
-		roundTrip(t, conn)
-		conn.Close()
+		defer conn.Close()
+		require.NoError(t, testutil.RoundTrip(conn, "ping"))
+		time.Sleep(15 * interval)
+		require.NoError(t, testutil.RoundTrip(conn, "ping"))
+		return srv
+	}
+
+	t.Run("on", func(t *testing.T) {
+		srv := dialAndWait(t, sshdial.WithKeepalive(interval, time.Second))
+		// Under load the ticks may come late, but they come.
+		require.Eventually(t, func() bool { return srv.GlobalRequests(keepalive) >= 3 }, 10*time.Second, time.Millisecond,
+			"the observation works: keepalives are seen")
+	})
+	// Every duration is short, so that an option misread as "on" would
+	// send keepalives within the wait.
+	for _, tc := range []struct {
+		name string
+		opts []sshdial.Option
+	}{
+		{"default", nil},
+		{"zero interval", []sshdial.Option{sshdial.WithKeepalive(0, interval)}},
+		{"negative interval", []sshdial.Option{sshdial.WithKeepalive(-interval, 0)}},
+		{"negative interval with timeout", []sshdial.Option{sshdial.WithKeepalive(-interval, interval)}},
+		{"turned off after on", []sshdial.Option{sshdial.WithKeepalive(interval, interval), sshdial.WithKeepalive(0, interval)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := dialAndWait(t, tc.opts...)
+			require.Zero(t, srv.GlobalRequests(keepalive))
+		})
 	}
 }

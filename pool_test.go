@@ -13,6 +13,7 @@ import (
 
 	"github.com/sshdial/sshdial"
 	"github.com/sshdial/sshdial/internal/opensshd"
+	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/sshdial/sshdial/sshtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -53,17 +54,7 @@ func newTestPool(t *testing.T, size int) (*sshdial.Pool, *sshtest.Server, *atomi
 	calls := new(atomic.Int32)
 	pool := sshdial.NewPool(size, countingDial(srv.Addr(), srv.ClientConfig(), calls))
 	t.Cleanup(func() { pool.Close() })
-	return pool, srv, calls, serve(t, "tcp", echo).Addr().String()
-}
-
-func echoOnce(t *testing.T, c net.Conn, msg string) {
-	t.Helper()
-	_, err := c.Write([]byte(msg))
-	require.NoError(t, err)
-	got := make([]byte, len(msg))
-	_, err = io.ReadFull(c, got)
-	require.NoError(t, err)
-	require.Equal(t, msg, string(got))
+	return pool, srv, calls, testutil.EchoServer(t, "tcp").Addr().String()
 }
 
 // TestPoolSpreadsConcurrentConns holds six connections open at once through
@@ -75,7 +66,7 @@ func TestPoolSpreadsConcurrentConns(t *testing.T) {
 			var calls atomic.Int32
 			pool := sshdial.NewPool(3, countingDial(addr, config, &calls))
 			defer pool.Close()
-			l := serve(t, "tcp", echo)
+			l := testutil.EchoServer(t, "tcp")
 
 			perSSHConn := map[string]int{}
 			var conns []net.Conn
@@ -83,7 +74,7 @@ func TestPoolSpreadsConcurrentConns(t *testing.T) {
 				c, err := pool.Dial("tcp", l.Addr().String())
 				require.NoError(t, err)
 				conns = append(conns, c)
-				echoOnce(t, c, "hello")
+				require.NoError(t, testutil.RoundTrip(c, "hello"))
 				// LocalAddr is the SSH connection's own address.
 				perSSHConn[c.LocalAddr().String()]++
 			}
@@ -129,7 +120,7 @@ func TestPoolSequentialUseKeepsOneSSHConn(t *testing.T) {
 	for range 5 {
 		c, err := pool.Dial("tcp", target)
 		require.NoError(t, err)
-		echoOnce(t, c, "one")
+		require.NoError(t, testutil.RoundTrip(c, "one"))
 		require.NoError(t, c.Close())
 	}
 	require.EqualValues(t, 1, calls.Load())
@@ -142,21 +133,25 @@ func TestPoolReconnects(t *testing.T) {
 
 	c, err := pool.Dial("tcp", target)
 	require.NoError(t, err)
-	echoOnce(t, c, "before")
+	require.NoError(t, testutil.RoundTrip(c, "before"))
 	srv.CloseClientConnections()
 	_, err = io.ReadAll(c) // ends with the SSH connection
 	require.ErrorIs(t, err, sshdial.ErrConnectionLost)
 	c.Close()
 
+	// The condition runs on a goroutine of its own: it leaves the round
+	// trip's error to be checked here.
+	var roundTripErr error
 	require.Eventually(t, func() bool {
 		c, err := pool.Dial("tcp", target)
 		if err != nil {
 			return false
 		}
 		defer c.Close()
-		echoOnce(t, c, "after")
+		roundTripErr = testutil.RoundTrip(c, "after")
 		return true
 	}, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, roundTripErr)
 	require.EqualValues(t, 2, calls.Load())
 }
 
@@ -174,11 +169,11 @@ func TestPoolDialRightAfterLoss(t *testing.T) {
 		return c, err
 	})
 	defer pool.Close()
-	target := serve(t, "tcp", echo).Addr().String()
+	target := testutil.EchoServer(t, "tcp").Addr().String()
 	for range 5 {
 		c, err := pool.Dial("tcp", target)
 		require.NoError(t, err)
-		echoOnce(t, c, "x")
+		require.NoError(t, testutil.RoundTrip(c, "x"))
 		c.Close()
 		(<-clients).Close()
 	}
@@ -199,7 +194,7 @@ func TestPoolConnectFailure(t *testing.T) {
 		return sshdial.DialSSH(ctx, srv.Addr(), srv.ClientConfig())
 	})
 	defer pool.Close()
-	l := serve(t, "tcp", echo)
+	l := testutil.EchoServer(t, "tcp")
 
 	first, err := pool.Dial("tcp", l.Addr().String())
 	require.NoError(t, err)
@@ -208,7 +203,7 @@ func TestPoolConnectFailure(t *testing.T) {
 	second, err := pool.Dial("tcp", l.Addr().String())
 	require.NoError(t, err)
 	defer second.Close()
-	echoOnce(t, second, "fallback")
+	require.NoError(t, testutil.RoundTrip(second, "fallback"))
 	require.Equal(t, first.LocalAddr().String(), second.LocalAddr().String())
 
 	failing := sshdial.NewPool(1, func(context.Context) (*ssh.Client, error) { return nil, refuse })
@@ -241,16 +236,15 @@ func TestPoolClose(t *testing.T) {
 	defer srv.Close()
 	var calls atomic.Int32
 	pool := sshdial.NewPool(2, countingDial(srv.Addr(), srv.ClientConfig(), &calls))
-	l := serve(t, "tcp", echo)
+	l := testutil.EchoServer(t, "tcp")
 	c, err := pool.Dial("tcp", l.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()
 
 	require.NoError(t, pool.Close())
-	within(t, 5*time.Second, "Read after Pool.Close", func() {
-		_, err := c.Read(make([]byte, 1))
-		require.Error(t, err)
-	})
+	var readErr error
+	testutil.Within(t, 5*time.Second, "Read after Pool.Close", func() { _, readErr = c.Read(make([]byte, 1)) })
+	require.Error(t, readErr)
 	_, err = pool.Dial("tcp", l.Addr().String())
 	require.ErrorIs(t, err, sshdial.ErrPoolClosed)
 	require.ErrorIs(t, err, net.ErrClosed)

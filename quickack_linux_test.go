@@ -17,25 +17,49 @@ import (
 )
 
 // tcpPair returns a QuickAck-wrapped client end and the plain server end
-// of a loopback TCP connection.
+// of a loopback TCP connection, closed when the test ends.
 func tcpPair(t *testing.T) (*quickAckConn, *net.TCPConn) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	q, s, err := newTCPPair()
 	require.NoError(t, err)
+	t.Cleanup(func() { q.Close(); s.Close() })
+	return q, s
+}
+
+// newTCPPair is tcpPair for callers off the test's goroutine: it returns
+// an error instead of failing a test, and the caller closes both ends.
+func newTCPPair() (*quickAckConn, *net.TCPConn, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
 	defer l.Close()
 	c, err := net.Dial("tcp", l.Addr().String())
-	require.NoError(t, err)
+	if err != nil {
+		return nil, nil, err
+	}
 	s, err := l.Accept()
-	require.NoError(t, err)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
 	q, ok := QuickAck(c).(*quickAckConn)
-	require.True(t, ok)
-	t.Cleanup(func() { q.Close(); s.Close() })
-	return q, s.(*net.TCPConn)
+	if !ok {
+		c.Close()
+		s.Close()
+		return nil, nil, errors.New("QuickAck did not wrap a *net.TCPConn")
+	}
+	return q, s.(*net.TCPConn), nil
 }
 
 func TestQuickAckConformance(t *testing.T) {
+	// nettest calls the MakePipe on the goroutines of its subtests, where
+	// t must not fail.
 	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
-		a, b := tcpPair(t)
+		a, b, err := newTCPPair()
+		if err != nil {
+			return nil, nil, nil, err
+		}
 		return a, QuickAck(b), func() { a.Close(); b.Close() }, nil
 	})
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial"
+	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/sshdial/sshdial/sshtest"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
@@ -127,9 +128,11 @@ func TestHTTPClientTimeoutWithStalledServer(t *testing.T) {
 	require.Less(t, time.Since(start), 3*time.Second)
 }
 
-// TestTLSOverConn runs crypto/tls directly over a Conn: a handshake, and a
-// Close that does not hang when the peer stops reading (tls.Conn.Close
-// writes close_notify under a write deadline).
+// TestTLSOverConn runs crypto/tls directly over a Conn: a handshake, a read,
+// and a Close on a stalled server. tls.Conn.Close sends close_notify under a
+// write deadline of 5 s that it sets with SetWriteDeadline: once the server
+// has stopped reading and the Conn holds all it can, that deadline is all
+// that keeps Close from hanging.
 func TestTLSOverConn(t *testing.T) {
 	srv, client := newSSHTest(t)
 	origin := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
@@ -138,7 +141,8 @@ func TestTLSOverConn(t *testing.T) {
 	serverConfig := origin.TLS.Clone()
 
 	stopReading := make(chan struct{})
-	l := serve(t, "tcp", func(c net.Conn) {
+	defer close(stopReading)
+	l := testutil.Serve(t, "tcp", func(c net.Conn) {
 		tc := tls.Server(c, serverConfig)
 		if tc.Handshake() != nil {
 			return
@@ -159,27 +163,44 @@ func TestTLSOverConn(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "hello over tls", string(buf))
 
-	srv.Stall() // nobody reads any more
+	// Nobody reads any more. Fill the Conn: a Write that times out having
+	// committed part of its bytes was blocked because the Conn was full.
+	// SetDeadline sets that deadline and clears it again, so that the
+	// SetWriteDeadline of tls.Conn.Close is the only one that can end the
+	// close_notify below.
+	srv.Stall()
 	defer srv.Resume()
-	within(t, 10*time.Second, "tls.Conn.Close", func() { tc.Close() })
-	close(stopReading)
+	const slack = 10 * time.Second
+	big := make([]byte, 32<<20)
+	var n int
+	var writeErr error
+	require.NoError(t, tc.SetDeadline(time.Now().Add(time.Second)))
+	testutil.Within(t, time.Second+slack, "tls.Conn.Write with a deadline", func() { n, writeErr = tc.Write(big) })
+	require.ErrorIs(t, writeErr, os.ErrDeadlineExceeded)
+	require.Less(t, n, len(big))
+	require.NoError(t, tc.SetDeadline(time.Time{}))
+
+	var closeErr error
+	took := testutil.Within(t, 5*time.Second+slack, "tls.Conn.Close", func() { closeErr = tc.Close() })
+	require.ErrorIs(t, closeErr, os.ErrDeadlineExceeded, "close_notify ended at its write deadline")
+	require.GreaterOrEqual(t, took, 5*time.Second, "close_notify waited for its deadline")
 }
 
 func TestDialTimeoutAndDialTCPContext(t *testing.T) {
 	srv, client := newSSHTest(t)
-	l := serve(t, "tcp", echo)
+	l := testutil.EchoServer(t, "tcp")
 	d := sshdial.New(client)
 
 	conn, err := d.DialTimeout("tcp", l.Addr().String(), 5*time.Second)
 	require.NoError(t, err)
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 	conn.Close()
 	conn, err = d.DialTimeout("tcp", l.Addr().String(), 0)
 	require.NoError(t, err)
 	conn.Close()
 	conn, err = d.DialTCPContext(context.Background(), l.Addr().String())
 	require.NoError(t, err)
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 	conn.Close()
 
 	srv.Stall()
@@ -208,7 +229,7 @@ func proxyFixture(t *testing.T) (u *url.URL, knownHostsPath string, target net.L
 		Host:     srv.Addr,
 		RawQuery: url.Values{"known_hosts": {knownHostsPath}, "identity": {identity}, "agent": {"no"}}.Encode(),
 	}
-	return u, knownHostsPath, serve(t, "tcp", echo)
+	return u, knownHostsPath, testutil.EchoServer(t, "tcp")
 }
 
 func TestProxyFromURL(t *testing.T) {
@@ -220,13 +241,13 @@ func TestProxyFromURL(t *testing.T) {
 
 	conn, err := d.Dial("tcp", target.Addr().String())
 	require.NoError(t, err)
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 	conn.Close()
 
 	// The context form, as proxy.Dial uses it.
 	conn, err = d.(proxy.ContextDialer).DialContext(context.Background(), "tcp", target.Addr().String())
 	require.NoError(t, err)
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 	conn.Close()
 }
 
@@ -268,7 +289,7 @@ func TestProxyFromURLWithAgent(t *testing.T) {
 	require.NoError(t, err)
 	keyring := agent.NewKeyring()
 	require.NoError(t, keyring.Add(agent.AddedKey{PrivateKey: raw}))
-	sock := filepath.Join(shortTempDir(t), "agent")
+	sock := filepath.Join(testutil.ShortTempDir(t), "agent")
 	l, err := net.Listen("unix", sock)
 	require.NoError(t, err)
 	var wg sync.WaitGroup
@@ -289,7 +310,7 @@ func TestProxyFromURLWithAgent(t *testing.T) {
 	defer d.(*sshdial.URLDialer).Close()
 	conn, err := d.Dial("tcp", target.Addr().String())
 	require.NoError(t, err)
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 	conn.Close()
 }
 
@@ -359,6 +380,6 @@ func TestProxyFromURLChained(t *testing.T) {
 	conn, err := d.Dial("tcp", target.Addr().String())
 	require.NoError(t, err)
 	defer conn.Close()
-	roundTrip(t, conn)
+	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 	require.Equal(t, int32(1), hops.Load(), "the SSH server was reached through the jump server")
 }

@@ -20,7 +20,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/sshdial/sshdial"
 	"github.com/sshdial/sshdial/internal/opensshd"
+	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/sshdial/sshdial/sshtest"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/ssh"
@@ -69,34 +71,29 @@ func forEachTunnel(t *testing.T, f func(t *testing.T, tn tunnel)) {
 	}
 }
 
-// returnsWithin fails unless f returns within d, and returns how long it took.
-func returnsWithin(t *testing.T, d time.Duration, what string, f func()) time.Duration {
-	t.Helper()
-	start := time.Now()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-		return time.Since(start)
-	case <-time.After(d):
-		t.Fatalf("%s did not return within %v", what, d)
-		return 0
-	}
-}
-
 // pgSleepers counts the sessions running pg_sleep, through a direct
 // connection.
-func pgSleepers(t *testing.T, addr string) int {
+func pgSleepers(addr string) (int, error) {
 	conn, err := pgx.Connect(context.Background(), "postgres://postgres@"+addr+"/postgres")
-	require.NoError(t, err)
+	if err != nil {
+		return 0, err
+	}
 	defer conn.Close(context.Background())
 	var n int
-	require.NoError(t, conn.QueryRow(context.Background(),
-		"select count(*) from pg_stat_activity where query like 'select pg_sleep%' and state = 'active'").Scan(&n))
-	return n
+	err = conn.QueryRow(context.Background(),
+		"select count(*) from pg_stat_activity where query like 'select pg_sleep%' and state = 'active'").Scan(&n)
+	return n, err
+}
+
+// requireNoPgSleepers waits until no session runs pg_sleep. The check runs
+// on a goroutine of Eventually's, so it reports through assert.CollectT.
+func requireNoPgSleepers(t *testing.T, addr string, msgAndArgs ...any) {
+	t.Helper()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		n, err := pgSleepers(addr)
+		assert.NoError(c, err)
+		assert.Zero(c, n, "sessions running pg_sleep")
+	}, 2*time.Second, 20*time.Millisecond, msgAndArgs...)
 }
 
 func TestPgx(t *testing.T) {
@@ -118,13 +115,12 @@ func TestPgx(t *testing.T) {
 		// RemoteAddr through the same dial hook.
 		qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 		defer cancel()
-		took := returnsWithin(t, 5*time.Second, "cancelled pg_sleep", func() {
+		took := testutil.Within(t, 5*time.Second, "cancelled pg_sleep", func() {
 			_, err = conn.Exec(qctx, "select pg_sleep(5)")
 		})
 		require.Error(t, err)
 		require.Less(t, took, time.Second, "cancel took %v", took)
-		require.Eventually(t, func() bool { return pgSleepers(t, pg) == 0 }, 2*time.Second, 20*time.Millisecond,
-			"the query is cancelled on the server, not left running")
+		requireNoPgSleepers(t, pg, "the query is cancelled on the server, not left running")
 
 		if tn.stall == nil {
 			return
@@ -137,7 +133,7 @@ func TestPgx(t *testing.T) {
 		defer resume()
 		qctx2, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
 		defer cancel2()
-		returnsWithin(t, 5*time.Second, "pgx on a stalled link", func() {
+		testutil.Within(t, 5*time.Second, "pgx on a stalled link", func() {
 			_, err = conn2.Exec(qctx2, "select 1")
 		})
 		require.Error(t, err)
@@ -161,12 +157,12 @@ func TestLibPQ(t *testing.T) {
 
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
-		took := returnsWithin(t, 5*time.Second, "lib/pq cancelled pg_sleep", func() {
+		took := testutil.Within(t, 5*time.Second, "lib/pq cancelled pg_sleep", func() {
 			_, err = db.ExecContext(ctx, "select pg_sleep(5)")
 		})
 		require.Error(t, err)
 		require.Less(t, took, 2*time.Second)
-		require.Eventually(t, func() bool { return pgSleepers(t, pg) == 0 }, 2*time.Second, 20*time.Millisecond)
+		requireNoPgSleepers(t, pg)
 
 		if tn.stall == nil {
 			return
@@ -185,7 +181,7 @@ func TestLibPQ(t *testing.T) {
 		defer resume()
 		ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel2()
-		returnsWithin(t, 5*time.Second, "lib/pq on a stalled link with keepalive", func() {
+		testutil.Within(t, 5*time.Second, "lib/pq on a stalled link with keepalive", func() {
 			err = kaDB.QueryRowContext(ctx2, "select 1").Scan(&s)
 		})
 		require.Error(t, err)
@@ -208,7 +204,7 @@ func TestMySQL(t *testing.T) {
 		require.Equal(t, 42, v)
 
 		// The read timeout fires while the server sleeps.
-		took := returnsWithin(t, 5*time.Second, "mysql readTimeout", func() {
+		took := testutil.Within(t, 5*time.Second, "mysql readTimeout", func() {
 			err = db.QueryRow("select sleep(3)").Scan(&v)
 		})
 		require.Error(t, err)
@@ -220,7 +216,7 @@ func TestMySQL(t *testing.T) {
 		require.NoError(t, db.QueryRow("select 1").Scan(&v))
 		resume := tn.stall()
 		defer resume()
-		took = returnsWithin(t, 5*time.Second, "mysql on a stalled link", func() {
+		took = testutil.Within(t, 5*time.Second, "mysql on a stalled link", func() {
 			err = db.QueryRow("select 1").Scan(&v)
 		})
 		require.Error(t, err)
@@ -241,7 +237,7 @@ func TestRedis(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "v", got)
 
-		took := returnsWithin(t, 5*time.Second, "BLPOP with timeout", func() {
+		took := testutil.Within(t, 5*time.Second, "BLPOP with timeout", func() {
 			err = rdb.BLPop(ctx, 300*time.Millisecond, "empty-"+tn.name).Err()
 		})
 		require.ErrorIs(t, err, redis.Nil)
@@ -252,7 +248,7 @@ func TestRedis(t *testing.T) {
 			ReadTimeout: 300 * time.Millisecond, MaxRetries: -1})
 		defer slow.Close()
 		require.NoError(t, slow.Ping(ctx).Err())
-		took = returnsWithin(t, 5*time.Second, "DEBUG SLEEP with a read timeout", func() {
+		took = testutil.Within(t, 5*time.Second, "DEBUG SLEEP with a read timeout", func() {
 			err = slow.Do(ctx, "DEBUG", "SLEEP", "2").Err()
 		})
 		var ne net.Error
@@ -267,7 +263,7 @@ func TestRedis(t *testing.T) {
 		require.Eventually(t, func() bool { return slow.Ping(ctx).Err() == nil }, 5*time.Second, 50*time.Millisecond)
 		resume := tn.stall()
 		defer resume()
-		took = returnsWithin(t, 5*time.Second, "redis on a stalled link", func() {
+		took = testutil.Within(t, 5*time.Second, "redis on a stalled link", func() {
 			err = slow.Ping(ctx).Err()
 		})
 		require.Error(t, err)
@@ -306,7 +302,7 @@ func TestGRPC(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, healthpb.HealthCheckResponse_SERVING, first.Status)
 		scancel()
-		returnsWithin(t, 5*time.Second, "Recv after cancel", func() {
+		testutil.Within(t, 5*time.Second, "Recv after cancel", func() {
 			_, err = stream.Recv()
 		})
 		require.Equal(t, codes.Canceled, status.Code(err))
@@ -318,7 +314,7 @@ func TestGRPC(t *testing.T) {
 		defer resume()
 		dctx, dcancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer dcancel()
-		returnsWithin(t, 5*time.Second, "gRPC on a stalled link", func() {
+		testutil.Within(t, 5*time.Second, "gRPC on a stalled link", func() {
 			_, err = hc.Check(dctx, &healthpb.HealthCheckRequest{})
 		})
 		require.Equal(t, codes.DeadlineExceeded, status.Code(err))

@@ -4,17 +4,18 @@
 // The server listens on a loopback port chosen by the system and serves what
 // a tunnel needs: direct-tcpip and direct-streamlocal@openssh.com channels
 // (local forwarding, what `ssh -L` uses) with half-close in each direction,
-// tcpip-forward and cancel-tcpip-forward requests (remote forwarding, `ssh
-// -R`), and keepalive@openssh.com. Sessions (shells, exec) are not served.
+// tcpip-forward and streamlocal-forward@openssh.com requests and their
+// cancellations (remote forwarding of ports and unix sockets, `ssh -R`), and
+// keepalive@openssh.com. Sessions (shells, exec) are not served.
 //
 // Any SSH client can use it: ClientConfig returns a configuration for
 // golang.org/x/crypto/ssh with a pinned host key and a working key, and
 // HostKey and ClientSigner give the keys to other clients.
 //
 // Tests can decide which targets may be reached (Permit), replace how the
-// server reaches targets (DialTarget), count open channels, and inject
-// faults: Stall freezes every connection like a dead network, and
-// CloseClientConnections drops them.
+// server reaches targets (DialTarget), count open channels and global
+// requests (keepalives, say), and inject faults: Stall freezes every
+// connection like a dead network, and CloseClientConnections drops them.
 package sshtest
 
 import (
@@ -66,9 +67,17 @@ type Server struct {
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // every goroutine the server starts
+	// wg counts every goroutine the server starts. A goroutine is added
+	// either under mu while !closed (acceptLoop, and each connection's in
+	// track), or by a goroutine that wg already counts (everything started
+	// while serving a connection), so that wg is never added to once Close's
+	// wg.Wait may have returned.
+	wg sync.WaitGroup
 
 	channels atomic.Int64
+
+	requestsMu sync.Mutex
+	requests   map[string]int // global requests received, by type
 
 	mu      sync.Mutex
 	started bool
@@ -110,6 +119,7 @@ func NewUnstartedServer() *Server {
 		ctx:       ctx,
 		cancel:    cancel,
 		conns:     make(map[*stallConn]struct{}),
+		requests:  make(map[string]int),
 	}
 }
 
@@ -221,6 +231,22 @@ func (s *Server) OpenChannels() int {
 	return int(s.channels.Load())
 }
 
+// GlobalRequests returns how many global requests of type typ the server
+// has received, on all its connections: "keepalive@openssh.com" counts a
+// client's keepalives, say. A request is counted before it is answered, so a
+// client that has its reply sees it counted.
+func (s *Server) GlobalRequests(typ string) int {
+	s.requestsMu.Lock()
+	defer s.requestsMu.Unlock()
+	return s.requests[typ]
+}
+
+func (s *Server) countRequest(typ string) {
+	s.requestsMu.Lock()
+	s.requests[typ]++
+	s.requestsMu.Unlock()
+}
+
 // Stall freezes every connection of the server, present and future, like a
 // network that stopped delivering packets: the server neither reads nor
 // writes them until Resume. Data already in flight waits in the kernel.
@@ -282,12 +308,22 @@ func (s *Server) Close() {
 // Listener: an in-memory pipe, say. It returns at once; Close ends the
 // connection.
 func (s *Server) ServeConn(c net.Conn) {
-	sc := s.track(c)
+	sc := s.track(c) // counts the goroutine below in s.wg
 	if sc == nil {
 		return
 	}
-	s.wg.Go(func() { s.serve(sc) })
+	if testHookServeConnTracked != nil {
+		testHookServeConnTracked()
+	}
+	go func() {
+		defer s.wg.Done()
+		s.serve(sc)
+	}()
 }
+
+// testHookServeConnTracked, when set by a test, runs in ServeConn after the
+// connection is tracked and before the goroutine serving it starts.
+var testHookServeConnTracked func()
 
 func (s *Server) acceptLoop() {
 	for {
@@ -309,8 +345,14 @@ func (s *Server) acceptLoop() {
 	}
 }
 
-// track wraps c so that Stall and Close reach it, or closes it and returns
-// nil if the server is closed.
+// track wraps c so that Stall and Close reach it, and adds the goroutine
+// that will serve it to s.wg; or it closes c and returns nil if the server
+// is closed.
+//
+// As in net/http/httptest, the goroutine is added under the lock with which
+// Close sets closed: either Close comes first and c is refused, or Close
+// comes after and its wg.Wait waits for the goroutine, even one that has not
+// started yet.
 func (s *Server) track(c net.Conn) *stallConn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -320,6 +362,7 @@ func (s *Server) track(c net.Conn) *stallConn {
 	}
 	sc := &stallConn{Conn: c, server: s, closed: make(chan struct{})}
 	s.conns[sc] = struct{}{}
+	s.wg.Add(1)
 	return sc
 }
 
@@ -388,7 +431,7 @@ func (s *Server) serve(c *stallConn) {
 	if err != nil {
 		return
 	}
-	fwd := &forwards{listeners: make(map[string]net.Listener)}
+	fwd := &forwards{listeners: make(map[forwardKey]net.Listener)}
 	s.wg.Go(func() { s.handleGlobalRequests(conn, reqs, fwd) })
 	for nc := range chans {
 		s.wg.Go(func() { s.handleChannel(nc) })
@@ -401,10 +444,15 @@ func (s *Server) serve(c *stallConn) {
 type forwards struct {
 	mu        sync.Mutex
 	closed    bool
-	listeners map[string]net.Listener // by requested host:port
+	listeners map[forwardKey]net.Listener
 }
 
-func (f *forwards) add(key string, l net.Listener) bool {
+// forwardKey names a remote forward as the cancel request names it: "tcp"
+// and host:port as requested, with the port allocated, or "unix" and the
+// socket path.
+type forwardKey struct{ network, address string }
+
+func (f *forwards) add(key forwardKey, l net.Listener) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed || f.listeners[key] != nil {
@@ -414,7 +462,7 @@ func (f *forwards) add(key string, l net.Listener) bool {
 	return true
 }
 
-func (f *forwards) remove(key string) bool {
+func (f *forwards) remove(key forwardKey) bool {
 	f.mu.Lock()
 	l := f.listeners[key]
 	delete(f.listeners, key)
@@ -437,17 +485,12 @@ func (f *forwards) closeAll() {
 	}
 }
 
-// RFC 4254 7.1.
-type tcpipForwardMsg struct {
-	BindAddr string
-	BindPort uint32
-}
-
 func (s *Server) handleGlobalRequests(conn *ssh.ServerConn, reqs <-chan *ssh.Request, fwd *forwards) {
 	for req := range reqs {
+		s.countRequest(req.Type)
 		switch req.Type {
 		case "tcpip-forward":
-			var msg tcpipForwardMsg
+			var msg wire.TCPIPForward
 			if ssh.Unmarshal(req.Payload, &msg) != nil {
 				req.Reply(false, nil)
 				continue
@@ -459,13 +502,23 @@ func (s *Server) handleGlobalRequests(conn *ssh.ServerConn, reqs <-chan *ssh.Req
 			}
 			var reply []byte
 			if msg.BindPort == 0 {
-				reply = ssh.Marshal(struct{ Port uint32 }{port})
+				reply = ssh.Marshal(&wire.TCPIPForwardReply{Port: port})
 			}
 			req.Reply(true, reply)
 		case "cancel-tcpip-forward":
-			var msg tcpipForwardMsg
+			var msg wire.TCPIPForward
 			ok := ssh.Unmarshal(req.Payload, &msg) == nil &&
-				fwd.remove(net.JoinHostPort(msg.BindAddr, strconv.Itoa(int(msg.BindPort))))
+				fwd.remove(forwardKey{"tcp", net.JoinHostPort(msg.BindAddr, strconv.Itoa(int(msg.BindPort)))})
+			req.Reply(ok, nil)
+		case "streamlocal-forward@openssh.com":
+			var msg wire.StreamLocalForward
+			ok := ssh.Unmarshal(req.Payload, &msg) == nil &&
+				s.listenStreamLocalForward(conn, msg.SocketPath, fwd)
+			req.Reply(ok, nil)
+		case "cancel-streamlocal-forward@openssh.com":
+			var msg wire.StreamLocalForward
+			ok := ssh.Unmarshal(req.Payload, &msg) == nil &&
+				fwd.remove(forwardKey{"unix", msg.SocketPath})
 			req.Reply(ok, nil)
 		default:
 			// Like OpenSSH, answer keepalive@openssh.com and anything
@@ -491,7 +544,7 @@ func forwardBindHost(host string) (string, bool) {
 }
 
 // listenForward starts a remote forward and returns the port it listens on.
-func (s *Server) listenForward(conn *ssh.ServerConn, msg tcpipForwardMsg, fwd *forwards) (uint32, bool) {
+func (s *Server) listenForward(conn *ssh.ServerConn, msg wire.TCPIPForward, fwd *forwards) (uint32, bool) {
 	host, ok := forwardBindHost(msg.BindAddr)
 	if !ok || msg.BindPort > 65535 {
 		return 0, false
@@ -504,40 +557,58 @@ func (s *Server) listenForward(conn *ssh.ServerConn, msg tcpipForwardMsg, fwd *f
 	// Registered under the address as requested with the port allocated:
 	// that is what cancel-tcpip-forward names (OpenSSH's clients and
 	// x/crypto's send the allocated port).
-	if !fwd.add(net.JoinHostPort(msg.BindAddr, strconv.Itoa(int(port))), l) {
+	if !fwd.add(forwardKey{"tcp", net.JoinHostPort(msg.BindAddr, strconv.Itoa(int(port)))}, l) {
 		l.Close()
 		return 0, false
 	}
+	s.serveForward(conn, l, "forwarded-tcpip", func(c net.Conn) any {
+		origin := c.RemoteAddr().(*net.TCPAddr)
+		return &wire.ForwardedTCPIP{
+			Addr:       msg.BindAddr,
+			Port:       port,
+			OriginAddr: origin.IP.String(),
+			OriginPort: uint32(origin.Port),
+		}
+	})
+	return port, true
+}
+
+// listenStreamLocalForward starts a unix socket remote forward. Like
+// OpenSSH with its default StreamLocalBindUnlink=no, it does not replace a
+// file that exists at path.
+func (s *Server) listenStreamLocalForward(conn *ssh.ServerConn, path string, fwd *forwards) bool {
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return false
+	}
+	if !fwd.add(forwardKey{"unix", path}, l) {
+		l.Close()
+		return false
+	}
+	s.serveForward(conn, l, "forwarded-streamlocal@openssh.com", func(net.Conn) any {
+		return &wire.ForwardedStreamLocal{SocketPath: path}
+	})
+	return true
+}
+
+// serveForward accepts connections on the remote-forward listener l until
+// it is closed, and opens a channel of chanType to the client for each,
+// with the extra data that extra returns for it.
+func (s *Server) serveForward(conn *ssh.ServerConn, l net.Listener, chanType string, extra func(net.Conn) any) {
 	s.wg.Go(func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			s.wg.Go(func() { s.forwardToClient(conn, msg.BindAddr, port, c) })
+			s.wg.Go(func() { s.forwardToClient(conn, chanType, ssh.Marshal(extra(c)), c) })
 		}
 	})
-	return port, true
 }
 
-// RFC 4254 7.2.
-type forwardedTCPIPMsg struct {
-	Addr       string
-	Port       uint32
-	OriginAddr string
-	OriginPort uint32
-}
-
-func (s *Server) forwardToClient(conn *ssh.ServerConn, bindAddr string, port uint32, c net.Conn) {
-	origin := c.RemoteAddr().(*net.TCPAddr)
-	payload := ssh.Marshal(&forwardedTCPIPMsg{
-		Addr:       bindAddr,
-		Port:       port,
-		OriginAddr: origin.IP.String(),
-		OriginPort: uint32(origin.Port),
-	})
+func (s *Server) forwardToClient(conn *ssh.ServerConn, chanType string, payload []byte, c net.Conn) {
 	s.channels.Add(1) // before the client can see the channel, as in handleChannel
-	ch, reqs, err := conn.OpenChannel("forwarded-tcpip", payload)
+	ch, reqs, err := conn.OpenChannel(chanType, payload)
 	if err != nil {
 		s.channels.Add(-1)
 		c.Close()
@@ -605,11 +676,19 @@ func (s *Server) dialTarget(network, address string) (net.Conn, error) {
 // passing each direction's EOF on as a half-close, then closes both.
 func (s *Server) pipe(ch ssh.Channel, reqs <-chan *ssh.Request, target net.Conn) {
 	defer s.channels.Add(-1)
+	closedByServer := make(chan struct{})
 	stop := context.AfterFunc(s.ctx, func() {
+		defer close(closedByServer)
 		ch.Close()
 		target.Close()
 	})
-	defer stop()
+	defer func() {
+		// If Close started the function, it runs in a goroutine of its
+		// own: wait for it, so that Close waits for it too.
+		if !stop() {
+			<-closedByServer
+		}
+	}()
 
 	var copies sync.WaitGroup
 	copies.Go(func() {

@@ -2,11 +2,14 @@ package sshtest_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/sshdial/sshdial/sshtest"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -27,24 +30,6 @@ func newServer(t *testing.T) (*sshtest.Server, *ssh.Client) {
 	return srv, c
 }
 
-func echoListener(t *testing.T) net.Listener {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	t.Cleanup(func() { l.Close(); <-done })
-	return l
-}
-
 func TestListensOnLoopback(t *testing.T) {
 	srv, _ := newServer(t)
 	host, _, err := net.SplitHostPort(srv.Addr())
@@ -54,7 +39,7 @@ func TestListensOnLoopback(t *testing.T) {
 
 func TestDirectTCPIPAndChannelCount(t *testing.T) {
 	srv, client := newServer(t)
-	l := echoListener(t)
+	l := testutil.EchoServer(t, "tcp")
 	c, err := client.Dial("tcp", l.Addr().String())
 	require.NoError(t, err)
 	require.Equal(t, 1, srv.OpenChannels())
@@ -93,6 +78,30 @@ func TestKeepaliveIsAnswered(t *testing.T) {
 	require.False(t, ok, "answered with a failure, like OpenSSH")
 }
 
+func TestGlobalRequests(t *testing.T) {
+	srv, client := newServer(t)
+	other, err := srv.Dial()
+	require.NoError(t, err)
+	defer other.Close()
+	require.Zero(t, srv.GlobalRequests("keepalive@openssh.com"))
+
+	for i := range 3 {
+		_, _, err := client.SendRequest("keepalive@openssh.com", true, nil)
+		require.NoError(t, err)
+		require.Equal(t, i+1, srv.GlobalRequests("keepalive@openssh.com"), "counted by the time the reply arrives")
+	}
+	_, _, err = other.SendRequest("keepalive@openssh.com", true, nil)
+	require.NoError(t, err)
+	require.Equal(t, 4, srv.GlobalRequests("keepalive@openssh.com"), "all connections count")
+
+	l, err := client.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	require.Equal(t, 1, srv.GlobalRequests("tcpip-forward"))
+	require.NoError(t, l.Close())
+	require.Equal(t, 1, srv.GlobalRequests("cancel-tcpip-forward"))
+	require.Zero(t, srv.GlobalRequests("no-such-request"))
+}
+
 func TestRemoteForward(t *testing.T) {
 	srv, client := newServer(t)
 	l, err := client.Listen("tcp", "127.0.0.1:0")
@@ -100,15 +109,7 @@ func TestRemoteForward(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	require.NotZero(t, port, "port 0 allocates")
 
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
+	testutil.ServeListener(t, l, testutil.Echo)
 	for i := range 3 {
 		c, err := net.Dial("tcp", l.Addr().String())
 		require.NoError(t, err)
@@ -141,7 +142,7 @@ func TestRemoteForwardRefusesNonLoopback(t *testing.T) {
 
 func TestStallAndResume(t *testing.T) {
 	srv, client := newServer(t)
-	l := echoListener(t)
+	l := testutil.EchoServer(t, "tcp")
 	c, err := client.Dial("tcp", l.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()
@@ -192,7 +193,7 @@ func TestCloseWhileStalled(t *testing.T) {
 	client, err := srv.Dial()
 	require.NoError(t, err)
 	defer client.Close()
-	l := echoListener(t)
+	l := testutil.EchoServer(t, "tcp")
 	c, err := client.Dial("tcp", l.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()
@@ -238,4 +239,90 @@ func TestUnixTarget(t *testing.T) {
 	got, err := io.ReadAll(c)
 	require.NoError(t, err)
 	require.Equal(t, "unix", string(got))
+}
+
+// slowCloseConn is a target connection whose first Close takes a while
+// after closing the socket, and which counts the Close calls in progress.
+// Its CloseRead does nothing, so that only a Close ends a Read.
+type slowCloseConn struct {
+	*net.TCPConn
+	first   *atomic.Bool
+	closing *atomic.Int32
+}
+
+func (c slowCloseConn) CloseRead() error { return nil }
+
+func (c slowCloseConn) Close() error {
+	c.closing.Add(1)
+	defer c.closing.Add(-1)
+	slow := c.first.CompareAndSwap(false, true)
+	err := c.TCPConn.Close()
+	if slow {
+		time.Sleep(200 * time.Millisecond)
+	}
+	return err
+}
+
+// TestCloseWaitsForTargetClose is a regression test: Close closes the
+// target connections of open channels in a goroutine of its own, and
+// returned without waiting for it.
+func TestCloseWaitsForTargetClose(t *testing.T) {
+	var first atomic.Bool
+	var closing atomic.Int32
+	srv := sshtest.NewUnstartedServer()
+	srv.DialTarget = func(ctx context.Context, network, address string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		return slowCloseConn{c.(*net.TCPConn), &first, &closing}, nil
+	}
+	srv.Start()
+	client, err := srv.Dial()
+	require.NoError(t, err)
+	defer client.Close()
+	// A target that never closes its end: only the server's Close ends
+	// the channel.
+	hold := make(chan struct{})
+	l := testutil.Serve(t, "tcp", func(c net.Conn) {
+		io.Copy(io.Discard, c)
+		<-hold
+	})
+	defer close(hold)
+	c, err := client.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	require.Equal(t, 1, srv.OpenChannels())
+
+	srv.Close()
+	require.True(t, first.Load(), "Close closed the target")
+	require.Zero(t, closing.Load(), "a Close of the target still runs after the server's Close returned")
+}
+
+func TestRemoteForwardUnix(t *testing.T) {
+	srv, client := newServer(t)
+	path := testutil.ShortTempDir(t) + "/fwd.sock"
+	l, err := client.ListenUnix(path)
+	require.NoError(t, err)
+	testutil.ServeListener(t, l, testutil.Echo)
+
+	for range 2 {
+		c, err := net.Dial("unix", path)
+		require.NoError(t, err)
+		require.NoError(t, testutil.RoundTrip(c, "through a unix remote forward"))
+		c.Close()
+	}
+	require.Eventually(t, func() bool { return srv.OpenChannels() == 0 }, 5*time.Second, time.Millisecond)
+
+	// A second forward of the same path is refused.
+	_, err = client.ListenUnix(path)
+	require.Error(t, err)
+
+	// cancel-streamlocal-forward@openssh.com stops the listener, and the
+	// socket is gone.
+	require.NoError(t, l.Close())
+	_, err = net.Dial("unix", path)
+	require.Error(t, err)
+	require.NoFileExists(t, path)
 }
