@@ -25,6 +25,7 @@ import (
 
 	"github.com/sshdial/sshdial"
 	"github.com/sshdial/sshdial/internal/memconn"
+	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/sshdial/sshdial/sshtest"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
@@ -416,12 +417,14 @@ func TestAdvConcurrentCallsDuringDrop(t *testing.T) {
 			t.Fatalf("%d unexpected errors, first: %v", otherErrs.Load(), e)
 		}
 		for _, c := range cs {
-			within(t, 2*time.Second, "CloseWrite, CloseRead, SetDeadline, Close after the drop", func() {
+			var closeErr error
+			testutil.Within(t, 2*time.Second, "CloseWrite, CloseRead, SetDeadline, Close after the drop", func() {
 				c.CloseWrite()
 				c.CloseRead()
 				c.SetDeadline(time.Now())
-				require.NoError(t, c.Close())
+				closeErr = c.Close()
 			})
+			require.NoError(t, closeErr)
 		}
 	})
 }
@@ -488,7 +491,7 @@ func TestAdvCloseReadDuringFaults(t *testing.T) {
 		c, err := sshdial.New(client).Dial("tcp", l.Addr().String())
 		require.NoError(t, err)
 		defer c.Close()
-		roundTrip(t, c)
+		require.NoError(t, testutil.RoundTrip(c, "ping"))
 		sc := c.(*sshdial.Conn)
 
 		srv.stall()
@@ -606,7 +609,7 @@ func TestAdvPoolKeepaliveStallCycles(t *testing.T) {
 		}
 		return err == nil
 	}, 10*time.Second, 50*time.Millisecond, "the Pool works again after the last resume")
-	within(t, 10*time.Second, "pool.Close", func() { pool.Close() })
+	testutil.Within(t, 10*time.Second, "pool.Close", func() { pool.Close() })
 }
 
 // poolDialDuringStall makes a Pool of one SSH connection with keepalive
@@ -625,7 +628,7 @@ func poolDialDuringStall(t *testing.T, cfgTimeout time.Duration) error {
 	target := serve(t, "tcp", echo).Addr().String()
 	c, err := pool.Dial("tcp", target)
 	require.NoError(t, err)
-	roundTrip(t, c)
+	require.NoError(t, testutil.RoundTrip(c, "ping"))
 	c.Close()
 
 	srv.Stall()

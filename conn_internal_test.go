@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/sshdial/sshdial/sshtest"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
@@ -90,18 +91,7 @@ func TestBulkSendBuffers(t *testing.T) {
 	t.Cleanup(srv.Close)
 	client := srv.Client()
 	t.Cleanup(func() { client.Close() })
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	l := testutil.EchoServer(t, "tcp")
 	d := New(client)
 
 	bulkSeen := func(c *Conn) bool {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sshdial/sshdial"
 	"github.com/sshdial/sshdial/internal/opensshd"
+	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -42,7 +43,7 @@ func TestConnectSurvivesServerRestart(t *testing.T) {
 	target := serve(t, "tcp", echo).Addr().String()
 	c, err := d.Dial("tcp", target)
 	require.NoError(t, err)
-	roundTrip(t, c)
+	require.NoError(t, testutil.RoundTrip(c, "ping"))
 	require.EqualValues(t, 1, accepted.Load())
 
 	res := make(chan error, 1)
@@ -98,7 +99,7 @@ func TestConnectDetectsStalledLink(t *testing.T) {
 	target := serve(t, "tcp", echo).Addr().String()
 	c, err := d.Dial("tcp", target)
 	require.NoError(t, err)
-	roundTrip(t, c)
+	require.NoError(t, testutil.RoundTrip(c, "ping"))
 	read := make(chan error, 1)
 	go func() {
 		_, err := c.Read(make([]byte, 1))

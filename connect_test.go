@@ -22,6 +22,7 @@ import (
 	"github.com/sshdial/sshdial"
 	"github.com/sshdial/sshdial/internal/opensshd"
 	"github.com/sshdial/sshdial/internal/testproc"
+	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/ssh"
@@ -36,7 +37,7 @@ type home struct {
 
 // newHome makes a temporary HOME for the test, with no ssh-agent.
 func newHome(t *testing.T) *home {
-	dir := shortTempDir(t)
+	dir := testutil.ShortTempDir(t)
 	h := &home{dir: dir, sshDir: filepath.Join(dir, ".ssh")}
 	require.NoError(t, os.Mkdir(h.sshDir, 0o700))
 	t.Setenv("HOME", dir)
@@ -126,7 +127,7 @@ func TestConnectAsANewUserWould(t *testing.T) {
 	target := serve(t, "tcp", echo).Addr().String()
 	c, err := d.Dial("tcp", target)
 	require.NoError(t, err)
-	roundTrip(t, c)
+	require.NoError(t, testutil.RoundTrip(c, "ping"))
 	require.NoError(t, d.Close())
 	_, err = c.Read(make([]byte, 1))
 	require.ErrorIs(t, err, net.ErrClosed, "Close closes the Dialer's Conns")
@@ -236,7 +237,7 @@ func TestConnectAgentAndPassphrase(t *testing.T) {
 
 	t.Run("agent", func(t *testing.T) {
 		keyFile := h.writeKey(t, srv, "agent_key", "")
-		sock := filepath.Join(shortTempDir(t), "agent.sock")
+		sock := filepath.Join(testutil.ShortTempDir(t), "agent.sock")
 		testproc.Start(t, testproc.Options{}, "ssh-agent", "-D", "-a", sock)
 		require.Eventually(t, func() bool { _, err := os.Stat(sock); return err == nil }, 10*time.Second, 10*time.Millisecond)
 		add := exec.Command("ssh-add", keyFile)
@@ -250,7 +251,7 @@ func TestConnectAgentAndPassphrase(t *testing.T) {
 		require.NoError(t, err)
 		c, err := d.Dial("tcp", serve(t, "tcp", echo).Addr().String())
 		require.NoError(t, err)
-		roundTrip(t, c)
+		require.NoError(t, testutil.RoundTrip(c, "ping"))
 		d.Close()
 	})
 }
@@ -286,7 +287,7 @@ Host inner
 	defer d.Close()
 	c, err := d.Dial("tcp", serve(t, "tcp", echo).Addr().String())
 	require.NoError(t, err)
-	roundTrip(t, c)
+	require.NoError(t, testutil.RoundTrip(c, "ping"))
 	c.Close()
 	require.Contains(t, jump.Stderr(), "direct-tcpip", "the destination was reached through the jump host")
 
@@ -329,7 +330,7 @@ func TestProxyFromURLKeepsOneSSHConnection(t *testing.T) {
 	for range 5 {
 		c, err := proxy.Dial(context.Background(), "tcp", target)
 		require.NoError(t, err)
-		roundTrip(t, c)
+		require.NoError(t, testutil.RoundTrip(c, "ping"))
 		c.Close()
 	}
 	require.EqualValues(t, 1, accepted.Load())

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial"
+	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/sshdial/sshdial/sshtest"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
@@ -256,7 +257,7 @@ func TestKeepaliveFailsDialInFlight(t *testing.T) {
 		d := sshdial.New(client, sshdial.WithKeepalive(100*time.Millisecond, 500*time.Millisecond))
 		c, err := d.Dial("tcp", target) // starts the check
 		require.NoError(t, err)
-		roundTrip(t, c)
+		require.NoError(t, testutil.RoundTrip(c, "ping"))
 		c.Close()
 
 		srv.stall()
@@ -304,7 +305,7 @@ func TestPoolAvoidsStalledMember(t *testing.T) {
 		for range 3 {
 			c, err := pool.Dial("tcp", target)
 			require.NoError(t, err)
-			roundTrip(t, c)
+			require.NoError(t, testutil.RoundTrip(c, "ping"))
 			conns = append(conns, c)
 		}
 		conns[0].Close()

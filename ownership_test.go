@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial"
+	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -20,7 +21,7 @@ func TestCloseOfNewDialer(t *testing.T) {
 	c, err := d.Dial("tcp", target)
 	require.NoError(t, err)
 	defer c.Close()
-	roundTrip(t, c)
+	require.NoError(t, testutil.RoundTrip(c, "ping"))
 
 	res := make(chan error, 1)
 	go func() {
@@ -40,7 +41,7 @@ func TestCloseOfNewDialer(t *testing.T) {
 	// The client is still the caller's, and works.
 	c2, err := sshdial.New(client).Dial("tcp", target)
 	require.NoError(t, err)
-	roundTrip(t, c2)
+	require.NoError(t, testutil.RoundTrip(c2, "ping"))
 	c2.Close()
 }
 
