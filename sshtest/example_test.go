@@ -34,3 +34,17 @@ func ExampleNewServer() {
 	fmt.Println(string(msg))
 	// Output: hello through the tunnel
 }
+
+// GlobalRequests shows what a client sent outside any channel, such as its
+// keepalives.
+func ExampleServer_GlobalRequests() {
+	srv := sshtest.NewServer()
+	defer srv.Close()
+
+	for range 2 {
+		// OpenSSH's clients send this with ServerAliveInterval.
+		srv.Client().SendRequest("keepalive@openssh.com", true, nil)
+	}
+	fmt.Println(srv.GlobalRequests("keepalive@openssh.com"))
+	// Output: 2
+}
