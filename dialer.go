@@ -54,10 +54,11 @@ type Dialer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // goroutines of owned connections
 
-	mu      sync.Mutex
-	slots   []*slot
-	closed  bool
-	backoff backoff
+	mu        sync.Mutex
+	slots     []*slot
+	closed    bool
+	backoff   backoff
+	listeners map[*Listener]struct{}
 
 	stats stats
 }
@@ -326,6 +327,10 @@ type sshConn struct {
 	load   int   // Conns open or being dialed through it; guarded by d.mu
 
 	keepaliveOnce sync.Once
+
+	routerOnce sync.Once // starts the router of remote forwards (listen.go)
+	routes     *router
+	routerErr  error
 
 	mu     sync.Mutex
 	conns  map[*Conn]struct{} // open Conns

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"time"
 
 	"github.com/sshdial/sshdial"
@@ -164,4 +165,34 @@ func ExampleNewPool() {
 	body, _ := io.ReadAll(resp.Body)
 	fmt.Println(resp.Status, string(body))
 	// Output: 200 OK ok
+}
+
+// Listen is `ssh -R`: the SSH server listens, and http.Serve answers what
+// arrives there. Here the server is the in-process sshtest server, and the
+// request is made on its side.
+func ExampleDialer_Listen() {
+	srv := sshtest.NewServer()
+	defer srv.Close()
+	d := sshdial.New(srv.Client())
+	defer d.Close()
+
+	l, err := d.Listen(context.Background(), "tcp", "127.0.0.1:0") // the server picks the port
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer l.Close()
+	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "served through the SSH server")
+	}))
+
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get("http://" + l.Addr().String() + "/")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp.Body.Close()
+	io.Copy(os.Stdout, resp.Body)
+	// Output: served through the SSH server
 }

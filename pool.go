@@ -278,7 +278,8 @@ func (d *Dialer) release(sc *sshConn) {
 }
 
 // Close closes every Conn dialed through the Dialer (their blocked and later
-// calls fail with ErrDialerClosed), and the SSH connections it owns; the
+// calls fail with ErrDialerClosed), its listeners, and the SSH connections
+// it owns; the
 // caller's client of a Dialer made by New stays open. It stops any connect
 // under way and waits until the Dialer's goroutines are done. Later dials
 // fail with ErrDialerClosed. Close may be called more than once.
@@ -292,6 +293,10 @@ func (d *Dialer) Close() error {
 		return nil
 	}
 	d.closed = true
+	var listeners []*Listener
+	for l := range d.listeners {
+		listeners = append(listeners, l)
+	}
 	var conns []*sshConn
 	if d.fixed != nil {
 		conns = append(conns, d.fixed)
@@ -302,6 +307,9 @@ func (d *Dialer) Close() error {
 		}
 	}
 	d.mu.Unlock()
+	for _, l := range listeners {
+		l.Close()
+	}
 	if d.cancel != nil {
 		d.cancel()
 	}

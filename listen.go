@@ -1,0 +1,667 @@
+package sshdial
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sshdial/sshdial/internal/wire"
+	"golang.org/x/crypto/ssh"
+)
+
+// Remote forwarding (`ssh -R`): the SSH server listens, and each connection
+// to its port arrives as a channel the server opens.
+//
+// x/crypto hands those channels to whoever called HandleChannelOpen for
+// their type, through a small buffer that the connection's packet loop
+// fills with a blocking send: a program that does not Accept fast enough
+// stops the whole SSH connection. Here one router goroutine per channel type
+// and SSH connection drains them at once into each Listener's bounded
+// backlog; past it, a new tunnel is refused (in a goroutine of its own), and
+// everything else on the connection goes on.
+
+// ErrForwardRefused is matched by the error of Listen when the SSH server
+// refused to listen.
+var ErrForwardRefused = errors.New("sshdial: the SSH server refused to listen")
+
+// listenBacklog bounds the tunnels a Listener holds for Accept.
+const listenBacklog = 128
+
+// Listener is a listener on the SSH server's side, made by Dialer.Listen.
+// Its methods may be called concurrently.
+type Listener struct {
+	d       *Dialer
+	network string // "tcp" or "unix"
+	spec    forwardSpec
+
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+	wake      chan struct{} // capacity 1: the backlog or the state changed
+
+	mu      sync.Mutex
+	sc      *sshConn         // the SSH connection of the forward; nil while it is being made again
+	addr    net.Addr         // what the server listens on
+	backlog []ssh.NewChannel // tunnels waiting for Accept
+	lost    error            // why the forward is gone for good
+}
+
+var _ net.Listener = (*Listener)(nil)
+
+// forwardSpec is what a Listener asks the server for.
+type forwardSpec struct {
+	host string // tcp: the bind address as given
+	port uint32 // tcp: the port; 0 lets the server choose
+	path string // unix: the socket path
+}
+
+// Listen asks the SSH server to listen on address and returns a listener
+// whose Accept returns the connections made to it, as `ssh -R` does: for
+// networks "tcp", "tcp4" and "tcp6" with a tcpip-forward request (port 0
+// lets the server choose; Addr reports the port it chose), for "unix" with
+// streamlocal-forward@openssh.com. ctx bounds the request only.
+//
+// Accepted connections are *Conn values with the whole contract of a
+// dialed one; RemoteAddr is the originator the server reported, LocalAddr
+// the listening address. Close cancels the forward on the server, and
+// Accept then fails with an error wrapping net.ErrClosed. The Dialer's
+// Close closes its listeners.
+//
+// When nobody Accepts, at most a backlog of tunnels waits; past it the
+// server's new tunnels are refused, while dials, keepalives and other
+// listeners of the SSH connection go on.
+//
+// Listen starts two goroutines per SSH connection that route its tunnels;
+// on a Dialer made by New they live as long as the caller's client, since
+// x/crypto stops a client whose tunnels nobody takes.
+//
+// On a Dialer that owns its SSH connection (Connect), a lost connection is
+// made again in the background and the forward requested again, first on
+// the same port; Accept waits meanwhile. If the server gives another port
+// (the listener asked for port 0 and the old one is taken), Addr reports
+// the new one and the change is logged. A forward that cannot be made
+// again makes Accept fail with an error wrapping ErrForwardRefused.
+func (d *Dialer) Listen(ctx context.Context, network, address string) (net.Listener, error) {
+	fail := func(err error) (net.Listener, error) {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	switch {
+	case d == nil:
+		return fail(ErrNilClient)
+	case d.optionErr != nil:
+		return fail(d.optionErr)
+	case ctx == nil:
+		return fail(errors.New("sshdial: nil context"))
+	}
+	spec, netName, err := parseListenAddress(network, address)
+	if err != nil {
+		return fail(err)
+	}
+	l := &Listener{
+		d:       d,
+		network: netName,
+		spec:    spec,
+		done:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+	}
+	sc, err := d.acquire(ctx, true)
+	if err != nil {
+		return fail(err)
+	}
+	if err := l.forward(ctx, sc); err != nil {
+		d.release(sc)
+		return fail(err)
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		l.Close()
+		return fail(ErrDialerClosed)
+	}
+	if d.listeners == nil {
+		d.listeners = make(map[*Listener]struct{})
+	}
+	d.listeners[l] = struct{}{}
+	d.mu.Unlock()
+	return l, nil
+}
+
+// parseListenAddress checks a Listen address.
+func parseListenAddress(network, address string) (forwardSpec, string, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		host, portText, err := net.SplitHostPort(address)
+		if err != nil {
+			return forwardSpec{}, "", err
+		}
+		if strings.ContainsAny(host, "\x00\r\n") {
+			return forwardSpec{}, "", &net.AddrError{Err: "malformed host", Addr: address}
+		}
+		port, err := strconv.ParseUint(portText, 10, 16)
+		if err != nil {
+			return forwardSpec{}, "", &net.AddrError{Err: "port out of range (0-65535)", Addr: address}
+		}
+		if ip, err := netip.ParseAddr(host); err == nil {
+			switch {
+			case network == "tcp4" && !ip.Unmap().Is4():
+				return forwardSpec{}, "", &net.AddrError{Err: "not an IPv4 address", Addr: address}
+			case network == "tcp6" && !ip.Is6():
+				return forwardSpec{}, "", &net.AddrError{Err: "not an IPv6 address", Addr: address}
+			}
+		}
+		return forwardSpec{host: host, port: uint32(port)}, "tcp", nil
+	case "unix":
+		if address == "" {
+			return forwardSpec{}, "", &net.AddrError{Err: "missing socket path", Addr: address}
+		}
+		if strings.IndexByte(address, 0) >= 0 {
+			return forwardSpec{}, "", &net.AddrError{Err: "socket path contains a NUL byte", Addr: address}
+		}
+		return forwardSpec{path: address}, "unix", nil
+	}
+	return forwardSpec{}, "", net.UnknownNetworkError(network)
+}
+
+// forward asks the server of sc to listen, and routes the tunnels to l. On
+// success sc carries l (its load counts l).
+func (l *Listener) forward(ctx context.Context, sc *sshConn) error {
+	r, err := sc.router()
+	if err != nil {
+		return err
+	}
+	r.begin()
+	defer r.end()
+
+	var reqType string
+	var payload []byte
+	if l.network == "unix" {
+		reqType = "streamlocal-forward@openssh.com"
+		payload = ssh.Marshal(&wire.StreamLocalForward{SocketPath: l.spec.path})
+	} else {
+		reqType = "tcpip-forward"
+		payload = ssh.Marshal(&wire.TCPIPForward{BindAddr: l.spec.host, BindPort: l.spec.port})
+	}
+	ok, reply, err := sc.request(ctx, reqType, payload)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return l.refused()
+	}
+	var addr net.Addr
+	port := l.spec.port
+	if l.network == "unix" {
+		addr = &net.UnixAddr{Name: l.spec.path, Net: "unix"}
+	} else {
+		if port == 0 {
+			var msg wire.TCPIPForwardReply
+			if err := ssh.Unmarshal(reply, &msg); err != nil || msg.Port == 0 || msg.Port > 65535 {
+				return errors.New("sshdial: the SSH server's reply names no port")
+			}
+			port = msg.Port
+		}
+		addr = listenAddr(l.spec.host, port)
+	}
+	l.mu.Lock()
+	moved := l.addr != nil && l.addr.String() != addr.String()
+	l.sc, l.addr = sc, addr
+	l.mu.Unlock()
+	if moved {
+		l.d.log().Warn("sshdial: the SSH server listens on another port after a reconnect", "addr", addr.String())
+	}
+	r.add(l, port)
+	return nil
+}
+
+// refused is the error of a forward the server refused.
+func (l *Listener) refused() error {
+	what := "listen on " + net.JoinHostPort(l.spec.host, strconv.Itoa(int(l.spec.port)))
+	hint := "OpenSSH: AllowTcpForwarding must allow remote forwarding, the port must be free, and a bind address beyond loopback needs GatewayPorts clientspecified"
+	if l.network == "unix" {
+		what = "listen on unix socket " + l.spec.path
+		hint = "OpenSSH: AllowStreamLocalForwarding must allow remote forwarding, and a socket file that exists needs StreamLocalBindUnlink yes"
+	}
+	return fmt.Errorf("%w: %s (%s)", ErrForwardRefused, what, hint)
+}
+
+// listenAddr is the Addr of a TCP forward.
+func listenAddr(host string, port uint32) net.Addr {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port)))
+	}
+	return hostAddr(net.JoinHostPort(host, strconv.Itoa(int(port))))
+}
+
+// request sends a global request on sc, giving up when ctx ends or the
+// keepalive check fails; the reply of an abandoned request is dropped.
+func (sc *sshConn) request(ctx context.Context, typ string, payload []byte) (bool, []byte, error) {
+	type answer struct {
+		ok    bool
+		reply []byte
+		err   error
+	}
+	res := make(chan answer, 1)
+	go func() {
+		ok, reply, err := sc.client.SendRequest(typ, true, payload)
+		res <- answer{ok, reply, err}
+	}()
+	select {
+	case a := <-res:
+		if a.err != nil {
+			return false, nil, ErrClientClosed
+		}
+		return a.ok, a.reply, nil
+	case <-ctx.Done():
+		return false, nil, ctx.Err()
+	case <-sc.deadSignal():
+		return false, nil, ErrServerNotResponding
+	}
+}
+
+// Accept waits for the next connection to the listener and returns it as a
+// *Conn.
+func (l *Listener) Accept() (net.Conn, error) {
+	for {
+		l.mu.Lock()
+		var nc ssh.NewChannel
+		sc := l.sc
+		if len(l.backlog) > 0 {
+			nc = l.backlog[0]
+			l.backlog[0] = nil
+			l.backlog = l.backlog[1:]
+		}
+		lost, addr := l.lost, l.addr
+		l.mu.Unlock()
+
+		switch {
+		case isClosed(l.done):
+			if nc != nil {
+				go nc.Reject(ssh.ConnectionFailed, "listener closed")
+			}
+			return nil, l.opError(net.ErrClosed)
+		case nc != nil:
+			if c := l.accept(sc, nc, addr); c != nil {
+				return c, nil
+			}
+			continue
+		case lost != nil:
+			return nil, l.opError(lost)
+		}
+		select {
+		case <-l.wake:
+		case <-l.done:
+		}
+	}
+}
+
+// accept takes a tunnel on; nil if it went away meanwhile.
+func (l *Listener) accept(sc *sshConn, nc ssh.NewChannel, laddr net.Addr) *Conn {
+	var raddr net.Addr
+	if l.network == "unix" {
+		raddr = &net.UnixAddr{Net: "unix"} // OpenSSH names no originator
+	} else {
+		var msg wire.ForwardedTCPIP
+		if ssh.Unmarshal(nc.ExtraData(), &msg) == nil {
+			raddr = listenAddr(msg.OriginAddr, msg.OriginPort)
+		}
+		if raddr == nil {
+			raddr = hostAddr("0.0.0.0:0")
+		}
+	}
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		return nil
+	}
+	c := newConn(ch, reqs, sc.link, l.network, laddr, raddr)
+	c.stats = &l.d.stats
+	l.d.mu.Lock()
+	sc.load++
+	l.d.mu.Unlock()
+	if err := sc.track(c); err != nil {
+		c.Close()
+		l.d.release(sc)
+		return nil
+	}
+	return c
+}
+
+// enqueue adds a tunnel to the backlog, or refuses it when the backlog is
+// full or the listener closed. It never blocks.
+func (l *Listener) enqueue(nc ssh.NewChannel) {
+	l.mu.Lock()
+	full := len(l.backlog) >= listenBacklog || isClosed(l.done)
+	if !full {
+		l.backlog = append(l.backlog, nc)
+	}
+	l.mu.Unlock()
+	if full {
+		go nc.Reject(ssh.ResourceShortage, "too many connections waiting to be accepted")
+		return
+	}
+	l.signal()
+}
+
+func (l *Listener) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops the listener: the server is asked to stop listening, tunnels
+// waiting for Accept are refused, and Accept returns an error wrapping
+// net.ErrClosed. Connections already accepted stay open. Close does not
+// wait for the server's answer.
+func (l *Listener) Close() error {
+	l.closeOnce.Do(func() {
+		close(l.done)
+		l.mu.Lock()
+		sc, backlog, addr := l.sc, l.backlog, l.addr
+		l.sc, l.backlog = nil, nil
+		l.mu.Unlock()
+		for _, nc := range backlog {
+			go nc.Reject(ssh.ConnectionFailed, "listener closed")
+		}
+		l.d.mu.Lock()
+		delete(l.d.listeners, l)
+		l.d.mu.Unlock()
+		if sc != nil {
+			l.cancel(sc, addr)
+			l.d.release(sc)
+		}
+	})
+	return nil
+}
+
+// cancel unroutes l and asks the server to stop listening, in the
+// background.
+func (l *Listener) cancel(sc *sshConn, addr net.Addr) {
+	r, err := sc.router()
+	if err != nil {
+		return
+	}
+	port := r.remove(l)
+	var reqType string
+	var payload []byte
+	if l.network == "unix" {
+		reqType = "cancel-streamlocal-forward@openssh.com"
+		payload = ssh.Marshal(&wire.StreamLocalForward{SocketPath: l.spec.path})
+	} else {
+		reqType = "cancel-tcpip-forward"
+		payload = ssh.Marshal(&wire.TCPIPForward{BindAddr: l.spec.host, BindPort: port})
+	}
+	d := l.d
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		ctx, cancel := context.WithTimeout(d.ctx, 10*time.Second)
+		defer cancel()
+		sc.request(ctx, reqType, payload)
+	}()
+}
+
+// Addr returns the address the server listens on: the port it chose for a
+// request of port 0.
+func (l *Listener) Addr() net.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.addr
+}
+
+func (l *Listener) opError(err error) error {
+	return &net.OpError{Op: "accept", Net: l.network, Addr: l.Addr(), Err: err}
+}
+
+// lose is called when the SSH connection of l has ended. On a Dialer that
+// makes its SSH connections, the forward is made again in the background;
+// otherwise Accept fails from now on with err.
+func (l *Listener) lose(sc *sshConn, err error) {
+	l.mu.Lock()
+	if l.sc != sc {
+		l.mu.Unlock()
+		return
+	}
+	l.sc = nil
+	owned := sc.slot != nil
+	if !owned {
+		l.lost = err
+	}
+	l.mu.Unlock()
+	l.d.release(sc)
+	l.signal()
+	if owned {
+		l.d.wg.Add(1)
+		go func() {
+			defer l.d.wg.Done()
+			l.reforward()
+		}()
+	}
+}
+
+// reforward makes the forward again after a reconnect, first on the port
+// the server had given, with backoff between tries, until it works, the
+// server refuses, or the listener or Dialer closes.
+func (l *Listener) reforward() {
+	d := l.d
+	delay := backoffMin
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-d.ctx.Done():
+			return
+		default:
+		}
+		ctx, cancel := context.WithTimeout(d.ctx, defaultConnectTimeout)
+		sc, err := d.acquire(ctx, true)
+		if err == nil {
+			err = l.reforwardOn(ctx, sc)
+			if err != nil {
+				d.release(sc)
+			}
+		}
+		cancel()
+		switch {
+		case err == nil:
+			d.log().Info("sshdial: remote forward made again", "addr", l.Addr().String())
+			return
+		case errors.Is(err, ErrForwardRefused):
+			d.log().Error("sshdial: the SSH server refused the remote forward after a reconnect", "err", err)
+			l.mu.Lock()
+			l.lost = err
+			l.mu.Unlock()
+			l.signal()
+			return
+		}
+		d.log().Warn("sshdial: making the remote forward again failed", "err", err, "retry_in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-l.done:
+		case <-d.ctx.Done():
+		}
+		t.Stop()
+		delay = min(2*delay, backoffMax)
+	}
+}
+
+// reforwardOn asks for the port the server gave before, and for any port
+// if that one is refused and the listener asked for any.
+func (l *Listener) reforwardOn(ctx context.Context, sc *sshConn) error {
+	asked := l.spec
+	l.mu.Lock()
+	if a, ok := l.addr.(*net.TCPAddr); ok && l.network == "tcp" {
+		l.spec.port = uint32(a.Port)
+	} else if ha, ok := l.addr.(hostAddr); ok {
+		if _, p, err := net.SplitHostPort(string(ha)); err == nil {
+			if n, err := strconv.Atoi(p); err == nil {
+				l.spec.port = uint32(n)
+			}
+		}
+	}
+	l.mu.Unlock()
+	err := l.forward(ctx, sc)
+	if errors.Is(err, ErrForwardRefused) && asked.port == 0 && l.spec.port != 0 {
+		l.spec.port = 0
+		err = l.forward(ctx, sc)
+	}
+	l.spec.port = asked.port
+	return err
+}
+
+// router routes the tunnels of one SSH connection to its listeners.
+type router struct {
+	mu       sync.Mutex
+	tcp      map[uint32]*Listener
+	unix     map[string]*Listener
+	inflight int              // forward requests waiting for their reply
+	parked   []ssh.NewChannel // tunnels that came before their listener was routed
+}
+
+// router returns sc's router, starting it on first use. It fails when
+// another user of the client took the channel types already (for example
+// the client's own Listen).
+func (sc *sshConn) router() (*router, error) {
+	sc.routerOnce.Do(func() {
+		tcp := sc.client.HandleChannelOpen("forwarded-tcpip")
+		unix := sc.client.HandleChannelOpen("forwarded-streamlocal@openssh.com")
+		if tcp == nil || unix == nil {
+			sc.routerErr = errors.New("sshdial: this SSH client's forwarded channels are taken by another listener (its own Listen?)")
+			return
+		}
+		r := &router{tcp: make(map[uint32]*Listener), unix: make(map[string]*Listener)}
+		sc.routes = r
+		// The routers drain the channels for as long as the SSH
+		// connection lives, even after the Dialer's Close: undrained, they
+		// would stop the connection. Close waits for them only when it
+		// closes the connection itself (an owned one).
+		owned := sc.slot != nil
+		for _, in := range []<-chan ssh.NewChannel{tcp, unix} {
+			if owned {
+				sc.d.wg.Add(1)
+			}
+			go func() {
+				if owned {
+					defer sc.d.wg.Done()
+				}
+				for nc := range in {
+					r.route(nc)
+				}
+				// The SSH connection ended.
+				r.mu.Lock()
+				parked := r.parked
+				r.parked = nil
+				r.mu.Unlock()
+				for _, nc := range parked {
+					go nc.Reject(ssh.ConnectionFailed, "connection ended")
+				}
+				sc.d.lostListeners(sc)
+			}()
+		}
+	})
+	return sc.routes, sc.routerErr
+}
+
+// route hands nc to its listener without blocking.
+func (r *router) route(nc ssh.NewChannel) {
+	r.mu.Lock()
+	l := r.lookup(nc)
+	if l == nil && r.inflight > 0 && len(r.parked) < listenBacklog {
+		// Its listener may be waiting for the reply to its request
+		// (golang/go#64094): keep it until the reply is routed.
+		r.parked = append(r.parked, nc)
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	if l == nil {
+		go nc.Reject(ssh.Prohibited, "no listener for this connection")
+		return
+	}
+	l.enqueue(nc)
+}
+
+// lookup finds nc's listener; r.mu is held.
+func (r *router) lookup(nc ssh.NewChannel) *Listener {
+	if nc.ChannelType() == "forwarded-streamlocal@openssh.com" {
+		var msg wire.ForwardedStreamLocal
+		if ssh.Unmarshal(nc.ExtraData(), &msg) != nil {
+			return nil
+		}
+		return r.unix[msg.SocketPath]
+	}
+	var msg wire.ForwardedTCPIP
+	if ssh.Unmarshal(nc.ExtraData(), &msg) != nil {
+		return nil
+	}
+	return r.tcp[msg.Port]
+}
+
+// begin and end bracket a forward request, so that tunnels arriving before
+// its listener is routed are kept.
+func (r *router) begin() {
+	r.mu.Lock()
+	r.inflight++
+	r.mu.Unlock()
+}
+
+func (r *router) end() {
+	r.mu.Lock()
+	r.inflight--
+	parked := r.parked
+	r.parked = nil
+	r.mu.Unlock()
+	for _, nc := range parked {
+		r.route(nc)
+	}
+}
+
+// add routes the tunnels for port (tcp) or l's path (unix) to l.
+func (r *router) add(l *Listener, port uint32) {
+	r.mu.Lock()
+	if l.network == "unix" {
+		r.unix[l.spec.path] = l
+	} else {
+		r.tcp[port] = l
+	}
+	r.mu.Unlock()
+}
+
+// remove unroutes l and returns the port it had.
+func (r *router) remove(l *Listener) uint32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if l.network == "unix" {
+		if r.unix[l.spec.path] == l {
+			delete(r.unix, l.spec.path)
+		}
+		return 0
+	}
+	for port, x := range r.tcp {
+		if x == l {
+			delete(r.tcp, port)
+			return port
+		}
+	}
+	return 0
+}
+
+// lostListeners tells the listeners on sc that its SSH connection ended.
+func (d *Dialer) lostListeners(sc *sshConn) {
+	d.mu.Lock()
+	var ls []*Listener
+	for l := range d.listeners {
+		ls = append(ls, l)
+	}
+	d.mu.Unlock()
+	<-sc.link.wait() // imminent: the connection's channel handlers are closed
+	err := connectionEndErr(sc.link.endErr)
+	for _, l := range ls {
+		l.lose(sc, err)
+	}
+}
