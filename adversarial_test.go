@@ -158,11 +158,7 @@ func localCloseOverTransport(t *testing.T, inner *sshtest.Server, transport net.
 	defer conn.Close()
 	_, err = io.CopyN(io.Discard, conn, 1<<20)
 	require.NoError(t, err)
-	res := make(chan ioResult, 1)
-	go func() {
-		n, err := io.Copy(io.Discard, conn)
-		res <- ioResult{n, err}
-	}()
+	res := backgroundDrain(conn)
 	client.Close()
 	r := await(t, 20*time.Second, "io.Copy after client.Close", res)
 	require.Error(t, r.err)
@@ -466,11 +462,7 @@ func TestAdvUnixSocketEnds(t *testing.T) {
 	c.Write([]byte{1})
 	_, err = io.CopyN(io.Discard, c, 1<<20)
 	require.NoError(t, err)
-	res := make(chan ioResult, 1)
-	go func() {
-		n, err := io.Copy(io.Discard, c)
-		res <- ioResult{n, err}
-	}()
+	res := backgroundDrain(c)
 	srv.drop()
 	r := await(t, 20*time.Second, "io.Copy after the drop", res)
 	require.ErrorIs(t, r.err, sshdial.ErrConnectionLost)

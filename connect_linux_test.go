@@ -26,9 +26,7 @@ import (
 // make one SSH handshake.
 func TestConnectSurvivesServerRestart(t *testing.T) {
 	srv := opensshd.Start(t)
-	h := newHome(t)
-	h.writeKey(t, srv, "id_ed25519", "")
-	h.write(t, "known_hosts", keyscan(t, srv.Addr, "ed25519"))
+	h := homeFor(t, srv)
 	front, accepted := countingProxy(t, srv.Addr)
 	h.write(t, "config", fmt.Sprintf("Host front\n  HostName 127.0.0.1\n  Port %s\n  User %s\n  HostKeyAlias 127.0.0.1\n  CheckHostIP no\n", portOf(front), srv.User))
 	// known_hosts names the server by its real port: HostKeyAlias makes
@@ -46,11 +44,7 @@ func TestConnectSurvivesServerRestart(t *testing.T) {
 	require.NoError(t, testutil.RoundTrip(c, "ping"))
 	require.EqualValues(t, 1, accepted.Load())
 
-	res := make(chan error, 1)
-	go func() {
-		_, err := c.Read(make([]byte, 1))
-		res <- err
-	}()
+	res := backgroundRead(c)
 	waitBlocked()
 	srv.Signal(syscall.SIGKILL, true)
 	err = await(t, 10*time.Second, "Read after kill -9 of sshd", res)
@@ -87,24 +81,14 @@ func TestConnectSurvivesServerRestart(t *testing.T) {
 func TestConnectDetectsStalledLink(t *testing.T) {
 	srv := opensshd.Start(t)
 	t.Cleanup(func() { srv.Signal(syscall.SIGCONT, true) })
-	h := newHome(t)
-	h.writeKey(t, srv, "id_ed25519", "")
-	h.write(t, "known_hosts", keyscan(t, srv.Addr, "ed25519"))
+	h := homeFor(t, srv)
 	h.write(t, "config", "Host *\n  ServerAliveInterval 1\n  ServerAliveCountMax 2\n")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	d, err := sshdial.Connect(ctx, fmt.Sprintf("%s@%s", srv.User, srv.Addr))
-	require.NoError(t, err)
-	defer d.Close()
+	d := connectTo(t, srv)
 	target := serve(t, "tcp", echo).Addr().String()
 	c, err := d.Dial("tcp", target)
 	require.NoError(t, err)
 	require.NoError(t, testutil.RoundTrip(c, "ping"))
-	read := make(chan error, 1)
-	go func() {
-		_, err := c.Read(make([]byte, 1))
-		read <- err
-	}()
+	read := backgroundRead(c)
 	waitBlocked()
 
 	srv.Signal(syscall.SIGSTOP, true)
@@ -128,15 +112,10 @@ func TestConnectDetectsStalledLink(t *testing.T) {
 func TestCloseDuringReconnect(t *testing.T) {
 	srv := opensshd.Start(t)
 	t.Cleanup(func() { srv.Signal(syscall.SIGCONT, true) })
-	h := newHome(t)
-	h.writeKey(t, srv, "id_ed25519", "")
-	h.write(t, "known_hosts", keyscan(t, srv.Addr, "ed25519"))
+	homeFor(t, srv)
 	target := serve(t, "tcp", echo).Addr().String()
 	ignore := goleak.IgnoreCurrent()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	d, err := sshdial.Connect(ctx, fmt.Sprintf("%s@%s", srv.User, srv.Addr))
-	require.NoError(t, err)
+	d := connectTo(t, srv)
 
 	srv.Signal(syscall.SIGKILL, false) // the SSH connection is lost
 	require.Eventually(t, func() bool { return d.Stats().SSHConnections == 0 }, 10*time.Second, 10*time.Millisecond)

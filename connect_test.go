@@ -66,6 +66,26 @@ func (h *home) writeKey(t *testing.T, srv *opensshd.Server, name, passphrase str
 	return h.write(t, name, string(pem.EncodeToMemory(block)))
 }
 
+// homeFor makes a temporary HOME whose default key logs in to srv and
+// whose known_hosts holds srv's ed25519 key as ssh-keyscan writes it.
+func homeFor(t *testing.T, srv *opensshd.Server) *home {
+	h := newHome(t)
+	h.writeKey(t, srv, "id_ed25519", "")
+	h.write(t, "known_hosts", keyscan(t, srv.Addr, "ed25519"))
+	return h
+}
+
+// connectTo connects to srv as user@host:port with Connect, from the files
+// of the current HOME; the Dialer is closed when the test ends.
+func connectTo(t *testing.T, srv *opensshd.Server, opts ...sshdial.Option) *sshdial.Dialer {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := sshdial.Connect(ctx, fmt.Sprintf("%s@%s", srv.User, srv.Addr), opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
 // keyscan returns srv's host keys of the given types as known_hosts lines,
 // from OpenSSH's ssh-keyscan.
 func keyscan(t *testing.T, addr string, types string) string {
@@ -112,9 +132,7 @@ func TestConnectAsANewUserWould(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	srv := opensshd.StartWith(t, opensshd.Options{HostKeys: []opensshd.KeyType{opensshd.RSA, opensshd.Ed25519}})
-	h := newHome(t)
-	h.writeKey(t, srv, "id_ed25519", "")
-	h.write(t, "known_hosts", keyscan(t, srv.Addr, "ed25519"))
+	h := homeFor(t, srv)
 	h.write(t, "config", fmt.Sprintf("Host db-bastion\n  HostName 127.0.0.1\n  Port %s\n  User %s\n", portOf(srv.Addr), srv.User))
 
 	var logs bytes.Buffer

@@ -94,11 +94,7 @@ func TestConnsEndWithClient(t *testing.T) {
 	conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
 	require.NoError(t, err)
 	defer conn.Close()
-	errc := make(chan error, 1)
-	go func() {
-		_, err := conn.Read(make([]byte, 1))
-		errc <- err
-	}()
+	errc := backgroundRead(conn)
 	client.Close()
 	select {
 	case err := <-errc:

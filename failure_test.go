@@ -92,6 +92,36 @@ func backgroundWrite(c net.Conn, p []byte) <-chan ioResult {
 	return res
 }
 
+// backgroundDrain copies c to its end in a goroutine and reports the result.
+func backgroundDrain(c net.Conn) <-chan ioResult {
+	res := make(chan ioResult, 1)
+	go func() {
+		n, err := io.Copy(io.Discard, c)
+		res <- ioResult{n, err}
+	}()
+	return res
+}
+
+// backgroundRead reads one byte from c in a goroutine and reports the error.
+func backgroundRead(c net.Conn) <-chan error {
+	res := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 1))
+		res <- err
+	}()
+	return res
+}
+
+// backgroundAccept accepts from l in a goroutine and reports the error.
+func backgroundAccept(l net.Listener) <-chan error {
+	res := make(chan error, 1)
+	go func() {
+		_, err := l.Accept()
+		res <- err
+	}()
+	return res
+}
+
 // sink serves a target that reads nothing until the test ends, so that a
 // Write through the tunnel fills every buffer and window and then waits.
 func sink(t *testing.T) string {
@@ -193,11 +223,7 @@ func TestLostConnectionIsNotEOF(t *testing.T) {
 			_, err = io.CopyN(io.Discard, conn, 1<<20) // the download is under way
 			require.NoError(t, err)
 
-			res := make(chan ioResult, 1)
-			go func() {
-				n, err := io.Copy(io.Discard, conn)
-				res <- ioResult{n, err}
-			}()
+			res := backgroundDrain(conn)
 			srv.drop()
 			r := await(t, 20*time.Second, "io.Copy after the drop", res)
 			require.Error(t, r.err, "a cut download must not look complete (%d bytes)", r.n)
@@ -221,11 +247,7 @@ func TestLostConnectionIsNotEOF(t *testing.T) {
 			defer conn.Close()
 			_, err = io.CopyN(io.Discard, conn, 1<<20)
 			require.NoError(t, err)
-			res := make(chan ioResult, 1)
-			go func() {
-				n, err := io.Copy(io.Discard, conn)
-				res <- ioResult{n, err}
-			}()
+			res := backgroundDrain(conn)
 			client.Close()
 			r := await(t, 20*time.Second, "io.Copy after client.Close", res)
 			require.ErrorIs(t, r.err, sshdial.ErrClientClosed)

@@ -28,11 +28,7 @@ func TestKeepaliveFailsConnsOfStalledServer(t *testing.T) {
 	defer conn.Close()
 	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 
-	readErr := make(chan error, 1)
-	go func() {
-		_, err := conn.Read(make([]byte, 1))
-		readErr <- err
-	}()
+	readErr := backgroundRead(conn)
 	srv.Stall()
 	var err2 error
 	testutil.Within(t, 3*time.Second, "Read on a stalled server", func() { err2 = <-readErr })

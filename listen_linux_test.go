@@ -2,14 +2,12 @@ package sshdial_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/sshdial/sshdial"
 	"github.com/sshdial/sshdial/internal/opensshd"
 	"github.com/stretchr/testify/require"
 )
@@ -19,15 +17,9 @@ import (
 // http.Serve, on the same port.
 func TestListenSurvivesServerRestart(t *testing.T) {
 	srv := opensshd.Start(t)
-	h := newHome(t)
-	h.writeKey(t, srv, "id_ed25519", "")
-	h.write(t, "known_hosts", keyscan(t, srv.Addr, "ed25519"))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	d, err := sshdial.Connect(ctx, fmt.Sprintf("%s@%s", srv.User, srv.Addr))
-	require.NoError(t, err)
-	defer d.Close()
-	l, err := d.Listen(ctx, "tcp", "127.0.0.1:0")
+	homeFor(t, srv)
+	d := connectTo(t, srv)
+	l, err := d.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	serveHTTP(t, l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "same server")

@@ -161,11 +161,7 @@ func TestListenCloseWakesAccept(t *testing.T) {
 		d := sshdial.New(client)
 		l, err := d.Listen(context.Background(), "tcp", "127.0.0.1:0")
 		require.NoError(t, err)
-		res := make(chan error, 1)
-		go func() {
-			_, err := l.Accept()
-			res <- err
-		}()
+		res := backgroundAccept(l)
 		waitBlocked()
 		require.NoError(t, l.Close())
 		err = await(t, 5*time.Second, "Accept after Close", res)
@@ -194,11 +190,7 @@ func TestListenClosedByDialer(t *testing.T) {
 	d := sshdial.New(client)
 	l, err := d.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	res := make(chan error, 1)
-	go func() {
-		_, err := l.Accept()
-		res <- err
-	}()
+	res := backgroundAccept(l)
 	waitBlocked()
 	require.NoError(t, d.Close())
 	require.ErrorIs(t, await(t, 5*time.Second, "Accept after the Dialer's Close", res), net.ErrClosed)

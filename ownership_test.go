@@ -1,6 +1,7 @@
 package sshdial_test
 
 import (
+	"context"
 	"io"
 	"net"
 	"testing"
@@ -23,11 +24,7 @@ func TestCloseOfNewDialer(t *testing.T) {
 	defer c.Close()
 	require.NoError(t, testutil.RoundTrip(c, "ping"))
 
-	res := make(chan error, 1)
-	go func() {
-		_, err := c.Read(make([]byte, 1))
-		res <- err
-	}()
+	res := backgroundRead(c)
 	waitBlocked()
 	require.NoError(t, d.Close())
 	err = await(t, 5*time.Second, "Read after Dialer.Close", res)
@@ -69,4 +66,13 @@ func TestStats(t *testing.T) {
 	require.Equal(t, 1, st.SSHConnections)
 	c.Close()
 	require.Equal(t, 0, d.Stats().OpenConns)
+}
+
+// TestLookupHostLeavesNamesToTheServer: a name only the server knows is
+// returned as it is, for the dial to pass on.
+func TestLookupHostLeavesNamesToTheServer(t *testing.T) {
+	d := sshdial.New(nil)
+	addrs, err := d.LookupHost(context.Background(), "db.internal")
+	require.NoError(t, err)
+	require.Equal(t, []string{"db.internal"}, addrs)
 }

@@ -45,3 +45,15 @@ func (d *Dialer) DialTimeout(network, address string, timeout time.Duration) (ne
 	defer cancel()
 	return d.DialContext(ctx, network, address)
 }
+
+// LookupHost returns host unchanged, so that a client that resolves names
+// itself before dialing leaves them for the SSH server to resolve. Its
+// signature is pgx's LookupFunc:
+//
+//	cfg.LookupFunc = d.LookupHost // postgres://db.internal/app: db.internal is resolved behind the server
+//	cfg.DialFunc = d.DialContext
+//
+// It takes no time and sends nothing.
+func (d *Dialer) LookupHost(ctx context.Context, host string) ([]string, error) {
+	return []string{host}, nil
+}
