@@ -395,3 +395,24 @@ func TestDialSSHReportsContextErrors(t *testing.T) {
 	_, err = pool.DialContext(ctx, "tcp", "127.0.0.1:1")
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
+
+// TestDialSSHContextErrorsOnStalledServer: the same against a real SSH
+// server that stops answering during the handshake.
+func TestDialSSHContextErrorsOnStalledServer(t *testing.T) {
+	forEachFaultPeer(t, func(t *testing.T, srv *faultServer) {
+		srv.stall()
+		t.Cleanup(srv.resume)
+		cfg := srv.config
+		cfg.Timeout = 0
+
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		_, err := sshdial.DialSSH(ctx, srv.addr, cfg)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+
+		ctx, cancel = context.WithCancel(context.Background())
+		time.AfterFunc(300*time.Millisecond, cancel)
+		_, err = sshdial.DialSSH(ctx, srv.addr, cfg)
+		require.ErrorIs(t, err, context.Canceled)
+	})
+}
