@@ -1,13 +1,18 @@
 package sshdial_test
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sshdial/sshdial"
 	"github.com/sshdial/sshdial/internal/opensshd"
 	"github.com/stretchr/testify/require"
 )
@@ -37,4 +42,39 @@ func TestListenSurvivesServerRestart(t *testing.T) {
 	}, 30*time.Second, 100*time.Millisecond, "the forward comes back after the restart")
 	require.Equal(t, addr, l.Addr().String(), "on the same port")
 	require.EqualValues(t, 1, d.Stats().Reconnects)
+}
+
+// TestListenMovesWhenItsPortIsTaken (Connect): the port a listener of port
+// 0 had is taken while sshd is down; after the restart the forward comes
+// back on another port, Addr reports it, and a log event says so.
+func TestListenMovesWhenItsPortIsTaken(t *testing.T) {
+	srv := opensshd.Start(t)
+	homeFor(t, srv)
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	d := connectTo(t, srv, sshdial.WithLogger(slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))))
+	l, err := d.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	serveHTTP(t, l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "moved")
+	}))
+	old := l.Addr().String()
+
+	srv.Signal(syscall.SIGKILL, true)
+	var squatter net.Listener
+	require.Eventually(t, func() bool {
+		squatter, err = net.Listen("tcp", old) // free once sshd's session is gone
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond)
+	defer squatter.Close()
+	require.NoError(t, srv.Restart())
+
+	require.Eventually(t, func() bool { return l.Addr().String() != old }, 30*time.Second, 50*time.Millisecond,
+		"the forward comes back on another port")
+	body, err := get("http://" + l.Addr().String() + "/")
+	require.NoError(t, err)
+	require.Equal(t, "moved", body)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Contains(t, logs.String(), "listens on another port")
 }
