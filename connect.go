@@ -237,23 +237,12 @@ func newConnectDialer(destination string, opts []Option) (*Dialer, error) {
 		configPath = *cs.configFile
 	}
 
-	dest, err := resolveHop(destination, configPath, home, localUser)
+	resolve := func(d string) (*hop, error) { return resolveHop(d, configPath, home, localUser) }
+	hops, err := hopChain(resolve, destination, cs.jumps, !cs.jumpsSet, 0)
 	if err != nil {
 		return nil, err
 	}
-	jumps := dest.ProxyJump
-	if cs.jumpsSet {
-		jumps = cs.jumps
-	}
-	var hops []*hop
-	for _, j := range jumps {
-		h, err := resolveHop(j, configPath, home, localUser)
-		if err != nil {
-			return nil, fmt.Errorf("sshdial: jump host %q: %w", j, err)
-		}
-		hops = append(hops, h)
-	}
-	hops = append(hops, dest)
+	dest := hops[len(hops)-1]
 
 	if !d.keepaliveSet {
 		interval := dest.ServerAliveInterval
@@ -283,6 +272,48 @@ func newConnectDialer(destination string, opts []Option) (*Dialer, error) {
 		return d.connectHops(ctx, hops, home)
 	}
 	return d, nil
+}
+
+// maxHops bounds a chain of jump hosts, which a ProxyJump loop would make
+// endless.
+const maxHops = 10
+
+// hopChain resolves destination and the hosts to jump through before it,
+// in the order they are connected to. As with ssh, ProxyJump a,b reaches b
+// through a, and a through a's own ProxyJump; the jumps are dest's
+// ProxyJump when own is true, else jumps.
+func hopChain(resolve func(string) (*hop, error), destination string, jumps []string, own bool, depth int) ([]*hop, error) {
+	if depth >= maxHops {
+		return nil, fmt.Errorf("sshdial: more than %d jump hosts before %q (a ProxyJump loop?)", maxHops, destination)
+	}
+	dest, err := resolve(destination)
+	if err != nil {
+		if depth > 0 {
+			return nil, fmt.Errorf("sshdial: jump host %q: %w", destination, err)
+		}
+		return nil, err
+	}
+	if own {
+		jumps = dest.ProxyJump
+	}
+	if len(jumps) == 0 {
+		return []*hop{dest}, nil
+	}
+	hops, err := hopChain(resolve, jumps[0], nil, true, depth+1)
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range jumps[1:] {
+		h, err := resolve(j)
+		if err != nil {
+			return nil, fmt.Errorf("sshdial: jump host %q: %w", j, err)
+		}
+		hops = append(hops, h)
+	}
+	if len(hops) >= maxHops {
+		return nil, fmt.Errorf("sshdial: more than %d jump hosts before %q (a ProxyJump loop?)", maxHops, destination)
+	}
+	return append(hops, dest), nil
 }
 
 // connectHops connects to each hop through the one before, and returns the

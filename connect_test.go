@@ -277,17 +277,26 @@ func TestConnectAgentAndPassphrase(t *testing.T) {
 // TestConnectThroughJumpHost: ProxyJump from the config; the destination
 // is reached through the jump host's sshd, and each hop's key is checked.
 func TestConnectThroughJumpHost(t *testing.T) {
-	jump := opensshd.StartWith(t, opensshd.Options{Config: []string{"LogLevel DEBUG1"}})
+	verbose := opensshd.Options{Config: []string{"LogLevel DEBUG1"}}
+	outer := opensshd.StartWith(t, verbose)
+	jump := opensshd.StartWith(t, verbose)
 	dest := opensshd.Start(t)
 	h := newHome(t)
-	// One identity serves both: the destination accepts the jump's key too.
+	// One identity serves all three: the others accept the jump's key too.
 	h.writeKey(t, jump, "id_ed25519", "")
-	f, err := os.OpenFile(filepath.Join(dest.Dir, "authorized_keys"), os.O_APPEND|os.O_WRONLY, 0)
-	require.NoError(t, err)
-	f.Write(ssh.MarshalAuthorizedKey(jump.ClientKey.PublicKey()))
-	f.Close()
-	h.write(t, "known_hosts", keyscan(t, jump.Addr, "ed25519")+keyscan(t, dest.Addr, "ed25519"))
-	h.write(t, "config", fmt.Sprintf(`Host jump
+	for _, srv := range []*opensshd.Server{outer, dest} {
+		f, err := os.OpenFile(filepath.Join(srv.Dir, "authorized_keys"), os.O_APPEND|os.O_WRONLY, 0)
+		require.NoError(t, err)
+		f.Write(ssh.MarshalAuthorizedKey(jump.ClientKey.PublicKey()))
+		f.Close()
+	}
+	allKeys := keyscan(t, outer.Addr, "ed25519") + keyscan(t, jump.Addr, "ed25519") + keyscan(t, dest.Addr, "ed25519")
+	h.write(t, "known_hosts", allKeys)
+	h.write(t, "config", fmt.Sprintf(`Host outer
+  HostName 127.0.0.1
+  Port %s
+  User %s
+Host jump
   HostName 127.0.0.1
   Port %s
   User %s
@@ -296,24 +305,34 @@ Host inner
   Port %s
   User %s
   ProxyJump jump
-`, portOf(jump.Addr), jump.User, portOf(dest.Addr), dest.User))
+`, portOf(outer.Addr), outer.User, portOf(jump.Addr), jump.User, portOf(dest.Addr), dest.User))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	d, err := sshdial.Connect(ctx, "inner")
 	require.NoError(t, err)
-	defer d.Close()
 	c, err := d.Dial("tcp", serve(t, "tcp", echo).Addr().String())
 	require.NoError(t, err)
 	require.NoError(t, testutil.RoundTrip(c, "ping"))
 	c.Close()
+	d.Close()
 	require.Contains(t, jump.Stderr(), "direct-tcpip", "the destination was reached through the jump host")
 
+	// Two hops before the destination, given in code.
+	d, err = sshdial.Connect(ctx, "inner", sshdial.WithJump("outer", "jump"))
+	require.NoError(t, err)
+	c, err = d.Dial("tcp", serve(t, "tcp", echo).Addr().String())
+	require.NoError(t, err)
+	require.NoError(t, testutil.RoundTrip(c, "ping"))
+	c.Close()
+	d.Close()
+	require.Contains(t, outer.Stderr(), "direct-tcpip", "the first hop was the outer jump host")
+
 	// A hop whose key is unknown is refused, and the error names the hop.
-	h.write(t, "known_hosts", keyscan(t, jump.Addr, "ed25519"))
-	_, err = sshdial.Connect(ctx, "inner")
+	h.write(t, "known_hosts", keyscan(t, outer.Addr, "ed25519")+keyscan(t, jump.Addr, "ed25519"))
+	_, err = sshdial.Connect(ctx, "inner", sshdial.WithJump("outer", "jump"))
 	require.ErrorIs(t, err, sshdial.ErrHostKeyUnknown)
-	require.Contains(t, err.Error(), "hop 2 of 2")
+	require.Contains(t, err.Error(), "hop 3 of 3")
 }
 
 // TestConnectSilentServerBoundedByContext: a server that accepts TCP and
