@@ -111,6 +111,7 @@ type namedSSHD struct {
 	User    string
 	HostKey ssh.PublicKey
 	Key     ssh.Signer
+	KeyPEM  []byte // Key in OpenSSH's format, for key files
 	proc    *testproc.Process
 }
 
@@ -197,7 +198,7 @@ func startNamedSSHD(t testing.TB) *namedSSHD {
 			p.Stop()
 			continue
 		}
-		s := &namedSSHD{Addr: addr, User: "root", HostKey: hostPub, Key: client, proc: p}
+		s := &namedSSHD{Addr: addr, User: "root", HostKey: hostPub, Key: client, KeyPEM: clientPEM, proc: p}
 		t.Cleanup(func() {
 			s.Signal(syscall.SIGCONT) // in case a test left it stopped
 			p.Stop()
