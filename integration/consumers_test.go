@@ -19,9 +19,7 @@ import (
 	"github.com/lib/pq"
 	"github.com/redis/go-redis/v9"
 	"github.com/sshdial/sshdial"
-	"github.com/sshdial/sshdial/internal/opensshd"
 	"github.com/sshdial/sshdial/internal/testutil"
-	"github.com/sshdial/sshdial/sshtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -51,14 +49,14 @@ type tunnel struct {
 }
 
 // tunnels returns a client through sshtest and one through OpenSSH, both
-// closed when the test ends.
+// closed when the test ends. Behind both, serverOnlyNames resolve to
+// 127.0.0.1 and the test client cannot resolve them (names_test.go).
 func tunnels(t *testing.T) []tunnel {
-	srv := sshtest.NewServer()
-	t.Cleanup(srv.Close)
+	srv, _ := namingServer(t)
 	c, err := srv.Dial()
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
-	openssh := opensshd.Start(t)
+	openssh := startNamedSSHD(t)
 	return []tunnel{
 		{"sshtest", c, func() func() { srv.Stall(); return srv.Resume }},
 		{"openssh", openssh.Dial(t), nil},
@@ -100,9 +98,17 @@ func TestPgx(t *testing.T) {
 	pg := startPostgres(t)
 	forEachTunnel(t, func(t *testing.T, tn tunnel) {
 		ctx := context.Background()
-		cfg, err := pgx.ParseConfig("postgres://postgres@" + pg + "/postgres?connect_timeout=5")
+		d := sshdial.New(tn.client)
+		cfg, err := pgx.ParseConfig("postgres://postgres@" + behind("db.internal", pg) + "/postgres?connect_timeout=5")
 		require.NoError(t, err)
-		cfg.DialFunc = sshdial.New(tn.client).DialContext
+		cfg.DialFunc = d.DialContext
+
+		// pgx looks the host up itself before it dials: the name must be
+		// left for the SSH server.
+		_, err = pgx.ConnectConfig(ctx, cfg)
+		require.ErrorContains(t, err, "hostname resolving error", "pgx resolves names locally without a LookupFunc")
+
+		cfg.LookupFunc = d.LookupHost
 		conn, err := pgx.ConnectConfig(ctx, cfg)
 		require.NoError(t, err)
 		defer conn.Close(ctx)
@@ -143,8 +149,8 @@ func TestPgx(t *testing.T) {
 func TestLibPQ(t *testing.T) {
 	pg := startPostgres(t)
 	forEachTunnel(t, func(t *testing.T, tn tunnel) {
-		host, port, _ := strings.Cut(pg, ":")
-		dsn := "host=" + host + " port=" + port + " user=postgres dbname=postgres sslmode=disable connect_timeout=5"
+		_, port, _ := strings.Cut(pg, ":")
+		dsn := "host=db.internal port=" + port + " user=postgres dbname=postgres sslmode=disable connect_timeout=5"
 		connector, err := pq.NewConnector(dsn)
 		require.NoError(t, err)
 		connector.Dialer(sshdial.New(tn.client)) // pq.Dialer: Dial and DialTimeout
@@ -195,7 +201,7 @@ func TestMySQL(t *testing.T) {
 	forEachTunnel(t, func(t *testing.T, tn tunnel) {
 		netName := fmt.Sprintf("sshdial%d", mysqlNets.Add(1))
 		mysql.RegisterDialContext(netName, sshdial.New(tn.client).DialTCPContext)
-		db, err := sql.Open("mysql", fmt.Sprintf("root@%s(%s)/?readTimeout=500ms&writeTimeout=500ms&timeout=5s", netName, my))
+		db, err := sql.Open("mysql", fmt.Sprintf("root@%s(%s)/?readTimeout=500ms&writeTimeout=500ms&timeout=5s", netName, behind("db.internal", my)))
 		require.NoError(t, err)
 		defer db.Close()
 
@@ -225,7 +231,7 @@ func TestMySQL(t *testing.T) {
 }
 
 func TestRedis(t *testing.T) {
-	addr := startRedis(t)
+	addr := behind("cache.internal", startRedis(t))
 	forEachTunnel(t, func(t *testing.T, tn tunnel) {
 		ctx := context.Background()
 		rdb := redis.NewClient(&redis.Options{Addr: addr, Dialer: sshdial.New(tn.client).DialContext})
@@ -281,8 +287,31 @@ func TestGRPC(t *testing.T) {
 	defer gs.Stop()
 
 	forEachTunnel(t, func(t *testing.T, tn tunnel) {
-		cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(),
-			grpc.WithContextDialer(sshdial.New(tn.client).DialTCPContext),
+		api := behind("api.internal", lis.Addr().String())
+		d := sshdial.New(tn.client)
+
+		// grpc.NewClient's default scheme is dns: gRPC resolves the name
+		// itself and never calls the dialer.
+		for _, target := range []string{api, "dns:///" + api} {
+			var dials atomic.Int32
+			cc, err := grpc.NewClient(target,
+				grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+					dials.Add(1)
+					return d.DialTCPContext(ctx, addr)
+				}),
+				grpc.WithTransportCredentials(insecure.NewCredentials()))
+			require.NoError(t, err)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err = healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(false))
+			cancel()
+			cc.Close()
+			require.Equal(t, codes.Unavailable, status.Code(err), "%s: %v", target, err)
+			require.Zero(t, dials.Load(), "%s: gRPC called the dialer", target)
+		}
+
+		// passthrough:/// hands the name to the dialer unchanged.
+		cc, err := grpc.NewClient("passthrough:///"+api,
+			grpc.WithContextDialer(d.DialTCPContext),
 			grpc.WithTransportCredentials(insecure.NewCredentials()))
 		require.NoError(t, err)
 		defer cc.Close()

@@ -156,3 +156,12 @@ func startMariaDB(t testing.TB) string {
 		"--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M")
 	return addr
 }
+
+// startNATS starts nats-server with its defaults and returns its address.
+func startNATS(t testing.TB) string {
+	t.Helper()
+	bin := findBinary(t, "nats-server")
+	addr, port := loopback(t)
+	startServer(t, testproc.Options{}, addr, bin, "-a", "127.0.0.1", "-p", port)
+	return addr
+}
