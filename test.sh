@@ -10,7 +10,7 @@ export PATH="$PATH:/usr/local/go/bin:/usr/sbin"
 # Servers for the tests: sshd, ssh-keyscan and ssh-agent for the core, the
 # databases for integration/.
 scripts/ensure-packages.sh openssh-server:sshd openssh-client:ssh openssh-client:ssh-keyscan openssh-client:ssh-agent \
-  'postgresql:/usr/lib/postgresql/*/bin/postgres' redis-server:redis-server mariadb-server:mariadbd
+  'postgresql:/usr/lib/postgresql/*/bin/postgres' redis-server:redis-server mariadb-server:mariadbd nats-server:nats-server
 
 echo "== gofmt"
 unformatted=$(gofmt -l .)
@@ -32,7 +32,7 @@ echo "== go test -race"
 export SSHDIAL_REQUIRE_SSHD=1 # a missing sshd fails the tests instead of skipping them
 go test -race -count=1 -timeout 10m ./...
 
-echo "== integration (pgx, lib/pq, mysql, go-redis, gRPC against real servers)"
+echo "== integration (pgx, lib/pq, mysql, go-redis, gRPC, NATS, unix-socket HTTP against real servers)"
 (cd integration && go vet ./... && go test -race -count=1 -timeout 10m ./...)
 
 echo "== bench harness (a smoke run; figures come from a full run, see BENCHMARKS.md)"
