@@ -6,8 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -30,9 +32,13 @@ func (s *Server) httpConn(ss *session) {
 		s.httpError(ss, http.StatusMethodNotAllowed, "this proxy only serves CONNECT", "Allow: CONNECT")
 		return
 	}
+	if req.ProtoMajor != 1 {
+		s.httpError(ss, http.StatusHTTPVersionNotSupported, "HTTP/1 only")
+		return
+	}
 	target := req.RequestURI
 	host, port, err := net.SplitHostPort(target)
-	if n, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil || n == 0 || host == "" {
+	if n, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil || n == 0 || !validHost(host) {
 		log.Debug("proxy: http: bad CONNECT target", "target", target)
 		s.httpError(ss, http.StatusBadRequest, "CONNECT needs host:port")
 		return
@@ -53,6 +59,23 @@ func (s *Server) httpConn(ss *session) {
 		return
 	}
 	s.tunnel(ss, "http-connect", target, up)
+}
+
+// validHost reports whether host is an IP address or could be a DNS name:
+// not empty, and no characters that end up elsewhere in a URL.
+func validHost(host string) bool {
+	if host == "" {
+		return false
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	for _, c := range []byte(host) {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("/?#@[]\\%", c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // httpError answers with code and a one-line text body, and closes.
