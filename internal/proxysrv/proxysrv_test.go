@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -530,8 +531,15 @@ func TestShutdownForces(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Shutdown returned %v, want the context's error", err)
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(ctx) }()
+	select {
+	case err := <-shut:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Shutdown returned %v, want the context's error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return 5s after its context ended")
 	}
 	if el := time.Since(start); el < 150*time.Millisecond || el > 3*time.Second {
 		t.Errorf("Shutdown took %v, want about 200ms", el)
@@ -558,7 +566,13 @@ func TestShutdownForces(t *testing.T) {
 // tunnels; the Server's other Serve goes on.
 func TestServeEnds(t *testing.T) {
 	target := serve(t, "tcp", echo)
-	s := &Server{Dial: (&testDialer{}).dial}
+	var ended atomic.Int32
+	s := &Server{Dial: (&testDialer{}).dial, OnTunnel: func(ev TunnelEvent) {
+		if !ev.Open {
+			time.Sleep(50 * time.Millisecond) // a slow end: Serve must wait for it
+			ended.Add(1)
+		}
+	}}
 	for _, how := range []string{"context", "listener"} {
 		t.Run(how, func(t *testing.T) {
 			other := startProxy(t, s, "socks")
@@ -570,8 +584,13 @@ func TestServeEnds(t *testing.T) {
 			} else {
 				p.l.Close()
 			}
+			before := ended.Load()
 			if err := p.wait(t, 5*time.Second); err != nil {
 				t.Errorf("Serve returned %v", err)
+			}
+			// When Serve returns, its tunnel has ended, to the last call.
+			if ended.Load() != before+1 || s.Open() != 1 {
+				t.Errorf("Serve returned before its tunnel ended: %d ends, Open() = %d", ended.Load()-before, s.Open())
 			}
 			if b, err := readAllWithin(t, c, 5*time.Second); len(b) != 0 {
 				t.Errorf("read %q, %v", b, err)
