@@ -11,19 +11,23 @@
 //
 // # Reply codes
 //
-// A failed dial is answered according to its error (see [socks5Reply] and
-// [httpStatus]):
+// A failed dial is answered according to its error (socks5Reply and
+// httpStatus; ErrConnectionFailed is sshdial's, matched with the message of
+// its *sshdial.OpenError):
 //
-//	error                                              SOCKS5                  SOCKS4  HTTP
-//	sshdial.ErrProhibited                              0x02 not allowed        91      403
-//	ECONNREFUSED, or sshdial.ErrConnectionFailed whose
-//	  message says "refused"                           0x05 refused            91      502
-//	ENETUNREACH, or a "network is unreachable" refusal 0x03 network unreachable 91     502
-//	other sshdial.ErrConnectionFailed, EHOSTUNREACH,
-//	  a DNS error                                      0x04 host unreachable   91      502
-//	a timeout (DialTimeout, ETIMEDOUT)                 0x04 host unreachable   91      504
-//	the SSH connection lost, closed or not answering,
-//	  sshdial.ErrResourceShortage, anything else       0x01 general failure    91      502 (503 for shortage)
+//	error                                   SOCKS5                     SOCKS4  HTTP
+//	sshdial.ErrProhibited                   0x02 not allowed           91      403
+//	ECONNREFUSED; ErrConnectionFailed
+//	  saying "refused"                      0x05 refused               91      502
+//	ENETUNREACH; ErrConnectionFailed
+//	  saying "network is unreachable"       0x03 network unreachable   91      502
+//	other ErrConnectionFailed, EHOSTUNREACH,
+//	  a DNS error                           0x04 host unreachable      91      502
+//	a timeout (DialTimeout, ETIMEDOUT,
+//	  ErrConnectionFailed "timed out")      0x04 host unreachable      91      504
+//	sshdial.ErrResourceShortage             0x01 general failure       91      503
+//	the SSH connection lost, closed or not
+//	  answering; anything else              0x01 general failure       91      502
 //
 // A timeout is answered as host unreachable, not 0x06 (TTL expired, which
 // some servers use for it): clients such as curl show 0x04 as "host
