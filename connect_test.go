@@ -352,7 +352,7 @@ func TestConnectSilentServerBoundedByContext(t *testing.T) {
 }
 
 // TestProxyFromURLKeepsOneSSHConnection: proxy.Dial with ALL_PROXY=ssh://…
-// calls FromURL on every dial; all of them share one SSH connection.
+// calls proxy.FromURL on every dial; all of them share one SSH connection.
 func TestProxyFromURLKeepsOneSSHConnection(t *testing.T) {
 	srv := opensshd.Start(t)
 	h := newHome(t)
@@ -362,10 +362,13 @@ func TestProxyFromURLKeepsOneSSHConnection(t *testing.T) {
 	u := &url.URL{Scheme: "ssh", User: url.User(srv.User), Host: front,
 		RawQuery: url.Values{"known_hosts": {kh}, "identity": {key}}.Encode()}
 	proxy.RegisterDialerType("ssh", sshdial.FromURL)
-	t.Setenv("ALL_PROXY", u.String())
 	target := serve(t, "tcp", echo).Addr().String()
+	// What proxy.Dial does on every call with ALL_PROXY set (it reads the
+	// variable once per process, so the test calls proxy.FromURL itself).
 	for range 5 {
-		c, err := proxy.Dial(context.Background(), "tcp", target)
+		pd, err := proxy.FromURL(u, proxy.Direct)
+		require.NoError(t, err)
+		c, err := pd.(proxy.ContextDialer).DialContext(context.Background(), "tcp", target)
 		require.NoError(t, err)
 		require.NoError(t, testutil.RoundTrip(c, "ping"))
 		c.Close()
