@@ -44,7 +44,7 @@ type options struct {
 	statusEvery     time.Duration
 	grace           time.Duration
 	local, remote   []forwardSpec
-	dynamic, httpPx []endpoint
+	dynamic, httpPx []forwardSpec // listen only
 }
 
 // endpoint is one end of a forward: a TCP host:port or a unix socket path.
@@ -204,7 +204,7 @@ func (o *options) shortValue(c byte, val string) error {
 		if err != nil {
 			return err
 		}
-		o.dynamic = append(o.dynamic, e)
+		o.dynamic = append(o.dynamic, forwardSpec{flag: "-D", text: val, listen: e})
 	case 'F':
 		o.configFile = &val
 	case 'i':
@@ -250,7 +250,7 @@ func (o *options) long(name, val string) error {
 		if err != nil {
 			return err
 		}
-		o.httpPx = append(o.httpPx, e)
+		o.httpPx = append(o.httpPx, forwardSpec{flag: "--http-proxy", text: val, listen: e})
 	case "status":
 		d, err := time.ParseDuration(val)
 		if err != nil || d < time.Second {

@@ -19,8 +19,7 @@ import (
 type forward struct {
 	kind   string // "-L", "-R", "-D", "--http-proxy"
 	text   string // as given on the command line
-	spec   forwardSpec
-	listen endpoint // -D and --http-proxy
+	spec   forwardSpec // for -D and --http-proxy, listen only
 
 	open, total, failed atomic.Int64
 	sent, received      atomic.Int64 // toward the target, and back
@@ -91,11 +90,11 @@ func newSession(o *options, d *sshdial.Dialer, log *slog.Logger) *session {
 	for _, f := range o.remote {
 		s.forwards = append(s.forwards, &forward{kind: "-R", text: f.text, spec: f})
 	}
-	for _, e := range o.dynamic {
-		s.forwards = append(s.forwards, &forward{kind: "-D", text: e.String(), listen: e})
+	for _, f := range o.dynamic {
+		s.forwards = append(s.forwards, &forward{kind: "-D", text: f.text, spec: f})
 	}
-	for _, e := range o.httpPx {
-		s.forwards = append(s.forwards, &forward{kind: "--http-proxy", text: e.String(), listen: e})
+	for _, f := range o.httpPx {
+		s.forwards = append(s.forwards, &forward{kind: "--http-proxy", text: f.text, spec: f})
 	}
 	return s
 }
@@ -185,7 +184,7 @@ func (s *session) startForward(ctx context.Context, f *forward) error {
 		}
 		s.serveRemote(f, l)
 	case "-D", "--http-proxy":
-		l, err := s.listenLocal(f.listen)
+		l, err := s.listenLocal(f.spec.listen)
 		if err != nil {
 			return err
 		}
