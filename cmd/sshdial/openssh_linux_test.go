@@ -195,6 +195,27 @@ func TestOpenSSHForwards(t *testing.T) {
 			t.Fatalf("GET through -L: %q, %v", got, err)
 		}
 	})
+	t.Run("L-loopback-and-half-close", func(t *testing.T) {
+		for _, kind := range []string{"-L", "-D", "--http-proxy"} {
+			if a := c.addr(kind, 0); !strings.HasPrefix(a, "127.0.0.1:") {
+				t.Errorf("%s listens on %s, want 127.0.0.1 by default", kind, a)
+			}
+		}
+		// The echo server answers everything and closes after our EOF:
+		// the EOF has to pass through sshd and come back.
+		conn, err := net.Dial("tcp", c.addr("-L", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(conn, "half")
+		conn.(*net.TCPConn).CloseWrite()
+		got, err := io.ReadAll(conn)
+		if err != nil || string(got) != "half" {
+			t.Fatalf("after CloseWrite: read %q, %v; want the echo and EOF", got, err)
+		}
+	})
 	t.Run("L-unix", func(t *testing.T) {
 		conn, err := net.Dial("tcp", c.addr("-L", 1))
 		if err != nil {
@@ -331,16 +352,23 @@ func TestOpenSSHRestart(t *testing.T) {
 	}
 
 	f.srv.Signal(syscall.SIGKILL, true) // sshd and its sessions
-	// While sshd is down, -L still listens: a connection waits for the SSH
-	// connection instead of being refused.
-	conn, err := net.Dial("tcp", lAddr)
-	if err != nil {
-		t.Fatalf("-L stopped listening while the SSH connection is down: %v", err)
-	}
-	conn.Close()
-	time.Sleep(500 * time.Millisecond)
+	// While sshd is down, -L still listens: a request made then waits for
+	// the SSH connection instead of being refused, and is answered once
+	// sshd is back.
+	during := make(chan error, 1)
+	go func() {
+		got, err := httpGet("http://" + lAddr + "/during")
+		if err == nil && got != "origin:/during" {
+			err = fmt.Errorf("got %q", got)
+		}
+		during <- err
+	}()
+	time.Sleep(1500 * time.Millisecond)
 	if err := f.srv.Restart(); err != nil {
 		t.Fatal(err)
+	}
+	if err := <-during; err != nil {
+		t.Fatalf("a request to -L made while sshd was down: %v", err)
 	}
 
 	if got, err := httpGet("http://" + lAddr + "/after"); err != nil || got != "origin:/after" {
