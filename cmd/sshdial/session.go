@@ -17,9 +17,9 @@ import (
 
 // forward is one -L, -R, -D or --http-proxy, with its counters.
 type forward struct {
-	kind   string // "-L", "-R", "-D", "--http-proxy"
-	text   string // as given on the command line
-	spec   forwardSpec // for -D and --http-proxy, listen only
+	kind string      // "-L", "-R", "-D", "--http-proxy"
+	text string      // as given on the command line
+	spec forwardSpec // for -D and --http-proxy, listen only
 
 	open, total, failed atomic.Int64
 	sent, received      atomic.Int64 // toward the target, and back
