@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -145,7 +146,7 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 		if ctx.Err() != nil {
 			return exitOK // interrupted while connecting
 		}
-		fmt.Fprintf(stderr, "sshdial: %v\n", err)
+		fmt.Fprintf(stderr, "sshdial: %s\n", strings.TrimPrefix(err.Error(), "sshdial: "))
 		return exitConnection
 	}
 	s := newSession(o, d, logger)
