@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -13,49 +14,108 @@ import (
 	"github.com/sshdial/sshdial/internal/testproc"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+	"golang.org/x/net/proxy"
 )
 
-// forward is an `ssh -N -L` process forwarding a local port to each target.
-// It is started with internal/testproc, so on Linux it dies with the
-// harness even when the harness is killed.
+// forward is a local forwarding proxy process, started with
+// internal/testproc so that on Linux it dies with the harness even when the
+// harness is killed: `ssh -N -L` forwarding a local port to each target, or
+// `ssh -N -D` serving SOCKS5 on one local port; or the same with the binary
+// given by -cli, which takes the same OpenSSH-like flags.
 type forward struct {
-	cipher string
+	name   string // the mode: "ssh -L", "ssh -D", "sshdial -L", "sshdial -D"
+	cipher string // "" when the binary chooses
 	proc   *testproc.Process
-	local  map[string]string // target address -> local address
+	local  map[string]string // -L: target address -> local address
+	socks  string            // -D: the SOCKS5 address
 }
 
-func startForward(e *env, cipher string) (*forward, error) {
-	f := &forward{cipher: cipher, local: map[string]string{}}
+// forwardKind says which binary a forward runs and how.
+type forwardKind struct {
+	name  string // the mode's name
+	bin   string
+	socks bool // -D rather than -L
+	// openssh: pass OpenSSH's own options too (-F /dev/null, BatchMode,
+	// ExitOnForwardFailure, Compression=no), which a -cli binary need not
+	// accept.
+	openssh bool
+}
+
+var (
+	sshL = forwardKind{name: "ssh -L", bin: "ssh", openssh: true}
+	sshD = forwardKind{name: "ssh -D", bin: "ssh", socks: true, openssh: true}
+)
+
+// cliKinds are the -cli binary's modes.
+func cliKinds() []forwardKind {
+	return []forwardKind{
+		{name: "sshdial -L", bin: *flagCLI},
+		{name: "sshdial -D", bin: *flagCLI, socks: true},
+	}
+}
+
+// startForward starts kind with cipher ("" to pass no -c) and waits until
+// it listens.
+func startForward(e *env, kind forwardKind, cipher string, extra []string) (*forward, error) {
+	f := &forward{name: kind.name, cipher: cipher, local: map[string]string{}}
 	_, sshdPort, _ := net.SplitHostPort(e.sshd.Addr)
-	args := []string{"-N", "-F", "/dev/null",
-		"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-		"-o", "UserKnownHostsFile=" + e.knownHosts, "-o", "ExitOnForwardFailure=yes",
-		"-o", "Compression=no", "-c", cipher, "-i", e.keyFile, "-p", sshdPort}
-	for _, target := range []string{e.source, e.sink, e.echo} {
+	var args []string
+	if kind.openssh {
+		args = append(args, "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes", "-o", "Compression=no")
+	}
+	args = append(args, "-N", "-i", e.keyFile, "-o", "UserKnownHostsFile="+e.knownHosts, "-o", "StrictHostKeyChecking=yes", "-p", sshdPort)
+	if cipher != "" && kind.openssh {
+		args = append(args, "-c", cipher)
+	}
+	args = append(args, extra...)
+	freeLocal := func() (string, error) {
 		port, err := testproc.FreePort()
+		if err != nil {
+			return "", err
+		}
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
+	}
+	var listening []string
+	if kind.socks {
+		local, err := freeLocal()
 		if err != nil {
 			return nil, err
 		}
-		local := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		f.local[target] = local
-		args = append(args, "-L", local+":"+target)
+		f.socks = local
+		args = append(args, "-D", local)
+		listening = append(listening, local)
+	} else {
+		for _, target := range []string{e.source, e.sink, e.echo} {
+			local, err := freeLocal()
+			if err != nil {
+				return nil, err
+			}
+			f.local[target] = local
+			args = append(args, "-L", local+":"+target)
+			listening = append(listening, local)
+		}
 	}
 	args = append(args, e.sshd.User+"@127.0.0.1")
-	p, err := testproc.Launch(testproc.Options{}, "ssh", args...)
+	p, err := testproc.Launch(testproc.Options{}, kind.bin, args...)
 	if err != nil {
-		return nil, fmt.Errorf("ssh -L: %v", err)
+		return nil, fmt.Errorf("%s: %v", kind.name, err)
 	}
 	f.proc = p
-	for _, local := range f.local {
+	for _, local := range listening {
 		if err := p.WaitListening(local, 10*time.Second); err != nil {
 			p.Stop()
-			return nil, fmt.Errorf("ssh -L: %v", err)
+			return nil, fmt.Errorf("%s (%s %s): %v\n%s", kind.name, kind.bin, strings.Join(args, " "), err, p.Output())
 		}
 	}
 	return f, nil
 }
 
+// dial connects to target through the forward: to its local port for
+// target, or through its SOCKS5 server with x/net/proxy's client.
 func (f *forward) dial(target string) (net.Conn, error) {
+	if f.socks != "" {
+		return socksDial(f.socks, target)
+	}
 	local, ok := f.local[target]
 	if !ok {
 		return nil, fmt.Errorf("no forward for %s", target)
@@ -63,7 +123,31 @@ func (f *forward) dial(target string) (net.Conn, error) {
 	return net.Dial("tcp", local)
 }
 
-// cpu returns the ssh process's CPU time so far, from /proc.
+// socksDial connects to target through the SOCKS5 server at addr with
+// x/net/proxy's client, and returns the TCP connection to the server once
+// the server has answered: x/net/proxy's own wrapper hides CloseWrite,
+// which uploads need, and after the reply the connection is the tunnel.
+func socksDial(addr, target string) (net.Conn, error) {
+	var tcp net.Conn
+	d, err := proxy.SOCKS5("tcp", addr, nil, dialerFunc(func(network, a string) (net.Conn, error) {
+		c, err := net.Dial(network, a)
+		tcp = c
+		return c, err
+	}))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := d.Dial("tcp", target); err != nil {
+		return nil, fmt.Errorf("socks5 %s via %s: %w", target, addr, err)
+	}
+	return tcp, nil
+}
+
+type dialerFunc func(network, addr string) (net.Conn, error)
+
+func (f dialerFunc) Dial(network, addr string) (net.Conn, error) { return f(network, addr) }
+
+// cpu returns the process's CPU time so far, from /proc.
 func (f *forward) cpu() time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", f.proc.Pid()))
 	if err != nil {
@@ -77,11 +161,11 @@ func (f *forward) cpu() time.Duration {
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond
 }
 
-// close stops ssh and passes on what it printed, if anything.
+// close stops the process and passes on what it printed, if anything.
 func (f *forward) close() {
 	f.proc.Stop()
 	if out := f.proc.Output(); out != "" {
-		fmt.Fprintf(os.Stderr, "ssh -L (%s): %s", f.cipher, out)
+		fmt.Fprintf(os.Stderr, "%s (%s): %s", f.name, cmp.Or(f.cipher, "its own cipher"), out)
 	}
 }
 

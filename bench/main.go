@@ -1,7 +1,9 @@
 // Command bench measures sshdial side by side with the alternatives, in one
 // run on one machine: the sshdial Conn, x/crypto's own tunnel conn ("raw"),
-// OpenSSH's `ssh -L`, and direct TCP, all through a throwaway OpenSSH sshd on
-// 127.0.0.1. It writes a Markdown report and a PNG plot.
+// OpenSSH's `ssh -L` and `ssh -D` (through x/net/proxy's SOCKS5 client), and
+// direct TCP, all through a throwaway OpenSSH sshd on 127.0.0.1; with -cli,
+// also another forwarding binary as "sshdial -L" and "sshdial -D", such as
+// cmd/sshdial. It writes a Markdown report and a PNG plot.
 //
 //	bench/run.sh   # installs what it lacks, then: go run . -out ../BENCHMARKS.md -png ../docs/bench.png
 //
@@ -48,6 +50,8 @@ var (
 	flagPNG     = flag.String("png", "", "write the plot here")
 	flagQuick   = flag.Bool("quick", false, "a smoke run: tiny sizes and counts")
 	flagProfile = flag.String("cpuprofile", "", "write a CPU profile of the run here")
+	flagCLI     = flag.String("cli", "", "also measure this binary as \"sshdial -L\" and \"sshdial -D\": a forwarding proxy process that takes ssh's -N -L/-D -i -o UserKnownHostsFile= -o StrictHostKeyChecking= -p flags")
+	flagCLIArgs = flag.String("cli-args", "", "more arguments for the -cli binary, space-separated; {cipher} in them is replaced by the cipher, and then the -cli modes run with each cipher, else with the binary's own choice in the "+ciphers[0]+" rows only")
 	flagOnly    = flag.String("only", "", "measure only these parts, comma-separated ("+strings.Join(parts, ", ")+"): a probe that logs its figures and writes no report")
 )
 
@@ -133,14 +137,16 @@ func main() {
 	}
 }
 
-// env is what a run sets up: sshd, the targets, ssh -L forwards, clients.
+// env is what a run sets up: sshd, the targets, forwarding processes
+// (ssh -L, ssh -D, and the -cli binary's), clients.
 type env struct {
 	sshd                 *opensshd.Server
 	source, sink, echo   string
 	keyFile, knownHosts  string
-	forwards             map[string]*forward // by cipher
+	forwards             map[string]*forward // by key(mode name, cipher); cipher "" for a -cli binary's own choice
 	closers              []func()
 	sshdVersion, sshVers string
+	cliVersion           string        // what the -cli binary says to -V
 	sshtestAddr          string        // the targets' in-process SSH server
 	sshtestKey           ssh.PublicKey // its host key
 }
@@ -190,7 +196,7 @@ func setup() (*env, error) {
 		return e, fmt.Errorf("targets' host key: %v", err)
 	}
 
-	// Key files for ssh -L.
+	// Key files for the forwarding processes.
 	dir, err := os.MkdirTemp("", "sshdial-bench")
 	if err != nil {
 		return e, err
@@ -204,13 +210,40 @@ func setup() (*env, error) {
 	if err := writeKnownHosts(e.knownHosts, sshd); err != nil {
 		return e, err
 	}
-	for _, c := range ciphers {
-		f, err := startForward(e, c)
+	start := func(kind forwardKind, cipher string, extra []string) error {
+		f, err := startForward(e, kind, cipher, extra)
 		if err != nil {
-			return e, err
+			return err
 		}
-		e.forwards[c] = f
+		e.forwards[key(kind.name, cipher)] = f
 		e.closers = append(e.closers, f.close)
+		return nil
+	}
+	for _, c := range ciphers {
+		for _, kind := range []forwardKind{sshL, sshD} {
+			if err := start(kind, c, nil); err != nil {
+				return e, err
+			}
+		}
+	}
+	if *flagCLI != "" {
+		for _, kind := range cliKinds() {
+			if !cliPerCipher() {
+				if err := start(kind, "", cliArgs("")); err != nil {
+					return e, err
+				}
+				continue
+			}
+			for _, c := range ciphers {
+				if err := start(kind, c, cliArgs(c)); err != nil {
+					return e, err
+				}
+			}
+		}
+		e.cliVersion = *flagCLI
+		if out, err := exec.Command(*flagCLI, "-V").CombinedOutput(); err == nil && len(out) > 0 {
+			e.cliVersion += ", " + strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+		}
 	}
 	e.sshdVersion = versionOf(opensshd.Path(), "-V")
 	e.sshVers = versionOf("ssh", "-V")
@@ -255,13 +288,41 @@ func (e *env) modes(cipher string) ([]mode, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	f := e.forwards[cipher]
-	return []mode{
+	modes := []mode{
 		{name: "sshdial", dial: sshdialDial(client)},
 		{name: "x/crypto raw", dial: rawDial(client)},
-		{name: "ssh -L", dial: f.dial, extraCPU: f.cpu},
+		e.forwardMode(sshL.name, cipher),
 		{name: "direct TCP", dial: func(a string) (net.Conn, error) { return net.Dial("tcp", a) }},
-	}, func() { client.Close() }, nil
+		e.forwardMode(sshD.name, cipher),
+	}
+	for _, kind := range cliKinds() {
+		if m := e.forwardMode(kind.name, cipher); m.name != "" {
+			modes = append(modes, m)
+		}
+	}
+	return modes, func() { client.Close() }, nil
+}
+
+// forwardMode is the mode of a forwarding process with cipher, or the zero
+// mode if there is none. A -cli binary that chooses its own cipher runs in
+// the rows of the first cipher.
+func (e *env) forwardMode(name, cipher string) mode {
+	f := e.forwards[key(name, cipher)]
+	if f == nil && cipher == ciphers[0] {
+		f = e.forwards[key(name, "")]
+	}
+	if f == nil {
+		return mode{}
+	}
+	return mode{name: name, dial: f.dial, extraCPU: f.cpu}
+}
+
+// cliPerCipher reports whether the -cli binary is told the cipher.
+func cliPerCipher() bool { return strings.Contains(*flagCLIArgs, "{cipher}") }
+
+// cliArgs are the -cli-args for cipher.
+func cliArgs(cipher string) []string {
+	return strings.Fields(strings.ReplaceAll(*flagCLIArgs, "{cipher}", cipher))
 }
 
 func cpuTime() time.Duration {
@@ -541,7 +602,7 @@ var cleanup struct {
 	env *env
 }
 
-// stopOnSignal stops sshd, ssh -L and the targets on Ctrl-C or SIGTERM.
+// stopOnSignal stops sshd, the forwarding processes and the targets on Ctrl-C or SIGTERM.
 func stopOnSignal() {
 	c := make(chan os.Signal, 1)
 	signal.Notify(c, os.Interrupt, syscall.SIGTERM)

@@ -38,7 +38,10 @@ func (r *results) markdown() string {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# Benchmarks\n\n")
 	p("Measured by `bench/` in one run: the sshdial Conn, x/crypto's own tunnel conn (\"x/crypto raw\"), ")
-	p("OpenSSH `ssh -L` and direct TCP, through a throwaway OpenSSH sshd on 127.0.0.1. ")
+	p("OpenSSH `ssh -L` and `ssh -D` (reached with x/net/proxy's SOCKS5 client) and direct TCP, through a throwaway OpenSSH sshd on 127.0.0.1. ")
+	if r.cli != "" {
+		p("\"sshdial -L\" and \"sshdial -D\" are the -cli binary (%s) run as `ssh -L` and `ssh -D` are. ", r.cli)
+	}
 	p("Each figure is the median of %d repetitions, with min–max in parentheses; ratios compare medians of the same run. In each repetition (and each round of dials) the modes run in a random order.\n\n", r.reps)
 	p("- Date: %s\n- Machine: %s\n- Go: %s, golang.org/x/crypto %s\n- sshd: %s; ssh: %s\n- Command: `%s`\n\n",
 		r.started.UTC().Format("2006-01-02 15:04 MST"), r.machine, r.goVersion, r.xcrypto, r.sshd, r.sshClient, r.command)
@@ -46,10 +49,13 @@ func (r *results) markdown() string {
 
 	p("## Throughput (MB/s) and client CPU (CPU-seconds per GiB)\n\n")
 	p("%d MiB per run, or what moved in %v. Upload is client→target, download target→client. ", r.size>>20, *flagMaxTime)
-	p("CPU is this process's (the client side; targets run in a child process), plus the `ssh` process for `ssh -L`.\n\n")
+	p("CPU is this process's (the client side; targets run in a child process), plus the forwarding process's for `ssh -L`, `ssh -D` and the -cli modes.\n\n")
 	for _, cipher := range ciphers {
 		p("### %s\n\n| mode | upload MB/s | download MB/s | upload CPU-s/GiB | download CPU-s/GiB |\n|---|---|---|---|---|\n", cipher)
 		for _, m := range r.modeOrder {
+			if _, ok := r.throughput[key(cipher, "upload", m)]; !ok {
+				continue // a -cli binary that ran with the other cipher
+			}
 			p("| %s | %s | %s | %.2f | %.2f |\n", m,
 				r.throughput[key(cipher, "upload", m)], r.throughput[key(cipher, "download", m)],
 				r.cpuPerGiB[key(cipher, "upload", m)].med, r.cpuPerGiB[key(cipher, "download", m)].med)
@@ -64,6 +70,10 @@ func (r *results) markdown() string {
 				p(" (target ≥ 1.0×: %s)", verdict(ours.med >= sshL.med))
 			}
 			p("\n")
+			p("%s", r.forwardRatios("  - "+dir+" ", func(m string) (stat, bool) {
+				v, ok := r.throughput[key(cipher, dir, m)]
+				return v, ok
+			}))
 		}
 		tunedOurs, tunedRaw := r.throughput[key(cipher, "download", "sshdial"+gcSuffix)], r.throughput[key(cipher, "download", "x/crypto raw"+gcSuffix)]
 		p("- download with GOGC=%d (`debug.SetGCPercent`, interleaved with the rows above): sshdial %s MB/s, %.2f CPU-s/GiB, %s `ssh -L`; x/crypto raw %s MB/s, %.2f CPU-s/GiB, %s `ssh -L`\n",
@@ -78,7 +88,9 @@ func (r *results) markdown() string {
 		p("| %s | %s | %s |\n", m, r.dial[m].p50, r.dial[m].p99)
 	}
 	ours, raw := r.dial["sshdial"], r.dial["x/crypto raw"]
-	p("\n- `ssh -L`'s dial is the local TCP connect only: its channel opens afterwards, on the first data.\n")
+	p("\n- `ssh -L`'s dial is the local TCP connect only: its channel opens afterwards, on the first data. ")
+	p("A `-D` dial is the SOCKS5 exchange, whose reply comes once the channel is open.\n")
+	p("%s", r.forwardRatios("- dial p50 ", func(m string) (stat, bool) { v, ok := r.dial[m]; return v.p50, ok }))
 	p("- The SSH connection of the rows without a suffix is made with `sshdial.DialSSH` (TCP_QUICKACK armed); ")
 	p("\"no QUICKACK\" rows use a plain `ssh.Dial`.\n")
 	p("- p50 sshdial / raw = %s (target ≤ 1.05×: %s); sshdial p99 = %.0f µs (target ≤ 2000 µs: %s); without QUICKACK p99 = %.0f µs.\n\n",
@@ -90,8 +102,9 @@ func (r *results) markdown() string {
 		p("| %s | %s | %s |\n", m, r.ping[m].p50, r.ping[m].p99)
 	}
 	ours, raw, sshL := r.ping["sshdial"], r.ping["x/crypto raw"], r.ping["ssh -L"]
-	p("\n- p50 sshdial / raw = %s (target ≤ 1.1×: %s); sshdial / `ssh -L` = %s.\n\n",
+	p("\n- p50 sshdial / raw = %s (target ≤ 1.1×: %s); sshdial / `ssh -L` = %s.\n",
 		ratio(ours.p50, raw.p50), verdict(ours.p50.med <= 1.1*raw.p50.med), ratio(ours.p50, sshL.p50))
+	p("%s\n", r.forwardRatios("- p50 ", func(m string) (stat, bool) { v, ok := r.ping[m]; return v.p50, ok }))
 
 	p("## Concurrent tunnels on one SSH connection\n\nThrough sshtest in the targets' process (OpenSSH's sshd slows down quadratically with thousands of channels: 10,000 did not finish in minutes). Opened by 32 dialers; memory (live heap plus goroutine stacks, after GC) and goroutines per idle tunnel, then after one 64-byte echo each; goroutines left 20 s after closing them all. One run each.\n\n")
 	p("| tunnels | mode | open time | memory/tunnel idle | memory/tunnel after echo | goroutines/tunnel idle | after echo | left after Close |\n|---|---|---|---|---|---|---|---|\n")
@@ -124,6 +137,25 @@ func (r *results) markdown() string {
 	return b.String()
 }
 
+// forwardRatios compares the forwarding processes, one line each for the
+// pairs that ran: `ssh -D` / `ssh -L` (the cost of SOCKS5 on OpenSSH's
+// side; not for dials, where they measure different things), and the -cli
+// modes against OpenSSH's.
+func (r *results) forwardRatios(prefix string, value func(mode string) (stat, bool)) string {
+	var b strings.Builder
+	for _, pair := range [][2]string{{"ssh -D", "ssh -L"}, {"sshdial -L", "ssh -L"}, {"sshdial -D", "ssh -D"}} {
+		if pair[0] == "ssh -D" && strings.HasPrefix(prefix, "- dial") {
+			continue
+		}
+		a, okA := value(pair[0])
+		c, okC := value(pair[1])
+		if okA && okC {
+			fmt.Fprintf(&b, "%s`%s` / `%s` = %s\n", prefix, pair[0], pair[1], ratio(a, c))
+		}
+	}
+	return b.String()
+}
+
 // plot draws throughput (aes128-gcm) and latency p50 side by side.
 func (r *results) plot(path string) error {
 	const w, h = 900, 230
@@ -141,9 +173,15 @@ func (r *results) plot(path string) error {
 	}
 	bars := func(x0 int, title, unit string, groups []string, value func(group, mode string) float64) {
 		text(x0, 20, title)
+		var modes []string // those with a color: the plot has room for four
+		for _, m := range r.modeOrder {
+			if _, ok := colors[m]; ok {
+				modes = append(modes, m)
+			}
+		}
 		maxV := 0.0
 		for _, g := range groups {
-			for _, m := range r.modeOrder {
+			for _, m := range modes {
 				maxV = max(maxV, value(g, m))
 			}
 		}
@@ -154,7 +192,7 @@ func (r *results) plot(path string) error {
 		for _, g := range groups {
 			text(x0, y+10, g)
 			y += 16
-			for _, m := range r.modeOrder {
+			for _, m := range modes {
 				v := value(g, m)
 				length := int(v / maxV * 260)
 				c := colors[m]

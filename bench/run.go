@@ -37,6 +37,7 @@ type results struct {
 	started                         time.Time
 	machine, goVersion, xcrypto     string
 	sshd, sshClient, command        string
+	cli                             string // the -cli binary and its version, if any
 	reps                            int
 	size                            int64
 	throughput, cpuPerGiB           map[string]stat // key: cipher|direction|mode
@@ -69,6 +70,7 @@ func run() (*results, error) {
 		xcrypto:    moduleVersion("golang.org/x/crypto"),
 		sshd:       e.sshdVersion,
 		sshClient:  e.sshVers,
+		cli:        e.cliVersion,
 		command:    "cd bench && go run . " + strings.Join(os.Args[1:], " "),
 		reps:       *flagReps,
 		size:       *flagSize,
@@ -86,9 +88,10 @@ func run() (*results, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.modeOrder = nil
-		for _, m := range modes {
-			r.modeOrder = append(r.modeOrder, m.name)
+		for _, m := range modes { // the union over the ciphers: a -cli binary may run with one only
+			if !slices.Contains(r.modeOrder, m.name) {
+				r.modeOrder = append(r.modeOrder, m.name)
+			}
 		}
 		for _, dir := range []string{"upload", "download"} {
 			dirModes := modes
@@ -177,7 +180,12 @@ func run() (*results, error) {
 		{name: "sshdial, no QUICKACK", dial: sshdialDial(plain)},
 		{name: "x/crypto raw, no QUICKACK", dial: rawDial(plain)},
 	}
-	dialModes := append(plainModes, byName["sshdial"], byName["x/crypto raw"], byName["ssh -L"], byName["direct TCP"])
+	dialModes := append(plainModes, byName["sshdial"], byName["x/crypto raw"], byName["ssh -L"], byName["direct TCP"], byName["ssh -D"])
+	for _, kind := range cliKinds() {
+		if m, ok := byName[kind.name]; ok {
+			dialModes = append(dialModes, m)
+		}
+	}
 	for _, m := range dialModes {
 		r.dialOrder = append(r.dialOrder, m.name)
 	}
