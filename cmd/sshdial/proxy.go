@@ -1,10 +1,9 @@
 package main
 
-// The -D and --http-proxy servers. They come from proxysrv behind these
-// names, so that switching from the stand-in (proxysrv_shim.go) to
-// internal/proxysrv is this file alone.
+import "github.com/sshdial/sshdial/internal/proxysrv"
 
+// The -D and --http-proxy servers, from internal/proxysrv.
 type (
-	proxyServer      = shimServer
-	proxyTunnelEvent = shimTunnelEvent
+	proxyServer      = proxysrv.Server
+	proxyTunnelEvent = proxysrv.TunnelEvent
 )

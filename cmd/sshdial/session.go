@@ -410,6 +410,8 @@ func (s *session) serveProxy(f *forward, l net.Listener) {
 		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
 			c, err := s.dialThrough(ctx, network, address)
 			if err != nil {
+				f.failed.Add(1)
+				s.log.Warn("tunnel failed", "forward", f.kind+" "+f.text, "target", address, "err", err)
 				return nil, err
 			}
 			return &countedConn{Conn: c, sent: &f.sent, received: &f.received}, nil
@@ -418,20 +420,16 @@ func (s *session) serveProxy(f *forward, l net.Listener) {
 		DialTimeout:      s.dialWait,
 		OnTunnel: func(ev proxyTunnelEvent) {
 			attrs := []any{"forward", f.kind + " " + f.text, "proto", ev.Proto, "target", ev.Target}
-			switch {
-			case ev.Open:
+			if ev.Open {
 				f.total.Add(1)
 				s.log.Debug("tunnel open", attrs...)
-			case ev.Err != nil && ev.Sent == 0 && ev.Received == 0:
-				f.failed.Add(1)
-				s.log.Warn("tunnel failed", append(attrs, "err", ev.Err)...)
-			default:
-				attrs = append(attrs, "sent", ev.Sent, "received", ev.Received)
-				if ev.Err != nil {
-					attrs = append(attrs, "err", ev.Err)
-				}
-				s.log.Debug("tunnel closed", attrs...)
+				return
 			}
+			attrs = append(attrs, "sent", ev.Sent, "received", ev.Received)
+			if ev.Err != nil {
+				attrs = append(attrs, "err", ev.Err)
+			}
+			s.log.Debug("tunnel closed", attrs...)
 		},
 	}
 	if s.o.verbose >= 2 {
