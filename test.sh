@@ -43,5 +43,5 @@ if ! out=$(cd bench && go run . -quick 2>&1); then
 fi
 
 echo "== demo"
-go run ./cmd/sshdial-demo >/dev/null
+go run ./cmd/sshdial demo >/dev/null
 echo "all checks passed"

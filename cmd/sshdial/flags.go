@@ -1,0 +1,544 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// usageError is a command line that cannot be run: exit code 2, with the
+// usage line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// options is a parsed command line.
+type options struct {
+	destination string
+	port        int    // -p; 0: unset
+	user        string // -l
+	configFile  *string
+	jumps       []string
+	jumpsSet    bool
+	identities  []string
+	knownHosts  []string
+	agentSocket *string
+
+	strict          string        // "": from the config
+	aliveInterval   time.Duration // -1: unset
+	aliveCount      int           // 0: unset
+	connectTimeout  time.Duration // 0: unset
+	exitOnFwdFail   bool
+	gatewayPorts    bool
+	verbose         int
+	quiet           bool
+	version, help   bool
+	statusEvery     time.Duration
+	grace           time.Duration
+	local, remote   []forwardSpec
+	dynamic, httpPx []forwardSpec // listen only
+}
+
+// endpoint is one end of a forward: a TCP host:port or a unix socket path.
+type endpoint struct {
+	host string // TCP host; for a local listener "" means the default bind address, "*" all interfaces
+	port int
+	path string // unix socket path; set instead of host and port
+}
+
+func (e endpoint) network() string {
+	if e.path != "" {
+		return "unix"
+	}
+	return "tcp"
+}
+
+func (e endpoint) String() string {
+	if e.path != "" {
+		return e.path
+	}
+	return net.JoinHostPort(e.host, strconv.Itoa(e.port))
+}
+
+// forwardSpec is one -L or -R: listen on listen, connect to target.
+type forwardSpec struct {
+	flag   string // "-L" or "-R"
+	text   string // as given
+	listen endpoint
+	target endpoint
+}
+
+const usageLine = "usage: sshdial [-gNqTvV] [-D [bind:]port] [-F configfile] [-i identity_file]\n" +
+	"               [-J jump[,jump]] [-L forward] [-l user] [-o option] [-p port] [-R forward]\n" +
+	"               [--http-proxy [bind:]port] [--status interval] [--grace duration]\n" +
+	"               destination\n" +
+	"       sshdial demo\n"
+
+// parseArgs parses an OpenSSH-style command line.
+func parseArgs(args []string) (*options, error) {
+	o := &options{
+		aliveInterval: -1,
+		exitOnFwdFail: true,
+		grace:         10 * time.Second,
+	}
+	var positional []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			positional = append(positional, args[i+1:]...)
+			i = len(args)
+			continue
+		case strings.HasPrefix(a, "--"):
+			name, val, hasVal := strings.Cut(a[2:], "=")
+			takesValue := name == "http-proxy" || name == "status" || name == "grace"
+			if takesValue && !hasVal {
+				if i+1 >= len(args) {
+					return nil, usagef("option --%s needs a value", name)
+				}
+				i++
+				val = args[i]
+			} else if !takesValue && hasVal {
+				return nil, usagef("option --%s takes no value", name)
+			}
+			if err := o.long(name, val); err != nil {
+				return nil, err
+			}
+			continue
+		case len(a) < 2 || a[0] != '-':
+			positional = append(positional, a)
+			continue
+		}
+		// A cluster of short options: -NvL 8080:host:80, -L8080:host:80.
+		for j := 1; j < len(a); j++ {
+			c := a[j]
+			if !strings.ContainsRune("DFiJLloOpRw", rune(c)) || c == 'O' || c == 'w' {
+				if err := o.shortFlag(c); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			val := a[j+1:]
+			if val == "" {
+				if i+1 >= len(args) {
+					return nil, usagef("option -%c needs a value", c)
+				}
+				i++
+				val = args[i]
+			}
+			if err := o.shortValue(c, val); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	if o.help || o.version {
+		return o, nil
+	}
+	switch len(positional) {
+	case 0:
+		return nil, usagef("missing destination")
+	case 1:
+	default:
+		return nil, usagef("unexpected arguments after the destination %q: %q; sshdial runs no remote command, it only forwards (as ssh -N)", positional[0], strings.Join(positional[1:], " "))
+	}
+	dest, err := foldDestination(positional[0], o.user, o.port)
+	if err != nil {
+		return nil, err
+	}
+	o.destination = dest
+	if len(o.local)+len(o.remote)+len(o.dynamic)+len(o.httpPx) == 0 {
+		return nil, usagef("nothing to forward: give at least one of -L, -R, -D, --http-proxy")
+	}
+	return o, nil
+}
+
+// shortFlag handles a short option without a value.
+func (o *options) shortFlag(c byte) error {
+	switch c {
+	case 'N', 'T', 'n':
+		// sshdial never runs a remote command or opens a terminal.
+	case 'g':
+		o.gatewayPorts = true
+	case 'v':
+		o.verbose++
+	case 'q':
+		o.quiet = true
+	case 'V':
+		o.version = true
+	case 'h':
+		o.help = true
+	case 'C':
+		// Compression: accepted for habit's sake, not done.
+	case 'f':
+		return usagef("-f (go to background) is not supported: run sshdial under a service manager, nohup or &")
+	default:
+		return usagef("unknown option -%c", c)
+	}
+	return nil
+}
+
+// shortValue handles a short option with its value.
+func (o *options) shortValue(c byte, val string) error {
+	switch c {
+	case 'L', 'R':
+		f, err := parseForward("-"+string(c), val)
+		if err != nil {
+			return err
+		}
+		if c == 'L' {
+			o.local = append(o.local, f)
+		} else {
+			o.remote = append(o.remote, f)
+		}
+	case 'D':
+		e, err := parseListenSpec("-D", val)
+		if err != nil {
+			return err
+		}
+		o.dynamic = append(o.dynamic, forwardSpec{flag: "-D", text: val, listen: e})
+	case 'F':
+		o.configFile = &val
+	case 'i':
+		o.identities = append(o.identities, val)
+	case 'J':
+		if strings.EqualFold(val, "none") {
+			o.jumps, o.jumpsSet = nil, true
+			return nil
+		}
+		for j := range strings.SplitSeq(val, ",") {
+			if j == "" {
+				return usagef("-J %q: empty jump host", val)
+			}
+			o.jumps = append(o.jumps, j)
+		}
+		o.jumpsSet = true
+	case 'l':
+		if val == "" {
+			return usagef("-l: empty user name")
+		}
+		o.user = val
+	case 'p':
+		p, err := parsePort(val, false)
+		if err != nil {
+			return usagef("-p %q: %v", val, err)
+		}
+		o.port = p
+	case 'o':
+		return o.sshOption(val)
+	}
+	return nil
+}
+
+// long handles a --name[=value] option.
+func (o *options) long(name, val string) error {
+	switch name {
+	case "help":
+		o.help = true
+	case "version":
+		o.version = true
+	case "http-proxy":
+		e, err := parseListenSpec("--http-proxy", val)
+		if err != nil {
+			return err
+		}
+		o.httpPx = append(o.httpPx, forwardSpec{flag: "--http-proxy", text: val, listen: e})
+	case "status":
+		d, err := time.ParseDuration(val)
+		if err != nil || d < time.Second {
+			return usagef("--status %q: want an interval of 1s or more, such as 30s", val)
+		}
+		o.statusEvery = d
+	case "grace":
+		d, err := time.ParseDuration(val)
+		if err != nil || d < 0 {
+			return usagef("--grace %q: want a duration such as 10s (0 closes open tunnels at once)", val)
+		}
+		o.grace = d
+	default:
+		return usagef("unknown option --%s", name)
+	}
+	return nil
+}
+
+// sshOption handles -o Key=Value or -o "Key Value", keys case-insensitive
+// as in ssh_config.
+func (o *options) sshOption(text string) error {
+	text = strings.TrimSpace(text)
+	i := strings.IndexAny(text, "= \t")
+	if i <= 0 {
+		return usagef("-o %q: want Key=Value", text)
+	}
+	key := text[:i]
+	val := strings.TrimLeft(strings.TrimSpace(text[i:]), "=")
+	val = strings.Trim(strings.TrimSpace(val), `"`)
+	bad := func(want string) error {
+		return usagef("-o %s=%q: want %s", key, val, want)
+	}
+	switch strings.ToLower(key) {
+	case "serveraliveinterval":
+		n, err := strconv.Atoi(val)
+		if err != nil || n < 0 {
+			return bad("seconds (0 turns keepalives off)")
+		}
+		o.aliveInterval = time.Duration(n) * time.Second
+	case "serveralivecountmax":
+		n, err := strconv.Atoi(val)
+		if err != nil || n < 1 {
+			return bad("a count of 1 or more")
+		}
+		o.aliveCount = n
+	case "stricthostkeychecking":
+		switch strings.ToLower(val) {
+		case "yes", "ask":
+			o.strict = "yes" // sshdial never asks: an unknown key is refused
+		case "accept-new":
+			o.strict = "accept-new"
+		case "no", "off":
+			o.strict = "no"
+		default:
+			return bad("yes, accept-new, no or ask")
+		}
+	case "userknownhostsfile":
+		files := strings.Fields(val)
+		if len(files) == 0 {
+			return bad("one or more files")
+		}
+		o.knownHosts = append(o.knownHosts, files...)
+	case "connecttimeout":
+		n, err := strconv.Atoi(val)
+		if err != nil || n < 1 {
+			return bad("seconds, 1 or more")
+		}
+		o.connectTimeout = time.Duration(n) * time.Second
+	case "exitonforwardfailure":
+		b, err := yesNo(val)
+		if err != nil {
+			return bad("yes or no")
+		}
+		o.exitOnFwdFail = b
+	case "gatewayports":
+		b, err := yesNo(val)
+		if err != nil {
+			return bad("yes or no")
+		}
+		o.gatewayPorts = b
+	case "identityfile":
+		o.identities = append(o.identities, val)
+	case "identityagent":
+		o.agentSocket = &val
+	case "user":
+		o.user = val
+	case "port":
+		p, err := parsePort(val, false)
+		if err != nil {
+			return bad("a port, 1 to 65535")
+		}
+		o.port = p
+	case "proxyjump":
+		return o.shortValue('J', val)
+	case "batchmode":
+		// sshdial never prompts.
+		if _, err := yesNo(val); err != nil {
+			return bad("yes or no")
+		}
+	default:
+		return usagef("-o %s: unsupported option (sshdial takes ServerAliveInterval, ServerAliveCountMax, StrictHostKeyChecking, UserKnownHostsFile, ConnectTimeout, ExitOnForwardFailure, GatewayPorts, IdentityFile, IdentityAgent, User, Port, ProxyJump, BatchMode; the rest belongs in ~/.ssh/config)", key)
+	}
+	return nil
+}
+
+func yesNo(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "yes", "true":
+		return true, nil
+	case "no", "false":
+		return false, nil
+	}
+	return false, errors.New("want yes or no")
+}
+
+// parsePort parses a port number; zero only when zeroOK.
+func parsePort(s string, zeroOK bool) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || s == "" || s[0] == '+' || s[0] == '-' {
+		return 0, fmt.Errorf("not a port number")
+	}
+	if n > 65535 || n < 0 || (n == 0 && !zeroOK) {
+		return 0, fmt.Errorf("port %d out of range (%s to 65535)", n, map[bool]string{true: "0", false: "1"}[zeroOK])
+	}
+	return n, nil
+}
+
+// splitFields splits an OpenSSH forward specification at colons, keeping
+// bracketed IPv6 addresses whole (brackets removed).
+func splitFields(s string) ([]string, error) {
+	var fields []string
+	for {
+		if strings.HasPrefix(s, "[") {
+			end := strings.IndexByte(s, ']')
+			if end < 0 {
+				return nil, errors.New("unclosed '['")
+			}
+			fields = append(fields, s[1:end])
+			s = s[end+1:]
+			if s == "" {
+				return fields, nil
+			}
+			if s[0] != ':' {
+				return nil, errors.New("']' not followed by ':'")
+			}
+			s = s[1:]
+			continue
+		}
+		i := strings.IndexByte(s, ':')
+		if i < 0 {
+			return append(fields, s), nil
+		}
+		fields = append(fields, s[:i])
+		s = s[i+1:]
+	}
+}
+
+// anyBind turns an empty bind address, given as such, into "*": all
+// interfaces, as ssh reads it.
+func anyBind(h string) string {
+	if h == "" {
+		return "*"
+	}
+	return h
+}
+
+// parseListenSpec parses [bind:]port for -D and --http-proxy.
+func parseListenSpec(flag, s string) (endpoint, error) {
+	fields, err := splitFields(s)
+	if err != nil {
+		return endpoint{}, usagef("%s %q: %v", flag, s, err)
+	}
+	var e endpoint
+	switch len(fields) {
+	case 1:
+		e.port, err = parsePort(fields[0], true)
+	case 2:
+		e.host = anyBind(fields[0])
+		e.port, err = parsePort(fields[1], true)
+	default:
+		return endpoint{}, usagef("%s %q: want [bind_address:]port", flag, s)
+	}
+	if err != nil {
+		return endpoint{}, usagef("%s %q: %v", flag, s, err)
+	}
+	return e, nil
+}
+
+// parseForward parses what -L and -R take:
+//
+//	[bind_address:]port:host:hostport
+//	[bind_address:]port:/socket
+//	/socket:host:hostport
+//	/socket:/socket
+//
+// For -L the listening end is local and the target is reached through the
+// SSH server; for -R the other way round.
+func parseForward(flag, s string) (forwardSpec, error) {
+	f := forwardSpec{flag: flag, text: s}
+	fail := func(why string) (forwardSpec, error) {
+		return forwardSpec{}, usagef("%s %q: %s; want [bind_address:]port:host:hostport, [bind_address:]port:/socket, /socket:host:hostport or /socket:/socket", flag, s, why)
+	}
+	fields, err := splitFields(s)
+	if err != nil {
+		return fail(err.Error())
+	}
+	isPath := func(x string) bool {
+		return strings.HasPrefix(x, "/") || strings.HasPrefix(x, "./") || strings.HasPrefix(x, "~")
+	}
+	var listen, target []string
+	switch {
+	case len(fields) >= 2 && isPath(fields[len(fields)-1]):
+		listen, target = fields[:len(fields)-1], fields[len(fields)-1:]
+	case len(fields) >= 3:
+		listen, target = fields[:len(fields)-2], fields[len(fields)-2:]
+	case len(fields) == 1 && flag == "-R":
+		return fail("remote dynamic forwarding (-R port alone) is not supported")
+	default:
+		return fail("too few fields")
+	}
+	switch {
+	case len(listen) == 1 && isPath(listen[0]):
+		f.listen.path = listen[0]
+	case len(listen) == 1:
+		if f.listen.port, err = parsePort(listen[0], true); err != nil {
+			return fail("listening " + err.Error())
+		}
+	case len(listen) == 2:
+		f.listen.host = anyBind(listen[0])
+		if f.listen.port, err = parsePort(listen[1], true); err != nil {
+			return fail("listening " + err.Error())
+		}
+	default:
+		return fail("too many fields")
+	}
+	if len(target) == 1 {
+		f.target.path = target[0]
+	} else {
+		if target[0] == "" {
+			return fail("empty target host")
+		}
+		f.target.host = target[0]
+		if f.target.port, err = parsePort(target[1], false); err != nil {
+			return fail("target " + err.Error())
+		}
+	}
+	if strings.ContainsAny(s, "\x00\r\n") {
+		return fail("control character")
+	}
+	return f, nil
+}
+
+// foldDestination adds -l's user and -p's port to destination, as ssh does:
+// a user or port in the destination itself wins.
+func foldDestination(dest, user string, port int) (string, error) {
+	if dest == "" || strings.HasPrefix(dest, "-") {
+		return "", usagef("bad destination %q", dest)
+	}
+	if user == "" && port == 0 {
+		return dest, nil
+	}
+	if len(dest) >= 6 && strings.EqualFold(dest[:6], "ssh://") {
+		u, err := url.Parse(dest)
+		if err != nil {
+			return "", usagef("bad destination: not a valid ssh:// URL")
+		}
+		if u.User == nil && user != "" {
+			u.User = url.User(user)
+		}
+		if u.Port() == "" && port != 0 {
+			u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(port))
+		}
+		return u.String(), nil
+	}
+	rest := dest
+	destUser := ""
+	if i := strings.LastIndexByte(dest, '@'); i >= 0 {
+		destUser, rest = dest[:i+1], dest[i+1:]
+	}
+	if destUser == "" && user != "" {
+		destUser = user + "@"
+	}
+	if port != 0 {
+		if _, _, err := net.SplitHostPort(rest); err != nil {
+			// No port in the destination yet.
+			h := strings.TrimSuffix(strings.TrimPrefix(rest, "["), "]")
+			rest = net.JoinHostPort(h, strconv.Itoa(port))
+		}
+	}
+	return destUser + rest, nil
+}

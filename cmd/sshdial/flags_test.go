@@ -1,0 +1,138 @@
+package main
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseArgs(t *testing.T) {
+	tests := []struct {
+		args  []string
+		check func(o *options) bool
+	}{
+		// What bench/ runs.
+		{[]string{"-N", "-L", "9000:127.0.0.1:80", "-D", "1080", "-i", "KEY", "-o", "UserKnownHostsFile=KH", "-o", "StrictHostKeyChecking=yes", "-p", "2222", "me@127.0.0.1"},
+			func(o *options) bool {
+				return o.destination == "me@127.0.0.1:2222" && len(o.local) == 1 && o.local[0].listen.port == 9000 &&
+					o.local[0].target == endpoint{host: "127.0.0.1", port: 80} && o.dynamic[0].listen.port == 1080 &&
+					reflect.DeepEqual(o.identities, []string{"KEY"}) && reflect.DeepEqual(o.knownHosts, []string{"KH"}) && o.strict == "yes"
+			}},
+		// Clustered flags, value attached, destination first.
+		{[]string{"bastion", "-NvvL8080:db:5432", "-gq"}, func(o *options) bool {
+			return o.destination == "bastion" && o.verbose == 2 && o.gatewayPorts && o.quiet &&
+				o.local[0].listen == endpoint{port: 8080} && o.local[0].target == endpoint{host: "db", port: 5432}
+		}},
+		{[]string{"-L", "0.0.0.0:8080:db:5432", "-L", "*:1:h:2", "-L", ":3:h:4", "h"}, func(o *options) bool {
+			return o.local[0].listen.host == "0.0.0.0" && o.local[1].listen.host == "*" && o.local[2].listen.host == "*"
+		}},
+		{[]string{"-L", "[::1]:8080:[fe80::1]:80", "h"}, func(o *options) bool {
+			return o.local[0].listen == endpoint{host: "::1", port: 8080} && o.local[0].target == endpoint{host: "fe80::1", port: 80}
+		}},
+		{[]string{"-L", "5432:/run/postgresql/.s.PGSQL.5432", "-L", "lo:1:/x.sock", "-L", "/tmp/l.sock:db:5432", "-L", "/a:/b", "h"}, func(o *options) bool {
+			return o.local[0].target.path == "/run/postgresql/.s.PGSQL.5432" && o.local[0].listen.port == 5432 &&
+				o.local[1].listen == endpoint{host: "lo", port: 1} && o.local[1].target.path == "/x.sock" &&
+				o.local[2].listen.path == "/tmp/l.sock" && o.local[2].target == endpoint{host: "db", port: 5432} &&
+				o.local[3].listen.path == "/a" && o.local[3].target.path == "/b"
+		}},
+		{[]string{"-R", "8080:localhost:80", "-R0:/s", "h"}, func(o *options) bool {
+			return o.remote[0].listen.port == 8080 && o.remote[1].listen.port == 0 && o.remote[1].target.path == "/s"
+		}},
+		{[]string{"-D", "127.0.0.1:1080", "--http-proxy=3128", "--status", "30s", "--grace=1s", "h"}, func(o *options) bool {
+			return o.dynamic[0].listen == endpoint{host: "127.0.0.1", port: 1080} && o.httpPx[0].listen.port == 3128 &&
+				o.statusEvery == 30*time.Second && o.grace == time.Second
+		}},
+		// -o forms.
+		{[]string{"-o", "ServerAliveInterval 5", "-oServerAliveCountMax=2", "-o", "connecttimeout = 7", "-o", "ExitOnForwardFailure=no", "-D1", "h"}, func(o *options) bool {
+			return o.aliveInterval == 5*time.Second && o.aliveCount == 2 && o.connectTimeout == 7*time.Second && !o.exitOnFwdFail
+		}},
+		{[]string{"-o", "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile=/a /b", "-D1", "h"}, func(o *options) bool {
+			return o.strict == "accept-new" && reflect.DeepEqual(o.knownHosts, []string{"/a", "/b"})
+		}},
+		// -l and -p fold into the destination; the destination's own win.
+		{[]string{"-l", "u", "-p", "2", "-D1", "host"}, func(o *options) bool { return o.destination == "u@host:2" }},
+		{[]string{"-l", "u", "-p", "2", "-D1", "v@host:3"}, func(o *options) bool { return o.destination == "v@host:3" }},
+		{[]string{"-p", "2", "-D1", "::1"}, func(o *options) bool { return o.destination == "[::1]:2" }},
+		{[]string{"-l", "u", "-D1", "ssh://host"}, func(o *options) bool { return o.destination == "ssh://u@host" }},
+		{[]string{"-J", "a,b@c:2", "-D1", "h"}, func(o *options) bool { return o.jumpsSet && reflect.DeepEqual(o.jumps, []string{"a", "b@c:2"}) }},
+		{[]string{"-D1", "--", "h"}, func(o *options) bool { return o.destination == "h" }},
+	}
+	for _, tt := range tests {
+		o, err := parseArgs(tt.args)
+		if err != nil {
+			t.Errorf("%q: %v", tt.args, err)
+			continue
+		}
+		if !tt.check(o) {
+			t.Errorf("%q: parsed wrong: %+v", tt.args, o)
+		}
+	}
+}
+
+// Bad command lines exit 2 with a message and the usage, never a panic.
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-D1"}, "missing destination"},
+		{[]string{}, "missing destination"},
+		{[]string{"h"}, "nothing to forward"},
+		{[]string{"-x", "h"}, "unknown option -x"},
+		{[]string{"--nope", "h"}, "unknown option --nope"},
+		{[]string{"-L"}, "-L needs a value"},
+		{[]string{"-L", "8080", "h"}, "too few fields"},
+		{[]string{"-L", "8080:db", "h"}, "too few fields"},
+		{[]string{"-L", "a:b:c:d:e", "h"}, "too many fields"},
+		{[]string{"-L", "70000:db:80", "h"}, "out of range"},
+		{[]string{"-L", "8080:db:0", "h"}, "out of range"},
+		{[]string{"-L", "8080:db:http", "h"}, "not a port number"},
+		{[]string{"-L", "8080:db:-1", "h"}, "not a port number"},
+		{[]string{"-L", "8080::80", "h"}, "empty target host"},
+		{[]string{"-L", "[::1:8080:db:80", "h"}, "unclosed"},
+		{[]string{"-R", "8080", "h"}, "not supported"},
+		{[]string{"-D", "99999", "h"}, "out of range"},
+		{[]string{"-D", "a:b:c", "h"}, "want [bind_address:]port"},
+		{[]string{"-p", "0", "-D1", "h"}, "out of range"},
+		{[]string{"-p", "x", "-D1", "h"}, "not a port number"},
+		{[]string{"-o", "Bogus=1", "-D1", "h"}, "unsupported option"},
+		{[]string{"-o", "ProxyCommand=nc %h %p", "-D1", "h"}, "unsupported option"},
+		{[]string{"-o", "=yes", "-D1", "h"}, "want Key=Value"},
+		{[]string{"-o", "StrictHostKeyChecking=maybe", "-D1", "h"}, "want yes, accept-new"},
+		{[]string{"-o", "ServerAliveInterval=-3", "-D1", "h"}, "want seconds"},
+		{[]string{"-o", "ConnectTimeout=0", "-D1", "h"}, "want seconds"},
+		{[]string{"-o", "ExitOnForwardFailure=perhaps", "-D1", "h"}, "want yes or no"},
+		{[]string{"-D1", "h", "uptime"}, "runs no remote command"},
+		{[]string{"-f", "-D1", "h"}, "-f (go to background) is not supported"},
+		{[]string{"--status", "1ms", "-D1", "h"}, "--status"},
+		{[]string{"--status"}, "needs a value"},
+		{[]string{"--grace=-1s", "-D1", "h"}, "--grace"},
+		{[]string{"--help=yes"}, "takes no value"},
+		{[]string{"-J", "a,,b", "-D1", "h"}, "empty jump host"},
+		{[]string{"-l", "", "-D1", "h"}, "empty user name"},
+		{[]string{"demo", "extra"}, "demo takes no arguments"},
+	}
+	for _, tt := range tests {
+		code, out, stderr := runSync(t, 5*time.Second, tt.args...)
+		if code != exitUsage || !strings.Contains(stderr, tt.want) || !strings.Contains(stderr, "usage: sshdial") || out != "" {
+			t.Errorf("%q: exit %d, stderr:\n%s\nwant exit 2 and %q with the usage", tt.args, code, stderr, tt.want)
+		}
+		if strings.Contains(stderr, "panic") || strings.Contains(stderr, "internal error") {
+			t.Errorf("%q: %s", tt.args, stderr)
+		}
+	}
+}
+
+// FuzzParseArgs: any command line parses or is refused; it never panics.
+func FuzzParseArgs(f *testing.F) {
+	for _, s := range []string{"-L 8080:db:80 h", "-NvL[::1]:1:[::2]:3 h", "-o a=b", "-R /a:/b h", "-D [:1 h", "-L :::: h", "-p 1 -l u ssh://h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		o, err := parseArgs(strings.Fields(line))
+		if err == nil && o == nil {
+			t.Fatal("no options and no error")
+		}
+	})
+}

@@ -1,0 +1,263 @@
+// Command sshdial keeps SSH tunnels up: local (-L), remote (-R) and
+// dynamic (-D, SOCKS4/5) forwards and an HTTP CONNECT proxy, with OpenSSH's
+// command-line syntax, ~/.ssh/config, known_hosts, ssh-agent and identity
+// files, on sshdial's Connect and Listen: keepalives, reconnects, and
+// forwards that come back after them.
+//
+// Run `sshdial -h` for the options and exit codes, and `sshdial demo` for a
+// tour on an embedded SSH server.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sshdial/sshdial"
+)
+
+// Exit codes.
+const (
+	exitOK         = 0   // clean shutdown (SIGINT, SIGTERM), -h, -V, demo
+	exitError      = 1   // any other error (the demo failed, ...)
+	exitUsage      = 2   // bad command line
+	exitForward    = 3   // a forward could not be set up at start (ExitOnForwardFailure=yes)
+	exitConnection = 255 // connecting, host key or authentication failed at start, as ssh
+)
+
+const helpText = `
+sshdial keeps SSH tunnels up, with ssh's syntax. It never runs a remote
+command: it is always "ssh -N".
+
+Forwards (each may be given several times):
+  -L [bind:]port:host:hostport   listen here, connect to host:hostport from the SSH server
+  -L [bind:]port:/remote.sock    ... to a unix socket on the server (also /local.sock:host:hostport)
+  -R [bind:]port:host:hostport   the SSH server listens, connections come to host:hostport here
+  -R [bind:]port:/local.sock     ... to a unix socket here (also /remote.sock:host:hostport)
+  -D [bind:]port                 SOCKS5 and SOCKS4a proxy; names are resolved by the SSH server
+  --http-proxy [bind:]port       HTTP CONNECT proxy (for HTTPS_PROXY, curl -x, browsers)
+Local listeners bind 127.0.0.1 unless a bind address is given ("*" or empty:
+every interface; -g makes that the default). -R binds the server's loopback
+unless a bind address is given (the server's GatewayPorts decides).
+
+Connection:
+  destination        [user@]host[:port], ssh://[user@]host[:port] or a Host of ~/.ssh/config
+  -p port, -l user   as ssh; a port or user in the destination wins
+  -i identity_file   offered before the config's IdentityFile (ssh-agent keys too)
+  -J jump[,jump]     ProxyJump; -J none ignores the config's
+  -F configfile      instead of ~/.ssh/config (-F none: no config file)
+  -o Key=Value       ServerAliveInterval, ServerAliveCountMax, StrictHostKeyChecking
+                     (yes, accept-new, no), UserKnownHostsFile, ConnectTimeout,
+                     ExitOnForwardFailure, GatewayPorts, IdentityFile, IdentityAgent,
+                     User, Port, ProxyJump, BatchMode; others are an error
+  -N -T -n -C        accepted and ignored (always -N; no compression)
+
+Operation:
+  -v, -vv            per-tunnel events; -vv adds the proxies' handshakes
+  -q                 errors only
+  --status interval  write the status summary to stderr every interval (e.g. 30s);
+                     on unix SIGUSR1 writes it at once
+  --grace duration   on SIGINT or SIGTERM, stop listening and let open tunnels
+                     finish for this long (default 10s); a second signal ends them
+  -V                 version;  -h  this help
+  sshdial demo       a tour on an embedded SSH server (loopback only)
+
+Keepalives are on (ServerAliveInterval 15s, ServerAliveCountMax 3 unless set).
+A lost SSH connection is made again when a tunnel needs it; -L, -D and
+--http-proxy keep listening meanwhile, and new connections wait up to
+ConnectTimeout (default 30s) for it, then are closed. -R forwards are
+requested again after a reconnect. A forward that cannot be set up at start
+is an error (exit 3), as with ExitOnForwardFailure=yes; with
+-o ExitOnForwardFailure=no it is logged and retried.
+
+Exit codes: 0 clean shutdown; 1 other error; 2 bad command line;
+3 a forward could not be set up at start; 255 connection, host key or
+authentication failure at start (as ssh).
+`
+
+func main() {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	hurry := make(chan struct{})
+	go func() {
+		<-sigs
+		cancel()
+		<-sigs
+		close(hurry)
+	}()
+	os.Exit(runWith(ctx, hurry, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run runs sshdial with args until ctx ends, and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runWith(ctx, nil, args, stdout, stderr)
+}
+
+// testReady, when set by tests, is called once the forwards are set up.
+var testReady func(s *session)
+
+func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "sshdial: internal error: %v\n%s", r, debug.Stack())
+			code = exitError
+		}
+	}()
+	if len(args) > 0 && args[0] == "demo" {
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "sshdial: demo takes no arguments\n%s", usageLine)
+			return exitUsage
+		}
+		return runDemo(ctx, stdout, stderr)
+	}
+	o, err := parseArgs(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "sshdial: %v\n%sRun 'sshdial -h' for help.\n", err, usageLine)
+		return exitUsage
+	}
+	switch {
+	case o.help:
+		fmt.Fprint(stdout, usageLine, helpText)
+		return exitOK
+	case o.version:
+		fmt.Fprintln(stdout, version())
+		return exitOK
+	}
+	logger := newLogger(stderr, o)
+
+	copts := connectOptions(o, logger)
+	timeout := 30 * time.Second
+	if o.connectTimeout > 0 {
+		timeout = o.connectTimeout
+	}
+	connectCtx, cancel := context.WithTimeout(ctx, timeout)
+	d, err := sshdial.Connect(connectCtx, o.destination, copts...)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return exitOK // interrupted while connecting
+		}
+		fmt.Fprintf(stderr, "sshdial: %s\n", strings.TrimPrefix(err.Error(), "sshdial: "))
+		return exitConnection
+	}
+	s := newSession(o, d, logger)
+	startCtx, cancel := context.WithTimeout(ctx, s.dialWait)
+	err = s.start(startCtx)
+	cancel()
+	if err != nil {
+		s.shutdown(nil)
+		fmt.Fprintf(stderr, "sshdial: %v\n", err)
+		var fe *forwardError
+		if errors.As(err, &fe) && errors.Is(err, sshdial.ErrForwardRefused) {
+			fmt.Fprintln(stderr, "sshdial: (the server refused the remote forward; -o ExitOnForwardFailure=no keeps sshdial running and retrying)")
+		}
+		return exitForward
+	}
+	if testReady != nil {
+		testReady(s)
+	}
+
+	statusSig, stopSig := notifyStatus()
+	defer stopSig()
+	var tick <-chan time.Time
+	if o.statusEvery > 0 {
+		t := time.NewTicker(o.statusEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-statusSig:
+			s.writeStatus(stderr)
+		case <-tick:
+			s.writeStatus(stderr)
+		}
+	}
+	logger.Info("shutting down")
+	s.shutdown(hurry)
+	if o.verbose > 0 || o.statusEvery > 0 {
+		s.writeStatus(stderr)
+	}
+	logger.Info("stopped")
+	return exitOK
+}
+
+// connectOptions maps the command line onto Connect's options.
+func connectOptions(o *options, logger *slog.Logger) []sshdial.Option {
+	opts := []sshdial.Option{sshdial.WithLogger(logger)}
+	if o.configFile != nil {
+		path := *o.configFile
+		if path == "none" {
+			path = ""
+		}
+		opts = append(opts, sshdial.WithConfigFile(path))
+	}
+	if o.jumpsSet {
+		opts = append(opts, sshdial.WithJump(o.jumps...))
+	}
+	if len(o.identities) > 0 {
+		opts = append(opts, sshdial.WithIdentityFile(o.identities...))
+	}
+	if len(o.knownHosts) > 0 {
+		opts = append(opts, sshdial.WithKnownHostsFile(o.knownHosts...))
+	}
+	if o.agentSocket != nil {
+		opts = append(opts, sshdial.WithAgentSocket(*o.agentSocket))
+	}
+	if o.strict != "" {
+		opts = append(opts, sshdial.WithStrictHostKeyChecking(o.strict))
+	}
+	if o.connectTimeout > 0 {
+		opts = append(opts, sshdial.WithConnectTimeout(o.connectTimeout))
+	}
+	if o.aliveInterval >= 0 || o.aliveCount > 0 {
+		interval := o.aliveInterval
+		if interval < 0 {
+			interval = 15 * time.Second // ServerAliveCountMax alone: the default interval
+		}
+		count := o.aliveCount
+		if count == 0 {
+			count = 3
+		}
+		opts = append(opts, sshdial.WithKeepalive(interval, interval*time.Duration(count)))
+	}
+	return opts
+}
+
+func newLogger(w io.Writer, o *options) *slog.Logger {
+	level := slog.LevelInfo
+	switch {
+	case o.quiet:
+		level = slog.LevelError
+	case o.verbose > 0:
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+func version() string {
+	v := "(devel)"
+	goVersion := ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		goVersion = bi.GoVersion
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 && v == "(devel)" {
+				v = "(devel " + s.Value[:12] + ")"
+			}
+		}
+	}
+	return fmt.Sprintf("sshdial %s %s", v, goVersion)
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain runs the command itself when the signal tests start this test
+// binary as sshdial (SSHDIAL_TEST_MAIN=1), and checks for leaked goroutines
+// after the in-process tests.
+func TestMain(m *testing.M) {
+	if os.Getenv("SSHDIAL_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("os/signal.loop"))
+}
+
+// syncBuffer is a bytes.Buffer for output written by another goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// runSync runs the command in-process to its end.
+func runSync(t *testing.T, timeout time.Duration, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out, errOut syncBuffer
+	code = run(ctx, args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestDemo(t *testing.T) {
+	start := time.Now()
+	code, out, stderr := runSync(t, 30*time.Second, "demo")
+	if code != 0 {
+		t.Fatalf("demo exited %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
+	}
+	for _, want := range []string{"/via-L", "/via-D", "/via-http-proxy", "/via-R", "sshdial status", "Shut down"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "-> 200 OK"); n != 4 {
+		t.Errorf("want 4 fetches answered 200 OK, got %d:\n%s", n, out)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("demo took %v, want under 5s", d)
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	code, out, _ := runSync(t, 5*time.Second, "-h")
+	if code != 0 || !strings.Contains(out, "usage: sshdial") || !strings.Contains(out, "Exit codes:") {
+		t.Errorf("-h: exit %d, output:\n%s", code, out)
+	}
+	code, out, _ = runSync(t, 5*time.Second, "-V")
+	if code != 0 || !strings.HasPrefix(out, "sshdial ") {
+		t.Errorf("-V: exit %d, output %q", code, out)
+	}
+}

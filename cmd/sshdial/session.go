@@ -1,0 +1,557 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sshdial/sshdial"
+)
+
+// forward is one -L, -R, -D or --http-proxy, with its counters.
+type forward struct {
+	kind string      // "-L", "-R", "-D", "--http-proxy"
+	text string      // as given on the command line
+	spec forwardSpec // for -D and --http-proxy, listen only
+
+	open, total, failed atomic.Int64
+	sent, received      atomic.Int64 // toward the target, and back
+
+	mu    sync.Mutex
+	addr  string // what it listens on
+	state string // "listening", or why it is not
+	stop  func() // closes its listener
+	proxy *proxyServer
+}
+
+func (f *forward) setState(addr, state string) {
+	f.mu.Lock()
+	if addr != "" {
+		f.addr = addr
+	}
+	f.state = state
+	f.mu.Unlock()
+}
+
+// target describes where the forward's tunnels go.
+func (f *forward) target() string {
+	switch f.kind {
+	case "-D":
+		return "SOCKS"
+	case "--http-proxy":
+		return "HTTP CONNECT"
+	}
+	return f.spec.target.String()
+}
+
+// session is a running sshdial: the Dialer and the forwards.
+type session struct {
+	o        *options
+	d        *sshdial.Dialer
+	log      *slog.Logger
+	dialWait time.Duration
+	started  time.Time
+
+	stopping atomic.Bool
+	hardCtx  context.Context // ends when open tunnels must close
+	hardStop context.CancelFunc
+
+	forwards []*forward
+	wg       sync.WaitGroup // accept loops and retries
+	tunnels  sync.WaitGroup
+
+	mu     sync.Mutex
+	active map[io.Closer]struct{} // the client side of open -L and -R tunnels
+}
+
+func newSession(o *options, d *sshdial.Dialer, log *slog.Logger) *session {
+	s := &session{
+		o:        o,
+		d:        d,
+		log:      log,
+		dialWait: 30 * time.Second,
+		started:  time.Now(),
+		active:   map[io.Closer]struct{}{},
+	}
+	if o.connectTimeout > 0 {
+		s.dialWait = o.connectTimeout
+	}
+	s.hardCtx, s.hardStop = context.WithCancel(context.Background())
+	for _, f := range o.local {
+		s.forwards = append(s.forwards, &forward{kind: "-L", text: f.text, spec: f})
+	}
+	for _, f := range o.remote {
+		s.forwards = append(s.forwards, &forward{kind: "-R", text: f.text, spec: f})
+	}
+	for _, f := range o.dynamic {
+		s.forwards = append(s.forwards, &forward{kind: "-D", text: f.text, spec: f})
+	}
+	for _, f := range o.httpPx {
+		s.forwards = append(s.forwards, &forward{kind: "--http-proxy", text: f.text, spec: f})
+	}
+	return s
+}
+
+// errForwardSetup marks a forward that could not be set up.
+type forwardError struct {
+	f   *forward
+	err error
+}
+
+func (e *forwardError) Error() string {
+	return fmt.Sprintf("%s %s: %v", e.f.kind, e.f.text, e.err)
+}
+
+func (e *forwardError) Unwrap() error { return e.err }
+
+// start sets up every forward. With ExitOnForwardFailure (the default) the
+// first that fails is returned; otherwise failures are logged and retried
+// in the background.
+func (s *session) start(ctx context.Context) error {
+	for _, f := range s.forwards {
+		err := s.startForward(ctx, f)
+		if err == nil {
+			continue
+		}
+		ferr := &forwardError{f, err}
+		if s.o.exitOnFwdFail {
+			return ferr
+		}
+		s.log.Error("forward failed; retrying in the background (ExitOnForwardFailure=no)", "forward", f.kind+" "+f.text, "err", err)
+		f.setState("", "retrying: "+err.Error())
+		s.wg.Go(func() { s.retryForward(f) })
+	}
+	return nil
+}
+
+// retryForward tries to set f up again, with backoff, until it works or
+// the session stops.
+func (s *session) retryForward(f *forward) {
+	delay := time.Second
+	for {
+		if !s.sleep(delay) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(s.hardCtx, s.dialWait)
+		err := s.startForward(ctx, f)
+		cancel()
+		if err == nil {
+			s.log.Info("forward set up after retrying", "forward", f.kind+" "+f.text)
+			return
+		}
+		f.setState("", "retrying: "+err.Error())
+		s.log.Warn("forward still failing", "forward", f.kind+" "+f.text, "err", err, "retry_in", 2*delay)
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+// sleep waits for d, or returns false when the session stops first.
+func (s *session) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for !s.stopping.Load() {
+		select {
+		case <-t.C:
+			return !s.stopping.Load()
+		case <-time.After(100 * time.Millisecond):
+		case <-s.hardCtx.Done():
+			return false
+		}
+	}
+	return false
+}
+
+func (s *session) startForward(ctx context.Context, f *forward) error {
+	switch f.kind {
+	case "-L":
+		l, err := s.listenLocal(f.spec.listen)
+		if err != nil {
+			return err
+		}
+		s.serveLocal(f, l)
+	case "-R":
+		network, addr := remoteListenAddr(f.spec.listen)
+		l, err := s.d.Listen(ctx, network, addr)
+		if err != nil {
+			return err
+		}
+		s.serveRemote(f, l)
+	case "-D", "--http-proxy":
+		l, err := s.listenLocal(f.spec.listen)
+		if err != nil {
+			return err
+		}
+		s.serveProxy(f, l)
+	}
+	return nil
+}
+
+// listenLocal listens for -L, -D and --http-proxy: on 127.0.0.1 unless a
+// bind address is given ("*" or empty: every interface) or -g.
+func (s *session) listenLocal(e endpoint) (net.Listener, error) {
+	if e.path != "" {
+		return net.Listen("unix", e.path)
+	}
+	host := e.host
+	switch {
+	case host == "" && s.o.gatewayPorts, host == "*":
+		host = ""
+	case host == "":
+		host = "127.0.0.1"
+	}
+	return net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(e.port)))
+}
+
+// remoteListenAddr is what -R asks the SSH server to listen on: loopback
+// unless a bind address is given (the server's GatewayPorts decides).
+func remoteListenAddr(e endpoint) (network, addr string) {
+	if e.path != "" {
+		return "unix", e.path
+	}
+	host := e.host
+	switch host {
+	case "":
+		host = "localhost"
+	case "*":
+		host = ""
+	}
+	return "tcp", net.JoinHostPort(host, strconv.Itoa(e.port))
+}
+
+// dialThrough dials address through the SSH server, waiting up to dialWait
+// for the SSH connection while it is being made again.
+func (s *session) dialThrough(ctx context.Context, network, address string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.dialWait)
+	defer cancel()
+	for {
+		c, err := s.d.DialContext(ctx, network, address)
+		if err == nil {
+			return c, nil
+		}
+		var oe *sshdial.OpenError
+		var ae *net.AddrError
+		if errors.As(err, &oe) || errors.As(err, &ae) || errors.Is(err, sshdial.ErrDialerClosed) || ctx.Err() != nil {
+			return nil, err
+		}
+		s.log.Debug("waiting for the SSH connection", "target", address, "err", err)
+		t := time.NewTimer(250 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		}
+	}
+}
+
+// track registers the client side of a tunnel, to be closed when the grace
+// period ends; it returns false when that has happened already.
+func (s *session) track(c io.Closer) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hardCtx.Err() != nil {
+		return false
+	}
+	s.active[c] = struct{}{}
+	s.tunnels.Add(1)
+	return true
+}
+
+func (s *session) untrack(c io.Closer) {
+	s.mu.Lock()
+	delete(s.active, c)
+	s.mu.Unlock()
+	s.tunnels.Done()
+}
+
+// tunnel connects client to the target dial returns, and copies between
+// them until both ends are done.
+func (s *session) tunnel(f *forward, client net.Conn, from string, dial func(ctx context.Context) (net.Conn, error)) {
+	if !s.track(client) {
+		client.Close()
+		return
+	}
+	f.open.Add(1)
+	f.total.Add(1)
+	go func() {
+		defer s.untrack(client)
+		defer f.open.Add(-1)
+		target, err := dial(s.hardCtx)
+		if err != nil {
+			f.failed.Add(1)
+			s.log.Warn("tunnel failed", "forward", f.kind+" "+f.text, "from", from, "target", f.target(), "err", err)
+			client.Close()
+			return
+		}
+		s.log.Debug("tunnel open", "forward", f.kind+" "+f.text, "from", from, "target", f.target())
+		start := time.Now()
+		sent, received, err := pipe(client, client, &countedConn{Conn: target, sent: &f.sent, received: &f.received})
+		attrs := []any{"forward", f.kind + " " + f.text, "from", from, "sent", sent, "received", received, "duration", time.Since(start).Round(time.Millisecond)}
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			attrs = append(attrs, "err", err)
+		}
+		s.log.Debug("tunnel closed", attrs...)
+	}()
+}
+
+// serveLocal accepts -L's local connections and forwards each through the
+// SSH server.
+func (s *session) serveLocal(f *forward, l net.Listener) {
+	f.mu.Lock()
+	f.stop = func() { l.Close() }
+	f.mu.Unlock()
+	f.setState(l.Addr().String(), "listening")
+	s.log.Info("forwarding", "forward", "-L "+f.text, "listen", l.Addr().String(), "target", f.target())
+	target := f.spec.target
+	s.wg.Go(func() {
+		acceptLoop(s, f, l, func(c net.Conn) {
+			s.tunnel(f, c, c.RemoteAddr().String(), func(ctx context.Context) (net.Conn, error) {
+				return s.dialThrough(ctx, target.network(), target.String())
+			})
+		})
+	})
+}
+
+// acceptLoop accepts until l is closed or lost for good (a remote forward
+// the server refused after a reconnect), pausing after other errors.
+func acceptLoop(s *session, f *forward, l net.Listener, handle func(net.Conn)) error {
+	delay := 5 * time.Millisecond
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.stopping.Load() || errors.Is(err, net.ErrClosed) || errors.Is(err, sshdial.ErrForwardRefused) {
+				return err
+			}
+			s.log.Warn("accept failed", "forward", f.kind+" "+f.text, "err", err)
+			if !s.sleep(delay) {
+				return err
+			}
+			delay = min(2*delay, time.Second)
+			continue
+		}
+		delay = 5 * time.Millisecond
+		handle(c)
+	}
+}
+
+// serveRemote accepts -R's connections from the SSH server and connects
+// each to the local target. When the forward is lost for good (the server
+// refuses it after a reconnect), it is requested again with backoff.
+func (s *session) serveRemote(f *forward, l net.Listener) {
+	var mu sync.Mutex
+	cur := l
+	f.mu.Lock()
+	f.stop = func() {
+		mu.Lock()
+		cur.Close()
+		mu.Unlock()
+	}
+	f.mu.Unlock()
+	f.setState(l.Addr().String(), "listening")
+	s.log.Info("forwarding", "forward", "-R "+f.text, "listen", "remote "+l.Addr().String(), "target", f.target())
+	target := f.spec.target
+	handle := func(c net.Conn) {
+		s.tunnel(f, c, c.RemoteAddr().String(), func(ctx context.Context) (net.Conn, error) {
+			var nd net.Dialer
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return nd.DialContext(ctx, target.network(), target.String())
+		})
+	}
+	s.wg.Go(func() {
+		for {
+			err := acceptLoop(s, f, l, handle)
+			if s.stopping.Load() {
+				return
+			}
+			l.Close()
+			// The forward is gone for good on this request: ask anew.
+			s.log.Error("remote forward lost; requesting it again", "forward", "-R "+f.text, "err", err)
+			f.setState("", "requesting again")
+			delay := time.Second
+			for {
+				if !s.sleep(delay) {
+					return
+				}
+				ctx, cancel := context.WithTimeout(s.hardCtx, s.dialWait)
+				network, addr := remoteListenAddr(f.spec.listen)
+				nl, err := s.d.Listen(ctx, network, addr)
+				cancel()
+				if err == nil {
+					mu.Lock()
+					cur, l = nl, nl
+					mu.Unlock()
+					if s.stopping.Load() {
+						nl.Close()
+						return
+					}
+					f.setState(nl.Addr().String(), "listening")
+					s.log.Info("remote forward set up again", "forward", "-R "+f.text, "listen", "remote "+nl.Addr().String())
+					break
+				}
+				f.setState("", "retrying: "+err.Error())
+				s.log.Warn("remote forward still failing", "forward", "-R "+f.text, "err", err, "retry_in", 2*delay)
+				delay = min(2*delay, 30*time.Second)
+			}
+		}
+	})
+}
+
+// serveProxy serves -D (SOCKS) or --http-proxy (HTTP CONNECT) on l.
+func (s *session) serveProxy(f *forward, l net.Listener) {
+	ps := &proxyServer{
+		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+			c, err := s.dialThrough(ctx, network, address)
+			if err != nil {
+				f.failed.Add(1)
+				s.log.Warn("tunnel failed", "forward", f.kind+" "+f.text, "target", address, "err", err)
+				return nil, err
+			}
+			return &countedConn{Conn: c, sent: &f.sent, received: &f.received}, nil
+		},
+		HandshakeTimeout: 10 * time.Second,
+		DialTimeout:      s.dialWait,
+		OnTunnel: func(ev proxyTunnelEvent) {
+			attrs := []any{"forward", f.kind + " " + f.text, "proto", ev.Proto, "target", ev.Target}
+			if ev.Open {
+				f.total.Add(1)
+				s.log.Debug("tunnel open", attrs...)
+				return
+			}
+			attrs = append(attrs, "sent", ev.Sent, "received", ev.Received)
+			if ev.Err != nil {
+				attrs = append(attrs, "err", ev.Err)
+			}
+			s.log.Debug("tunnel closed", attrs...)
+		},
+	}
+	if s.o.verbose >= 2 {
+		ps.Logger = s.log
+	}
+	f.mu.Lock()
+	f.proxy = ps
+	f.stop = func() { l.Close() }
+	f.mu.Unlock()
+	f.setState(l.Addr().String(), "listening")
+	what := "SOCKS4/5"
+	serve := ps.ServeSOCKS
+	if f.kind == "--http-proxy" {
+		what, serve = "HTTP CONNECT", ps.ServeHTTPConnect
+	}
+	s.log.Info("forwarding", "forward", f.kind+" "+f.text, "listen", l.Addr().String(), "proxy", what)
+	s.wg.Go(func() {
+		if err := serve(context.Background(), l); err != nil && !s.stopping.Load() && !errors.Is(err, net.ErrClosed) {
+			s.log.Error("proxy stopped", "forward", f.kind+" "+f.text, "err", err)
+			f.setState("", "stopped: "+err.Error())
+		}
+	})
+}
+
+// shutdown stops accepting, lets open tunnels finish within the grace
+// period (or until hurry), then closes the rest and the SSH connection.
+func (s *session) shutdown(hurry <-chan struct{}) {
+	s.stopping.Store(true)
+	for _, f := range s.forwards {
+		f.mu.Lock()
+		stop := f.stop
+		f.mu.Unlock()
+		if stop != nil {
+			stop()
+		}
+	}
+	open := s.openTunnels()
+	if open > 0 {
+		s.log.Info("shutting down: waiting for open tunnels", "open", open, "grace", s.o.grace)
+	}
+	graceCtx, cancel := context.WithTimeout(context.Background(), s.o.grace)
+	defer cancel()
+	if hurry != nil {
+		go func() {
+			select {
+			case <-hurry:
+				cancel()
+			case <-graceCtx.Done():
+			}
+		}()
+	}
+	var proxies sync.WaitGroup
+	for _, f := range s.forwards {
+		f.mu.Lock()
+		ps := f.proxy
+		f.mu.Unlock()
+		if ps != nil {
+			proxies.Go(func() { ps.Shutdown(graceCtx) })
+		}
+	}
+	done := make(chan struct{})
+	go func() { s.tunnels.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-graceCtx.Done():
+		s.mu.Lock()
+		n := len(s.active)
+		for c := range s.active {
+			c.Close()
+		}
+		s.mu.Unlock()
+		if n > 0 {
+			s.log.Warn("grace period over: closing open tunnels", "open", n)
+		}
+	}
+	s.mu.Lock()
+	s.hardStop()
+	s.mu.Unlock()
+	proxies.Wait()
+	<-done
+	s.d.Close()
+	s.wg.Wait()
+}
+
+func (s *session) openTunnels() int64 {
+	var n int64
+	for _, f := range s.forwards {
+		n += f.open.Load()
+		f.mu.Lock()
+		if f.proxy != nil {
+			n += int64(f.proxy.Open())
+		}
+		f.mu.Unlock()
+	}
+	return n
+}
+
+// writeStatus writes the summary: the SSH connection and each forward.
+func (s *session) writeStatus(w io.Writer) {
+	st := s.d.Stats()
+	link := "up"
+	if st.SSHConnections == 0 {
+		link = "down (made again on the next connection)"
+	}
+	fmt.Fprintf(w, "sshdial status %s: ssh %s, destination %s, up %v, reconnects %d, tunnels through ssh %d (failed %d), bytes sent %d, received %d\n",
+		time.Now().Format(time.RFC3339), link, s.o.destination, time.Since(s.started).Round(time.Second),
+		st.Reconnects, st.Dials, st.DialFailures, st.BytesSent, st.BytesReceived)
+	for _, f := range s.forwards {
+		f.mu.Lock()
+		addr, state, ps := f.addr, f.state, f.proxy
+		f.mu.Unlock()
+		open := f.open.Load()
+		if ps != nil {
+			open = int64(ps.Open())
+		}
+		if addr == "" {
+			addr = "-"
+		}
+		if f.kind == "-R" {
+			addr = "the server's " + addr
+		}
+		fmt.Fprintf(w, "  %s %s: %s on %s -> %s; open %d, total %d, failed %d, bytes sent %d, received %d\n",
+			f.kind, f.text, state, addr, f.target(), open, f.total.Load(), f.failed.Load(), f.sent.Load(), f.received.Load())
+	}
+}
