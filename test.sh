@@ -7,10 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin"
 
-# Servers for the tests: sshd, ssh-keyscan and ssh-agent for the core, the
-# databases for integration/.
+# Servers and clients for the tests: sshd, ssh-keyscan and ssh-agent for
+# the core, the databases and nats-server for integration/, curl and psql
+# for cmd/sshdial.
 scripts/ensure-packages.sh openssh-server:sshd openssh-client:ssh openssh-client:ssh-keyscan openssh-client:ssh-agent \
-  'postgresql:/usr/lib/postgresql/*/bin/postgres' redis-server:redis-server mariadb-server:mariadbd nats-server:nats-server
+  'postgresql:/usr/lib/postgresql/*/bin/postgres' redis-server:redis-server mariadb-server:mariadbd nats-server:nats-server \
+  curl:curl postgresql-client:psql
 
 echo "== gofmt"
 unformatted=$(gofmt -l .)

@@ -323,6 +323,9 @@ func startPostgres(t *testing.T) string {
 // psql through -L, as `ssh -N -L 5432:db:5432 bastion` users run it.
 func TestOpenSSHPsql(t *testing.T) {
 	if _, err := exec.LookPath("psql"); err != nil {
+		if os.Getenv(opensshd.RequireEnv) != "" {
+			t.Fatal("psql is not installed (apt-get install postgresql-client)")
+		}
 		t.Skip("psql not installed")
 	}
 	pg := startPostgres(t)
