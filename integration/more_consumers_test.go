@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/sshdial/sshdial"
+	"github.com/sshdial/sshdial/internal/opensshd"
 	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
@@ -31,7 +32,7 @@ type deadLink struct {
 	name   string
 	client *ssh.Client
 	stall  func() (resume func())
-	sshd   *namedSSHD // nil for sshtest
+	sshd   *opensshd.Server // nil for sshtest
 }
 
 func deadLinks(t *testing.T) []deadLink {
@@ -43,8 +44,8 @@ func deadLinks(t *testing.T) []deadLink {
 	return []deadLink{
 		{"sshtest", c, func() func() { srv.Stall(); return srv.Resume }, nil},
 		{"openssh", sshd.Dial(t), func() func() {
-			sshd.Signal(syscall.SIGSTOP)
-			return func() { sshd.Signal(syscall.SIGCONT) }
+			sshd.Signal(syscall.SIGSTOP, true)
+			return func() { sshd.Signal(syscall.SIGCONT, true) }
 		}, sshd},
 	}
 }
@@ -230,7 +231,7 @@ func TestHTTP(t *testing.T) {
 			require.NoError(t, os.WriteFile(known,
 				[]byte(knownhosts.Line([]string{knownhosts.Normalize(tn.sshd.Addr)}, tn.sshd.HostKey)+"\n"), 0o600))
 			identity := filepath.Join(dir, "id")
-			require.NoError(t, os.WriteFile(identity, tn.sshd.KeyPEM, 0o600))
+			require.NoError(t, os.WriteFile(identity, keyPEM(t, tn.sshd), 0o600))
 			u, err := url.Parse(proxyURL + "?agent=no&known_hosts=" + url.QueryEscape(known) + "&identity=" + url.QueryEscape(identity))
 			require.NoError(t, err)
 			proxy.RegisterDialerType("ssh", sshdial.FromURL)

@@ -2,16 +2,11 @@ package integration
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,8 +14,6 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial/internal/opensshd"
-	"github.com/sshdial/sshdial/internal/testproc"
-	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/sshdial/sshdial/sshtest"
 	"golang.org/x/crypto/ssh"
 )
@@ -102,193 +95,32 @@ func namingServer(t testing.TB) (srv *sshtest.Server, dialed func() []string) {
 	}
 }
 
-// namedSSHD is OpenSSH's sshd in a mount namespace of its own whose
-// /etc/hosts maps serverOnlyNames to 127.0.0.1. It is configured as
-// internal/opensshd configures its sshd; opensshd has no way to wrap the
-// command, so it is started here.
-type namedSSHD struct {
-	Addr    string
-	User    string
-	HostKey ssh.PublicKey
-	Key     ssh.Signer
-	KeyPEM  []byte // Key in OpenSSH's format, for key files
-	proc    *testproc.Process
-}
-
-// startNamedSSHD starts a namedSSHD, stopped when the test ends. It needs
-// root (for the mount namespace) and sshd: without either the test is
-// skipped, or fails when SSHDIAL_REQUIRE_SSHD is set.
-func startNamedSSHD(t testing.TB) *namedSSHD {
+// startNamedSSHD starts OpenSSH's sshd with an /etc/hosts of its own that
+// maps serverOnlyNames to 127.0.0.1 (opensshd.Options.Hosts: a mount
+// namespace), stopped when the test ends. It needs root: without it the
+// test is skipped, or fails when SSHDIAL_REQUIRE_SSHD is set.
+func startNamedSSHD(t testing.TB) *opensshd.Server {
 	t.Helper()
 	requireUnresolvable(t)
-	skip := func(why string) {
-		if os.Getenv(opensshd.RequireEnv) != "" {
-			t.Fatalf("%s (%s is set)", why, opensshd.RequireEnv)
-		}
-		t.Skip(why)
-	}
-	bin := opensshd.Path()
-	if bin == "" {
-		skip("sshd not found: install openssh-server (the project's test command does)")
-	}
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		skip("unshare not found (util-linux)")
-	}
 	if os.Geteuid() != 0 {
-		skip("an sshd with its own /etc/hosts needs root, for the mount namespace")
-	}
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // privilege separation
-		t.Fatal(err)
-	}
-	dir := testutil.ShortTempDir(t)
-
-	hostPub, hostPEM := newKey(t)
-	if err := os.WriteFile(filepath.Join(dir, "host_key"), hostPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	clientPub, clientPEM := newKey(t)
-	client, err := ssh.ParsePrivateKey(clientPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientPub), 0o600); err != nil {
-		t.Fatal(err)
+		if os.Getenv(opensshd.RequireEnv) != "" {
+			t.Fatalf("an sshd with its own /etc/hosts needs root, for the mount namespace (%s is set)", opensshd.RequireEnv)
+		}
+		t.Skip("an sshd with its own /etc/hosts needs root, for the mount namespace")
 	}
 	hosts := "127.0.0.1 localhost\n::1 localhost\n127.0.0.1 " + strings.Join(serverOnlyNames, " ") + "\n"
-	hostsFile := filepath.Join(dir, "hosts")
-	if err := os.WriteFile(hostsFile, []byte(hosts), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	var lastErr error
-	for range 5 { // another process may take the free port first
-		port, err := testproc.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		config := strings.Join([]string{
-			"ListenAddress " + addr,
-			"HostKey " + filepath.Join(dir, "host_key"),
-			"AuthorizedKeysFile " + filepath.Join(dir, "authorized_keys"),
-			"PidFile " + filepath.Join(dir, "sshd.pid"),
-			"UsePAM no",
-			"StrictModes no",
-			"PermitRootLogin prohibit-password",
-			"PasswordAuthentication no",
-			"KbdInteractiveAuthentication no",
-			"AllowTcpForwarding yes",
-			"AllowStreamLocalForwarding yes",
-			"MaxStartups 200",
-			"LogLevel ERROR",
-		}, "\n") + "\n"
-		configFile := filepath.Join(dir, "sshd_config")
-		if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		// unshare and sh exec, so the parent-death signal and the
-		// process group reach sshd.
-		script := fmt.Sprintf("mount --bind %s /etc/hosts && exec %s -D -e -f %s", hostsFile, bin, configFile)
-		p, err := testproc.Launch(testproc.Options{}, unshare, "--mount", "--propagation", "private", "sh", "-c", script)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if lastErr = p.WaitListening(addr, 10*time.Second); lastErr != nil {
-			p.Stop()
-			continue
-		}
-		s := &namedSSHD{Addr: addr, User: "root", HostKey: hostPub, Key: client, KeyPEM: clientPEM, proc: p}
-		t.Cleanup(func() {
-			s.Signal(syscall.SIGCONT) // in case a test left it stopped
-			p.Stop()
-			if t.Failed() {
-				t.Logf("sshd output:\n%s", p.Output())
-			}
-		})
-		return s
-	}
-	t.Fatalf("starting sshd in its own mount namespace: %v", lastErr)
-	return nil
+	srv := opensshd.StartWith(t, opensshd.Options{Hosts: hosts})
+	t.Cleanup(func() { srv.Signal(syscall.SIGCONT, true) }) // in case a test left it stopped
+	return srv
 }
 
-func newKey(t testing.TB) (ssh.PublicKey, []byte) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+// keyPEM returns srv's client key in OpenSSH's format, for key files.
+func keyPEM(t testing.TB, srv *opensshd.Server) []byte {
+	block, err := ssh.MarshalPrivateKey(srv.ClientPrivateKey, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := ssh.NewPublicKey(priv.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pub, pem.EncodeToMemory(block)
-}
-
-// Dial connects an SSH client, closed when the test ends.
-func (s *namedSSHD) Dial(t testing.TB) *ssh.Client {
-	t.Helper()
-	c, err := ssh.Dial("tcp", s.Addr, &ssh.ClientConfig{
-		User:            s.User,
-		Auth:            []ssh.AuthMethod{ssh.PublicKeys(s.Key)},
-		HostKeyCallback: ssh.FixedHostKey(s.HostKey),
-		Timeout:         10 * time.Second,
-	})
-	if err != nil {
-		t.Fatalf("ssh.Dial %s: %v\nsshd: %s", s.Addr, err, s.proc.Output())
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// Signal sends sig to sshd and every process below it (the processes
-// serving its connections start sessions of their own, outside its
-// process group). SIGSTOP is a stalled network, SIGCONT the end of it.
-func (s *namedSSHD) Signal(sig syscall.Signal) {
-	for _, pid := range append(descendants(s.proc.Pid()), s.proc.Pid()) {
-		syscall.Kill(pid, sig)
-	}
-}
-
-// descendants returns the processes below pid, from /proc.
-func descendants(pid int) []int {
-	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
-		i := strings.LastIndexByte(string(stat), ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(string(stat[i+1:]))
-		if len(fields) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(fields[1])
-		children[ppid] = append(children[ppid], p)
-	}
-	var out []int
-	queue := []int{pid}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		for _, c := range children[p] {
-			out = append(out, c)
-			queue = append(queue, c)
-		}
-	}
-	return out
+	return pem.EncodeToMemory(block)
 }
 
 // TestServerOnlyNames checks the fixture itself: the names resolve behind

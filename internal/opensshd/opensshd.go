@@ -47,8 +47,9 @@ type Server struct {
 	// Cmd is the sshd command; read it, but do not start, wait for or
 	// signal it: Close stops it.
 	Cmd  *exec.Cmd
-	proc *testproc.Process
-	bin  string
+	proc  *testproc.Process
+	bin   string
+	hosts string // Options.Hosts
 }
 
 // KeyType is a type of host key that sshd can offer.
@@ -69,6 +70,11 @@ type Options struct {
 	// HostKeys lists the types of host key sshd offers, each at most once.
 	// Empty means Ed25519 only.
 	HostKeys []KeyType
+	// Hosts, when not empty, is an /etc/hosts for sshd alone: sshd runs in
+	// a mount namespace of its own where this text is mounted over
+	// /etc/hosts, so that names resolve behind the server and nowhere
+	// else. It needs Linux, root and unshare(1).
+	Hosts string
 }
 
 // Path returns the sshd binary, or "" when OpenSSH's server is not installed.
@@ -155,14 +161,14 @@ func LaunchWith(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := launch(bin, dir, u.Username, opts.Config, keyTypes)
+	s, err := launch(bin, dir, u.Username, opts, keyTypes)
 	if err != nil {
 		os.RemoveAll(dir)
 	}
 	return s, err
 }
 
-func launch(bin, dir, userName string, extraConfig []string, keyTypes []KeyType) (*Server, error) {
+func launch(bin, dir, userName string, opts Options, keyTypes []KeyType) (*Server, error) {
 	var hostKeys []ssh.PublicKey
 	var hostKeyFiles []string
 	for _, kt := range keyTypes {
@@ -197,8 +203,9 @@ func launch(bin, dir, userName string, extraConfig []string, keyTypes []KeyType)
 			ClientKey:        clientSigner,
 			ClientPrivateKey: clientPrivate,
 			Dir:              dir,
+			hosts:            opts.Hosts,
 		}
-		if lastErr = s.start(bin, extraConfig, hostKeyFiles); lastErr == nil {
+		if lastErr = s.start(bin, opts.Config, hostKeyFiles); lastErr == nil {
 			return s, nil
 		}
 	}
@@ -245,7 +252,18 @@ func (s *Server) start(bin string, extraConfig, hostKeyFiles []string) error {
 
 // run starts sshd with the config in s.Dir and waits until it listens.
 func (s *Server) run() error {
-	p, err := testproc.Launch(testproc.Options{}, s.bin, "-D", "-e", "-f", filepath.Join(s.Dir, "sshd_config"))
+	argv := []string{s.bin, "-D", "-e", "-f", filepath.Join(s.Dir, "sshd_config")}
+	if s.hosts != "" {
+		hostsFile := filepath.Join(s.Dir, "hosts")
+		if err := os.WriteFile(hostsFile, []byte(s.hosts), 0o644); err != nil {
+			return err
+		}
+		// unshare and sh exec, so that the process is sshd itself: the
+		// parent-death signal, the process group and Signal reach it.
+		argv = []string{"unshare", "--mount", "--propagation", "private", "sh", "-c",
+			"mount --bind " + hostsFile + " /etc/hosts && exec " + strings.Join(argv, " ")}
+	}
+	p, err := testproc.Launch(testproc.Options{}, argv[0], argv[1:]...)
 	if err != nil {
 		return err
 	}
