@@ -46,7 +46,7 @@ type Server struct {
 	Dir              string // the temporary directory with sshd_config and keys
 	// Cmd is the sshd command; read it, but do not start, wait for or
 	// signal it: Close stops it.
-	Cmd  *exec.Cmd
+	Cmd   *exec.Cmd
 	proc  *testproc.Process
 	bin   string
 	hosts string // Options.Hosts
