@@ -112,6 +112,22 @@ func backgroundRead(c net.Conn) <-chan error {
 	return res
 }
 
+// backgroundDial dials target through d in a goroutine, closes what it
+// got, and reports the error.
+func backgroundDial(d interface {
+	Dial(network, address string) (net.Conn, error)
+}, target string) <-chan error {
+	res := make(chan error, 1)
+	go func() {
+		c, err := d.Dial("tcp", target)
+		if err == nil {
+			c.Close()
+		}
+		res <- err
+	}()
+	return res
+}
+
 // backgroundAccept accepts from l in a goroutine and reports the error.
 func backgroundAccept(l net.Listener) <-chan error {
 	res := make(chan error, 1)
@@ -284,14 +300,7 @@ func TestKeepaliveFailsDialInFlight(t *testing.T) {
 
 		srv.stall()
 		t.Cleanup(srv.resume)
-		res := make(chan error, 1)
-		go func() {
-			c, err := d.Dial("tcp", target)
-			if err == nil {
-				c.Close()
-			}
-			res <- err
-		}()
+		res := backgroundDial(d, target)
 		err = await(t, 20*time.Second, "Dial during the stall", res)
 		require.ErrorIs(t, err, sshdial.ErrServerNotResponding)
 	})

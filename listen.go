@@ -177,15 +177,7 @@ func (l *Listener) forward(ctx context.Context, sc *sshConn) error {
 	r.begin()
 	defer r.end()
 
-	var reqType string
-	var payload []byte
-	if l.network == "unix" {
-		reqType = "streamlocal-forward@openssh.com"
-		payload = ssh.Marshal(&wire.StreamLocalForward{SocketPath: l.spec.path})
-	} else {
-		reqType = "tcpip-forward"
-		payload = ssh.Marshal(&wire.TCPIPForward{BindAddr: l.spec.host, BindPort: l.spec.port})
-	}
+	reqType, payload := l.forwardRequest("", l.spec.port)
 	ok, reply, err := sc.request(ctx, reqType, payload)
 	if err != nil {
 		return err
@@ -216,6 +208,15 @@ func (l *Listener) forward(ctx context.Context, sc *sshConn) error {
 	}
 	r.add(l, port)
 	return nil
+}
+
+// forwardRequest returns the global request that starts (prefix "") or
+// stops (prefix "cancel-") l's forward on port (tcp) or l's path (unix).
+func (l *Listener) forwardRequest(prefix string, port uint32) (string, []byte) {
+	if l.network == "unix" {
+		return prefix + "streamlocal-forward@openssh.com", ssh.Marshal(&wire.StreamLocalForward{SocketPath: l.spec.path})
+	}
+	return prefix + "tcpip-forward", ssh.Marshal(&wire.TCPIPForward{BindAddr: l.spec.host, BindPort: port})
 }
 
 // refused is the error of a forward the server refused.
@@ -361,7 +362,7 @@ func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.done)
 		l.mu.Lock()
-		sc, backlog, addr := l.sc, l.backlog, l.addr
+		sc, backlog := l.sc, l.backlog
 		l.sc, l.backlog = nil, nil
 		l.mu.Unlock()
 		for _, nc := range backlog {
@@ -371,7 +372,7 @@ func (l *Listener) Close() error {
 		delete(l.d.listeners, l)
 		l.d.mu.Unlock()
 		if sc != nil {
-			l.cancel(sc, addr)
+			l.cancel(sc)
 			l.d.release(sc)
 		}
 	})
@@ -380,21 +381,12 @@ func (l *Listener) Close() error {
 
 // cancel unroutes l and asks the server to stop listening, in the
 // background.
-func (l *Listener) cancel(sc *sshConn, addr net.Addr) {
+func (l *Listener) cancel(sc *sshConn) {
 	r, err := sc.router()
 	if err != nil {
 		return
 	}
-	port := r.remove(l)
-	var reqType string
-	var payload []byte
-	if l.network == "unix" {
-		reqType = "cancel-streamlocal-forward@openssh.com"
-		payload = ssh.Marshal(&wire.StreamLocalForward{SocketPath: l.spec.path})
-	} else {
-		reqType = "cancel-tcpip-forward"
-		payload = ssh.Marshal(&wire.TCPIPForward{BindAddr: l.spec.host, BindPort: port})
-	}
+	reqType, payload := l.forwardRequest("cancel-", r.remove(l))
 	d := l.d
 	d.wg.Add(1)
 	go func() {
