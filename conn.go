@@ -69,7 +69,7 @@ type Conn struct {
 
 	done      chan struct{} // closed by shutdown (Close or fail)
 	closeOnce sync.Once
-	failErr   error         // why the Conn was failed; set before done is closed
+	failErr   error         // why the Conn was failed; set under mu before done is closed
 	closeSent chan struct{} // closed by the writer once ch.Close was called
 
 	// Read half: see conn_read.go.
@@ -180,15 +180,17 @@ func (c *Conn) fail(err error) {
 // committed data. It reports whether the close is the next thing the writer
 // sends, and so worth waiting for.
 func (c *Conn) shutdown(err error) bool {
-	c.failErr = err
-	close(c.done)
-	c.readDeadline.stop()
-	c.writeDeadline.stop()
+	// The write half learns of the close before done is closed, so that a
+	// caller who saw a Read fail on done also sees Write fail.
 	c.mu.Lock()
+	c.failErr = err
 	c.closing = true
 	closeIsNext := c.writer != writerBusy && c.pending == nil
 	c.startWriter()
 	c.mu.Unlock()
+	close(c.done)
+	c.readDeadline.stop()
+	c.writeDeadline.stop()
 	if c.onClose != nil {
 		c.onClose(c)
 	}
