@@ -69,11 +69,14 @@ func authAgent(t *testing.T, files ...string) string {
 		cmd.Wait()
 		os.RemoveAll(dir)
 	})
+	// The socket file exists from bind on, before ssh-agent listens: wait
+	// until it answers.
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		if _, err := os.Stat(sock); err == nil {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
 			break
 		}
-		require.True(t, time.Now().Before(deadline), "ssh-agent did not create its socket")
+		require.True(t, time.Now().Before(deadline), "ssh-agent did not listen on its socket")
 		time.Sleep(10 * time.Millisecond)
 	}
 	authAgentAdd(t, sock, files...)

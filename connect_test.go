@@ -257,7 +257,14 @@ func TestConnectAgentAndPassphrase(t *testing.T) {
 		keyFile := h.writeKey(t, srv, "agent_key", "")
 		sock := filepath.Join(testutil.ShortTempDir(t), "agent.sock")
 		testproc.Start(t, testproc.Options{}, "ssh-agent", "-D", "-a", sock)
-		require.Eventually(t, func() bool { _, err := os.Stat(sock); return err == nil }, 10*time.Second, 10*time.Millisecond)
+		// The socket file exists from bind on, before ssh-agent listens.
+		require.Eventually(t, func() bool {
+			c, err := net.Dial("unix", sock)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		}, 10*time.Second, 10*time.Millisecond)
 		add := exec.Command("ssh-add", keyFile)
 		add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
 		out, err := add.CombinedOutput()
