@@ -148,19 +148,11 @@ func TestAdvServerStallsRightAfterEOF(t *testing.T) {
 // ErrClientClosed (net.ErrClosed), as the contract promises "when the
 // client was closed here", never with io.EOF or ErrConnectionLost.
 func localCloseOverTransport(t *testing.T, inner *sshtest.Server, transport net.Conn, exact bool) {
-	target := source(t, 256<<20)
 	sc, chans, reqs, err := ssh.NewClientConn(transport, inner.Addr(), inner.ClientConfig())
 	require.NoError(t, err)
 	client := ssh.NewClient(sc, chans, reqs)
 	t.Cleanup(func() { client.Close() })
-	conn, err := sshdial.New(client).Dial("tcp", target)
-	require.NoError(t, err)
-	defer conn.Close()
-	_, err = io.CopyN(io.Discard, conn, 1<<20)
-	require.NoError(t, err)
-	res := backgroundDrain(conn)
-	client.Close()
-	r := await(t, 20*time.Second, "io.Copy after client.Close", res)
+	_, r := cutDownload(t, client, "client.Close", func() { client.Close() })
 	require.Error(t, r.err)
 	require.False(t, errors.Is(r.err, io.EOF), "%v", r.err)
 	if !exact {

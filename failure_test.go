@@ -211,6 +211,21 @@ func TestWriteWaitingForBufferWakesOnFailure(t *testing.T) {
 	})
 }
 
+// cutDownload starts a download of far more than moves before cut through
+// client, lets 1 MiB arrive, runs cut, and returns the Conn (closed when
+// the test ends) and how the rest of the copy ended.
+func cutDownload(t *testing.T, client *ssh.Client, what string, cut func()) (net.Conn, ioResult) {
+	t.Helper()
+	conn, err := sshdial.New(client).Dial("tcp", source(t, 256<<20))
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	_, err = io.CopyN(io.Discard, conn, 1<<20) // the download is under way
+	require.NoError(t, err)
+	res := backgroundDrain(conn)
+	cut()
+	return conn, await(t, 20*time.Second, "io.Copy after "+what, res)
+}
+
 // source serves a target that sends size bytes and then closes.
 func source(t *testing.T, size int) string {
 	l := serve(t, "tcp", func(c net.Conn) {
@@ -229,19 +244,9 @@ func source(t *testing.T, size int) string {
 // one still ends in io.EOF itself. It holds for a Dialer made with New from
 // the caller's own client, with no help from the TCP connection under it.
 func TestLostConnectionIsNotEOF(t *testing.T) {
-	const size = 256 << 20 // far more than moves before the fault
 	forEachFaultPeer(t, func(t *testing.T, srv *faultServer) {
 		t.Run("dropped", func(t *testing.T) {
-			client := srv.dial(t)
-			conn, err := sshdial.New(client).Dial("tcp", source(t, size))
-			require.NoError(t, err)
-			defer conn.Close()
-			_, err = io.CopyN(io.Discard, conn, 1<<20) // the download is under way
-			require.NoError(t, err)
-
-			res := backgroundDrain(conn)
-			srv.drop()
-			r := await(t, 20*time.Second, "io.Copy after the drop", res)
+			conn, r := cutDownload(t, srv.dial(t), "the drop", srv.drop)
 			require.Error(t, r.err, "a cut download must not look complete (%d bytes)", r.n)
 			require.ErrorIs(t, r.err, sshdial.ErrConnectionLost)
 			require.ErrorIs(t, r.err, syscall.ECONNRESET)
@@ -250,7 +255,7 @@ func TestLostConnectionIsNotEOF(t *testing.T) {
 			require.ErrorAs(t, r.err, &opErr)
 			require.Equal(t, "read", opErr.Op)
 
-			_, err = conn.Read(make([]byte, 1))
+			_, err := conn.Read(make([]byte, 1))
 			require.ErrorIs(t, err, sshdial.ErrConnectionLost, "and so do later Reads")
 			_, err = conn.Write([]byte("x"))
 			require.ErrorIs(t, err, sshdial.ErrConnectionLost, "and Writes")
@@ -258,14 +263,7 @@ func TestLostConnectionIsNotEOF(t *testing.T) {
 
 		t.Run("client closed", func(t *testing.T) {
 			client := srv.dial(t)
-			conn, err := sshdial.New(client).Dial("tcp", source(t, size))
-			require.NoError(t, err)
-			defer conn.Close()
-			_, err = io.CopyN(io.Discard, conn, 1<<20)
-			require.NoError(t, err)
-			res := backgroundDrain(conn)
-			client.Close()
-			r := await(t, 20*time.Second, "io.Copy after client.Close", res)
+			_, r := cutDownload(t, client, "client.Close", func() { client.Close() })
 			require.ErrorIs(t, r.err, sshdial.ErrClientClosed)
 			require.ErrorIs(t, r.err, net.ErrClosed)
 		})
