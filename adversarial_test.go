@@ -152,7 +152,7 @@ func localCloseOverTransport(t *testing.T, inner *sshtest.Server, transport net.
 	require.NoError(t, err)
 	client := ssh.NewClient(sc, chans, reqs)
 	t.Cleanup(func() { client.Close() })
-	_, r := cutDownload(t, client, "client.Close", func() { client.Close() })
+	_, r := cutDownload(t, client, viaRead, "client.Close", func() { client.Close() })
 	require.Error(t, r.err)
 	require.False(t, errors.Is(r.err, io.EOF), "%v", r.err)
 	if !exact {

@@ -1,6 +1,7 @@
 package sshdial_test
 
 import (
+	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -53,18 +54,47 @@ func BenchmarkWrite(b *testing.B) {
 }
 
 func BenchmarkRead(b *testing.B) {
-	source := func(c net.Conn) {
-		buf := make([]byte, 256<<10)
-		for {
-			if _, err := c.Write(buf); err != nil {
-				return
-			}
-		}
-	}
-	benchStream(b, source, func(c net.Conn, buf []byte) error {
+	benchStream(b, endlessSource, func(c net.Conn, buf []byte) error {
 		_, err := io.ReadFull(c, buf)
 		return err
 	})
+}
+
+// BenchmarkCopyFrom is io.Copy out of a conn into a writer, which takes
+// the sshdial Conn's WriteTo: each op moves len(buf) bytes.
+func BenchmarkCopyFrom(b *testing.B) {
+	benchStream(b, endlessSource, func(c net.Conn, buf []byte) error {
+		_, err := io.Copy(&stopWriter{left: len(buf)}, c)
+		if err == errStop {
+			return nil
+		}
+		return err
+	})
+}
+
+// endlessSource writes to c until that fails.
+func endlessSource(c net.Conn) {
+	buf := make([]byte, 256<<10)
+	for {
+		if _, err := c.Write(buf); err != nil {
+			return
+		}
+	}
+}
+
+var errStop = errors.New("enough")
+
+// stopWriter takes left bytes, then fails with errStop.
+type stopWriter struct{ left int }
+
+func (w *stopWriter) Write(p []byte) (int, error) {
+	if len(p) < w.left {
+		w.left -= len(p)
+		return len(p), nil
+	}
+	n := w.left
+	w.left = 0
+	return n, errStop
 }
 
 // benchStream runs op with 1 KiB and 64 KiB buffers on a raw and an sshdial

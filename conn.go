@@ -1,6 +1,7 @@
 package sshdial
 
 import (
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -27,8 +28,8 @@ import (
 // ErrConnectionLost (or ErrClientClosed when the client was closed here).
 //
 // While open, a Conn runs one goroutine that answers requests the server
-// might send on the channel; the first Read or CloseRead starts two more (a
-// reader, and a drain for extended data), and the first Write, CloseWrite
+// might send on the channel; the first Read, WriteTo or CloseRead starts
+// two more (a reader, and a drain for extended data), and the first Write, CloseWrite
 // or Close one more (the writer). All of them exit after Close, as soon as
 // the SSH server acknowledges the close or the SSH connection ends. Buffers
 // are taken from shared pools while data flows and returned when the
@@ -39,8 +40,9 @@ type Conn struct {
 	// Goroutines and what each owns on the channel:
 	//   - serviceRequests: the channel's request stream, until it closes.
 	//   - readLoop (conn_read.go): ch.Read. It hands each filled buffer to
-	//     Read through chunks and closes chunks, after setting readErr, when
-	//     the channel's data ends.
+	//     Read through chunks, or, while a WriteTo waits, writes it to
+	//     WriteTo's writer itself; when the channel's data ends, it sets
+	//     readErr, then dataEnded, then closes chunks.
 	//   - discardExtended: ch.Stderr().Read.
 	//   - writeLoop (conn_write.go): ch.Write, ch.CloseWrite and ch.Close,
 	//     so they never run concurrently, EOF never overtakes data, and the
@@ -49,16 +51,19 @@ type Conn struct {
 	// Blocked callers and what wakes them:
 	//   - Read selects on chunks, its deadline, done and readShut. Each is a
 	//     channel that is sent on or closed by the state change itself.
+	//   - WriteTo, and readLoop holding a chunk, wait for the sink's state,
+	//     which lives under sinkMu, the same way, with signalSink().
 	//   - Write and the idle writer wait for the write half's state, which
 	//     lives under mu. Every change of that state is followed, still
 	//     under mu, by signal(), which wakes both. A waiter re-checks the
 	//     state after every wake, so a wake without a change is harmless,
 	//     and one with a change is never lost.
 	//
-	// Locks: readMu serializes Read; writeMu serializes Write and
-	// CloseWrite; mu guards the write half. Order: readMu or writeMu before
-	// mu; a deadline's own lock is taken alone or inside those. No lock is
-	// held across a call on the channel or a channel wait.
+	// Locks: readMu serializes Read and WriteTo; writeMu serializes Write
+	// and CloseWrite; mu guards the write half; sinkMu the sink. Order:
+	// readMu before sinkMu, readMu or writeMu before mu; a deadline's own
+	// lock is taken alone or inside those. No lock is held across a call on
+	// the channel, a call on the sink or a channel wait.
 	ch      ssh.Channel
 	link    *link  // the SSH connection, asked whether it was lost; nil in unit tests
 	network string // "tcp" or "unix", for errors
@@ -74,13 +79,27 @@ type Conn struct {
 
 	// Read half: see conn_read.go.
 	readMu       sync.Mutex
-	readerOnce   sync.Once  // starts readLoop, on the first Read or CloseRead
+	readerOnce   sync.Once  // starts readLoop, on the first Read, WriteTo or CloseRead
 	chunks       chan chunk // unbuffered; closed by readLoop after readErr is set
 	readErr      error      // nil for a clean EOF; written only by readLoop
 	cur          chunk      // the chunk being consumed; readMu
 	readShut     chan struct{}
 	readShutOnce sync.Once
 	readDeadline deadline
+
+	// WriteTo's delegation (conn_read.go): while a WriteTo waits, readLoop
+	// writes what it receives to the WriteTo's writer, the sink. Every
+	// change of the state under sinkMu is followed, still under sinkMu, by
+	// signalSink(), which wakes readLoop waiting to hand off a chunk and the
+	// waiting WriteTo.
+	sinkMu    sync.Mutex
+	sink      io.Writer     // the waiting WriteTo's writer; nil when none
+	sinkBusy  bool          // readLoop is in sink.Write
+	sinkN     int64         // bytes readLoop wrote to the sink since it was set
+	sinkErr   error         // why sink.Write failed; the sink is unset then
+	dataEnded bool          // readLoop set readErr and is about to close chunks
+	sinkSet   chan struct{} // capacity 1; sent on by signalSink, for readLoop
+	sinkEvent chan struct{} // capacity 1; sent on by signalSink, for WriteTo
 
 	// Write half: see conn_write.go.
 	writeMu       sync.Mutex
@@ -112,6 +131,8 @@ func newConn(ch ssh.Channel, reqs <-chan *ssh.Request, l *link, network string, 
 		readShut:   make(chan struct{}),
 		wakeWriter: make(chan struct{}, 1),
 		wakeWrite:  make(chan struct{}, 1),
+		sinkSet:    make(chan struct{}, 1),
+		sinkEvent:  make(chan struct{}, 1),
 	}
 	go serviceRequests(reqs)
 	return c

@@ -79,13 +79,7 @@ func (c *Conn) readLoop() {
 		large = n == len(*buf)
 		ck := chunk{buf: buf, data: (*buf)[:n]}
 		if n > 0 {
-			select {
-			case c.chunks <- ck:
-			case <-c.done:
-				ck.release()
-			case <-c.readShut:
-				ck.release()
-			}
+			c.handOff(ck)
 		} else {
 			ck.release()
 		}
@@ -96,9 +90,91 @@ func (c *Conn) readLoop() {
 			if c.readErr != nil {
 				c.connectionLost(c.readErr)
 			}
+			c.sinkMu.Lock()
+			c.dataEnded = true
+			c.signalSink()
+			c.sinkMu.Unlock()
 			close(c.chunks)
 			return
 		}
+	}
+}
+
+// handOff passes ck on: to the writer of a waiting WriteTo if there is one,
+// else to Read through chunks. Once the Conn is closed or its read side
+// shut, ck is discarded.
+func (c *Conn) handOff(ck chunk) {
+	for {
+		if c.writeToSink(&ck) {
+			return
+		}
+		select {
+		case c.chunks <- ck:
+			return
+		case <-c.sinkSet: // a WriteTo may be waiting now
+		case <-c.done:
+			ck.release()
+			return
+		case <-c.readShut:
+			ck.release()
+			return
+		}
+	}
+}
+
+// writeToSink writes ck to the writer of a waiting WriteTo, and reports
+// whether ck is used up: written, or discarded because the Conn was closed
+// or its read side shut. It returns false without writing when no WriteTo
+// waits, and leaves the unwritten rest of ck for Read when the write fails.
+func (c *Conn) writeToSink(ck *chunk) bool {
+	if isClosed(c.done) || isClosed(c.readShut) {
+		ck.release()
+		return true
+	}
+	c.sinkMu.Lock()
+	w := c.sink
+	if w == nil {
+		c.sinkMu.Unlock()
+		return false
+	}
+	c.sinkBusy = true
+	c.sinkMu.Unlock()
+
+	n, err := w.Write(ck.data)
+	if err == nil && n < len(ck.data) {
+		err = io.ErrShortWrite
+	}
+	n = max(0, min(n, len(ck.data)))
+	ck.data = ck.data[n:]
+	c.stats.addReceived(n)
+
+	c.sinkMu.Lock()
+	c.sinkBusy = false
+	c.sinkN += int64(n)
+	if err != nil {
+		c.sinkErr = err
+		c.sink = nil
+	}
+	c.signalSink()
+	c.sinkMu.Unlock()
+	if len(ck.data) == 0 {
+		ck.release()
+		return true
+	}
+	return false
+}
+
+// signalSink wakes readLoop waiting to hand off a chunk and a waiting
+// WriteTo, so that they look at the sink's state again. Every change of
+// that state calls it, with c.sinkMu held.
+func (c *Conn) signalSink() {
+	select {
+	case c.sinkSet <- struct{}{}:
+	default:
+	}
+	select {
+	case c.sinkEvent <- struct{}{}:
+	default:
 	}
 }
 
@@ -171,6 +247,102 @@ func (c *Conn) Read(p []byte) (int, error) {
 		c.cur.release()
 	}
 	return n, nil
+}
+
+// WriteTo writes the data read from the connection to w until the data
+// ends, and returns the number of bytes written. It is what io.Copy calls
+// when the Conn is its source, and it saves the copy into io.Copy's buffer:
+// while WriteTo waits, the Conn's reader goroutine writes each buffer it
+// receives straight to w, one w.Write at a time and in order.
+//
+// WriteTo ends as Read would: with a nil error at the clean end of the
+// data or after CloseRead, and with Read's errors when the read deadline
+// passes, the Conn is closed or the SSH connection is lost. It returns
+// w.Write's error when that fails; the bytes w did not take are left for
+// the next Read. Before it returns, WriteTo waits for a w.Write in
+// progress to return, so w is never written to after WriteTo returns.
+func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+
+	switch {
+	case isClosed(c.done):
+		c.cur.release()
+		return 0, c.opError("read", c.closedErr())
+	case isClosed(c.readShut):
+		c.cur.release()
+		return 0, nil
+	case c.readDeadline.passed():
+		return 0, c.opError("read", os.ErrDeadlineExceeded)
+	}
+
+	// What a Read left over goes first.
+	var written int64
+	if len(c.cur.data) > 0 {
+		n, err := w.Write(c.cur.data)
+		if err == nil && n < len(c.cur.data) {
+			err = io.ErrShortWrite
+		}
+		n = max(0, min(n, len(c.cur.data)))
+		c.cur.data = c.cur.data[n:]
+		c.stats.addReceived(n)
+		written += int64(n)
+		if err != nil {
+			return written, err
+		}
+		c.cur.release()
+	}
+
+	c.readerOnce.Do(c.startReader)
+	c.sinkMu.Lock()
+	c.sink = w
+	c.signalSink()
+	c.sinkMu.Unlock()
+	for {
+		c.sinkMu.Lock()
+		werr, ended := c.sinkErr, c.dataEnded
+		c.sinkMu.Unlock()
+		switch {
+		case werr != nil:
+			return written + c.unsetSink(), werr
+		case ended:
+			written += c.unsetSink()
+			switch {
+			case isClosed(c.done):
+				return written, c.opError("read", c.closedErr())
+			case c.readErr != nil:
+				return written, c.opError("read", c.readErr)
+			}
+			return written, nil
+		}
+		select {
+		case <-c.sinkEvent:
+		case <-c.readDeadline.wait():
+			return written + c.unsetSink(), c.opError("read", os.ErrDeadlineExceeded)
+		case <-c.done:
+			return written + c.unsetSink(), c.opError("read", c.closedErr())
+		case <-c.readShut:
+			return written + c.unsetSink(), nil
+		}
+	}
+}
+
+// unsetSink ends WriteTo's delegation: it waits for a write in progress to
+// return, and returns the bytes the reader wrote to the sink.
+func (c *Conn) unsetSink() int64 {
+	c.sinkMu.Lock()
+	defer c.sinkMu.Unlock()
+	c.sink = nil
+	for c.sinkBusy {
+		c.sinkMu.Unlock()
+		<-c.sinkEvent
+		c.sinkMu.Lock()
+	}
+	n := c.sinkN
+	c.sinkN = 0
+	c.sinkErr = nil
+	c.signalSink()
+	return n
 }
 
 // CloseRead shuts down the reading side: a blocked Read returns io.EOF, as do

@@ -323,38 +323,48 @@ func TestCloseUnusedConn(t *testing.T) {
 	})
 }
 
-// TestLargeTransfer moves 256 MiB each way at once through an echo target
-// and compares checksums.
+// TestLargeTransfer moves 128 MiB each way at once through an echo target
+// and compares checksums, receiving through Read and through WriteTo.
 func TestLargeTransfer(t *testing.T) {
-	size := int64(256 << 20)
+	size := int64(128 << 20)
 	if testing.Short() {
 		size = 16 << 20
 	}
 	forEachPeer(t, func(t *testing.T, client *ssh.Client) {
-		l := testutil.EchoServer(t, "tcp")
-		conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
-		require.NoError(t, err)
-		defer conn.Close()
+		for _, via := range []struct {
+			name string
+			src  func(c net.Conn) io.Reader
+		}{
+			{"Read", func(c net.Conn) io.Reader { return struct{ io.Reader }{c} }},
+			{"WriteTo", func(c net.Conn) io.Reader { return c }},
+		} {
+			t.Run(via.name, func(t *testing.T) {
+				l := testutil.EchoServer(t, "tcp")
+				conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
+				require.NoError(t, err)
+				defer conn.Close()
 
-		var wg sync.WaitGroup
-		var sent [32]byte
-		var writeErr error
-		wg.Go(func() {
-			h := sha256.New()
-			src := io.TeeReader(io.LimitReader(newRandReader(1), size), h)
-			_, writeErr = io.CopyBuffer(conn, src, make([]byte, 100_000)) // not a power of two
-			if writeErr == nil {
-				writeErr = conn.(*sshdial.Conn).CloseWrite()
-			}
-			copy(sent[:], h.Sum(nil))
-		})
-		h := sha256.New()
-		n, err := io.CopyBuffer(h, conn, make([]byte, 77_777))
-		wg.Wait()
-		require.NoError(t, writeErr)
-		require.NoError(t, err)
-		require.Equal(t, size, n)
-		require.Equal(t, sent[:], h.Sum(nil))
+				var wg sync.WaitGroup
+				var sent [32]byte
+				var writeErr error
+				wg.Go(func() {
+					h := sha256.New()
+					src := io.TeeReader(io.LimitReader(newRandReader(1), size), h)
+					_, writeErr = io.CopyBuffer(conn, src, make([]byte, 100_000)) // not a power of two
+					if writeErr == nil {
+						writeErr = conn.(*sshdial.Conn).CloseWrite()
+					}
+					copy(sent[:], h.Sum(nil))
+				})
+				h := sha256.New()
+				n, err := io.CopyBuffer(h, via.src(conn), make([]byte, 77_777))
+				wg.Wait()
+				require.NoError(t, writeErr)
+				require.NoError(t, err)
+				require.Equal(t, size, n)
+				require.Equal(t, sent[:], h.Sum(nil))
+			})
+		}
 	})
 }
 

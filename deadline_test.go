@@ -1,7 +1,9 @@
 package sshdial_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -181,4 +183,147 @@ func TestReadAndWriteDeadlinesAreIndependent(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "pong", string(buf))
 	})
+}
+
+// stuckWriter is an io.Writer for WriteTo whose Write waits for a value on
+// release before it takes p, and records what it took.
+type stuckWriter struct {
+	release chan error // nil error: take all of p
+	entered chan struct{}
+	got     []byte
+}
+
+func newStuckWriter() *stuckWriter {
+	return &stuckWriter{release: make(chan error), entered: make(chan struct{}, 16)}
+}
+
+func (w *stuckWriter) Write(p []byte) (int, error) {
+	w.entered <- struct{}{}
+	if err := <-w.release; err != nil {
+		w.got = append(w.got, p[:1]...)
+		return 1, err
+	}
+	w.got = append(w.got, p...)
+	return len(p), nil
+}
+
+// WriteTo (what io.Copy calls) hands data straight to its writer from the
+// reader goroutine. What a Read left over goes first, and the clean end of
+// the data ends it with a nil error.
+func TestWriteToLeftoverFirstThenEOF(t *testing.T) {
+	inBubble(t, func(t *testing.T, conn *sshdial.Conn, target net.Conn) {
+		target.Write([]byte("hello, world"))
+		buf := make([]byte, 5)
+		_, err := io.ReadFull(conn, buf)
+		require.NoError(t, err)
+
+		var got bytes.Buffer
+		res := make(chan ioResult, 1)
+		go func() {
+			n, err := conn.WriteTo(&got)
+			res <- ioResult{n, err}
+		}()
+		synctest.Wait()
+		target.Write([]byte(" and more"))
+		target.Close()
+		r := <-res
+		require.NoError(t, r.err)
+		require.Equal(t, ", world and more", got.String())
+		require.EqualValues(t, got.Len(), r.n)
+	})
+}
+
+// A read deadline ends a waiting WriteTo, but only once a Write of its
+// writer in progress has returned: after WriteTo returns, the writer is
+// never written to again, and later data goes to Read.
+func TestWriteToDeadlineWaitsForItsWriter(t *testing.T) {
+	inBubble(t, func(t *testing.T, conn *sshdial.Conn, target net.Conn) {
+		w := newStuckWriter()
+		res := make(chan ioResult, 1)
+		go func() {
+			n, err := conn.WriteTo(w)
+			res <- ioResult{n, err}
+		}()
+		target.Write([]byte("first"))
+		<-w.entered // the reader is in w.Write
+
+		start := time.Now()
+		conn.SetReadDeadline(start.Add(time.Second))
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		select {
+		case r := <-res:
+			t.Fatalf("WriteTo returned %v while its writer was in Write", r.err)
+		default:
+		}
+		w.release <- nil
+		r := <-res
+		requireTimeout(t, r.err, "read")
+		require.EqualValues(t, 5, r.n)
+		require.Equal(t, "first", string(w.got))
+
+		conn.SetReadDeadline(time.Time{})
+		target.Write([]byte("second"))
+		buf := make([]byte, 6)
+		_, err := io.ReadFull(conn, buf)
+		require.NoError(t, err)
+		require.Equal(t, "second", string(buf))
+		require.Equal(t, "first", string(w.got), "written to after WriteTo returned")
+	})
+}
+
+// A failing writer ends WriteTo with its error, and the bytes it did not
+// take are left for Read.
+func TestWriteToWriterErrorKeepsTheRest(t *testing.T) {
+	inBubble(t, func(t *testing.T, conn *sshdial.Conn, target net.Conn) {
+		w := newStuckWriter()
+		res := make(chan ioResult, 1)
+		go func() {
+			n, err := conn.WriteTo(w)
+			res <- ioResult{n, err}
+		}()
+		target.Write([]byte("abcdefgh"))
+		<-w.entered
+		boom := errors.New("disk full")
+		w.release <- boom
+		r := <-res
+		require.ErrorIs(t, r.err, boom)
+		require.EqualValues(t, 1, r.n)
+		require.Equal(t, "a", string(w.got))
+
+		buf := make([]byte, 7)
+		_, err := io.ReadFull(conn, buf)
+		require.NoError(t, err)
+		require.Equal(t, "bcdefgh", string(buf))
+	})
+}
+
+// Close and CloseRead wake a waiting WriteTo, as they wake Read.
+func TestWriteToWokenByCloseAndCloseRead(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		stop    func(conn *sshdial.Conn)
+		wantErr error
+	}{
+		{"CloseRead", func(conn *sshdial.Conn) { conn.CloseRead() }, nil},
+		{"Close", func(conn *sshdial.Conn) { conn.Close() }, net.ErrClosed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inBubble(t, func(t *testing.T, conn *sshdial.Conn, target net.Conn) {
+				res := make(chan ioResult, 1)
+				go func() {
+					n, err := conn.WriteTo(io.Discard)
+					res <- ioResult{n, err}
+				}()
+				synctest.Wait()
+				tc.stop(conn)
+				r := <-res
+				if tc.wantErr == nil {
+					require.NoError(t, r.err)
+				} else {
+					require.ErrorIs(t, r.err, tc.wantErr)
+				}
+			})
+		})
+	}
 }

@@ -92,11 +92,29 @@ func backgroundWrite(c net.Conn, p []byte) <-chan ioResult {
 	return res
 }
 
-// backgroundDrain copies c to its end in a goroutine and reports the result.
+// backgroundDrain copies c to its end in a goroutine with io.Copy, which
+// takes the Conn's WriteTo, and reports the result.
 func backgroundDrain(c net.Conn) <-chan ioResult {
+	return drainVia(c, viaWriteTo)
+}
+
+// A drain reads a connection to its end: through Read, or through WriteTo.
+type drain struct {
+	name string
+	copy func(c net.Conn) (int64, error)
+}
+
+var (
+	viaRead    = drain{"Read", func(c net.Conn) (int64, error) { return io.Copy(io.Discard, struct{ io.Reader }{c}) }}
+	viaWriteTo = drain{"WriteTo", func(c net.Conn) (int64, error) { return c.(io.WriterTo).WriteTo(io.Discard) }}
+	drains     = []drain{viaRead, viaWriteTo}
+)
+
+// drainVia drains c with d in a goroutine and reports the result.
+func drainVia(c net.Conn, d drain) <-chan ioResult {
 	res := make(chan ioResult, 1)
 	go func() {
-		n, err := io.Copy(io.Discard, c)
+		n, err := d.copy(c)
 		res <- ioResult{n, err}
 	}()
 	return res
@@ -214,16 +232,16 @@ func TestWriteWaitingForBufferWakesOnFailure(t *testing.T) {
 // cutDownload starts a download of far more than moves before cut through
 // client, lets 1 MiB arrive, runs cut, and returns the Conn (closed when
 // the test ends) and how the rest of the copy ended.
-func cutDownload(t *testing.T, client *ssh.Client, what string, cut func()) (net.Conn, ioResult) {
+func cutDownload(t *testing.T, client *ssh.Client, d drain, what string, cut func()) (net.Conn, ioResult) {
 	t.Helper()
 	conn, err := sshdial.New(client).Dial("tcp", source(t, 256<<20))
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
 	_, err = io.CopyN(io.Discard, conn, 1<<20) // the download is under way
 	require.NoError(t, err)
-	res := backgroundDrain(conn)
+	res := drainVia(conn, d)
 	cut()
-	return conn, await(t, 20*time.Second, "io.Copy after "+what, res)
+	return conn, await(t, 20*time.Second, d.name+" after "+what, res)
 }
 
 // source serves a target that sends size bytes and then closes.
@@ -245,41 +263,43 @@ func source(t *testing.T, size int) string {
 // the caller's own client, with no help from the TCP connection under it.
 func TestLostConnectionIsNotEOF(t *testing.T) {
 	forEachFaultPeer(t, func(t *testing.T, srv *faultServer) {
-		t.Run("dropped", func(t *testing.T) {
-			conn, r := cutDownload(t, srv.dial(t), "the drop", srv.drop)
-			require.Error(t, r.err, "a cut download must not look complete (%d bytes)", r.n)
-			require.ErrorIs(t, r.err, sshdial.ErrConnectionLost)
-			require.ErrorIs(t, r.err, syscall.ECONNRESET)
-			require.False(t, errors.Is(r.err, io.EOF), "must not match io.EOF: %v", r.err)
-			var opErr *net.OpError
-			require.ErrorAs(t, r.err, &opErr)
-			require.Equal(t, "read", opErr.Op)
+		for _, d := range drains {
+			t.Run("dropped/"+d.name, func(t *testing.T) {
+				conn, r := cutDownload(t, srv.dial(t), d, "the drop", srv.drop)
+				require.Error(t, r.err, "a cut download must not look complete (%d bytes)", r.n)
+				require.ErrorIs(t, r.err, sshdial.ErrConnectionLost)
+				require.ErrorIs(t, r.err, syscall.ECONNRESET)
+				require.False(t, errors.Is(r.err, io.EOF), "must not match io.EOF: %v", r.err)
+				var opErr *net.OpError
+				require.ErrorAs(t, r.err, &opErr)
+				require.Equal(t, "read", opErr.Op)
 
-			_, err := conn.Read(make([]byte, 1))
-			require.ErrorIs(t, err, sshdial.ErrConnectionLost, "and so do later Reads")
-			_, err = conn.Write([]byte("x"))
-			require.ErrorIs(t, err, sshdial.ErrConnectionLost, "and Writes")
-		})
+				_, err := conn.Read(make([]byte, 1))
+				require.ErrorIs(t, err, sshdial.ErrConnectionLost, "and so do later Reads")
+				_, err = conn.Write([]byte("x"))
+				require.ErrorIs(t, err, sshdial.ErrConnectionLost, "and Writes")
+			})
 
-		t.Run("client closed", func(t *testing.T) {
-			client := srv.dial(t)
-			_, r := cutDownload(t, client, "client.Close", func() { client.Close() })
-			require.ErrorIs(t, r.err, sshdial.ErrClientClosed)
-			require.ErrorIs(t, r.err, net.ErrClosed)
-		})
+			t.Run("client closed/"+d.name, func(t *testing.T) {
+				client := srv.dial(t)
+				_, r := cutDownload(t, client, d, "client.Close", func() { client.Close() })
+				require.ErrorIs(t, r.err, sshdial.ErrClientClosed)
+				require.ErrorIs(t, r.err, net.ErrClosed)
+			})
 
-		t.Run("complete", func(t *testing.T) {
-			client := srv.dial(t)
-			const small = 8 << 20
-			conn, err := sshdial.New(client).Dial("tcp", source(t, small))
-			require.NoError(t, err)
-			defer conn.Close()
-			n, err := io.Copy(io.Discard, conn)
-			require.NoError(t, err)
-			require.EqualValues(t, small, n)
-			_, err = conn.Read(make([]byte, 1))
-			require.True(t, err == io.EOF, "want io.EOF itself, got %#v", err)
-		})
+			t.Run("complete/"+d.name, func(t *testing.T) {
+				client := srv.dial(t)
+				const small = 8 << 20
+				conn, err := sshdial.New(client).Dial("tcp", source(t, small))
+				require.NoError(t, err)
+				defer conn.Close()
+				n, err := d.copy(conn)
+				require.NoError(t, err)
+				require.EqualValues(t, small, n)
+				_, err = conn.Read(make([]byte, 1))
+				require.True(t, err == io.EOF, "want io.EOF itself, got %#v", err)
+			})
+		}
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -270,6 +271,10 @@ func TestOpenSSHForwards(t *testing.T) {
 			if !strings.Contains(st, want) {
 				t.Errorf("status lacks %q:\n%s", want, st)
 			}
+		}
+		// The -L forward's one request and response were counted both ways.
+		if !regexp.MustCompile(`-L 0:` + regexp.QuoteMeta(o.Listener.Addr().String()) + `: .*bytes sent [1-9]\d*, received [1-9]\d*\n`).MatchString(st) {
+			t.Errorf("status does not count the -L forward's bytes both ways:\n%s", st)
 		}
 	})
 }

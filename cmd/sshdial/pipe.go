@@ -79,6 +79,28 @@ func (c *countedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo lets io.Copy hand the connection's data straight to w when the
+// connection can (a *sshdial.Conn does), counting it as it goes.
+func (c *countedConn) WriteTo(w io.Writer) (int64, error) {
+	cw := &countingWriter{w: w, n: c.received}
+	if wt, ok := c.Conn.(io.WriterTo); ok {
+		return wt.WriteTo(cw)
+	}
+	return io.Copy(cw, struct{ io.Reader }{c.Conn})
+}
+
+// countingWriter counts the bytes written through it into n.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
 func (c *countedConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
