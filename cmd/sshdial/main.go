@@ -78,12 +78,17 @@ requested again after a reconnect. A forward that cannot be set up at start
 is an error (exit 3), as with ExitOnForwardFailure=yes; with
 -o ExitOnForwardFailure=no it is logged and retried.
 
+Environment: GOGC is 400 unless set (the Go default is 100: set GOGC=100
+for a smaller heap, or GOMEMLIMIT to bound it); GOMAXPROCS as for any Go
+program.
+
 Exit codes: 0 clean shutdown; 1 other error; 2 bad command line;
 3 a forward could not be set up at start; 255 connection, host key or
 authentication failure at start (as ssh).
 `
 
 func main() {
+	tuneGC()
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -95,6 +100,18 @@ func main() {
 		close(hurry)
 	}()
 	os.Exit(runWith(ctx, hurry, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// tuneGC collects garbage less often than Go's default unless GOGC is set.
+// x/crypto allocates a fresh buffer for every SSH packet it receives, up to
+// 32 KiB each, so a busy tunnel makes garbage as fast as it moves data
+// while the live heap stays small: with the default, the collector runs
+// every few megabytes of traffic. 400 trades a few megabytes of heap for
+// a fraction of that work (BENCHMARKS.md has the figures).
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 }
 
 // run runs sshdial with args until ctx ends, and returns the exit code.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -78,5 +79,20 @@ func TestHelpAndVersion(t *testing.T) {
 	code, out, _ = runSync(t, 5*time.Second, "-V")
 	if code != 0 || !strings.HasPrefix(out, "sshdial ") {
 		t.Errorf("-V: exit %d, output %q", code, out)
+	}
+}
+
+// The command collects garbage at GOGC=400 unless GOGC is set.
+func TestTuneGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	t.Setenv("GOGC", "")
+	tuneGC()
+	if got := debug.SetGCPercent(100); got != 400 {
+		t.Errorf("without GOGC: GC percent %d, want 400", got)
+	}
+	t.Setenv("GOGC", "50")
+	tuneGC()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC set: GC percent %d, want it left alone (100)", got)
 	}
 }
