@@ -39,6 +39,9 @@ type forwardKind struct {
 	// ExitOnForwardFailure, Compression=no), which a -cli binary need not
 	// accept.
 	openssh bool
+	// baseline: the x/crypto forwarder, which runs with its own cipher
+	// choice and without -cli-args.
+	baseline bool
 }
 
 var (
@@ -46,12 +49,22 @@ var (
 	sshD = forwardKind{name: "ssh -D", bin: "ssh", socks: true, openssh: true}
 )
 
-// cliKinds are the -cli binary's modes.
+// xfwdBin is the x/crypto forwarder (bench/xfwd), built by setup for runs
+// with -cli.
+var xfwdBin string
+
+// cliKinds are the -cli binary's modes, then the x/crypto forwarder's.
 func cliKinds() []forwardKind {
-	return []forwardKind{
+	kinds := []forwardKind{
 		{name: "sshdial -L", bin: *flagCLI},
 		{name: "sshdial -D", bin: *flagCLI, socks: true},
 	}
+	if xfwdBin != "" {
+		kinds = append(kinds,
+			forwardKind{name: "x/crypto -L", bin: xfwdBin, baseline: true},
+			forwardKind{name: "x/crypto -D", bin: xfwdBin, socks: true, baseline: true})
+	}
+	return kinds
 }
 
 // startForward starts kind with cipher ("" to pass no -c) and waits until
@@ -159,6 +172,22 @@ func (f *forward) cpu() time.Duration {
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	const ticksPerSecond = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond
+}
+
+// peakRSS returns the process's peak resident memory so far (VmHWM), from
+// /proc, or 0 if it cannot be read.
+func (f *forward) peakRSS() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", f.proc.Pid()))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // close stops the process and passes on what it printed, if anything.

@@ -50,7 +50,7 @@ var (
 	flagPNG     = flag.String("png", "", "write the plot here")
 	flagQuick   = flag.Bool("quick", false, "a smoke run: tiny sizes and counts")
 	flagProfile = flag.String("cpuprofile", "", "write a CPU profile of the run here")
-	flagCLI     = flag.String("cli", "", "also measure this binary as \"sshdial -L\" and \"sshdial -D\": a forwarding proxy process that takes ssh's -N -L/-D -i -o UserKnownHostsFile= -o StrictHostKeyChecking= -p flags")
+	flagCLI     = flag.String("cli", "", "also measure this binary as \"sshdial -L\" and \"sshdial -D\": a forwarding proxy process that takes ssh's -N -L/-D -i -o UserKnownHostsFile= -o StrictHostKeyChecking= -p flags; and, as a baseline for it, bench/xfwd (\"x/crypto -L\", \"x/crypto -D\"), the same on x/crypto's ssh.Client written the plain way")
 	flagCLIArgs = flag.String("cli-args", "", "more arguments for the -cli binary, space-separated; {cipher} in them is replaced by the cipher, and then the -cli modes run with each cipher, else with the binary's own choice in the "+ciphers[0]+" rows only")
 	flagOnly    = flag.String("only", "", "measure only these parts, comma-separated ("+strings.Join(parts, ", ")+"): a probe that logs its figures and writes no report")
 )
@@ -227,7 +227,17 @@ func setup() (*env, error) {
 		}
 	}
 	if *flagCLI != "" {
+		xfwdBin = filepath.Join(dir, "xfwd")
+		if out, err := exec.Command("go", "build", "-o", xfwdBin, "github.com/sshdial/sshdial/bench/xfwd").CombinedOutput(); err != nil {
+			return e, fmt.Errorf("building bench/xfwd: %v\n%s", err, out)
+		}
 		for _, kind := range cliKinds() {
+			if kind.baseline {
+				if err := start(kind, "", nil); err != nil {
+					return e, err
+				}
+				continue
+			}
 			if !cliPerCipher() {
 				if err := start(kind, "", cliArgs("")); err != nil {
 					return e, err

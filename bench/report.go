@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"image"
 	"image/color"
@@ -41,6 +42,7 @@ func (r *results) markdown() string {
 	p("OpenSSH `ssh -L` and `ssh -D` (reached with x/net/proxy's SOCKS5 client) and direct TCP, through a throwaway OpenSSH sshd on 127.0.0.1. ")
 	if r.cli != "" {
 		p("\"sshdial -L\" and \"sshdial -D\" are the -cli binary (%s) run as `ssh -L` and `ssh -D` are. ", r.cli)
+		p("\"x/crypto -L\" and \"x/crypto -D\" are their baseline, bench/xfwd: the same forwarding process written the plain way on x/crypto's ssh.Client (io.Copy each way, no keepalive or reconnect), run the same way, so that sshdial -L / x/crypto -L is what the sshdial command adds, and x/crypto -L / ssh -L what a Go process on x/crypto costs against OpenSSH's C client. ")
 	}
 	p("Each figure is the median of %d repetitions, with min–max in parentheses; ratios compare medians of the same run. In each repetition (and each round of dials) the modes run in a random order.\n\n", r.reps)
 	p("- Date: %s\n- Machine: %s\n- Go: %s, golang.org/x/crypto %s\n- sshd: %s; ssh: %s\n- Command: `%s`\n\n",
@@ -132,6 +134,14 @@ func (r *results) markdown() string {
 	one, two := strconv.Itoa(poolSizes[0]), strconv.Itoa(poolSizes[len(poolSizes)-1])
 	p("\n- 2 SSH connections / 1: upload %s, download %s.\n",
 		ratio(r.pool[key("upload", two)], r.pool[key("upload", one)]), ratio(r.pool[key("download", two)], r.pool[key("download", one)]))
+	if len(r.peakRSS) > 0 {
+		p("\n## Forwarding processes' memory\n\n")
+		p("Peak resident memory (VmHWM) of each forwarding process at the end of the run, after everything above went through it.\n\n")
+		p("| mode | cipher | peak RSS MiB |\n|---|---|---|\n")
+		for _, row := range r.peakRSS {
+			p("| %s | %s | %.1f |\n", row.mode, cmp.Or(row.cipher, "its own choice"), float64(row.bytes)/(1<<20))
+		}
+	}
 	p("\n## Conn hot paths (`go test -bench . -benchmem` in the repository root)\n\n")
 	p("The library's own benchmarks, sshdial against x/crypto's conn (\"raw\"), both through sshtest on loopback: ns per operation, throughput, bytes and allocations per operation.\n\n```\n%s\n```\n", strings.Join(r.goBench, "\n"))
 	return b.String()
@@ -139,11 +149,13 @@ func (r *results) markdown() string {
 
 // forwardRatios compares the forwarding processes, one line each for the
 // pairs that ran: `ssh -D` / `ssh -L` (the cost of SOCKS5 on OpenSSH's
-// side; not for dials, where they measure different things), and the -cli
-// modes against OpenSSH's.
+// side; not for dials, where they measure different things), the -cli
+// modes and the x/crypto forwarder against OpenSSH's, and the -cli modes
+// against the x/crypto forwarder.
 func (r *results) forwardRatios(prefix string, value func(mode string) (stat, bool)) string {
 	var b strings.Builder
-	for _, pair := range [][2]string{{"ssh -D", "ssh -L"}, {"sshdial -L", "ssh -L"}, {"sshdial -D", "ssh -D"}} {
+	for _, pair := range [][2]string{{"ssh -D", "ssh -L"}, {"sshdial -L", "ssh -L"}, {"sshdial -D", "ssh -D"},
+		{"x/crypto -L", "ssh -L"}, {"x/crypto -D", "ssh -D"}, {"sshdial -L", "x/crypto -L"}, {"sshdial -D", "x/crypto -D"}} {
 		if pair[0] == "ssh -D" && strings.HasPrefix(prefix, "- dial") {
 			continue
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log"
@@ -46,6 +47,13 @@ type results struct {
 	dialOrder, pingOrder, modeOrder []string
 	tunnels                         []tunnelRow
 	goBench                         []string // result lines of go test -bench
+	peakRSS                         []rssRow // the forwarding processes', at the end of the run
+}
+
+// rssRow is a forwarding process's peak resident memory.
+type rssRow struct {
+	mode, cipher string
+	bytes        int64
 }
 
 type tunnelRow struct {
@@ -272,6 +280,13 @@ func run() (*results, error) {
 			log.Printf("%d tunnels %-12s open %v, %.0f B heap and %.1f goroutines each idle, %.0f B after echo, %d goroutines left",
 				n, name, st.open.Round(time.Millisecond), st.heapIdle, st.goroutines, st.heapAfterEcho, st.leftAfterClose)
 		}
+	}
+	for _, f := range e.forwards {
+		r.peakRSS = append(r.peakRSS, rssRow{f.name, f.cipher, f.peakRSS()})
+	}
+	slices.SortFunc(r.peakRSS, func(a, b rssRow) int { return cmp.Or(cmp.Compare(a.mode, b.mode), cmp.Compare(a.cipher, b.cipher)) })
+	for _, row := range r.peakRSS {
+		log.Printf("peak RSS %-12s %-30s %5.1f MiB", row.mode, cmp.Or(row.cipher, "its own cipher"), float64(row.bytes)/(1<<20))
 	}
 	if want("gobench") {
 		lines, err := goBenchmarks()
