@@ -1,6 +1,7 @@
 package sshdial
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -140,7 +141,7 @@ func (c *Conn) writeToSink(ck *chunk) bool {
 	c.sinkBusy = true
 	c.sinkMu.Unlock()
 
-	n, err := w.Write(ck.data)
+	n, err := sinkWrite(w, ck.data)
 	if err == nil && n < len(ck.data) {
 		err = io.ErrShortWrite
 	}
@@ -162,6 +163,26 @@ func (c *Conn) writeToSink(ck *chunk) bool {
 		return true
 	}
 	return false
+}
+
+// sinkWrite calls w.Write(p) and turns a panic in it into a *sinkPanic
+// error, which WriteTo panics with again on its caller's goroutine: a
+// panic in the caller's writer must stay the caller's to recover, as it is
+// when io.Copy calls the writer itself.
+func sinkWrite(w io.Writer, p []byte) (n int, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			n, err = 0, &sinkPanic{v}
+		}
+	}()
+	return w.Write(p)
+}
+
+// sinkPanic carries a panic of WriteTo's writer to WriteTo.
+type sinkPanic struct{ value any }
+
+func (p *sinkPanic) Error() string {
+	return fmt.Sprint("sshdial: WriteTo's writer panicked: ", p.value)
 }
 
 // signalSink wakes readLoop waiting to hand off a chunk and a waiting
@@ -260,7 +281,8 @@ func (c *Conn) Read(p []byte) (int, error) {
 // passes, the Conn is closed or the SSH connection is lost. It returns
 // w.Write's error when that fails; the bytes w did not take are left for
 // the next Read. Before it returns, WriteTo waits for a w.Write in
-// progress to return, so w is never written to after WriteTo returns.
+// progress to return, so w is never written to after WriteTo returns. A
+// panic in w.Write is raised again by WriteTo, on the caller's goroutine.
 func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
@@ -304,7 +326,11 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 		c.sinkMu.Unlock()
 		switch {
 		case werr != nil:
-			return written + c.unsetSink(), werr
+			written += c.unsetSink()
+			if p, ok := werr.(*sinkPanic); ok {
+				panic(p.value)
+			}
+			return written, werr
 		case ended:
 			written += c.unsetSink()
 			switch {

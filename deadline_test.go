@@ -327,3 +327,27 @@ func TestWriteToWokenByCloseAndCloseRead(t *testing.T) {
 		})
 	}
 }
+
+// A panic in WriteTo's writer, which the reader goroutine calls, reaches
+// WriteTo's caller, who can recover it as with io.Copy's own writes.
+func TestWriteToWriterPanicReachesTheCaller(t *testing.T) {
+	inBubble(t, func(t *testing.T, conn *sshdial.Conn, target net.Conn) {
+		type boom struct{ msg string }
+		res := make(chan any, 1)
+		go func() {
+			defer func() { res <- recover() }()
+			conn.WriteTo(writerFunc(func(p []byte) (int, error) { panic(boom{"in Write"}) }))
+		}()
+		target.Write([]byte("data"))
+		require.Equal(t, boom{"in Write"}, <-res)
+
+		buf := make([]byte, 4)
+		_, err := io.ReadFull(conn, buf)
+		require.NoError(t, err)
+		require.Equal(t, "data", string(buf), "the bytes the writer did not take are left for Read")
+	})
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
