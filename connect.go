@@ -23,6 +23,7 @@ import (
 // ssh://[user@]host[:port], or a Host alias of ~/.ssh/config. The config
 // file is read as OpenSSH reads it (Host patterns, HostName, User, Port,
 // IdentityFile, CertificateFile, IdentitiesOnly, IdentityAgent, ProxyJump,
+// ProxyCommand (see WithProxyCommand for how it is run),
 // UserKnownHostsFile, HostKeyAlias, StrictHostKeyChecking,
 // ServerAliveInterval, ServerAliveCountMax, ConnectTimeout); options
 // override it.
@@ -76,7 +77,8 @@ type connectSettings struct {
 	clientConfig *ssh.ClientConfig // for the destination, used as given
 	configFile   *string           // nil: ~/.ssh/config
 	jumps        []string
-	jumpsSet     bool // WithJump was given (with no hops: none)
+	jumpsSet     bool    // WithJump was given (with no hops: none)
+	proxyCommand *string // WithProxyCommand's command, if given
 	poolSize     int
 	passphrase   func(file string) ([]byte, error)
 	password     func() (string, error)
@@ -126,6 +128,19 @@ func WithJump(hosts ...string) Option {
 		cs := d.connectOpts()
 		cs.jumps, cs.jumpsSet = hosts, true
 	}
+}
+
+// WithProxyCommand makes Connect reach the destination as ProxyCommand
+// does: command is run through the user's shell ($SHELL, else /bin/sh;
+// cmd.exe on Windows) for every SSH connection, with %h, %p, %r, %n and %%
+// expanded, and the SSH connection runs over its standard input and
+// output; its standard error goes to this process's. The command's exit
+// status is in Connect's error when it fails, the command line is not.
+// Closing the SSH connection sends the command SIGHUP. It replaces
+// ProxyCommand and ProxyJump from the config file; "none" connects
+// directly. It cannot be given with WithJump hosts.
+func WithProxyCommand(command string) Option {
+	return func(d *Dialer) { d.connectOpts().proxyCommand = &command }
 }
 
 // WithPool lets Connect's Dialer use up to n SSH connections to the
@@ -238,11 +253,23 @@ func newConnectDialer(destination string, opts []Option) (*Dialer, error) {
 	}
 
 	resolve := func(d string) (*hop, error) { return resolveHop(d, configPath, home, localUser) }
-	hops, err := hopChain(resolve, destination, cs.jumps, !cs.jumpsSet, 0)
+	own := !cs.jumpsSet
+	if cs.proxyCommand != nil {
+		if len(cs.jumps) > 0 {
+			return nil, errors.New("sshdial: WithJump and WithProxyCommand both given: give one")
+		}
+		own = false // neither the config's ProxyJump
+	}
+	hops, err := hopChain(resolve, destination, cs.jumps, own, 0)
 	if err != nil {
 		return nil, err
 	}
 	dest := hops[len(hops)-1]
+	if cs.proxyCommand != nil { // nor its ProxyCommand
+		if err := dest.setProxyCommand(*cs.proxyCommand); err != nil {
+			return nil, fmt.Errorf("sshdial: WithProxyCommand: %w", err)
+		}
+	}
 
 	if !d.keepaliveSet {
 		interval := dest.ServerAliveInterval
@@ -356,7 +383,14 @@ func (d *Dialer) connectHop(ctx context.Context, h *hop, before []*ssh.Client, l
 	var err error
 	switch {
 	case len(before) > 0:
+		// A hop reached through the one before: its own ProxyCommand,
+		// like its own ProxyJump, gives way, as with ssh -J.
 		conn, err = New(before[len(before)-1]).DialContext(ctx, "tcp", addr)
+	case h.ProxyCommand != "":
+		conn, err = startProxyCommand(h.ProxyCommand, h.Alias)
+		if err != nil {
+			return nil, err
+		}
 	case cs.forward != nil:
 		if cd, ok := cs.forward.(proxy.ContextDialer); ok {
 			conn, err = cd.DialContext(ctx, "tcp", addr)

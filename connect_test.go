@@ -400,3 +400,70 @@ func TestURLErrorsHoldNoSecret(t *testing.T) {
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "PW1")
 }
+
+// TestConnectProxyCommand: a ProxyCommand in ~/.ssh/config carries the SSH
+// connection over its standard input and output, with %h %p %r %n %%
+// expanded; one that fails is an error that says so, without the command
+// line; one that hangs is bounded by the context and stopped.
+func TestConnectProxyCommand(t *testing.T) {
+	srv := opensshd.Start(t)
+	h := homeFor(t, srv)
+	self, err := os.Executable()
+	require.NoError(t, err)
+	log := filepath.Join(h.dir, "relay.log")
+	t.Setenv("SSHDIAL_TEST_RELAY_LOG", log)
+	h.write(t, "config", fmt.Sprintf(`Host viacmd
+  HostName 127.0.0.1
+  Port %s
+  User %s
+  ProxyCommand %s %s %%h %%p %%r %%n 100%%%%
+Host failing
+  HostName 127.0.0.1
+  Port %[1]s
+  User %[2]s
+  ProxyCommand sh -c 'exit 3' secret-word-in-command
+Host silent
+  HostName 127.0.0.1
+  ProxyCommand sleep 600
+`, portOf(srv.Addr), srv.User, self, testutil.RelayCommand))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := sshdial.Connect(ctx, "viacmd")
+	require.NoError(t, err)
+	c, err := d.Dial("tcp", serve(t, "tcp", echo).Addr().String())
+	require.NoError(t, err)
+	require.NoError(t, testutil.RoundTrip(c, "ping"))
+	c.Close()
+	require.NoError(t, d.Close())
+	got, err := os.ReadFile(log)
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprintf("127.0.0.1 %s %s viacmd 100%%\n", portOf(srv.Addr), srv.User), string(got),
+		"one ProxyCommand, with its tokens expanded")
+
+	_, err = sshdial.Connect(ctx, "failing")
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "ProxyCommand for failing ended (exit status 3)")
+	require.NotContains(t, err.Error(), "secret-word")
+
+	// WithProxyCommand replaces the config's: "none" connects directly,
+	// and a command of its own reaches a host whose config's fails.
+	d, err = sshdial.Connect(ctx, "viacmd", sshdial.WithProxyCommand("none"))
+	require.NoError(t, err)
+	require.NoError(t, d.Close())
+	d, err = sshdial.Connect(ctx, "failing", sshdial.WithProxyCommand(self+" "+testutil.RelayCommand+" %h %p from-option"))
+	require.NoError(t, err)
+	require.NoError(t, d.Close())
+	got, err = os.ReadFile(log)
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprintf("127.0.0.1 %s %s viacmd 100%%\n127.0.0.1 %[1]s from-option\n", portOf(srv.Addr), srv.User), string(got))
+	_, err = sshdial.Connect(ctx, "viacmd", sshdial.WithProxyCommand("nc %h %p"), sshdial.WithJump("jump"))
+	require.ErrorContains(t, err, "give one")
+
+	short, cancelShort := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancelShort()
+	start := time.Now()
+	_, err = sshdial.Connect(short, "silent")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, time.Since(start), 10*time.Second, "the hanging ProxyCommand held Connect")
+}

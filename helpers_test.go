@@ -18,6 +18,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	testutil.RelayMain(os.Args) // ProxyCommand tests run this binary as a relay
 	goleak.VerifyTestMain(m)
 }
 

@@ -31,6 +31,7 @@ type hop struct {
 	IdentitiesOnly   bool
 	IdentityAgent    string   // "" = $SSH_AUTH_SOCK; "none" = no agent; else a path (expanded)
 	ProxyJump        []string // hops before this one, each a destination as typed; nil for none ("none" too)
+	ProxyCommand     string   // tokens expanded; "" for none; used when this hop is the first (see connectHop)
 
 	UserKnownHostsFiles   []string      // expanded; default ~/.ssh/known_hosts ~/.ssh/known_hosts2; empty (not nil) for "none"
 	GlobalKnownHostsFiles []string      // default /etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2; empty (not nil) for "none"
@@ -293,9 +294,6 @@ func resolveHop(dest, path, home, localUser string) (*hop, error) {
 		}
 	}
 	s := &w.s
-	if s.proxyCommand != "" {
-		return nil, fmt.Errorf("sshdial: %s: ProxyCommand %q is set for %s, which is not supported (use ProxyJump)", path, s.proxyCommand, host)
-	}
 
 	h := &hop{
 		Alias:                 host,
@@ -377,6 +375,11 @@ func resolveHop(dest, path, home, localUser string) (*hop, error) {
 		return nil, fmt.Errorf("sshdial: no user name for %s: none in the destination or config, and the local user name is unknown", host)
 	}
 	tokens['r'] = h.User
+	if s.proxyCommand != "" {
+		if err := h.setProxyCommand(s.proxyCommand); err != nil {
+			return nil, fmt.Errorf("sshdial: %s: ProxyCommand %q: %w", path, s.proxyCommand, err)
+		}
+	}
 	sum := sha1.Sum([]byte(tokens['l'] + h.HostName + tokens['p'] + h.User + tokens['j']))
 	tokens['C'] = hex.EncodeToString(sum[:])
 
@@ -442,6 +445,22 @@ func resolveHop(dest, path, home, localUser string) (*hop, error) {
 		}
 	}
 	return h, nil
+}
+
+// setProxyCommand sets h.ProxyCommand to command with its tokens expanded:
+// ProxyCommand takes %%, %h, %n, %p and %r (the shell expands the
+// environment); "none" is none.
+func (h *hop) setProxyCommand(command string) error {
+	if strings.EqualFold(command, "none") {
+		h.ProxyCommand = ""
+		return nil
+	}
+	pc, err := expandPercent(command, map[byte]string{'h': h.HostName, 'n': h.Alias, 'p': strconv.Itoa(h.Port), 'r': h.User})
+	if err != nil {
+		return err
+	}
+	h.ProxyCommand = pc
+	return nil
 }
 
 // jumpHostToken is %j: the host of the ProxyJump hop nearest the destination ("none" for
@@ -591,6 +610,12 @@ func (w *configWalker) include(inc *ssh_config.Include, file string, active bool
 // kvArgs returns the arguments of a config line, split and unquoted as OpenSSH's argv_split
 // does.
 func kvArgs(kv *ssh_config.KV) ([]string, error) {
+	return splitConfigArgs(kvRaw(kv))
+}
+
+// kvRaw returns the value of kv as written, quotes and all, as ssh(1) takes
+// ProxyCommand's.
+func kvRaw(kv *ssh_config.KV) string {
 	raw := kv.Value
 	// KV.Value strips only quotes around the whole value; split the text as written.
 	s := strings.TrimLeft(kv.String(), " \t")
@@ -603,7 +628,7 @@ func kvArgs(kv *ssh_config.KV) ([]string, error) {
 		}
 		raw = strings.TrimSpace(s)
 	}
-	return splitConfigArgs(raw)
+	return raw
 }
 
 // splitConfigArgs splits s at spaces; double or single quotes group, and a backslash escapes
@@ -822,7 +847,8 @@ func (w *configWalker) apply(kv *ssh_config.KV, file string, active bool) error 
 		}
 		if active && !s.proxySet {
 			s.proxySet = true
-			if v := strings.Join(args, " "); !strings.EqualFold(v, "none") {
+			// The command line as written: the shell splits it.
+			if v := kvRaw(kv); !strings.EqualFold(v, "none") {
 				s.proxyCommand = v
 			}
 		}

@@ -338,7 +338,13 @@ func TestResolveHopConfigSpecialValues(t *testing.T) {
 	}{
 		{"ProxyJump none wins first", "Host *\n  ProxyJump none\n  ProxyJump x\n", func(h *hop) bool { return h.ProxyJump == nil }},
 		{"ProxyCommand none blocks ProxyJump", "ProxyCommand none\nProxyJump x\n", func(h *hop) bool { return h.ProxyJump == nil }},
-		{"ProxyJump blocks ProxyCommand", "ProxyJump x\nProxyCommand nc %h %p\n", func(h *hop) bool { return reflect.DeepEqual(h.ProxyJump, []string{"x"}) }},
+		{"ProxyJump blocks ProxyCommand", "ProxyJump x\nProxyCommand nc %h %p\n", func(h *hop) bool {
+			return reflect.DeepEqual(h.ProxyJump, []string{"x"}) && h.ProxyCommand == ""
+		}},
+		{"ProxyCommand as written, tokens expanded", "HostName Real\nPort 2222\nUser bob\nProxyCommand=sh -c 'nc %h %p'  \"%r\" %n 100%%\n", func(h *hop) bool {
+			return h.ProxyCommand == `sh -c 'nc real 2222'  "bob" h 100%` && h.ProxyJump == nil
+		}},
+		{"ProxyCommand blocks ProxyJump", "ProxyCommand nc %h %p\nProxyJump x\n", func(h *hop) bool { return h.ProxyJump == nil && h.ProxyCommand == "nc h 22" }},
 		{"IdentityFile none", "IdentityFile none\n", func(h *hop) bool { return h.IdentityFiles != nil && len(h.IdentityFiles) == 0 }},
 		{"UserKnownHostsFile none", "UserKnownHostsFile none\n", func(h *hop) bool { return h.UserKnownHostsFiles != nil && len(h.UserKnownHostsFiles) == 0 }},
 		{"GlobalKnownHostsFile none", "GlobalKnownHostsFile none\n", func(h *hop) bool { return h.GlobalKnownHostsFiles != nil && len(h.GlobalKnownHostsFiles) == 0 }},
@@ -407,7 +413,7 @@ func TestResolveHopConfigErrors(t *testing.T) {
 		{"IdentityFile \"/unterminated\n", "h", "unterminated"},
 		{"ProxyJump bad:port:x:\n", "h", "invalid ProxyJump"},
 		{"ProxyJump a:0\n", "h", "invalid ProxyJump"},
-		{"ProxyCommand nc %h %p\n", "h", "ProxyCommand"},
+		{"ProxyCommand nc %h %u\n", "h", "unknown token %u"}, // ProxyCommand takes %h %n %p %r
 		{"IdentityFile /k/%z\n", "h", "unknown token %z"},
 		{"IdentityFile /k/%\n", "h", "'%' at the end"},
 		{"IdentityFile /k/${SSHDIAL_SURELY_UNSET}\n", "h", "not set"},
