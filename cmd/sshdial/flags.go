@@ -22,15 +22,16 @@ func usagef(format string, args ...any) error {
 
 // options is a parsed command line.
 type options struct {
-	destination string
-	port        int    // -p; 0: unset
-	user        string // -l
-	configFile  *string
-	jumps       []string
-	jumpsSet    bool
-	identities  []string
-	knownHosts  []string
-	agentSocket *string
+	destination  string
+	port         int    // -p; 0: unset
+	user         string // -l
+	configFile   *string
+	jumps        []string
+	jumpsSet     bool
+	proxyCommand *string // -o ProxyCommand
+	identities   []string
+	knownHosts   []string
+	agentSocket  *string
 
 	strict          string        // "": from the config
 	aliveInterval   time.Duration // -1: unset
@@ -155,6 +156,9 @@ func parseArgs(args []string) (*options, error) {
 		return nil, err
 	}
 	o.destination = dest
+	if len(o.jumps) > 0 && o.proxyCommand != nil && !strings.EqualFold(*o.proxyCommand, "none") {
+		return nil, usagef("-J and -o ProxyCommand both given: give one")
+	}
 	if len(o.local)+len(o.remote)+len(o.dynamic)+len(o.httpPx) == 0 {
 		return nil, usagef("nothing to forward: give at least one of -L, -R, -D, --http-proxy")
 	}
@@ -345,13 +349,18 @@ func (o *options) sshOption(text string) error {
 		o.port = p
 	case "proxyjump":
 		return o.shortValue('J', val)
+	case "proxycommand":
+		if strings.TrimSpace(val) == "" {
+			return bad("a command, or none")
+		}
+		o.proxyCommand = &val
 	case "batchmode":
 		// sshdial never prompts.
 		if _, err := yesNo(val); err != nil {
 			return bad("yes or no")
 		}
 	default:
-		return usagef("-o %s: unsupported option (sshdial takes ServerAliveInterval, ServerAliveCountMax, StrictHostKeyChecking, UserKnownHostsFile, ConnectTimeout, ExitOnForwardFailure, GatewayPorts, IdentityFile, IdentityAgent, User, Port, ProxyJump, BatchMode; the rest belongs in ~/.ssh/config)", key)
+		return usagef("-o %s: unsupported option (sshdial takes ServerAliveInterval, ServerAliveCountMax, StrictHostKeyChecking, UserKnownHostsFile, ConnectTimeout, ExitOnForwardFailure, GatewayPorts, IdentityFile, IdentityAgent, User, Port, ProxyJump, ProxyCommand, BatchMode; the rest belongs in ~/.ssh/config)", key)
 	}
 	return nil
 }

@@ -57,6 +57,10 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"-l", "u", "-D1", "ssh://host"}, func(o *options) bool { return o.destination == "ssh://u@host" }},
 		{[]string{"-J", "a,b@c:2", "-D1", "h"}, func(o *options) bool { return o.jumpsSet && reflect.DeepEqual(o.jumps, []string{"a", "b@c:2"}) }},
 		{[]string{"-D1", "--", "h"}, func(o *options) bool { return o.destination == "h" }},
+		{[]string{"-o", "ProxyCommand=sh -c 'nc %h %p'", "-D1", "h"}, func(o *options) bool {
+			return o.proxyCommand != nil && *o.proxyCommand == "sh -c 'nc %h %p'"
+		}},
+		{[]string{"-J", "j", "-o", "ProxyCommand none", "-D1", "h"}, func(o *options) bool { return *o.proxyCommand == "none" }},
 	}
 	for _, tt := range tests {
 		o, err := parseArgs(tt.args)
@@ -97,7 +101,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-p", "0", "-D1", "h"}, "out of range"},
 		{[]string{"-p", "x", "-D1", "h"}, "not a port number"},
 		{[]string{"-o", "Bogus=1", "-D1", "h"}, "unsupported option"},
-		{[]string{"-o", "ProxyCommand=nc %h %p", "-D1", "h"}, "unsupported option"},
+		{[]string{"-o", "ProxyCommand=", "-D1", "h"}, "a command, or none"},
+		{[]string{"-J", "j", "-o", "ProxyCommand=nc %h %p", "-D1", "h"}, "give one"},
 		{[]string{"-o", "=yes", "-D1", "h"}, "want Key=Value"},
 		{[]string{"-o", "StrictHostKeyChecking=maybe", "-D1", "h"}, "want yes, accept-new"},
 		{[]string{"-o", "ServerAliveInterval=-3", "-D1", "h"}, "want seconds"},

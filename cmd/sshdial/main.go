@@ -57,7 +57,8 @@ Connection:
   -o Key=Value       ServerAliveInterval, ServerAliveCountMax, StrictHostKeyChecking
                      (yes, accept-new, no), UserKnownHostsFile, ConnectTimeout,
                      ExitOnForwardFailure, GatewayPorts, IdentityFile, IdentityAgent,
-                     User, Port, ProxyJump, BatchMode; others are an error
+                     User, Port, ProxyJump, ProxyCommand, BatchMode; others are
+                     an error
   -N -T -n -C        accepted and ignored (always -N; no compression)
 
 Operation:
@@ -221,6 +222,9 @@ func connectOptions(o *options, logger *slog.Logger) []sshdial.Option {
 	}
 	if o.jumpsSet {
 		opts = append(opts, sshdial.WithJump(o.jumps...))
+	}
+	if o.proxyCommand != nil {
+		opts = append(opts, sshdial.WithProxyCommand(*o.proxyCommand))
 	}
 	if len(o.identities) > 0 {
 		opts = append(opts, sshdial.WithIdentityFile(o.identities...))

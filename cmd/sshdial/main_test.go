@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sshdial/sshdial/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -17,6 +18,7 @@ import (
 // binary as sshdial (SSHDIAL_TEST_MAIN=1), and checks for leaked goroutines
 // after the in-process tests.
 func TestMain(m *testing.M) {
+	testutil.RelayMain(os.Args) // the ProxyCommand test runs this binary as a relay
 	if os.Getenv("SSHDIAL_TEST_MAIN") == "1" {
 		main()
 		return

@@ -345,6 +345,29 @@ func TestOpenSSHPsql(t *testing.T) {
 	}
 }
 
+// -o ProxyCommand: the SSH connection goes through the command, with %h
+// and %p expanded (the command is this test binary as a relay).
+func TestOpenSSHProxyCommand(t *testing.T) {
+	f := newFixture(t)
+	o := origin(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(t.TempDir(), "relay.log")
+	t.Setenv("SSHDIAL_TEST_RELAY_LOG", log)
+	c := startCLI(t, f.args("-L", "0:"+o.Listener.Addr().String(),
+		"-o", "ProxyCommand="+self+" "+testutil.RelayCommand+" %h %p")...)
+	got, err := httpGet("http://" + c.addr("-L", 0) + "/via-proxycommand")
+	if err != nil || got != "origin:/via-proxycommand" {
+		t.Fatalf("GET through -L: %q, %v", got, err)
+	}
+	b, err := os.ReadFile(log)
+	if want := "127.0.0.1 " + f.port + "\n"; err != nil || string(b) != want {
+		t.Fatalf("relay log %q, %v; want %q: the SSH connection did not go through the ProxyCommand", b, err, want)
+	}
+}
+
 // sshd killed with SIGKILL and started again: the same command's forwards
 // work again.
 func TestOpenSSHRestart(t *testing.T) {
