@@ -29,6 +29,7 @@ type options struct {
 	jumps        []string
 	jumpsSet     bool
 	proxyCommand *string // -o ProxyCommand
+	batch        bool    // -o BatchMode=yes: no passphrase prompts
 	identities   []string
 	knownHosts   []string
 	agentSocket  *string
@@ -355,10 +356,11 @@ func (o *options) sshOption(text string) error {
 		}
 		o.proxyCommand = &val
 	case "batchmode":
-		// sshdial never prompts.
-		if _, err := yesNo(val); err != nil {
+		b, err := yesNo(val)
+		if err != nil {
 			return bad("yes or no")
 		}
+		o.batch = b
 	default:
 		return usagef("-o %s: unsupported option (sshdial takes ServerAliveInterval, ServerAliveCountMax, StrictHostKeyChecking, UserKnownHostsFile, ConnectTimeout, ExitOnForwardFailure, GatewayPorts, IdentityFile, IdentityAgent, User, Port, ProxyJump, ProxyCommand, BatchMode; the rest belongs in ~/.ssh/config)", key)
 	}

@@ -51,7 +51,9 @@ unless a bind address is given (the server's GatewayPorts decides).
 Connection:
   destination        [user@]host[:port], ssh://[user@]host[:port] or a Host of ~/.ssh/config
   -p port, -l user   as ssh; a port or user in the destination wins
-  -i identity_file   offered before the config's IdentityFile (ssh-agent keys too)
+  -i identity_file   offered before the config's IdentityFile (ssh-agent keys too);
+                     an encrypted one's passphrase is asked on the terminal
+                     (never with -o BatchMode=yes) and kept for reconnects
   -J jump[,jump]     ProxyJump; -J none ignores the config's
   -F configfile      instead of ~/.ssh/config (-F none: no config file)
   -o Key=Value       ServerAliveInterval, ServerAliveCountMax, StrictHostKeyChecking
@@ -153,6 +155,13 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 	logger := newLogger(stderr, o)
 
 	copts := connectOptions(o, logger)
+	var prompts *prompter
+	if !o.batch {
+		if prompts = newPrompter(); prompts != nil {
+			copts = append(copts, sshdial.WithPassphrase(prompts.passphrase))
+			defer prompts.close()
+		}
+	}
 	timeout := 30 * time.Second
 	if o.connectTimeout > 0 {
 		timeout = o.connectTimeout
@@ -160,6 +169,9 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 	connectCtx, cancel := context.WithTimeout(ctx, timeout)
 	d, err := sshdial.Connect(connectCtx, o.destination, copts...)
 	cancel()
+	if prompts != nil {
+		prompts.stop()
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return exitOK // interrupted while connecting

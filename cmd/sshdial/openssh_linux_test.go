@@ -639,3 +639,62 @@ func waitFor(t *testing.T, out *syncBuffer, marker string, timeout time.Duration
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// The command on a terminal (script(1) gives it one) with an encrypted
+// identity file: it asks for the passphrase without echo, logs in with the
+// key, and forwards.
+func TestPassphrasePromptOnTerminal(t *testing.T) {
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Fatal("script(1) is missing (util-linux)")
+	}
+	f := newFixture(t)
+	echo := testutil.EchoServer(t, "tcp")
+	block, err := ssh.MarshalPrivateKeyWithPassphrase(f.srv.ClientPrivateKey, "", []byte("open sesame"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(t.TempDir(), "id_encrypted")
+	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	line := []string{os.Args[0], "-N", "-v", "-L", "0:" + echo.Addr().String(), "-i", key,
+		"-o", "UserKnownHostsFile=" + f.knownHosts, "-o", "StrictHostKeyChecking=yes", "-p", f.port, f.srv.User + "@127.0.0.1"}
+	for i, w := range line {
+		line[i] = "'" + w + "'"
+	}
+	cmd := exec.Command(script, "-qfec", strings.Join(line, " "), "/dev/null")
+	cmd.Env = append(os.Environ(), "SSHDIAL_TEST_MAIN=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		// The command under script ends with script: its terminal hangs up.
+		cmd.Process.Kill()
+		<-done
+	})
+
+	waitFor(t, out, "Enter passphrase for key '"+key+"': ", 30*time.Second)
+	io.WriteString(stdin, "open sesame\r")
+	addr := waitFor(t, out, "listen=", 30*time.Second)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := testutil.RoundTrip(conn, "through a key that was encrypted"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "sesame") {
+		t.Fatalf("the passphrase was echoed:\n%s", out)
+	}
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/term"
+)
+
+// passphrasePrompts is how many times a passphrase is asked for before the
+// key is given up, as ssh's NumberOfPasswordPrompts default.
+const passphrasePrompts = 3
+
+// prompter asks on the terminal for the passphrase of an encrypted identity
+// file, as ssh(1) does: only when the server would accept the key, without
+// echo, again after a wrong one, and only while the first connection is
+// made. A passphrase that decrypted its file is kept in memory for the life
+// of the process, so that reconnects, which nobody may be there to answer,
+// do not need to ask (ssh keeps the decrypted
+// key for its life instead; an agent is the way to keep neither here).
+//
+// Prompts are one at a time. close puts the terminal back as it was if
+// the process ends while a prompt is reading.
+type prompter struct {
+	tty *os.File  // read without echo
+	out io.Writer // the prompts
+
+	mu sync.Mutex // one prompt at a time
+
+	knownMu sync.Mutex
+	known   map[string][]byte // passphrases that decrypted their file
+
+	// stopped: no more prompts. Set once the first connection is made:
+	// a reconnect must not wait for someone to type, and a prompt cannot
+	// be taken back once it reads.
+	stopped atomic.Bool
+
+	stateMu sync.Mutex
+	state   *term.State // the terminal's state before the prompt now reading; nil when none
+}
+
+// newPrompter returns a prompter on the controlling terminal (/dev/tty, or
+// standard input where that is a terminal and there is no /dev/tty), or
+// nil when there is no terminal: then encrypted keys are skipped.
+func newPrompter() *prompter {
+	if tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0); err == nil {
+		if term.IsTerminal(int(tty.Fd())) {
+			return newPrompterOn(tty, tty)
+		}
+		tty.Close()
+	}
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		return newPrompterOn(os.Stdin, os.Stderr)
+	}
+	return nil
+}
+
+func newPrompterOn(tty *os.File, out io.Writer) *prompter {
+	return &prompter{tty: tty, out: out, known: map[string][]byte{}}
+}
+
+// passphrase is Connect's WithPassphrase callback. An empty answer gives no
+// passphrase, and the key is not used; so does a key whose passphrase was
+// not asked for before stop.
+func (p *prompter) passphrase(file string) ([]byte, error) {
+	p.knownMu.Lock()
+	pass, ok := p.known[file]
+	p.knownMu.Unlock()
+	if ok || p.stopped.Load() {
+		return pass, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	prompt := fmt.Sprintf("Enter passphrase for key '%s': ", file)
+	for try := 1; ; try++ {
+		fmt.Fprint(p.out, prompt)
+		pass, err := p.read()
+		fmt.Fprintln(p.out)
+		if err != nil || len(pass) == 0 {
+			return nil, err
+		}
+		_, err = ssh.ParseRawPrivateKeyWithPassphrase(data, pass)
+		switch {
+		case err == nil:
+			p.knownMu.Lock()
+			p.known[file] = pass
+			p.knownMu.Unlock()
+			return pass, nil
+		case !errors.Is(err, x509.IncorrectPasswordError):
+			return nil, err
+		case try == passphrasePrompts:
+			return nil, fmt.Errorf("%d wrong passphrases for %s", passphrasePrompts, file)
+		}
+		prompt = fmt.Sprintf("Bad passphrase, try again for '%s': ", file)
+	}
+}
+
+// read reads a line from the terminal without echo.
+func (p *prompter) read() ([]byte, error) {
+	fd := int(p.tty.Fd())
+	st, err := term.GetState(fd)
+	if err != nil {
+		return nil, err
+	}
+	p.stateMu.Lock()
+	p.state = st
+	p.stateMu.Unlock()
+	pass, err := term.ReadPassword(fd)
+	p.stateMu.Lock()
+	p.state = nil
+	p.stateMu.Unlock()
+	return pass, err
+}
+
+// stop ends the prompts: later calls give only the passphrases known.
+func (p *prompter) stop() { p.stopped.Store(true) }
+
+// close gives the terminal back its echo if a prompt is still reading, and
+// closes /dev/tty. Prompts after it fail.
+func (p *prompter) close() {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	if p.state != nil {
+		term.Restore(int(p.tty.Fd()), p.state)
+	}
+	if p.tty != os.Stdin {
+		p.tty.Close()
+	}
+}
