@@ -72,10 +72,11 @@ func (e endpoint) String() string {
 
 // forwardSpec is one -L or -R: listen on listen, connect to target.
 type forwardSpec struct {
-	flag   string // "-L" or "-R"
-	text   string // as given
-	listen endpoint
-	target endpoint
+	flag    string // "-L" or "-R"
+	text    string // as given
+	listen  endpoint
+	target  endpoint
+	dynamic bool // -R [bind:]port: a SOCKS proxy, no target
 }
 
 const usageLine = "usage: sshdial [-gNqTvV] [-D [bind:]port] [-F configfile] [-i identity_file]\n" +
@@ -456,13 +457,18 @@ func parseListenSpec(flag, s string) (endpoint, error) {
 //	[bind_address:]port:/socket
 //	/socket:host:hostport
 //	/socket:/socket
+//	[bind_address:]port (-R only: remote dynamic forwarding)
 //
 // For -L the listening end is local and the target is reached through the
 // SSH server; for -R the other way round.
 func parseForward(flag, s string) (forwardSpec, error) {
 	f := forwardSpec{flag: flag, text: s}
 	fail := func(why string) (forwardSpec, error) {
-		return forwardSpec{}, usagef("%s %q: %s; want [bind_address:]port:host:hostport, [bind_address:]port:/socket, /socket:host:hostport or /socket:/socket", flag, s, why)
+		want := "[bind_address:]port:host:hostport, [bind_address:]port:/socket, /socket:host:hostport or /socket:/socket"
+		if flag == "-R" {
+			want += ", or [bind_address:]port for a SOCKS proxy"
+		}
+		return forwardSpec{}, usagef("%s %q: %s; want %s", flag, s, why, want)
 	}
 	fields, err := splitFields(s)
 	if err != nil {
@@ -477,8 +483,11 @@ func parseForward(flag, s string) (forwardSpec, error) {
 		listen, target = fields[:len(fields)-1], fields[len(fields)-1:]
 	case len(fields) >= 3:
 		listen, target = fields[:len(fields)-2], fields[len(fields)-2:]
-	case len(fields) == 1 && flag == "-R":
-		return fail("remote dynamic forwarding (-R port alone) is not supported")
+	case flag == "-R" && (len(fields) == 1 || len(fields) == 2):
+		// -R [bind_address:]port: remote dynamic forwarding, a SOCKS
+		// proxy whose tunnels are dialed from here.
+		f.dynamic = true
+		listen = fields
 	default:
 		return fail("too few fields")
 	}
@@ -497,9 +506,14 @@ func parseForward(flag, s string) (forwardSpec, error) {
 	default:
 		return fail("too many fields")
 	}
-	if len(target) == 1 {
+	if f.dynamic && f.listen.path != "" {
+		return fail("remote dynamic forwarding takes [bind_address:]port")
+	}
+	switch {
+	case f.dynamic:
+	case len(target) == 1:
 		f.target.path = target[0]
-	} else {
+	default:
 		if target[0] == "" {
 			return fail("empty target host")
 		}

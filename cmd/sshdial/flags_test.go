@@ -57,6 +57,10 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"-l", "u", "-D1", "ssh://host"}, func(o *options) bool { return o.destination == "ssh://u@host" }},
 		{[]string{"-J", "a,b@c:2", "-D1", "h"}, func(o *options) bool { return o.jumpsSet && reflect.DeepEqual(o.jumps, []string{"a", "b@c:2"}) }},
 		{[]string{"-D1", "--", "h"}, func(o *options) bool { return o.destination == "h" }},
+		{[]string{"-R", "1080", "-R", "*:1081", "h"}, func(o *options) bool {
+			return o.remote[0].dynamic && o.remote[0].listen == endpoint{port: 1080} &&
+				o.remote[1].dynamic && o.remote[1].listen == endpoint{host: "*", port: 1081}
+		}},
 		{[]string{"-o", "ProxyCommand=sh -c 'nc %h %p'", "-D1", "h"}, func(o *options) bool {
 			return o.proxyCommand != nil && *o.proxyCommand == "sh -c 'nc %h %p'"
 		}},
@@ -95,7 +99,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-L", "8080:db:-1", "h"}, "not a port number"},
 		{[]string{"-L", "8080::80", "h"}, "empty target host"},
 		{[]string{"-L", "[::1:8080:db:80", "h"}, "unclosed"},
-		{[]string{"-R", "8080", "h"}, "not supported"},
+		{[]string{"-R", "/remote.sock", "h"}, "remote dynamic forwarding takes [bind_address:]port"},
+		{[]string{"-R", "a:b:c:d:e:f", "h"}, "or [bind_address:]port for a SOCKS proxy"},
 		{[]string{"-D", "99999", "h"}, "out of range"},
 		{[]string{"-D", "a:b:c", "h"}, "want [bind_address:]port"},
 		{[]string{"-p", "0", "-D1", "h"}, "out of range"},

@@ -42,6 +42,8 @@ Forwards (each may be given several times):
   -L [bind:]port:/remote.sock    ... to a unix socket on the server (also /local.sock:host:hostport)
   -R [bind:]port:host:hostport   the SSH server listens, connections come to host:hostport here
   -R [bind:]port:/local.sock     ... to a unix socket here (also /remote.sock:host:hostport)
+  -R [bind:]port                 the SSH server listens; a SOCKS4/5 proxy here serves those
+                                 connections, dialing from here
   -D [bind:]port                 SOCKS5 and SOCKS4a proxy; names are resolved by the SSH server
   --http-proxy [bind:]port       HTTP CONNECT proxy (for HTTPS_PROXY, curl -x, browsers)
 Local listeners bind 127.0.0.1 unless a bind address is given ("*" or empty:

@@ -188,6 +188,7 @@ func TestOpenSSHForwards(t *testing.T) {
 		"-D", "0",
 		"--http-proxy", "0",
 		"-R", "0:"+o.Listener.Addr().String(),
+		"-R", "0", // remote dynamic: a SOCKS proxy on the server, dialing from here
 	)...)
 
 	t.Run("L", func(t *testing.T) {
@@ -261,6 +262,17 @@ func TestOpenSSHForwards(t *testing.T) {
 		got, err := httpGet("http://" + c.addr("-R", 0) + "/R")
 		if err != nil || got != "origin:/R" {
 			t.Fatalf("GET on the server's -R port %s: %q, %v", c.addr("-R", 0), got, err)
+		}
+	})
+	t.Run("R-dynamic-from-server-side", func(t *testing.T) {
+		// The server's SOCKS port; the names are resolved here.
+		out, err := curl("--socks5-hostname", c.addr("-R", 1), "http://localhost:"+originPort+"/R-dynamic")
+		if err != nil || out != "origin:/R-dynamic" {
+			t.Fatalf("curl --socks5-hostname through -R %s: %q, %v", c.addr("-R", 1), out, err)
+		}
+		out, err = curl("--socks4a", c.addr("-R", 1), "http://localhost:"+originPort+"/R-dynamic4a")
+		if err != nil || out != "origin:/R-dynamic4a" {
+			t.Fatalf("curl --socks4a through -R: %q, %v", out, err)
 		}
 	})
 	t.Run("status", func(t *testing.T) {
@@ -376,8 +388,8 @@ func TestOpenSSHRestart(t *testing.T) {
 	o := origin(t)
 	_, originPort, _ := net.SplitHostPort(o.Listener.Addr().String())
 	c := startCLI(t, f.args("-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2",
-		"-L", "0:"+o.Listener.Addr().String(), "-D", "0", "-R", "0:"+o.Listener.Addr().String())...)
-	lAddr, dAddr, rAddr := c.addr("-L", 0), c.addr("-D", 0), c.addr("-R", 0)
+		"-L", "0:"+o.Listener.Addr().String(), "-D", "0", "-R", "0:"+o.Listener.Addr().String(), "-R", "0")...)
+	lAddr, dAddr, rAddr, rdAddr := c.addr("-L", 0), c.addr("-D", 0), c.addr("-R", 0), c.addr("-R", 1)
 	if got, err := httpGet("http://" + lAddr + "/before"); err != nil || got != "origin:/before" {
 		t.Fatalf("before: %q %v", got, err)
 	}
@@ -417,6 +429,17 @@ func TestOpenSSHRestart(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("-R on %s not back 30s after sshd restarted: %q %v", rAddr, got, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// So does the remote dynamic forward.
+	for {
+		out, err := curl("--socks5-hostname", rdAddr, "http://localhost:"+originPort+"/after-R-dynamic")
+		if err == nil && out == "origin:/after-R-dynamic" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("-R dynamic on %s not back 30s after sshd restarted: %q %v", rdAddr, out, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -48,6 +48,9 @@ func (f *forward) target() string {
 	case "--http-proxy":
 		return "HTTP CONNECT"
 	}
+	if f.spec.dynamic {
+		return "SOCKS, dialed from here"
+	}
 	return f.spec.target.String()
 }
 
@@ -356,18 +359,31 @@ func (s *session) serveRemote(f *forward, l net.Listener) {
 	f.mu.Unlock()
 	f.setState(l.Addr().String(), "listening")
 	s.log.Info("forwarding", "forward", "-R "+f.text, "listen", "remote "+l.Addr().String(), "target", f.target())
-	target := f.spec.target
-	handle := func(c net.Conn) {
-		s.tunnel(f, c, c.RemoteAddr().String(), func(ctx context.Context) (net.Conn, error) {
+	var serveOn func(l net.Listener) error
+	if f.spec.dynamic {
+		ps := s.newProxy(f, func(ctx context.Context, network, address string) (net.Conn, error) {
 			var nd net.Dialer
-			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			return nd.DialContext(ctx, target.network(), target.String())
+			return nd.DialContext(ctx, network, address)
 		})
+		f.mu.Lock()
+		f.proxy = ps
+		f.mu.Unlock()
+		serveOn = func(l net.Listener) error { return ps.ServeSOCKS(context.Background(), l) }
+	} else {
+		target := f.spec.target
+		handle := func(c net.Conn) {
+			s.tunnel(f, c, c.RemoteAddr().String(), func(ctx context.Context) (net.Conn, error) {
+				var nd net.Dialer
+				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				return nd.DialContext(ctx, target.network(), target.String())
+			})
+		}
+		serveOn = func(l net.Listener) error { return acceptLoop(s, f, l, handle) }
 	}
 	s.wg.Go(func() {
 		for {
-			err := acceptLoop(s, f, l, handle)
+			err := serveOn(l)
 			if s.stopping.Load() {
 				return
 			}
@@ -406,9 +422,32 @@ func (s *session) serveRemote(f *forward, l net.Listener) {
 
 // serveProxy serves -D (SOCKS) or --http-proxy (HTTP CONNECT) on l.
 func (s *session) serveProxy(f *forward, l net.Listener) {
+	ps := s.newProxy(f, s.dialThrough)
+	f.mu.Lock()
+	f.proxy = ps
+	f.stop = func() { l.Close() }
+	f.mu.Unlock()
+	f.setState(l.Addr().String(), "listening")
+	what := "SOCKS4/5"
+	serve := ps.ServeSOCKS
+	if f.kind == "--http-proxy" {
+		what, serve = "HTTP CONNECT", ps.ServeHTTPConnect
+	}
+	s.log.Info("forwarding", "forward", f.kind+" "+f.text, "listen", l.Addr().String(), "proxy", what)
+	s.wg.Go(func() {
+		if err := serve(context.Background(), l); err != nil && !s.stopping.Load() && !errors.Is(err, net.ErrClosed) {
+			s.log.Error("proxy stopped", "forward", f.kind+" "+f.text, "err", err)
+			f.setState("", "stopped: "+err.Error())
+		}
+	})
+}
+
+// newProxy makes f's proxy server, whose tunnels dial, counted into f's
+// totals and logged.
+func (s *session) newProxy(f *forward, dial func(ctx context.Context, network, address string) (net.Conn, error)) *proxyServer {
 	ps := &proxyServer{
 		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
-			c, err := s.dialThrough(ctx, network, address)
+			c, err := dial(ctx, network, address)
 			if err != nil {
 				f.failed.Add(1)
 				s.log.Warn("tunnel failed", "forward", f.kind+" "+f.text, "target", address, "err", err)
@@ -435,23 +474,7 @@ func (s *session) serveProxy(f *forward, l net.Listener) {
 	if s.o.verbose >= 2 {
 		ps.Logger = s.log
 	}
-	f.mu.Lock()
-	f.proxy = ps
-	f.stop = func() { l.Close() }
-	f.mu.Unlock()
-	f.setState(l.Addr().String(), "listening")
-	what := "SOCKS4/5"
-	serve := ps.ServeSOCKS
-	if f.kind == "--http-proxy" {
-		what, serve = "HTTP CONNECT", ps.ServeHTTPConnect
-	}
-	s.log.Info("forwarding", "forward", f.kind+" "+f.text, "listen", l.Addr().String(), "proxy", what)
-	s.wg.Go(func() {
-		if err := serve(context.Background(), l); err != nil && !s.stopping.Load() && !errors.Is(err, net.ErrClosed) {
-			s.log.Error("proxy stopped", "forward", f.kind+" "+f.text, "err", err)
-			f.setState("", "stopped: "+err.Error())
-		}
-	})
+	return ps
 }
 
 // shutdown stops accepting, lets open tunnels finish within the grace
