@@ -30,6 +30,7 @@ type options struct {
 	jumpsSet     bool
 	proxyCommand *string // -o ProxyCommand
 	batch        bool    // -o BatchMode=yes: no passphrase prompts
+	background   bool    // -f
 	identities   []string
 	knownHosts   []string
 	agentSocket  *string
@@ -185,7 +186,10 @@ func (o *options) shortFlag(c byte) error {
 	case 'C':
 		// Compression: accepted for habit's sake, not done.
 	case 'f':
-		return usagef("-f (go to background) is not supported: run sshdial under a service manager, nohup or &")
+		if !backgroundSupported {
+			return usagef("-f (go to background) is not supported here: run sshdial as a service")
+		}
+		o.background = true
 	default:
 		return usagef("unknown option -%c", c)
 	}

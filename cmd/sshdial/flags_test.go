@@ -57,6 +57,7 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"-l", "u", "-D1", "ssh://host"}, func(o *options) bool { return o.destination == "ssh://u@host" }},
 		{[]string{"-J", "a,b@c:2", "-D1", "h"}, func(o *options) bool { return o.jumpsSet && reflect.DeepEqual(o.jumps, []string{"a", "b@c:2"}) }},
 		{[]string{"-D1", "--", "h"}, func(o *options) bool { return o.destination == "h" }},
+		{[]string{"-fN", "-D1", "h"}, func(o *options) bool { return o.background }},
 		{[]string{"-R", "1080", "-R", "*:1081", "h"}, func(o *options) bool {
 			return o.remote[0].dynamic && o.remote[0].listen == endpoint{port: 1080} &&
 				o.remote[1].dynamic && o.remote[1].listen == endpoint{host: "*", port: 1081}
@@ -114,7 +115,6 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-o", "ConnectTimeout=0", "-D1", "h"}, "want seconds"},
 		{[]string{"-o", "ExitOnForwardFailure=perhaps", "-D1", "h"}, "want yes or no"},
 		{[]string{"-D1", "h", "uptime"}, "runs no remote command"},
-		{[]string{"-f", "-D1", "h"}, "-f (go to background) is not supported"},
 		{[]string{"--status", "1ms", "-D1", "h"}, "--status"},
 		{[]string{"--status"}, "needs a value"},
 		{[]string{"--grace=-1s", "-D1", "h"}, "--grace"},

@@ -72,6 +72,9 @@ Operation:
                      on unix SIGUSR1 writes it at once
   --grace duration   on SIGINT or SIGTERM, stop listening and let open tunnels
                      finish for this long (default 10s); a second signal ends them
+  -f                 go to the background once the forwards are up, as ssh -f
+                     (passphrases are asked first; a failure before that is
+                     the exit code); not on Windows
   -V                 version;  -h  this help
   sshdial demo       a tour on an embedded SSH server (loopback only)
 
@@ -154,6 +157,9 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 		fmt.Fprintln(stdout, version())
 		return exitOK
 	}
+	if o.background && !inBackground() {
+		return goBackground(args, stderr)
+	}
 	logger := newLogger(stderr, o)
 
 	copts := connectOptions(o, logger)
@@ -196,6 +202,14 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 	}
 	if testReady != nil {
 		testReady(s)
+	}
+	if o.background {
+		logger.Info("going to the background", "pid", os.Getpid())
+		if err := backgroundReady(); err != nil {
+			s.shutdown(nil)
+			fmt.Fprintf(stderr, "sshdial: %v\n", err)
+			return exitError
+		}
 	}
 
 	statusSig, stopSig := notifyStatus()

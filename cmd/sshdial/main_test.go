@@ -14,12 +14,20 @@ import (
 	"go.uber.org/goleak"
 )
 
+// watchTestProcess, where set, makes the command started by a test exit
+// once that test's process is gone: a command that -f put in the background
+// is nobody's child, and a killed test run must leave none behind.
+var watchTestProcess func()
+
 // TestMain runs the command itself when the signal tests start this test
 // binary as sshdial (SSHDIAL_TEST_MAIN=1), and checks for leaked goroutines
 // after the in-process tests.
 func TestMain(m *testing.M) {
 	testutil.RelayMain(os.Args) // the ProxyCommand test runs this binary as a relay
 	if os.Getenv("SSHDIAL_TEST_MAIN") == "1" {
+		if watchTestProcess != nil {
+			watchTestProcess()
+		}
 		main()
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/sshdial/sshdial/internal/testproc"
 	"github.com/sshdial/sshdial/internal/testutil"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 )
 
 // fixture is a real OpenSSH sshd with a client key file and a known_hosts
@@ -720,4 +722,120 @@ func TestPassphrasePromptOnTerminal(t *testing.T) {
 	if strings.Contains(out.String(), "sesame") {
 		t.Fatalf("the passphrase was echoed:\n%s", out)
 	}
+}
+
+func init() {
+	watchTestProcess = func() {
+		pid, err := strconv.Atoi(os.Getenv("SSHDIAL_TEST_WATCH_PID"))
+		if err != nil {
+			return
+		}
+		go func() {
+			for {
+				time.Sleep(200 * time.Millisecond)
+				if syscall.Kill(pid, 0) != nil {
+					os.Exit(exitError)
+				}
+			}
+		}()
+	}
+}
+
+// -f: the command sets the forwards up in the foreground, then goes on in
+// the background while the foreground exits 0; a failure before that is the
+// foreground's exit code.
+func TestBackground(t *testing.T) {
+	// The background process is orphaned when the foreground exits: make
+	// this process its reaper, so that it can be waited for.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	echo := testutil.EchoServer(t, "tcp")
+	run := func(t *testing.T, args ...string) (code int, stderr string) {
+		errFile, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer errFile.Close()
+		cmd := exec.Command(os.Args[0], args...)
+		cmd.Env = append(os.Environ(), "SSHDIAL_TEST_MAIN=1", "SSHDIAL_TEST_WATCH_PID="+strconv.Itoa(os.Getpid()))
+		cmd.Stderr = errFile
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err = <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Fatal("the foreground of -f did not return within 30s")
+		}
+		b, _ := os.ReadFile(errFile.Name())
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), string(b)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(b)
+	}
+
+	t.Run("ready", func(t *testing.T) {
+		code, stderr := run(t, f.args("-f", "-L", "0:"+echo.Addr().String())...)
+		if code != exitOK {
+			t.Fatalf("exit %d, want 0:\n%s", code, stderr)
+		}
+		addr := regexp.MustCompile(`listen=(\S+)`).FindStringSubmatch(stderr)
+		pidText := regexp.MustCompile(`going to the background" pid=(\d+)`).FindStringSubmatch(stderr)
+		if addr == nil || pidText == nil {
+			t.Fatalf("no listen address or pid in:\n%s", stderr)
+		}
+		pid, _ := strconv.Atoi(pidText[1])
+		t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+		conn, err := net.Dial("tcp", addr[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := testutil.RoundTrip(conn, "to the background"); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+		if sid, err := unix.Getsid(pid); err != nil || sid != pid {
+			t.Errorf("the background process is not in a session of its own: sid %d, %v", sid, err)
+		}
+		syscall.Kill(pid, syscall.SIGTERM)
+		exited := make(chan error, 1)
+		go func() {
+			var ws unix.WaitStatus
+			_, err := unix.Wait4(pid, &ws, 0, nil)
+			if err == nil && ws.ExitStatus() != exitOK {
+				err = fmt.Errorf("exit status %d", ws.ExitStatus())
+			}
+			exited <- err
+		}()
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("the background process after SIGTERM: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("the background process still runs 20s after SIGTERM")
+		}
+	})
+
+	t.Run("fails-in-foreground", func(t *testing.T) {
+		args := f.args("-f", "-L", "0:"+echo.Addr().String())
+		for i, a := range args {
+			if strings.HasPrefix(a, "UserKnownHostsFile=") {
+				args[i] = "UserKnownHostsFile=/dev/null"
+			}
+		}
+		code, stderr := run(t, args...)
+		if code != exitConnection || !strings.Contains(stderr, "ssh-keyscan") {
+			t.Fatalf("exit %d, want %d with the host key's message:\n%s", code, exitConnection, stderr)
+		}
+	})
 }

@@ -1,0 +1,91 @@
+//go:build unix
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// backgroundSupported says whether -f works here.
+const backgroundSupported = true
+
+// backgroundEnv, in the environment of the process -f starts, names the
+// file descriptor on which it says it is ready.
+const backgroundEnv = "SSHDIAL_BACKGROUND_READY"
+
+// goBackground is -f, as ssh -f does it: the forwards are set up in the
+// foreground (passphrases are asked on the terminal, failures are reported
+// with their exit codes), then the command goes on in the background and
+// the foreground returns 0. Go cannot fork, so the command starts itself
+// again with the same arguments; that process says when it is ready, then
+// leaves the terminal's session. goBackground returns the foreground's
+// exit code: 0 once the background process is ready, else that process's.
+func goBackground(args []string, stderr io.Writer) int {
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "sshdial: -f: %v\n", err)
+		return exitError
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintf(stderr, "sshdial: -f: %v\n", err)
+		return exitError
+	}
+	defer r.Close()
+	cmd := exec.Command(self, args...)
+	cmd.Env = append(os.Environ(), backgroundEnv+"=3")
+	cmd.ExtraFiles = []*os.File{w} // fd 3
+	cmd.Stdout, cmd.Stderr = os.Stdout, stderr
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		fmt.Fprintf(stderr, "sshdial: -f: %v\n", err)
+		return exitError
+	}
+	w.Close()
+	var b [16]byte
+	if n, _ := r.Read(b[:]); n > 0 {
+		cmd.Process.Release()
+		return exitOK
+	}
+	// It ended before it was ready: its exit code is ours.
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() >= 0 {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sshdial: -f: %v\n", err)
+	}
+	return exitError
+}
+
+// inBackground reports whether this process is the one -f started.
+func inBackground() bool { return os.Getenv(backgroundEnv) != "" }
+
+// backgroundReady tells the foreground that the forwards are up, and
+// leaves the terminal's session, so that its hangup and ^C no longer reach
+// this process.
+func backgroundReady() error {
+	fd, err := strconv.Atoi(os.Getenv(backgroundEnv))
+	if err != nil {
+		return fmt.Errorf("-f: bad %s", backgroundEnv)
+	}
+	f := os.NewFile(uintptr(fd), "ready")
+	_, err = f.Write([]byte("ready\n"))
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("-f: telling the foreground: %w", err)
+	}
+	if _, err := unix.Setsid(); err != nil && !errors.Is(err, syscall.EPERM) {
+		return fmt.Errorf("-f: setsid: %w", err)
+	}
+	return nil
+}
