@@ -1,6 +1,7 @@
 package sshdial
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -25,8 +27,8 @@ import (
 // IdentityFile, CertificateFile, IdentitiesOnly, IdentityAgent, ProxyJump,
 // ProxyCommand (see WithProxyCommand for how it is run),
 // UserKnownHostsFile, HostKeyAlias, StrictHostKeyChecking,
-// ServerAliveInterval, ServerAliveCountMax, ConnectTimeout); options
-// override it.
+// ServerAliveInterval, ServerAliveCountMax, ConnectTimeout,
+// AddressFamily); options override it.
 //
 // The server's host key is checked against the known_hosts files, with the
 // host key algorithms ordered by what they hold for the host. An unknown
@@ -87,6 +89,7 @@ type connectSettings struct {
 	agentSocket  *string  // nil: IdentityAgent, or $SSH_AUTH_SOCK
 	strict       string   // "": from the config
 	timeout      time.Duration
+	network      string       // WithAddressFamily: "tcp4" or "tcp6"; "": from the config
 	forward      proxy.Dialer // reaches the first hop; nil: a net.Dialer
 }
 
@@ -141,6 +144,20 @@ func WithJump(hosts ...string) Option {
 // directly. It cannot be given with WithJump hosts.
 func WithProxyCommand(command string) Option {
 	return func(d *Dialer) { d.connectOpts().proxyCommand = &command }
+}
+
+// WithAddressFamily makes Connect reach the first hop over IPv4 only
+// ("inet", as ssh -4), IPv6 only ("inet6", ssh -6) or either ("any"),
+// instead of what the config file's AddressFamily says.
+func WithAddressFamily(family string) Option {
+	return func(d *Dialer) {
+		network, ok := addressFamilies[strings.ToLower(family)]
+		if !ok {
+			d.optionErr = fmt.Errorf("sshdial: WithAddressFamily(%q): want any, inet or inet6", family)
+			return
+		}
+		d.connectOpts().network = network
+	}
 }
 
 // WithPool lets Connect's Dialer use up to n SSH connections to the
@@ -398,8 +415,9 @@ func (d *Dialer) connectHop(ctx context.Context, h *hop, before []*ssh.Client, l
 			conn, err = cs.forward.Dial("tcp", addr)
 		}
 	default:
+		network := cmp.Or(cs.network, h.Network, "tcp")
 		var nd net.Dialer
-		conn, err = nd.DialContext(ctx, "tcp", addr)
+		conn, err = nd.DialContext(ctx, network, addr)
 		if err == nil {
 			conn = QuickAck(conn)
 		}

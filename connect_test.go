@@ -467,3 +467,43 @@ Host silent
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Less(t, time.Since(start), 10*time.Second, "the hanging ProxyCommand held Connect")
 }
+
+// TestConnectAddressFamily: AddressFamily in the config and
+// WithAddressFamily (ssh -4/-6) decide which addresses of the server's name
+// are dialed. The server listens on 127.0.0.1 only, so "localhost" works
+// over inet and fails over inet6.
+func TestConnectAddressFamily(t *testing.T) {
+	srv := opensshd.Start(t)
+	h := homeFor(t, srv)
+	h.write(t, "known_hosts", strings.Replace(keyscan(t, srv.Addr, "ed25519"), "[127.0.0.1]", "[localhost]", 1))
+	h.write(t, "config", fmt.Sprintf(`Host v4
+  HostName localhost
+  Port %s
+  User %s
+  AddressFamily inet
+Host v6
+  HostName localhost
+  Port %[1]s
+  User %[2]s
+  AddressFamily inet6
+`, portOf(srv.Addr), srv.User))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	d, err := sshdial.Connect(ctx, "v4")
+	require.NoError(t, err)
+	require.NoError(t, d.Close())
+
+	_, err = sshdial.Connect(ctx, "v6")
+	require.Error(t, err, "inet6 must not fall back to 127.0.0.1")
+	require.Contains(t, err.Error(), "tcp6")
+
+	d, err = sshdial.Connect(ctx, "v6", sshdial.WithAddressFamily("inet"))
+	require.NoError(t, err, "the option wins over the config")
+	require.NoError(t, d.Close())
+	_, err = sshdial.Connect(ctx, "v4", sshdial.WithAddressFamily("INET6"))
+	require.Error(t, err)
+
+	_, err = sshdial.Connect(ctx, "v4", sshdial.WithAddressFamily("ipx"))
+	require.ErrorContains(t, err, "want any, inet or inet6")
+}

@@ -40,6 +40,7 @@ type hop struct {
 	ServerAliveInterval   time.Duration // 0 when unset
 	ServerAliveCountMax   int           // default 3
 	ConnectTimeout        time.Duration // 0 when unset
+	Network               string        // AddressFamily as the network to dial: "tcp" (any, the default), "tcp4" (inet) or "tcp6" (inet6)
 }
 
 // parseDestination splits [user@]host[:port], [user@][v6addr]:port and ssh://[user@]host[:port]
@@ -232,6 +233,8 @@ func checkRemoteUser(u string) error {
 // obtained wins (set* says one was obtained).
 type hopSettings struct {
 	hostName, user, identityAgent, hostKeyAlias, strict string
+	addressFamily                                       string // "tcp", "tcp4" or "tcp6"
+	setAddressFamily                                    bool
 	port, aliveCountMax                                 int
 	aliveInterval, connectTimeout                       time.Duration
 	identitiesOnly                                      bool
@@ -305,6 +308,10 @@ func resolveHop(dest, path, home, localUser string) (*hop, error) {
 		ServerAliveInterval:   s.aliveInterval,
 		ServerAliveCountMax:   3,
 		ConnectTimeout:        s.connectTimeout,
+		Network:               "tcp",
+	}
+	if s.setAddressFamily {
+		h.Network = s.addressFamily
 	}
 	if s.setHostName {
 		hn, err := expandPercent(s.hostName, map[byte]string{'h': host})
@@ -446,6 +453,9 @@ func resolveHop(dest, path, home, localUser string) (*hop, error) {
 	}
 	return h, nil
 }
+
+// addressFamilies maps AddressFamily's values to the network dialed.
+var addressFamilies = map[string]string{"any": "tcp", "inet": "tcp4", "inet6": "tcp6"}
 
 // setProxyCommand sets h.ProxyCommand to command with its tokens expanded:
 // ProxyCommand takes %%, %h, %n, %p and %r (the shell expands the
@@ -802,6 +812,18 @@ func (w *configWalker) apply(kv *ssh_config.KV, file string, active bool) error 
 		}
 		if active && !s.setStrict {
 			s.strict, s.setStrict = norm, true
+		}
+	case "addressfamily":
+		v, err := one()
+		if err != nil {
+			return err
+		}
+		network, ok := addressFamilies[strings.ToLower(v)]
+		if !ok {
+			return bad("unsupported value %q (any, inet or inet6)", v)
+		}
+		if active && !s.setAddressFamily {
+			s.addressFamily, s.setAddressFamily = network, true
 		}
 	case "serveraliveinterval":
 		return dur(&s.aliveInterval, &s.setAliveInterval)

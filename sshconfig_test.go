@@ -131,6 +131,7 @@ func TestResolveHopDefaults(t *testing.T) {
 		GlobalKnownHostsFiles: []string{"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"},
 		StrictHostKeyChecking: "ask",
 		ServerAliveCountMax:   3,
+		Network:               "tcp",
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", h, want)
@@ -211,6 +212,7 @@ Host *
 		ServerAliveInterval:   90 * time.Second,
 		ServerAliveCountMax:   5,
 		ConnectTimeout:        10 * time.Second,
+		Network:               "tcp",
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("web:\n got %+v\nwant %+v", h, want)
@@ -345,6 +347,8 @@ func TestResolveHopConfigSpecialValues(t *testing.T) {
 			return h.ProxyCommand == `sh -c 'nc real 2222'  "bob" h 100%` && h.ProxyJump == nil
 		}},
 		{"ProxyCommand blocks ProxyJump", "ProxyCommand nc %h %p\nProxyJump x\n", func(h *hop) bool { return h.ProxyJump == nil && h.ProxyCommand == "nc h 22" }},
+		{"AddressFamily default", "", func(h *hop) bool { return h.Network == "tcp" }},
+		{"AddressFamily inet6 first", "AddressFamily Inet6\nAddressFamily inet\n", func(h *hop) bool { return h.Network == "tcp6" }},
 		{"IdentityFile none", "IdentityFile none\n", func(h *hop) bool { return h.IdentityFiles != nil && len(h.IdentityFiles) == 0 }},
 		{"UserKnownHostsFile none", "UserKnownHostsFile none\n", func(h *hop) bool { return h.UserKnownHostsFiles != nil && len(h.UserKnownHostsFiles) == 0 }},
 		{"GlobalKnownHostsFile none", "GlobalKnownHostsFile none\n", func(h *hop) bool { return h.GlobalKnownHostsFiles != nil && len(h.GlobalKnownHostsFiles) == 0 }},
@@ -414,6 +418,7 @@ func TestResolveHopConfigErrors(t *testing.T) {
 		{"ProxyJump bad:port:x:\n", "h", "invalid ProxyJump"},
 		{"ProxyJump a:0\n", "h", "invalid ProxyJump"},
 		{"ProxyCommand nc %h %u\n", "h", "unknown token %u"}, // ProxyCommand takes %h %n %p %r
+		{"AddressFamily inet4\n", "h", "unsupported value"},
 		{"IdentityFile /k/%z\n", "h", "unknown token %z"},
 		{"IdentityFile /k/%\n", "h", "'%' at the end"},
 		{"IdentityFile /k/${SSHDIAL_SURELY_UNSET}\n", "h", "not set"},

@@ -31,6 +31,7 @@ type options struct {
 	proxyCommand *string // -o ProxyCommand
 	batch        bool    // -o BatchMode=yes: no passphrase prompts
 	background   bool    // -f
+	family       string  // -4: "inet", -6: "inet6"; "": either
 	identities   []string
 	knownHosts   []string
 	agentSocket  *string
@@ -185,6 +186,10 @@ func (o *options) shortFlag(c byte) error {
 		o.help = true
 	case 'C':
 		// Compression: accepted for habit's sake, not done.
+	case '4':
+		o.family = "inet"
+	case '6':
+		o.family = "inet6"
 	case 'f':
 		if !backgroundSupported {
 			return usagef("-f (go to background) is not supported here: run sshdial as a service")

@@ -58,6 +58,8 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"-J", "a,b@c:2", "-D1", "h"}, func(o *options) bool { return o.jumpsSet && reflect.DeepEqual(o.jumps, []string{"a", "b@c:2"}) }},
 		{[]string{"-D1", "--", "h"}, func(o *options) bool { return o.destination == "h" }},
 		{[]string{"-fN", "-D1", "h"}, func(o *options) bool { return o.background }},
+		{[]string{"-4", "-D1", "h"}, func(o *options) bool { return o.family == "inet" }},
+		{[]string{"-N6", "-D1", "h"}, func(o *options) bool { return o.family == "inet6" }},
 		{[]string{"-R", "1080", "-R", "*:1081", "h"}, func(o *options) bool {
 			return o.remote[0].dynamic && o.remote[0].listen == endpoint{port: 1080} &&
 				o.remote[1].dynamic && o.remote[1].listen == endpoint{host: "*", port: 1081}

@@ -53,6 +53,8 @@ unless a bind address is given (the server's GatewayPorts decides).
 Connection:
   destination        [user@]host[:port], ssh://[user@]host[:port] or a Host of ~/.ssh/config
   -p port, -l user   as ssh; a port or user in the destination wins
+  -4, -6             IPv4 or IPv6 only: for the SSH server and for local
+                     listeners (which then bind 127.0.0.1 or ::1)
   -i identity_file   offered before the config's IdentityFile (ssh-agent keys too);
                      an encrypted one's passphrase is asked on the terminal
                      (never with -o BatchMode=yes) and kept for reconnects
@@ -253,6 +255,9 @@ func connectOptions(o *options, logger *slog.Logger) []sshdial.Option {
 	}
 	if o.proxyCommand != nil {
 		opts = append(opts, sshdial.WithProxyCommand(*o.proxyCommand))
+	}
+	if o.family != "" {
+		opts = append(opts, sshdial.WithAddressFamily(o.family))
 	}
 	if len(o.identities) > 0 {
 		opts = append(opts, sshdial.WithIdentityFile(o.identities...))

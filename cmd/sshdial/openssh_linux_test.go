@@ -486,6 +486,8 @@ func TestOpenSSHStartFailures(t *testing.T) {
 			exitConnection, []string{"connection refused"}},
 		{"-L port busy", f.args("-L", busyPort+":127.0.0.1:1"), exitForward, []string{"-L " + busyPort, "address already in use"}},
 		{"-D port busy", f.args("-D", busyPort), exitForward, []string{"-D " + busyPort, "address already in use"}},
+		// The server listens on 127.0.0.1 only.
+		{"-6 to an IPv4 server", append([]string{"-6"}, f.args("-D", "0")...), exitConnection, []string{"tcp6"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -838,4 +840,22 @@ func TestBackground(t *testing.T) {
 			t.Fatalf("exit %d, want %d with the host key's message:\n%s", code, exitConnection, stderr)
 		}
 	})
+}
+
+// -4 and -6 also pick the loopback address local listeners bind by default.
+func TestAddressFamilyOfLocalListeners(t *testing.T) {
+	f := newFixture(t)
+	c := startCLI(t, append([]string{"-4"}, f.args("-D", "0")...)...)
+	if addr := c.addr("-D", 0); !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Errorf("-4 -D 0 listens on %s, want 127.0.0.1", addr)
+	}
+	s := &session{o: &options{family: "inet6"}}
+	l, err := s.listenLocal(endpoint{port: 0})
+	if err != nil {
+		t.Fatalf("-6: listening on the IPv6 loopback: %v", err)
+	}
+	defer l.Close()
+	if addr := l.Addr().String(); !strings.HasPrefix(addr, "[::1]:") {
+		t.Errorf("-6 listens on %s, want [::1]", addr)
+	}
 }

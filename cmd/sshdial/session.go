@@ -206,10 +206,23 @@ func (s *session) listenLocal(e endpoint) (net.Listener, error) {
 	switch {
 	case host == "" && s.o.gatewayPorts, host == "*":
 		host = ""
+	case host == "" && s.o.family == "inet6":
+		host = "::1"
 	case host == "":
 		host = "127.0.0.1"
 	}
-	return net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(e.port)))
+	return net.Listen(familyNetwork(s.o.family), net.JoinHostPort(host, strconv.Itoa(e.port)))
+}
+
+// familyNetwork is the network of -4 ("inet") and -6 ("inet6").
+func familyNetwork(family string) string {
+	switch family {
+	case "inet":
+		return "tcp4"
+	case "inet6":
+		return "tcp6"
+	}
+	return "tcp"
 }
 
 // remoteListenAddr is what -R asks the SSH server to listen on: loopback
