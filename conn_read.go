@@ -320,42 +320,51 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	c.sink = w
 	c.signalSink()
 	c.sinkMu.Unlock()
+	// end unsets the sink and returns err, unless a write of the sink
+	// failed or panicked meanwhile: that comes first, as in io.Copy.
+	end := func(err error) (int64, error) {
+		n, werr := c.unsetSink()
+		written += n
+		if p, ok := werr.(*sinkPanic); ok {
+			panic(p.value)
+		}
+		if werr != nil {
+			return written, werr
+		}
+		return written, err
+	}
 	for {
 		c.sinkMu.Lock()
 		werr, ended := c.sinkErr, c.dataEnded
 		c.sinkMu.Unlock()
 		switch {
 		case werr != nil:
-			written += c.unsetSink()
-			if p, ok := werr.(*sinkPanic); ok {
-				panic(p.value)
-			}
-			return written, werr
+			return end(nil)
 		case ended:
-			written += c.unsetSink()
 			switch {
 			case isClosed(c.done):
-				return written, c.opError("read", c.closedErr())
+				return end(c.opError("read", c.closedErr()))
 			case c.readErr != nil:
-				return written, c.opError("read", c.readErr)
+				return end(c.opError("read", c.readErr))
 			}
-			return written, nil
+			return end(nil)
 		}
 		select {
 		case <-c.sinkEvent:
 		case <-c.readDeadline.wait():
-			return written + c.unsetSink(), c.opError("read", os.ErrDeadlineExceeded)
+			return end(c.opError("read", os.ErrDeadlineExceeded))
 		case <-c.done:
-			return written + c.unsetSink(), c.opError("read", c.closedErr())
+			return end(c.opError("read", c.closedErr()))
 		case <-c.readShut:
-			return written + c.unsetSink(), nil
+			return end(nil)
 		}
 	}
 }
 
 // unsetSink ends WriteTo's delegation: it waits for a write in progress to
-// return, and returns the bytes the reader wrote to the sink.
-func (c *Conn) unsetSink() int64 {
+// return, and returns the bytes the reader wrote to the sink and why a
+// write failed, if one did.
+func (c *Conn) unsetSink() (int64, error) {
 	c.sinkMu.Lock()
 	defer c.sinkMu.Unlock()
 	c.sink = nil
@@ -364,11 +373,11 @@ func (c *Conn) unsetSink() int64 {
 		<-c.sinkEvent
 		c.sinkMu.Lock()
 	}
-	n := c.sinkN
+	n, err := c.sinkN, c.sinkErr
 	c.sinkN = 0
 	c.sinkErr = nil
 	c.signalSink()
-	return n
+	return n, err
 }
 
 // CloseRead shuts down the reading side: a blocked Read returns io.EOF, as do

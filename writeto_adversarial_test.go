@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 )
@@ -381,4 +382,57 @@ func TestAdvWriteToTooManyThenEOF(t *testing.T) {
 		require.NoError(t, r.err)
 		require.EqualValues(t, 8, r.n)
 	})
+}
+
+// When WriteTo is ended by CloseRead, Close or its read deadline while
+// its writer is in Write, and that Write then fails or panics, the failure
+// still reaches WriteTo's caller: the panic is raised again there, and the
+// error comes before the one of the stop (after CloseRead, WriteTo must not
+// report success though its writer failed).
+func TestAdvWriteToWriterFailureDuringStopIsNotLost(t *testing.T) {
+	stops := []struct {
+		name string
+		stop func(conn *sshdial.Conn)
+	}{
+		{"CloseRead", func(conn *sshdial.Conn) { conn.CloseRead() }},
+		{"Close", func(conn *sshdial.Conn) { conn.Close() }},
+		{"Deadline", func(conn *sshdial.Conn) { conn.SetReadDeadline(time.Now()) }},
+	}
+	for _, st := range stops {
+		t.Run(st.name+"/Panic", func(t *testing.T) {
+			inBubble(t, func(t *testing.T, conn *sshdial.Conn, target net.Conn) {
+				w := newGateWriter()
+				res := make(chan any, 1)
+				go func() {
+					defer func() { res <- recover() }()
+					_, err := conn.WriteTo(w)
+					res <- err
+				}()
+				target.Write([]byte("data"))
+				<-w.entered
+				st.stop(conn)
+				synctest.Wait()
+				w.release <- func([]byte) (int, error) { panic("writer bug") }
+				assert.Equal(t, "writer bug", <-res, "the writer's panic was swallowed")
+			})
+		})
+		t.Run(st.name+"/Error", func(t *testing.T) {
+			inBubble(t, func(t *testing.T, conn *sshdial.Conn, target net.Conn) {
+				w := newGateWriter()
+				res := make(chan ioResult, 1)
+				go func() {
+					n, err := conn.WriteTo(w)
+					res <- ioResult{n, err}
+				}()
+				target.Write([]byte("data"))
+				<-w.entered
+				st.stop(conn)
+				synctest.Wait()
+				boom := errors.New("disk full")
+				w.release <- func([]byte) (int, error) { return 0, boom }
+				r := <-res
+				assert.Error(t, r.err, "WriteTo reported success though its writer failed")
+			})
+		})
+	}
 }
