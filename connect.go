@@ -139,7 +139,8 @@ func WithJump(hosts ...string) Option {
 // expanded, and the SSH connection runs over its standard input and
 // output; its standard error goes to this process's. The command's exit
 // status is in Connect's error when it fails, the command line is not.
-// Closing the SSH connection sends the command SIGHUP. It replaces
+// Closing the SSH connection sends the command SIGHUP, and SIGKILL two
+// seconds later if it still runs; nothing waits for it. It replaces
 // ProxyCommand and ProxyJump from the config file; "none" connects
 // directly. It cannot be given with WithJump hosts.
 func WithProxyCommand(command string) Option {
@@ -269,7 +270,10 @@ func newConnectDialer(destination string, opts []Option) (*Dialer, error) {
 		configPath = *cs.configFile
 	}
 
-	resolve := func(d string) (*hop, error) { return resolveHop(d, configPath, home, localUser) }
+	// With WithProxyCommand the config's ProxyCommand is not read: ssh
+	// expands only the command it runs.
+	ignorePC := cs.proxyCommand != nil
+	resolve := func(d string) (*hop, error) { return resolveHopWith(d, configPath, home, localUser, ignorePC) }
 	own := !cs.jumpsSet
 	if cs.proxyCommand != nil {
 		if len(cs.jumps) > 0 {
@@ -442,6 +446,9 @@ func (d *Dialer) connectHop(ctx context.Context, h *hop, before []*ssh.Client, l
 	if err != nil {
 		if tried != nil {
 			err = authError(err, tried)
+		}
+		if _, ok := conn.(*commandConn); ok {
+			err = fmt.Errorf("%w (through the ProxyCommand for %s)", err, h.Alias)
 		}
 		return nil, err
 	}

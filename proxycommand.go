@@ -38,8 +38,8 @@ type commandAddr struct{ host string }
 func (a commandAddr) Network() string { return "proxycommand" }
 func (a commandAddr) String() string  { return "ProxyCommand for " + a.host }
 
-// proxyCommandStopWait bounds how long Close waits for the command to exit
-// after SIGHUP (ssh(1) sends SIGHUP too) before it kills it.
+// proxyCommandStopWait is how long a command may take to exit after the
+// SIGHUP of Close (ssh(1) sends SIGHUP too) before it is killed.
 const proxyCommandStopWait = 2 * time.Second
 
 // startProxyCommand starts command (its tokens already expanded) for host.
@@ -120,9 +120,10 @@ func (c *commandConn) failed(err error) error {
 	return err
 }
 
-// Close closes both pipes, sends the command SIGHUP (on Windows, kills it)
-// and waits for it to exit, killing it if it has not within
-// proxyCommandStopWait.
+// Close closes both pipes and sends the command SIGHUP, as ssh(1) does (on
+// Windows, kills it), and returns: it does not wait for the command. One
+// that is still running proxyCommandStopWait later is killed; a goroutine
+// reaps it either way.
 func (c *commandConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.w.Close()
@@ -130,14 +131,15 @@ func (c *commandConn) Close() error {
 		if err := c.cmd.Process.Signal(syscall.SIGHUP); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			c.cmd.Process.Kill()
 		}
-		t := time.NewTimer(proxyCommandStopWait)
-		defer t.Stop()
-		select {
-		case <-c.exited:
-		case <-t.C:
-			c.cmd.Process.Kill()
-			<-c.exited
-		}
+		go func() {
+			t := time.NewTimer(proxyCommandStopWait)
+			defer t.Stop()
+			select {
+			case <-c.exited:
+			case <-t.C:
+				c.cmd.Process.Kill()
+			}
+		}()
 	})
 	return nil
 }

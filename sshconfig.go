@@ -272,6 +272,12 @@ const maxIncludeDepth = 16
 // home should be the home directory of the user's passwd entry, which OpenSSH uses for ~ and
 // %d even when $HOME differs.
 func resolveHop(dest, path, home, localUser string) (*hop, error) {
+	return resolveHopWith(dest, path, home, localUser, false)
+}
+
+// resolveHopWith is resolveHop; with ignoreProxyCommand, the config's
+// ProxyCommand is not read (WithProxyCommand replaces it).
+func resolveHopWith(dest, path, home, localUser string, ignoreProxyCommand bool) (*hop, error) {
 	destUser, host, destPort, err := parseDestination(dest)
 	if err != nil {
 		return nil, err
@@ -382,9 +388,9 @@ func resolveHop(dest, path, home, localUser string) (*hop, error) {
 		return nil, fmt.Errorf("sshdial: no user name for %s: none in the destination or config, and the local user name is unknown", host)
 	}
 	tokens['r'] = h.User
-	if s.proxyCommand != "" {
+	if s.proxyCommand != "" && !ignoreProxyCommand {
 		if err := h.setProxyCommand(s.proxyCommand); err != nil {
-			return nil, fmt.Errorf("sshdial: %s: ProxyCommand %q: %w", path, s.proxyCommand, err)
+			return nil, fmt.Errorf("sshdial: %s: ProxyCommand: %w", path, err) // the line may hold secrets
 		}
 	}
 	sum := sha1.Sum([]byte(tokens['l'] + h.HostName + tokens['p'] + h.User + tokens['j']))
