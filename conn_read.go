@@ -215,16 +215,10 @@ func (c *Conn) Read(p []byte) (int, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 
-	switch {
-	case isClosed(c.done):
-		c.cur.release()
-		return 0, c.opError("read", c.closedErr())
-	case isClosed(c.readShut):
-		c.cur.release()
-		return 0, io.EOF
-	case c.readDeadline.passed():
-		return 0, c.opError("read", os.ErrDeadlineExceeded)
-	case len(p) == 0:
+	if err := c.readGate(); err != nil {
+		return 0, err
+	}
+	if len(p) == 0 {
 		return 0, nil
 	}
 
@@ -287,15 +281,10 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 
-	switch {
-	case isClosed(c.done):
-		c.cur.release()
-		return 0, c.opError("read", c.closedErr())
-	case isClosed(c.readShut):
-		c.cur.release()
+	if err := c.readGate(); err == io.EOF {
 		return 0, nil
-	case c.readDeadline.passed():
-		return 0, c.opError("read", os.ErrDeadlineExceeded)
+	} else if err != nil {
+		return 0, err
 	}
 
 	// What a Read left over goes first.
@@ -378,6 +367,23 @@ func (c *Conn) unsetSink() (int64, error) {
 	c.sinkErr = nil
 	c.signalSink()
 	return n, err
+}
+
+// readGate is the check Read and WriteTo start with, c.readMu held: the
+// error of a closed Conn or a passed read deadline, io.EOF after
+// CloseRead, else nil.
+func (c *Conn) readGate() error {
+	switch {
+	case isClosed(c.done):
+		c.cur.release()
+		return c.opError("read", c.closedErr())
+	case isClosed(c.readShut):
+		c.cur.release()
+		return io.EOF
+	case c.readDeadline.passed():
+		return c.opError("read", os.ErrDeadlineExceeded)
+	}
+	return nil
 }
 
 // CloseRead shuts down the reading side: a blocked Read returns io.EOF, as do

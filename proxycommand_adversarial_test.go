@@ -9,7 +9,6 @@ package sshdial_test
 // after Connect fails or the Dialer is closed. Linux only: they read /proc.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -17,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,25 +38,8 @@ type pcSetup struct {
 	h       *home
 	self    string // the test binary, which RelayMain makes a relay
 	pidFile string
-	logs    *syncBuffer
+	logs    *testutil.SyncBuffer
 	stderr  string // the file our standard error goes to during the test
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func newPCSetup(t *testing.T) *pcSetup {
@@ -67,7 +48,7 @@ func newPCSetup(t *testing.T) *pcSetup {
 	self, err := os.Executable()
 	require.NoError(t, err)
 	h.write(t, "config", fmt.Sprintf("Host viacmd\n  HostName 127.0.0.1\n  Port %s\n  User %s\n", portOf(srv.Addr), srv.User))
-	s := &pcSetup{srv: srv, h: h, self: self, pidFile: filepath.Join(h.dir, "pids"), logs: &syncBuffer{}}
+	s := &pcSetup{srv: srv, h: h, self: self, pidFile: filepath.Join(h.dir, "pids"), logs: &testutil.SyncBuffer{}}
 	s.stderr = captureStderr(t)
 	return s
 }

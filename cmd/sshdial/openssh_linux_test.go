@@ -72,7 +72,7 @@ type cli struct {
 	s      *session
 	cancel context.CancelFunc
 	done   chan int
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 }
 
 func startCLI(t *testing.T, args ...string) *cli {
@@ -81,7 +81,7 @@ func startCLI(t *testing.T, args ...string) *cli {
 	testReady = func(s *session) { ready <- s }
 	defer func() { testReady = nil }()
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &cli{cancel: cancel, done: make(chan int, 1), stderr: &syncBuffer{}}
+	c := &cli{cancel: cancel, done: make(chan int, 1), stderr: &testutil.SyncBuffer{}}
 	go func() { c.done <- run(ctx, args, io.Discard, c.stderr) }()
 	select {
 	case c.s = <-ready:
@@ -556,11 +556,11 @@ func TestSignals(t *testing.T) {
 	f := newFixture(t)
 	echo := testutil.EchoServer(t, "tcp")
 
-	start := func(t *testing.T, extra ...string) (*exec.Cmd, *syncBuffer, string, chan error) {
+	start := func(t *testing.T, extra ...string) (*exec.Cmd, *testutil.SyncBuffer, string, chan error) {
 		args := f.args(append([]string{"-v", "-L", "0:" + echo.Addr().String()}, extra...)...)
 		cmd := exec.Command(os.Args[0], args...)
 		cmd.Env = append(os.Environ(), "SSHDIAL_TEST_MAIN=1")
-		stderr := &syncBuffer{}
+		stderr := &testutil.SyncBuffer{}
 		cmd.Stderr = stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -648,7 +648,7 @@ func TestSignals(t *testing.T) {
 }
 
 // waitFor waits until out holds marker and returns the word after it.
-func waitFor(t *testing.T, out *syncBuffer, marker string, timeout time.Duration) string {
+func waitFor(t *testing.T, out *testutil.SyncBuffer, marker string, timeout time.Duration) string {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -693,7 +693,7 @@ func TestPassphrasePromptOnTerminal(t *testing.T) {
 	cmd := exec.Command(script, "-qfec", strings.Join(line, " "), "/dev/null")
 	cmd.Env = append(os.Environ(), "SSHDIAL_TEST_MAIN=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -156,3 +156,24 @@ func Within(t testing.TB, d time.Duration, what string, f func()) time.Duration 
 		return 0
 	}
 }
+
+// SyncBuffer is a bytes.Buffer that output written by other goroutines (a
+// logger, a child process's copier) may be written to while a test reads
+// it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
