@@ -16,7 +16,6 @@
 package testproc
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -26,6 +25,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sshdial/sshdial/internal/testutil"
 )
 
 // Options says how Launch and Start run a command. The zero value runs it
@@ -51,7 +52,7 @@ var ErrExited = errors.New("the process exited before it accepted connections")
 type Process struct {
 	name   string // the command's base name, for messages
 	cmd    *exec.Cmd
-	output buffer
+	output testutil.SyncBuffer
 	exited chan struct{} // closed when cmd.Wait has returned
 	err    error         // cmd.Wait's result, set before exited is closed
 	stop   sync.Once
@@ -213,23 +214,4 @@ func FreePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// buffer is a bytes.Buffer guarded by a mutex: the process's output is
-// written by exec's copying goroutine while others read it.
-type buffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
