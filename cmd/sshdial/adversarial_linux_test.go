@@ -882,3 +882,165 @@ func TestAdvFamilyAndProxyCommand(t *testing.T) {
 		}
 	})
 }
+
+// The background process of -f lets go of the foreground's stdout and
+// stderr, so that `out=$(sshdial -f ...)`, or any caller that reads the
+// output to its end, does not wait as long as the tunnels run: as ssh -f,
+// it points stdin and stdout (and stderr, unless -v) at /dev/null once it
+// is in the background.
+func TestAdvBackgroundLetsGoOfOutput(t *testing.T) {
+	b := newAdvBackground(t)
+	f := newFixture(t)
+	echo := testutil.EchoServer(t, "tcp")
+	for _, which := range []string{"stdout", "stderr"} {
+		t.Run(which, func(t *testing.T) {
+			b := &advBackground{t: t, tag: b.tag}
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			cmd := exec.Command(os.Args[0], f.args("-f", "-q", "-L", "0:"+echo.Addr().String())...)
+			cmd.Env = b.env()
+			if which == "stdout" {
+				cmd.Stdout = w
+			} else {
+				cmd.Stderr = w
+			}
+			code := b.wait(cmd, 40*time.Second)
+			w.Close()
+			if code != exitOK {
+				t.Fatalf("exit %d", code)
+			}
+			pid := b.one()
+			defer b.stop(pid)
+			r.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = io.ReadAll(r)
+			if err != nil {
+				t.Fatalf("the foreground exited, but its %s is still open 5s later (held by the background process): %v", which, err)
+			}
+		})
+	}
+}
+
+// SIGTERM (or SIGINT sent to its pid alone) to the foreground of -f while
+// the forwards are being set up ends the whole command, as with ssh -f:
+// `timeout 5 sshdial -f ...` must leave no tunnels running.
+func TestAdvBackgroundForegroundSignal(t *testing.T) {
+	b := newAdvBackground(t)
+	// A server that accepts and never says a word: connecting takes until
+	// ConnectTimeout.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			b := &advBackground{t: t, tag: b.tag}
+			cmd := exec.Command(os.Args[0], "-f", "-D", "0", "-o", "ConnectTimeout=30", "-o", "UserKnownHostsFile=/dev/null", "-p", port, "u@127.0.0.1")
+			cmd.Env = b.env()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			time.Sleep(1500 * time.Millisecond)
+			cmd.Process.Signal(sig)
+			select {
+			case err := <-done:
+				t.Logf("exit: %v", err)
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				<-done
+				t.Errorf("the foreground of -f still waits 10s after %v", sig)
+			}
+			time.Sleep(500 * time.Millisecond)
+			b.none("after " + sig.String() + " to the foreground")
+		})
+	}
+}
+
+// --grace holds for -D and -R port tunnels as for -L's: their listeners
+// are closed by proxysrv's Shutdown, not before it (which proxysrv takes as
+// a hard stop of their tunnels).
+func TestAdvGraceForProxies(t *testing.T) {
+	f := newFixture(t)
+	echo := testutil.EchoServer(t, "tcp")
+	_, echoPortText, _ := net.SplitHostPort(echo.Addr().String())
+	echoPort, _ := strconv.Atoi(echoPortText)
+	for _, kind := range []string{"-D", "-R"} {
+		t.Run(kind, func(t *testing.T) {
+			c := startCLI(t, f.args("--grace", "20s", kind, "0")...)
+			code, conn, err := advSOCKS5(c.addr(kind, 0), "127.0.0.1", echoPort)
+			if err != nil || code != 0 {
+				t.Fatalf("SOCKS5: %#x, %v", code, err)
+			}
+			defer conn.Close()
+			if err := testutil.RoundTrip(conn, "before"); err != nil {
+				t.Fatal(err)
+			}
+			c.cancel()
+			time.Sleep(500 * time.Millisecond)
+			if err := testutil.RoundTrip(conn, "during the grace period"); err != nil {
+				t.Fatalf("the open %s tunnel broke at shutdown, within --grace 20s: %v", kind, err)
+			}
+			conn.Close()
+		})
+	}
+}
+
+// ^C at the passphrase prompt ends the command at once, with the
+// terminal's echo back and no forward set up.
+func TestAdvPassphraseCtrlC(t *testing.T) {
+	f := newFixture(t)
+	echo := testutil.EchoServer(t, "tcp")
+	block, err := ssh.MarshalPrivateKeyWithPassphrase(f.srv.ClientPrivateKey, "", []byte("open sesame"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(t.TempDir(), "id_encrypted")
+	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	line := func(extra ...string) string {
+		return advQuote(append([]string{os.Args[0], "-N", "-v", "-L", "0:" + echo.Addr().String(), "-i", key,
+			"-o", "UserKnownHostsFile=" + f.knownHosts, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=20",
+			"-p", f.port}, append(extra, f.srv.User+"@127.0.0.1")...))
+	}
+	prompt := "Enter passphrase for key '" + key + "': "
+	t.Run("ctrl-c", func(t *testing.T) {
+		// The shell under script goes on after the command (trap) and
+		// shows the terminal's settings.
+		term := advOnTerminal(t, "trap : INT; "+line()+"; echo EXIT=$?; stty -a; echo END")
+		waitFor(t, term.out, prompt, 30*time.Second)
+		time.Sleep(200 * time.Millisecond)
+		io.WriteString(term.in, "\x03")
+		code := waitFor(t, term.out, "EXIT=", 15*time.Second)
+		waitFor(t, term.out, "END", 15*time.Second)
+		out := term.out.String()
+		settings := strings.FieldsFunc(out[strings.Index(out, "EXIT="):], func(r rune) bool { return r == ' ' || r == ';' || r == '\n' || r == '\r' })
+		echoOn := false
+		for _, w := range settings {
+			if w == "echo" {
+				echoOn = true
+			}
+		}
+		if !echoOn {
+			t.Errorf("^C at the passphrase prompt left the terminal without echo (exit %s):\n%s", code, out)
+		}
+		if strings.Contains(out, "listen=") {
+			t.Errorf("set up forwards after ^C at the prompt:\n%s", out)
+		}
+	})
+}

@@ -2,11 +2,14 @@
 
 package main
 
-import "io"
+import (
+	"context"
+	"io"
+)
 
 // backgroundSupported says whether -f works here: not on Windows.
 const backgroundSupported = false
 
-func goBackground(args []string, stderr io.Writer) int { return exitUsage }
-func inBackground() bool                               { return false }
-func backgroundReady() error                           { return nil }
+func goBackground(ctx context.Context, args []string, stderr io.Writer) int { return exitUsage }
+func inBackground() bool                                                    { return false }
+func backgroundReady(verbose bool) error                                    { return nil }

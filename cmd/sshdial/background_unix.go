@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -28,7 +29,7 @@ const backgroundEnv = "SSHDIAL_BACKGROUND_READY"
 // again with the same arguments; that process says when it is ready, then
 // leaves the terminal's session. goBackground returns the foreground's
 // exit code: 0 once the background process is ready, else that process's.
-func goBackground(args []string, stderr io.Writer) int {
+func goBackground(ctx context.Context, args []string, stderr io.Writer) int {
 	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintf(stderr, "sshdial: -f: %v\n", err)
@@ -43,17 +44,31 @@ func goBackground(args []string, stderr io.Writer) int {
 	cmd := exec.Command(self, args...)
 	cmd.Env = append(os.Environ(), backgroundEnv+"=3")
 	cmd.ExtraFiles = []*os.File{w} // fd 3
-	cmd.Stdout, cmd.Stderr = os.Stdout, stderr
+	cmd.Stderr = stderr            // stdout: /dev/null; it writes nothing there
 	if err := cmd.Start(); err != nil {
 		w.Close()
 		fmt.Fprintf(stderr, "sshdial: -f: %v\n", err)
 		return exitError
 	}
 	w.Close()
-	var b [16]byte
-	if n, _ := r.Read(b[:]); n > 0 {
-		cmd.Process.Release()
-		return exitOK
+	ready := make(chan bool, 1)
+	go func() {
+		var b [16]byte
+		n, _ := r.Read(b[:])
+		ready <- n > 0
+	}()
+	select {
+	case ok := <-ready:
+		if ok {
+			cmd.Process.Release()
+			return exitOK
+		}
+	case <-ctx.Done():
+		// SIGINT or SIGTERM while it sets up: it does not go on alone.
+		cmd.Process.Signal(syscall.SIGTERM)
+		if <-ready {
+			cmd.Process.Signal(syscall.SIGTERM) // ready meanwhile: its own shutdown
+		}
 	}
 	// It ended before it was ready: its exit code is ours.
 	err = cmd.Wait()
@@ -73,7 +88,7 @@ func inBackground() bool { return os.Getenv(backgroundEnv) != "" }
 // backgroundReady tells the foreground that the forwards are up, and
 // leaves the terminal's session, so that its hangup and ^C no longer reach
 // this process.
-func backgroundReady() error {
+func backgroundReady(verbose bool) error {
 	fd, err := strconv.Atoi(os.Getenv(backgroundEnv))
 	if err != nil {
 		return fmt.Errorf("-f: bad %s", backgroundEnv)
@@ -86,6 +101,16 @@ func backgroundReady() error {
 	}
 	if _, err := unix.Setsid(); err != nil && !errors.Is(err, syscall.EPERM) {
 		return fmt.Errorf("-f: setsid: %w", err)
+	}
+	// As ssh -f: stdin and stdout, and stderr unless -v, go to /dev/null,
+	// so that whoever reads the foreground's output sees its end.
+	if null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0); err == nil {
+		unix.Dup2(int(null.Fd()), 0)
+		unix.Dup2(int(null.Fd()), 1)
+		if !verbose {
+			unix.Dup2(int(null.Fd()), 2)
+		}
+		null.Close()
 	}
 	return nil
 }

@@ -76,7 +76,8 @@ Operation:
                      finish for this long (default 10s); a second signal ends them
   -f                 go to the background once the forwards are up, as ssh -f
                      (passphrases are asked first; a failure before that is
-                     the exit code); not on Windows
+                     the exit code; output then goes to /dev/null, stderr
+                     not with -v); not on Windows
   -V                 version;  -h  this help
   sshdial demo       a tour on an embedded SSH server (loopback only)
 
@@ -160,7 +161,7 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 		return exitOK
 	}
 	if o.background && !inBackground() {
-		return goBackground(args, stderr)
+		return goBackground(ctx, args, stderr)
 	}
 	logger := newLogger(stderr, o)
 
@@ -177,7 +178,13 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 		timeout = o.connectTimeout
 	}
 	connectCtx, cancel := context.WithTimeout(ctx, timeout)
+	stopInterrupt := func() bool { return false }
+	if prompts != nil {
+		// A prompt must not hold Connect past ^C or ConnectTimeout.
+		stopInterrupt = context.AfterFunc(connectCtx, prompts.interrupt)
+	}
 	d, err := sshdial.Connect(connectCtx, o.destination, copts...)
+	stopInterrupt()
 	cancel()
 	if prompts != nil {
 		prompts.stop()
@@ -207,7 +214,7 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 	}
 	if o.background {
 		logger.Info("going to the background", "pid", os.Getpid())
-		if err := backgroundReady(); err != nil {
+		if err := backgroundReady(o.verbose > 0); err != nil {
 			s.shutdown(nil)
 			fmt.Fprintf(stderr, "sshdial: %v\n", err)
 			return exitError

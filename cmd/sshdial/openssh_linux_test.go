@@ -752,6 +752,8 @@ func TestBackground(t *testing.T) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		t.Fatal(err)
 	}
+	// sshd's per-connection processes are orphaned here too: reap them.
+	t.Cleanup(advReapOrphans)
 	f := newFixture(t)
 	echo := testutil.EchoServer(t, "tcp")
 	run := func(t *testing.T, args ...string) (code int, stderr string) {

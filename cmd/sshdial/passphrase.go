@@ -43,7 +43,13 @@ type prompter struct {
 
 	stateMu sync.Mutex
 	state   *term.State // the terminal's state before the prompt now reading; nil when none
+
+	interrupted   chan struct{} // closed by interrupt
+	interruptOnce sync.Once
 }
+
+// errPromptInterrupted ends a prompt that interrupt stopped.
+var errPromptInterrupted = errors.New("the passphrase prompt was interrupted")
 
 // newPrompter returns a prompter on the controlling terminal (/dev/tty, or
 // standard input where that is a terminal and there is no /dev/tty), or
@@ -62,7 +68,7 @@ func newPrompter() *prompter {
 }
 
 func newPrompterOn(tty *os.File, out io.Writer) *prompter {
-	return &prompter{tty: tty, out: out, known: map[string][]byte{}}
+	return &prompter{tty: tty, out: out, known: map[string][]byte{}, interrupted: make(chan struct{})}
 }
 
 // passphrase is Connect's WithPassphrase callback. An empty answer gives no
@@ -105,8 +111,13 @@ func (p *prompter) passphrase(file string) ([]byte, error) {
 	}
 }
 
-// read reads a line from the terminal without echo.
+// read reads a line from the terminal without echo. interrupt ends it.
 func (p *prompter) read() ([]byte, error) {
+	select {
+	case <-p.interrupted:
+		return nil, errPromptInterrupted
+	default:
+	}
 	fd := int(p.tty.Fd())
 	st, err := term.GetState(fd)
 	if err != nil {
@@ -115,11 +126,46 @@ func (p *prompter) read() ([]byte, error) {
 	p.stateMu.Lock()
 	p.state = st
 	p.stateMu.Unlock()
-	pass, err := term.ReadPassword(fd)
+	type line struct {
+		b   []byte
+		err error
+	}
+	got := make(chan line, 1)
+	go func() {
+		// A read of the terminal cannot be taken back: after an
+		// interrupt this goroutine waits for a line or the process's end.
+		b, err := term.ReadPassword(fd)
+		got <- line{b, err}
+	}()
+	select {
+	case l := <-got:
+		p.stateMu.Lock()
+		p.state = nil
+		p.stateMu.Unlock()
+		return l.b, l.err
+	case <-p.interrupted:
+		return nil, errPromptInterrupted
+	}
+}
+
+// interrupt ends a prompt that is reading, with an error, and gives the
+// terminal back its echo; later prompts fail at once. The command calls it
+// when the first connection is given up (^C, ConnectTimeout), which the
+// prompt would otherwise hold up.
+func (p *prompter) interrupt() {
+	p.interruptOnce.Do(func() { close(p.interrupted) })
+	p.restore()
+}
+
+// restore gives the terminal back the state it had before the prompt now
+// reading, if one is.
+func (p *prompter) restore() {
 	p.stateMu.Lock()
-	p.state = nil
-	p.stateMu.Unlock()
-	return pass, err
+	defer p.stateMu.Unlock()
+	if p.state != nil {
+		term.Restore(int(p.tty.Fd()), p.state)
+		p.state = nil
+	}
 }
 
 // stop ends the prompts: later calls give only the passphrases known.
@@ -128,11 +174,7 @@ func (p *prompter) stop() { p.stopped.Store(true) }
 // close gives the terminal back its echo if a prompt is still reading, and
 // closes /dev/tty. Prompts after it fail.
 func (p *prompter) close() {
-	p.stateMu.Lock()
-	defer p.stateMu.Unlock()
-	if p.state != nil {
-		term.Restore(int(p.tty.Fd()), p.state)
-	}
+	p.interrupt()
 	if p.tty != os.Stdin {
 		p.tty.Close()
 	}

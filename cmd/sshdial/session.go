@@ -494,11 +494,19 @@ func (s *session) newProxy(f *forward, dial func(ctx context.Context, network, a
 // period (or until hurry), then closes the rest and the SSH connection.
 func (s *session) shutdown(hurry <-chan struct{}) {
 	s.stopping.Store(true)
+	graceCtx, cancel := context.WithTimeout(context.Background(), s.o.grace)
+	defer cancel()
+	// A proxy's listener is closed by its Shutdown: closed before, it
+	// would be a hard stop of the proxy's tunnels (see proxysrv).
+	var proxies sync.WaitGroup
 	for _, f := range s.forwards {
 		f.mu.Lock()
-		stop := f.stop
+		stop, ps := f.stop, f.proxy
 		f.mu.Unlock()
-		if stop != nil {
+		switch {
+		case ps != nil:
+			proxies.Go(func() { ps.Shutdown(graceCtx) })
+		case stop != nil:
 			stop()
 		}
 	}
@@ -506,8 +514,6 @@ func (s *session) shutdown(hurry <-chan struct{}) {
 	if open > 0 {
 		s.log.Info("shutting down: waiting for open tunnels", "open", open, "grace", s.o.grace)
 	}
-	graceCtx, cancel := context.WithTimeout(context.Background(), s.o.grace)
-	defer cancel()
 	if hurry != nil {
 		go func() {
 			select {
@@ -516,15 +522,6 @@ func (s *session) shutdown(hurry <-chan struct{}) {
 			case <-graceCtx.Done():
 			}
 		}()
-	}
-	var proxies sync.WaitGroup
-	for _, f := range s.forwards {
-		f.mu.Lock()
-		ps := f.proxy
-		f.mu.Unlock()
-		if ps != nil {
-			proxies.Go(func() { ps.Shutdown(graceCtx) })
-		}
 	}
 	done := make(chan struct{})
 	go func() { s.tunnels.Wait(); close(done) }()
@@ -545,6 +542,14 @@ func (s *session) shutdown(hurry <-chan struct{}) {
 	s.hardStop()
 	s.mu.Unlock()
 	proxies.Wait()
+	for _, f := range s.forwards {
+		f.mu.Lock()
+		stop := f.stop
+		f.mu.Unlock()
+		if stop != nil {
+			stop() // closed already, unless a proxy was not serving it yet
+		}
+	}
 	<-done
 	s.d.Close()
 	s.wg.Wait()
