@@ -5,7 +5,6 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +22,6 @@ import (
 
 	"github.com/sshdial/sshdial/internal/testproc"
 	"github.com/sshdial/sshdial/internal/testutil"
-	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 )
 
@@ -688,14 +686,7 @@ func advQuote(words []string) string {
 func TestAdvPassphrase(t *testing.T) {
 	f := newFixture(t)
 	echo := testutil.EchoServer(t, "tcp")
-	block, err := ssh.MarshalPrivateKeyWithPassphrase(f.srv.ClientPrivateKey, "", []byte("open sesame"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := filepath.Join(t.TempDir(), "id_encrypted")
-	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key := f.encryptedClientKey(t, "open sesame")
 	line := func(extra ...string) string {
 		return advQuote(append([]string{os.Args[0], "-N", "-v", "-L", "0:" + echo.Addr().String(), "-i", key,
 			"-o", "UserKnownHostsFile=" + f.knownHosts, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=20",
@@ -757,6 +748,30 @@ func TestAdvPassphrase(t *testing.T) {
 		}
 		if strings.Contains(term.out.String(), "Enter passphrase") || !strings.Contains(term.out.String(), "authentication failed") {
 			t.Errorf("BatchMode=yes prompted:\n%s", term.out)
+		}
+	})
+	t.Run("ctrl-c", func(t *testing.T) {
+		// The shell under script goes on after the command (trap) and
+		// shows the terminal's settings.
+		term := advOnTerminal(t, "trap : INT; "+line()+"; echo EXIT=$?; stty -a; echo END")
+		waitFor(t, term.out, prompt, 30*time.Second)
+		time.Sleep(200 * time.Millisecond)
+		io.WriteString(term.in, "\x03")
+		code := waitFor(t, term.out, "EXIT=", 15*time.Second)
+		waitFor(t, term.out, "END", 15*time.Second)
+		out := term.out.String()
+		settings := strings.FieldsFunc(out[strings.Index(out, "EXIT="):], func(r rune) bool { return r == ' ' || r == ';' || r == '\n' || r == '\r' })
+		echoOn := false
+		for _, w := range settings {
+			if w == "echo" {
+				echoOn = true
+			}
+		}
+		if !echoOn {
+			t.Errorf("^C at the passphrase prompt left the terminal without echo (exit %s):\n%s", code, out)
+		}
+		if strings.Contains(out, "listen=") {
+			t.Errorf("set up forwards after ^C at the prompt:\n%s", out)
 		}
 	})
 }
@@ -998,49 +1013,4 @@ func TestAdvGraceForProxies(t *testing.T) {
 			conn.Close()
 		})
 	}
-}
-
-// ^C at the passphrase prompt ends the command at once, with the
-// terminal's echo back and no forward set up.
-func TestAdvPassphraseCtrlC(t *testing.T) {
-	f := newFixture(t)
-	echo := testutil.EchoServer(t, "tcp")
-	block, err := ssh.MarshalPrivateKeyWithPassphrase(f.srv.ClientPrivateKey, "", []byte("open sesame"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := filepath.Join(t.TempDir(), "id_encrypted")
-	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	line := func(extra ...string) string {
-		return advQuote(append([]string{os.Args[0], "-N", "-v", "-L", "0:" + echo.Addr().String(), "-i", key,
-			"-o", "UserKnownHostsFile=" + f.knownHosts, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=20",
-			"-p", f.port}, append(extra, f.srv.User+"@127.0.0.1")...))
-	}
-	prompt := "Enter passphrase for key '" + key + "': "
-	t.Run("ctrl-c", func(t *testing.T) {
-		// The shell under script goes on after the command (trap) and
-		// shows the terminal's settings.
-		term := advOnTerminal(t, "trap : INT; "+line()+"; echo EXIT=$?; stty -a; echo END")
-		waitFor(t, term.out, prompt, 30*time.Second)
-		time.Sleep(200 * time.Millisecond)
-		io.WriteString(term.in, "\x03")
-		code := waitFor(t, term.out, "EXIT=", 15*time.Second)
-		waitFor(t, term.out, "END", 15*time.Second)
-		out := term.out.String()
-		settings := strings.FieldsFunc(out[strings.Index(out, "EXIT="):], func(r rune) bool { return r == ' ' || r == ';' || r == '\n' || r == '\r' })
-		echoOn := false
-		for _, w := range settings {
-			if w == "echo" {
-				echoOn = true
-			}
-		}
-		if !echoOn {
-			t.Errorf("^C at the passphrase prompt left the terminal without echo (exit %s):\n%s", code, out)
-		}
-		if strings.Contains(out, "listen=") {
-			t.Errorf("set up forwards after ^C at the prompt:\n%s", out)
-		}
-	})
 }

@@ -60,6 +60,21 @@ func newFixture(t *testing.T, sshdConfig ...string) *fixture {
 	return f
 }
 
+// encryptedClientKey writes the server's client key encrypted with
+// passphrase, and returns its path.
+func (f *fixture) encryptedClientKey(t *testing.T, passphrase string) string {
+	t.Helper()
+	block, err := ssh.MarshalPrivateKeyWithPassphrase(f.srv.ClientPrivateKey, "", []byte(passphrase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(t.TempDir(), "id_encrypted")
+	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
 // args is the command line bench/ uses, with forwards before it.
 func (f *fixture) args(forwards ...string) []string {
 	return append(append([]string{"-N"}, forwards...),
@@ -677,14 +692,7 @@ func TestPassphrasePromptOnTerminal(t *testing.T) {
 	}
 	f := newFixture(t)
 	echo := testutil.EchoServer(t, "tcp")
-	block, err := ssh.MarshalPrivateKeyWithPassphrase(f.srv.ClientPrivateKey, "", []byte("open sesame"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := filepath.Join(t.TempDir(), "id_encrypted")
-	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key := f.encryptedClientKey(t, "open sesame")
 	line := []string{os.Args[0], "-N", "-v", "-L", "0:" + echo.Addr().String(), "-i", key,
 		"-o", "UserKnownHostsFile=" + f.knownHosts, "-o", "StrictHostKeyChecking=yes", "-p", f.port, f.srv.User + "@127.0.0.1"}
 	for i, w := range line {
