@@ -93,6 +93,7 @@ func backgroundReady(verbose bool) error {
 	if err != nil {
 		return fmt.Errorf("-f: bad %s", backgroundEnv)
 	}
+	os.Unsetenv(backgroundEnv) // not for the commands it starts (ProxyCommand)
 	f := os.NewFile(uintptr(fd), "ready")
 	_, err = f.Write([]byte("ready\n"))
 	f.Close()
