@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sshdial/sshdial/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -225,45 +226,10 @@ func roundTrip(t *testing.T, c net.Conn, msg string) {
 }
 
 // serve runs handle for each connection on a local listener until the test
-// ends.
+// ends, and returns its address.
 func serve(t *testing.T, network string, handle func(net.Conn)) string {
 	t.Helper()
-	addr := "127.0.0.1:0"
-	if network == "tcp6" {
-		addr = "[::1]:0"
-	}
-	l, err := net.Listen(network, addr)
-	if err != nil {
-		t.Skipf("listen %s: %v", network, err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Go(func() {
-				defer c.Close()
-				handle(c)
-			})
-		}
-	})
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return l.Addr().String()
+	return testutil.Serve(t, network, handle).Addr().String()
 }
 
 func echo(c net.Conn) { io.Copy(c, c) }
