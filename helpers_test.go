@@ -113,3 +113,13 @@ func pipeMaker(client *ssh.Client, network string) nettest.MakePipe {
 		return c1, c2, stop, nil
 	}
 }
+
+// requireEchoThrough dials an echo target through d, checks a round trip
+// and closes the Conn.
+func requireEchoThrough(t *testing.T, d *sshdial.Dialer) {
+	t.Helper()
+	c, err := d.Dial("tcp", serve(t, "tcp", echo).Addr().String())
+	require.NoError(t, err)
+	require.NoError(t, testutil.RoundTrip(c, "ping"))
+	c.Close()
+}

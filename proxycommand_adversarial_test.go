@@ -165,10 +165,7 @@ exec sleep 600
 	defer cancel()
 	d, err := s.connect(ctx, "sh "+script+" %h %p")
 	require.NoError(t, err)
-	c, err := d.Dial("tcp", serve(t, "tcp", echo).Addr().String())
-	require.NoError(t, err)
-	require.NoError(t, testutil.RoundTrip(c, "ping"))
-	c.Close()
+	requireEchoThrough(t, d)
 
 	// Close does not wait for the command (ssh does not either); the
 	// command is killed after the grace period, and reaped.
@@ -289,10 +286,7 @@ func TestAdvProxyCommandFloodsStderr(t *testing.T) {
 	defer cancel()
 	d, err := s.connect(ctx, s.wrap(fmt.Sprintf("head -c %d /dev/zero >&2", flood), s.relay()))
 	require.NoError(t, err)
-	c, err := d.Dial("tcp", serve(t, "tcp", echo).Addr().String())
-	require.NoError(t, err)
-	require.NoError(t, testutil.RoundTrip(c, "ping"))
-	c.Close()
+	requireEchoThrough(t, d)
 	require.NoError(t, d.Close())
 	fi, err := os.Stat(s.stderr)
 	require.NoError(t, err)
