@@ -218,11 +218,7 @@ func TestWriteToLeftoverFirstThenEOF(t *testing.T) {
 		require.NoError(t, err)
 
 		var got bytes.Buffer
-		res := make(chan ioResult, 1)
-		go func() {
-			n, err := conn.WriteTo(&got)
-			res <- ioResult{n, err}
-		}()
+		res := backgroundWriteTo(conn, &got)
 		synctest.Wait()
 		target.Write([]byte(" and more"))
 		target.Close()
@@ -239,11 +235,7 @@ func TestWriteToLeftoverFirstThenEOF(t *testing.T) {
 func TestWriteToDeadlineWaitsForItsWriter(t *testing.T) {
 	inBubble(t, func(t *testing.T, conn *sshdial.Conn, target net.Conn) {
 		w := newStuckWriter()
-		res := make(chan ioResult, 1)
-		go func() {
-			n, err := conn.WriteTo(w)
-			res <- ioResult{n, err}
-		}()
+		res := backgroundWriteTo(conn, w)
 		target.Write([]byte("first"))
 		<-w.entered // the reader is in w.Write
 
@@ -277,11 +269,7 @@ func TestWriteToDeadlineWaitsForItsWriter(t *testing.T) {
 func TestWriteToWriterErrorKeepsTheRest(t *testing.T) {
 	inBubble(t, func(t *testing.T, conn *sshdial.Conn, target net.Conn) {
 		w := newStuckWriter()
-		res := make(chan ioResult, 1)
-		go func() {
-			n, err := conn.WriteTo(w)
-			res <- ioResult{n, err}
-		}()
+		res := backgroundWriteTo(conn, w)
 		target.Write([]byte("abcdefgh"))
 		<-w.entered
 		boom := errors.New("disk full")
@@ -310,11 +298,7 @@ func TestWriteToWokenByCloseAndCloseRead(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			inBubble(t, func(t *testing.T, conn *sshdial.Conn, target net.Conn) {
-				res := make(chan ioResult, 1)
-				go func() {
-					n, err := conn.WriteTo(io.Discard)
-					res <- ioResult{n, err}
-				}()
+				res := backgroundWriteTo(conn, io.Discard)
 				synctest.Wait()
 				tc.stop(conn)
 				r := <-res

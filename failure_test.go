@@ -120,6 +120,16 @@ func drainVia(c net.Conn, d drain) <-chan ioResult {
 	return res
 }
 
+// backgroundWriteTo runs c.WriteTo(w) in a goroutine and reports the result.
+func backgroundWriteTo(c io.WriterTo, w io.Writer) <-chan ioResult {
+	res := make(chan ioResult, 1)
+	go func() {
+		n, err := c.WriteTo(w)
+		res <- ioResult{n, err}
+	}()
+	return res
+}
+
 // backgroundRead reads one byte from c in a goroutine and reports the error.
 func backgroundRead(c net.Conn) <-chan error {
 	res := make(chan error, 1)

@@ -369,11 +369,7 @@ func TestAdvWriteToOddWriterCounts(t *testing.T) {
 // case run to the end of the data: the count stays the bytes sent.
 func TestAdvWriteToTooManyThenEOF(t *testing.T) {
 	inBubble(t, func(t *testing.T, conn *sshdial.Conn, target net.Conn) {
-		res := make(chan ioResult, 1)
-		go func() {
-			n, err := conn.WriteTo(writerFunc(func(p []byte) (int, error) { return len(p) * 3, nil }))
-			res <- ioResult{n, err}
-		}()
+		res := backgroundWriteTo(conn, writerFunc(func(p []byte) (int, error) { return len(p) * 3, nil }))
 		target.Write([]byte("abc"))
 		synctest.Wait()
 		target.Write([]byte("defgh"))
@@ -419,11 +415,7 @@ func TestAdvWriteToWriterFailureDuringStopIsNotLost(t *testing.T) {
 		t.Run(st.name+"/Error", func(t *testing.T) {
 			inBubble(t, func(t *testing.T, conn *sshdial.Conn, target net.Conn) {
 				w := newGateWriter()
-				res := make(chan ioResult, 1)
-				go func() {
-					n, err := conn.WriteTo(w)
-					res <- ioResult{n, err}
-				}()
+				res := backgroundWriteTo(conn, w)
 				target.Write([]byte("data"))
 				<-w.entered
 				st.stop(conn)
