@@ -142,12 +142,7 @@ func (c *Conn) writeToSink(ck *chunk) bool {
 	c.sinkMu.Unlock()
 
 	n, err := sinkWrite(w, ck.data)
-	if err == nil && n < len(ck.data) {
-		err = io.ErrShortWrite
-	}
-	n = max(0, min(n, len(ck.data)))
-	ck.data = ck.data[n:]
-	c.stats.addReceived(n)
+	n, err = c.took(ck, n, err)
 
 	c.sinkMu.Lock()
 	c.sinkBusy = false
@@ -163,6 +158,20 @@ func (c *Conn) writeToSink(ck *chunk) bool {
 		return true
 	}
 	return false
+}
+
+// took takes the result of a writer's Write of ck.data: the bytes it took
+// (kept within 0 and len(ck.data), whatever the writer returned) leave ck
+// and are counted, and a short write without an error is
+// io.ErrShortWrite, as io.Copy has it.
+func (c *Conn) took(ck *chunk, n int, err error) (int, error) {
+	if err == nil && n < len(ck.data) {
+		err = io.ErrShortWrite
+	}
+	n = max(0, min(n, len(ck.data)))
+	ck.data = ck.data[n:]
+	c.stats.addReceived(n)
+	return n, err
 }
 
 // sinkWrite calls w.Write(p) and turns a panic in it into a *sinkPanic
@@ -291,12 +300,7 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	var written int64
 	if len(c.cur.data) > 0 {
 		n, err := w.Write(c.cur.data)
-		if err == nil && n < len(c.cur.data) {
-			err = io.ErrShortWrite
-		}
-		n = max(0, min(n, len(c.cur.data)))
-		c.cur.data = c.cur.data[n:]
-		c.stats.addReceived(n)
+		n, err = c.took(&c.cur, n, err)
 		written += int64(n)
 		if err != nil {
 			return written, err
