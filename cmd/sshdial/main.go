@@ -178,16 +178,14 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 		timeout = o.connectTimeout
 	}
 	connectCtx, cancel := context.WithTimeout(ctx, timeout)
-	stopInterrupt := func() bool { return false }
 	if prompts != nil {
 		// A prompt must not hold Connect past ^C or ConnectTimeout.
-		stopInterrupt = context.AfterFunc(connectCtx, prompts.interrupt)
+		context.AfterFunc(connectCtx, prompts.stop)
 	}
 	d, err := sshdial.Connect(connectCtx, o.destination, copts...)
-	stopInterrupt()
 	cancel()
 	if prompts != nil {
-		prompts.stop()
+		prompts.stop() // reconnects never ask
 	}
 	if err != nil {
 		if ctx.Err() != nil {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"sync"
-	"sync/atomic"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/term"
@@ -36,19 +35,17 @@ type prompter struct {
 	knownMu sync.Mutex
 	known   map[string][]byte // passphrases that decrypted their file
 
-	// stopped: no more prompts. Set once the first connection is made:
-	// a reconnect must not wait for someone to type, and a prompt cannot
-	// be taken back once it reads.
-	stopped atomic.Bool
-
 	stateMu sync.Mutex
 	state   *term.State // the terminal's state before the prompt now reading; nil when none
 
-	interrupted   chan struct{} // closed by interrupt
-	interruptOnce sync.Once
+	// stopped is closed by stop: once the first connection is made or
+	// given up, nothing more is asked (a reconnect must not wait for
+	// someone to type), and a prompt reading then fails at once.
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
-// errPromptInterrupted ends a prompt that interrupt stopped.
+// errPromptInterrupted ends a prompt that stop interrupted.
 var errPromptInterrupted = errors.New("the passphrase prompt was interrupted")
 
 // newPrompter returns a prompter on the controlling terminal (/dev/tty, or
@@ -68,7 +65,7 @@ func newPrompter() *prompter {
 }
 
 func newPrompterOn(tty *os.File, out io.Writer) *prompter {
-	return &prompter{tty: tty, out: out, known: map[string][]byte{}, interrupted: make(chan struct{})}
+	return &prompter{tty: tty, out: out, known: map[string][]byte{}, stopped: make(chan struct{})}
 }
 
 // passphrase is Connect's WithPassphrase callback. An empty answer gives no
@@ -78,7 +75,7 @@ func (p *prompter) passphrase(file string) ([]byte, error) {
 	p.knownMu.Lock()
 	pass, ok := p.known[file]
 	p.knownMu.Unlock()
-	if ok || p.stopped.Load() {
+	if ok || isDone(p.stopped) {
 		return pass, nil
 	}
 	p.mu.Lock()
@@ -111,10 +108,10 @@ func (p *prompter) passphrase(file string) ([]byte, error) {
 	}
 }
 
-// read reads a line from the terminal without echo. interrupt ends it.
+// read reads a line from the terminal without echo. stop ends it.
 func (p *prompter) read() ([]byte, error) {
 	select {
-	case <-p.interrupted:
+	case <-p.stopped:
 		return nil, errPromptInterrupted
 	default:
 	}
@@ -143,17 +140,17 @@ func (p *prompter) read() ([]byte, error) {
 		p.state = nil
 		p.stateMu.Unlock()
 		return l.b, l.err
-	case <-p.interrupted:
+	case <-p.stopped:
 		return nil, errPromptInterrupted
 	}
 }
 
-// interrupt ends a prompt that is reading, with an error, and gives the
-// terminal back its echo; later prompts fail at once. The command calls it
-// when the first connection is given up (^C, ConnectTimeout), which the
-// prompt would otherwise hold up.
-func (p *prompter) interrupt() {
-	p.interruptOnce.Do(func() { close(p.interrupted) })
+// stop ends the prompts: one that is reading fails at once and the
+// terminal gets its echo back; later calls give only the passphrases
+// known. The command calls it once the first connection is made or given
+// up (^C, ConnectTimeout), which a prompt would otherwise hold up.
+func (p *prompter) stop() {
+	p.stopOnce.Do(func() { close(p.stopped) })
 	p.restore()
 }
 
@@ -168,14 +165,21 @@ func (p *prompter) restore() {
 	}
 }
 
-// stop ends the prompts: later calls give only the passphrases known.
-func (p *prompter) stop() { p.stopped.Store(true) }
-
 // close gives the terminal back its echo if a prompt is still reading, and
 // closes /dev/tty. Prompts after it fail.
 func (p *prompter) close() {
-	p.interrupt()
+	p.stop()
 	if p.tty != os.Stdin {
 		p.tty.Close()
+	}
+}
+
+// isDone reports whether ch is closed.
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
