@@ -419,7 +419,7 @@ func (d *Dialer) connectHop(ctx context.Context, h *hop, before []*ssh.Client, l
 			conn, err = cs.forward.Dial("tcp", addr)
 		}
 	default:
-		network := cmp.Or(cs.network, h.Network, "tcp")
+		network := cmp.Or(cs.network, h.Network)
 		var nd net.Dialer
 		conn, err = nd.DialContext(ctx, network, addr)
 		if err == nil {
