@@ -34,10 +34,11 @@ import (
 // host key algorithms ordered by what they hold for the host. An unknown
 // key is refused (a *HostKeyError matching ErrHostKeyUnknown that names the
 // key's fingerprint and how to add it) unless StrictHostKeyChecking is
-// accept-new, which records it; a changed key is always refused
-// (ErrHostKeyChanged). Checking is turned off only by
-// WithStrictHostKeyChecking("no") in code: a config file that says no is
-// taken as accept-new.
+// accept-new or no, which record it (and log that they did). A changed key,
+// a @revoked one, and a host certificate its trusted authority did not
+// issue for the host are always refused (ErrHostKeyChanged), whatever
+// StrictHostKeyChecking says: this is stricter than ssh(1), which goes on
+// through a changed key with forwarding disabled when it is no.
 //
 // Authentication offers, as OpenSSH does, the keys of ssh-agent, the
 // identity files (by default ~/.ssh/id_rsa, id_ecdsa and id_ed25519, where
@@ -213,11 +214,12 @@ func WithAgentSocket(path string) Option {
 	return func(d *Dialer) { d.connectOpts().agentSocket = &path }
 }
 
-// WithStrictHostKeyChecking sets how Connect treats host keys, as the
-// ssh_config option does: "yes" refuses unknown keys, "accept-new" records
-// them, "no" accepts any key, which lets anyone on the path read and change
-// the traffic; it exists for throwaway test servers. A changed key is
-// refused unless "no".
+// WithStrictHostKeyChecking sets how Connect treats unknown host keys, as
+// the ssh_config option does: "yes" refuses them, "accept-new" records them
+// in the first known_hosts file and accepts them, "no" does the same with
+// a warning logged, and accepts an unknown key even when it cannot be
+// recorded. A changed or revoked key is refused whatever the mode (ssh(1)
+// with "no" would go on with forwarding disabled).
 func WithStrictHostKeyChecking(mode string) Option {
 	return func(d *Dialer) {
 		switch mode {
@@ -511,13 +513,8 @@ func (d *Dialer) hopConfig(h *hop, last bool, home string) (*ssh.ClientConfig, *
 		writeFile = files[0]
 	}
 	strict := h.StrictHostKeyChecking
-	switch {
-	case cs.strict != "":
+	if cs.strict != "" {
 		strict = cs.strict
-	case strict == "no" || strict == "off":
-		d.log().Warn("sshdial: StrictHostKeyChecking no in the config file is taken as accept-new; use WithStrictHostKeyChecking(\"no\") to skip host key checks",
-			"host", h.Alias)
-		strict = "accept-new"
 	}
 	// As ssh does, known_hosts names the host host:port, or HostKeyAlias
 	// alone.
@@ -525,7 +522,7 @@ func (d *Dialer) hopConfig(h *hop, last bool, home string) (*ssh.ClientConfig, *
 	if h.HostKeyAlias != "" {
 		name, port = h.HostKeyAlias, 22
 	}
-	callback, algorithms, err := hostKeyCheck(name, port, append(append([]string(nil), files...), h.GlobalKnownHostsFiles...), writeFile, strict)
+	callback, algorithms, err := hostKeyCheck(name, port, append(append([]string(nil), files...), h.GlobalKnownHostsFiles...), writeFile, strict, d.log())
 	if err != nil {
 		cleanup()
 		return nil, nil, nil, err

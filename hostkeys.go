@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -121,10 +122,14 @@ func hostKeyAlgorithms(known []string) []string {
 //
 // strict is "yes" or "ask" (refuse unknown keys), "accept-new" (append an
 // unknown key to writeFile, creating it and its directory 0600/0700, and
-// accept it; a changed key is still refused) or "no" (accept any key but a
-// @revoked one: only reachable through an explicit Option, never a
-// default). OpenSSH's spellings "true", "false" and "off" are accepted too,
-// and "" means "ask".
+// accept it) or "no" (as accept-new, with a warning logged, and an unknown
+// key is accepted even when it cannot be recorded). Whatever the mode, a
+// changed key, a @revoked one and a certificate that its trusted authority
+// did not issue for the host are refused: OpenSSH with "no" goes on through
+// a changed key with forwarding disabled, and forwarding is all sshdial
+// does. OpenSSH's spellings "true", "false" and "off" are accepted too, and
+// "" means "ask". Keys recorded are logged to log, as ssh's "Permanently
+// added" warning.
 //
 // algorithms is the order x/crypto should negotiate: the key types
 // known_hosts holds for this host first, so that a file holding only the
@@ -134,7 +139,7 @@ func hostKeyAlgorithms(known []string) []string {
 //
 // The callback checks hostname:port whatever address x/crypto passes it (a
 // jump host's target or an alias), and may be used for several handshakes.
-func hostKeyCheck(hostname string, port int, files []string, writeFile string, strict string) (cb ssh.HostKeyCallback, algorithms []string, err error) {
+func hostKeyCheck(hostname string, port int, files []string, writeFile string, strict string, log *slog.Logger) (cb ssh.HostKeyCallback, algorithms []string, err error) {
 	if hostname == "" {
 		return nil, nil, errors.New("sshdial: host key check: empty host name")
 	}
@@ -148,6 +153,12 @@ func hostKeyCheck(hostname string, port int, files []string, writeFile string, s
 	if mode == "accept-new" && writeFile == "" {
 		return nil, nil, errors.New("sshdial: StrictHostKeyChecking accept-new needs a known_hosts file to write")
 	}
+	if log == nil {
+		log = discardLogger
+	}
+	// ssh(1) looks host names up in lowercase, and matches known_hosts
+	// patterns without regard to case (see lowerHostPatterns).
+	hostname = strings.ToLower(hostname)
 	c := &hostKeyChecker{
 		hostname:  hostname,
 		port:      port,
@@ -155,6 +166,7 @@ func hostKeyCheck(hostname string, port int, files []string, writeFile string, s
 		files:     slices.Clone(files),
 		writeFile: writeFile,
 		strict:    mode,
+		log:       log,
 	}
 	c.host = knownhosts.Normalize(c.addr)
 	if err := c.load(); err != nil {
@@ -186,9 +198,13 @@ type hostKeyChecker struct {
 	files     []string
 	writeFile string
 	strict    string // "yes", "accept-new" or "no"
+	log       *slog.Logger
 
 	mu sync.Mutex
 	db *knownhosts.HostKeyDB
+	// names maps the files db was read from to the known_hosts files they
+	// stand for (see load), for the file names in errors.
+	names map[string]string
 	// certLines holds "file:line" of the @cert-authority lines, which are
 	// not host keys when a plain key mismatches.
 	certLines map[string]bool
@@ -197,9 +213,23 @@ type hostKeyChecker struct {
 }
 
 // load reads the known_hosts files; a missing file is an empty one.
+//
+// The known_hosts parser matches host patterns case-sensitively, where
+// ssh(1) ignores case: a file whose patterns hold capitals is read through
+// a lowercased copy, made in a private temporary directory and removed
+// once read, so that "[LOCALHOST]:2222 <key>" is the key of
+// [localhost]:2222 (a changed key, not an unknown one that accept-new
+// would record).
 func (c *hostKeyChecker) load() error {
 	var existing []string
+	names := map[string]string{}
 	certLines := map[string]bool{}
+	var tmpDir string
+	defer func() {
+		if tmpDir != "" {
+			os.RemoveAll(tmpDir)
+		}
+	}()
 	for _, f := range c.files {
 		data, err := os.ReadFile(f)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -208,28 +238,125 @@ func (c *hostKeyChecker) load() error {
 		if err != nil {
 			return fmt.Errorf("sshdial: reading known_hosts: %w", err)
 		}
-		existing = append(existing, f)
 		for n, line := range bytes.Split(data, []byte("\n")) {
 			line = bytes.TrimSpace(line)
 			if len(line) > 15 && bytes.HasPrefix(line, []byte("@cert-authority")) && (line[15] == ' ' || line[15] == '\t') {
 				certLines[f+":"+strconv.Itoa(n+1)] = true
 			}
 		}
+		read := f
+		if lower, changed := lowerHostPatterns(data); changed {
+			if tmpDir == "" {
+				if tmpDir, err = os.MkdirTemp("", "sshdial-known-hosts-"); err != nil {
+					return fmt.Errorf("sshdial: reading known_hosts: %w", err)
+				}
+			}
+			read = filepath.Join(tmpDir, strconv.Itoa(len(existing)))
+			if err := os.WriteFile(read, lower, 0o600); err != nil {
+				return fmt.Errorf("sshdial: reading known_hosts: %w", err)
+			}
+		}
+		existing = append(existing, read)
+		names[read] = f
 	}
 	db, err := knownhosts.NewDB(existing...)
 	if err != nil {
-		return fmt.Errorf("sshdial: reading known_hosts: %w", err)
+		return fmt.Errorf("sshdial: reading known_hosts: %s", restoreNames(err.Error(), names))
 	}
 	c.mu.Lock()
-	c.db, c.certLines = db, certLines
+	c.db, c.names, c.certLines = db, names, certLines
 	c.mu.Unlock()
 	return nil
+}
+
+// restoreNames replaces the names of lowercased copies in msg by the files
+// they stand for.
+func restoreNames(msg string, names map[string]string) string {
+	for read, f := range names {
+		if read != f {
+			msg = strings.ReplaceAll(msg, read, f)
+		}
+	}
+	return msg
+}
+
+// lowerHostPatterns returns known_hosts data with the host patterns of
+// every line in lowercase, line for line, and whether anything changed.
+// Hashed names ("|1|...") are left alone: ssh(1) hashes the lowercased
+// name, and the hash is case-sensitive base64.
+func lowerHostPatterns(data []byte) ([]byte, bool) {
+	out := bytes.Clone(data)
+	changed := false
+	for start := 0; start < len(out); {
+		end := bytes.IndexByte(out[start:], '\n')
+		if end < 0 {
+			end = len(out)
+		} else {
+			end += start
+		}
+		line := out[start:end]
+		i := skipBlanks(line, 0)
+		if i < len(line) && line[i] == '@' { // a marker: the hosts come next
+			i = skipBlanks(line, skipField(line, i))
+		}
+		if i < len(line) && line[i] != '#' && line[i] != '|' {
+			for j := i; j < skipField(line, i); j++ {
+				if 'A' <= line[j] && line[j] <= 'Z' {
+					line[j] += 'a' - 'A'
+					changed = true
+				}
+			}
+		}
+		start = end + 1
+	}
+	return out, changed
+}
+
+func skipBlanks(line []byte, i int) int {
+	for i < len(line) && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+func skipField(line []byte, i int) int {
+	for i < len(line) && line[i] != ' ' && line[i] != '\t' && line[i] != '\r' {
+		i++
+	}
+	return i
 }
 
 func (c *hostKeyChecker) current() (*knownhosts.HostKeyDB, map[string]bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.db, c.certLines
+}
+
+// lookup returns db's check, whose errors name the known_hosts files
+// themselves, not the copies load read.
+func (c *hostKeyChecker) lookup(db *knownhosts.HostKeyDB) ssh.HostKeyCallback {
+	c.mu.Lock()
+	names := c.names
+	c.mu.Unlock()
+	check := db.HostKeyCallback()
+	return func(addr string, remote net.Addr, key ssh.PublicKey) error {
+		err := check(addr, remote, key)
+		var keyErr *xknownhosts.KeyError
+		var rev *xknownhosts.RevokedError
+		switch {
+		case errors.As(err, &keyErr):
+			for i, k := range keyErr.Want {
+				if f, ok := names[k.Filename]; ok {
+					keyErr.Want[i].Filename = f
+				}
+			}
+		case errors.As(err, &rev):
+			if f, ok := names[rev.Revoked.Filename]; ok {
+				rev.Revoked.Filename = f
+			}
+		}
+		return err
+	}
 }
 
 // newError returns a HostKeyError about key.
@@ -270,7 +397,7 @@ func (c *hostKeyChecker) check(_ string, remote net.Addr, key ssh.PublicKey) err
 		remote = &net.TCPAddr{IP: net.IPv4zero}
 	}
 	db, certLines := c.current()
-	lookup := db.HostKeyCallback()
+	lookup := c.lookup(db)
 
 	if cert, ok := key.(*ssh.Certificate); ok {
 		for i, k := range []ssh.PublicKey{cert.Key, cert.SignatureKey} {
@@ -281,7 +408,7 @@ func (c *hostKeyChecker) check(_ string, remote net.Addr, key ssh.PublicKey) err
 		}
 		if ca, ok := c.authority(db, cert.SignatureKey); ok {
 			err := lookup(c.addr, remote, cert)
-			if err == nil || c.strict == "no" {
+			if err == nil {
 				return nil
 			}
 			return c.newError(ErrHostKeyChanged, key, fmt.Sprintf(
@@ -314,16 +441,13 @@ func (c *hostKeyChecker) check(_ string, remote net.Addr, key ssh.PublicKey) err
 			want = append(want, k)
 		}
 	}
-	if c.strict == "no" {
-		return nil
-	}
 	if len(want) > 0 {
 		return c.changed(key, want)
 	}
-	if c.strict == "accept-new" {
-		return c.acceptNew(remote, key)
+	if c.strict == "yes" {
+		return c.unknown(key)
 	}
-	return c.unknown(key)
+	return c.acceptNew(remote, key)
 }
 
 // authority returns the @cert-authority entry for the host whose key is ca.
@@ -332,7 +456,7 @@ func (c *hostKeyChecker) authority(db *knownhosts.HostKeyDB, ca ssh.PublicKey) (
 	// host, with file and line.
 	var keyErr *xknownhosts.KeyError
 	placeholder := &net.TCPAddr{IP: net.IPv4zero}
-	if !errors.As(db.HostKeyCallback()(c.addr, placeholder, noKey{}), &keyErr) {
+	if !errors.As(c.lookup(db)(c.addr, placeholder, noKey{}), &keyErr) {
 		return xknownhosts.KnownKey{}, false
 	}
 	_, certLines := c.current()
@@ -437,19 +561,34 @@ func shellQuote(s string) string {
 }
 
 // acceptNew records key for the host in writeFile and accepts it, unless
-// the file, read again, now holds another key for the host.
+// the file, read again, now holds another key for the host. With
+// StrictHostKeyChecking no, a key that cannot be recorded (no file to
+// write, a name known_hosts would read as a pattern, a failed write) is
+// accepted with a warning, as ssh(1) does; with accept-new it is refused.
 func (c *hostKeyChecker) acceptNew(remote net.Addr, key ssh.PublicKey) error {
+	typ, fp := describeKey(key)
+	notRecorded := func(why string, err error) error {
+		if c.strict == "no" {
+			c.log.Warn("sshdial: StrictHostKeyChecking no: accepting a host key that is in no known_hosts file, without recording it",
+				"host", c.host, "key", typ+" "+fp, "reason", why)
+			return nil
+		}
+		return err
+	}
+	if c.writeFile == "" {
+		return notRecorded("no known_hosts file to write", c.unknown(key))
+	}
 	if !validKnownHostsName(c.hostname) {
-		return c.newError(ErrHostKeyUnknown, key, fmt.Sprintf(
+		return notRecorded("the name has characters that known_hosts reads as patterns", c.newError(ErrHostKeyUnknown, key, fmt.Sprintf(
 			", which is in no known_hosts file (checked: %s); it is not recorded because the name %q has characters that known_hosts reads as patterns",
-			filesList(c.files), c.hostname))
+			filesList(c.files), c.hostname)))
 	}
 	// Another connection may have recorded a key since the files were read.
 	if err := c.load(); err != nil {
 		return err
 	}
 	db, certLines := c.current()
-	err := db.HostKeyCallback()(c.addr, remote, key)
+	err := c.lookup(db)(c.addr, remote, key)
 	if err == nil {
 		return nil
 	}
@@ -472,11 +611,19 @@ func (c *hostKeyChecker) acceptNew(remote net.Addr, key ssh.PublicKey) error {
 		return fmt.Errorf("sshdial: checking the host key of %s: %w", c.host, err)
 	}
 	if err := appendKnownHost(c.writeFile, knownHostsLine(c.host, key)); err != nil {
-		return fmt.Errorf("sshdial: recording the host key of %s (StrictHostKeyChecking accept-new): %w", c.host, err)
+		return notRecorded("writing "+c.writeFile+" failed: "+err.Error(),
+			fmt.Errorf("sshdial: recording the host key of %s (StrictHostKeyChecking accept-new): %w", c.host, err))
 	}
 	c.mu.Lock()
 	c.accepted = append(c.accepted, key.Marshal())
 	c.mu.Unlock()
+	msg := "sshdial: permanently added the host key to the list of known hosts"
+	if c.strict == "no" {
+		// ssh says the same with no; the warning is that nothing was checked.
+		c.log.Warn(msg+" (StrictHostKeyChecking no: the key was not checked)", "host", c.host, "key", typ+" "+fp, "file", c.writeFile)
+	} else {
+		c.log.Info(msg, "host", c.host, "key", typ+" "+fp, "file", c.writeFile)
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial/internal/opensshd"
+	"github.com/sshdial/sshdial/internal/testutil"
 	"golang.org/x/crypto/ssh"
 	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
 )
@@ -129,7 +131,13 @@ func hkDial(t *testing.T, srv *opensshd.Server, cb ssh.HostKeyCallback, algos []
 // hkCheckDial runs hostKeyCheck for the server with the files and dials.
 func hkCheckDial(t *testing.T, srv *opensshd.Server, files []string, writeFile, strict string) (ssh.PublicKey, error) {
 	t.Helper()
-	cb, algos, err := hostKeyCheck("127.0.0.1", hkPort(t, srv), files, writeFile, strict)
+	return hkCheckDialAs(t, srv, "127.0.0.1", files, writeFile, strict)
+}
+
+// hkCheckDialAs is hkCheckDial for the server reached by the name host.
+func hkCheckDialAs(t *testing.T, srv *opensshd.Server, host string, files []string, writeFile, strict string) (ssh.PublicKey, error) {
+	t.Helper()
+	cb, algos, err := hostKeyCheck(host, hkPort(t, srv), files, writeFile, strict, nil)
 	if err != nil {
 		t.Fatalf("hostKeyCheck: %v", err)
 	}
@@ -140,6 +148,12 @@ func hkCheckDial(t *testing.T, srv *opensshd.Server, files []string, writeFile, 
 // knownHosts and strict host key checking, and returns its error and
 // standard error.
 func hkOpenSSH(t *testing.T, srv *opensshd.Server, knownHosts string) (error, string) {
+	t.Helper()
+	return hkOpenSSHAs(t, srv, "127.0.0.1", knownHosts)
+}
+
+// hkOpenSSHAs is hkOpenSSH for the server reached by the name host.
+func hkOpenSSHAs(t *testing.T, srv *opensshd.Server, host, knownHosts string) (error, string) {
 	t.Helper()
 	home := t.TempDir()
 	block, err := ssh.MarshalPrivateKey(srv.ClientPrivateKey, "")
@@ -157,7 +171,7 @@ func hkOpenSSH(t *testing.T, srv *opensshd.Server, knownHosts string) (error, st
 		"-o", "StrictHostKeyChecking=yes",
 		"-o", "IdentitiesOnly=yes",
 		"-p", strconv.Itoa(hkPort(t, srv)), "-i", keyFile,
-		srv.User+"@127.0.0.1", "true")
+		srv.User+"@"+host, "true")
 	cmd.Env = append(os.Environ(), "HOME="+home)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -202,7 +216,7 @@ func TestHostKeyEd25519KnownHostsTwoKeyServer(t *testing.T) {
 		t.Fatalf("x/crypto knownhosts alone: %v, want a key mismatch (does the server have its RSA key?)", err)
 	}
 
-	cb, algos, err := hostKeyCheck("127.0.0.1", hkPort(t, srv), []string{kh}, "", "yes")
+	cb, algos, err := hostKeyCheck("127.0.0.1", hkPort(t, srv), []string{kh}, "", "yes", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,8 +345,12 @@ func TestHostKeyChanged(t *testing.T) {
 	if err, _ := hkOpenSSH(t, srv, kh); err == nil {
 		t.Error("OpenSSH connects with a changed key")
 	}
-	if _, err := hkCheckDial(t, srv, []string{kh}, "", "no"); err != nil {
-		t.Errorf("StrictHostKeyChecking no: %v", err)
+	// OpenSSH with "no" goes on through a changed key with forwarding
+	// disabled; forwarding is all sshdial does, so it refuses.
+	_, err = hkCheckDial(t, srv, []string{kh}, kh, "no")
+	hkHostKeyError(t, err, ErrHostKeyChanged)
+	if data, _ := os.ReadFile(kh); strings.Count(string(data), "\n") != 3 {
+		t.Errorf("StrictHostKeyChecking no wrote to known_hosts with a changed key:\n%s", data)
 	}
 
 	// The advice works: after ssh-keygen -R the key is unknown.
@@ -379,7 +397,7 @@ func TestHostKeyCertAuthority(t *testing.T) {
 	caLine := fmt.Sprintf("@cert-authority [127.0.0.1]:%d %s", port, ssh.MarshalAuthorizedKey(ca))
 	kh := hkWrite(t, "known_hosts", []byte(caLine))
 
-	cb, algos, err := hostKeyCheck("127.0.0.1", port, []string{kh}, "", "yes")
+	cb, algos, err := hostKeyCheck("127.0.0.1", port, []string{kh}, "", "yes", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,7 +469,7 @@ func TestHostKeyAcceptNew(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "home", ".ssh")
 	kh := filepath.Join(dir, "known_hosts")
 
-	cb, algos, err := hostKeyCheck("127.0.0.1", hkPort(t, srv), []string{kh}, kh, "accept-new")
+	cb, algos, err := hostKeyCheck("127.0.0.1", hkPort(t, srv), []string{kh}, kh, "accept-new", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,7 +510,7 @@ func TestHostKeyAcceptNewRereads(t *testing.T) {
 	line := hkKeyscan(t, srv, "-t", "ed25519")
 
 	kh := filepath.Join(t.TempDir(), "known_hosts")
-	cb, algos, err := hostKeyCheck("127.0.0.1", port, []string{kh}, kh, "accept-new")
+	cb, algos, err := hostKeyCheck("127.0.0.1", port, []string{kh}, kh, "accept-new", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,7 +533,7 @@ func TestHostKeyAcceptNewRereads(t *testing.T) {
 		t.Fatal(err)
 	}
 	kh = filepath.Join(t.TempDir(), "known_hosts")
-	cb, algos, err = hostKeyCheck("127.0.0.1", port, []string{kh}, kh, "accept-new")
+	cb, algos, err = hostKeyCheck("127.0.0.1", port, []string{kh}, kh, "accept-new", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -530,7 +548,7 @@ func TestHostKeyAcceptNewRereads(t *testing.T) {
 	}
 
 	write := filepath.Join(t.TempDir(), "known_hosts")
-	cb, algos, err = hostKeyCheck("127.0.0.1", port, nil, write, "accept-new")
+	cb, algos, err = hostKeyCheck("127.0.0.1", port, nil, write, "accept-new", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -571,7 +589,7 @@ func TestHostKeyAcceptNewConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cb, algos, err := hostKeyCheck("127.0.0.1", port, []string{kh}, kh, "accept-new")
+			cb, algos, err := hostKeyCheck("127.0.0.1", port, []string{kh}, kh, "accept-new", nil)
 			if err == nil {
 				_, err = hkDial(t, srv, cb, algos)
 			}
@@ -628,7 +646,7 @@ func TestKnownHostsLine(t *testing.T) {
 		{"::1", 2222, "[::1]:2222 " + blob + "\n"},
 	} {
 		kh := filepath.Join(t.TempDir(), "known_hosts")
-		cb, _, err := hostKeyCheck(tc.host, tc.port, []string{kh}, kh, "accept-new")
+		cb, _, err := hostKeyCheck(tc.host, tc.port, []string{kh}, kh, "accept-new", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -639,7 +657,7 @@ func TestKnownHostsLine(t *testing.T) {
 		if string(data) != tc.want {
 			t.Errorf("%s %d: wrote %q, want %q", tc.host, tc.port, data, tc.want)
 		}
-		cb, _, err = hostKeyCheck(tc.host, tc.port, []string{kh}, "", "yes")
+		cb, _, err = hostKeyCheck(tc.host, tc.port, []string{kh}, "", "yes", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -651,7 +669,7 @@ func TestKnownHostsLine(t *testing.T) {
 	// A name with pattern characters is not written.
 	for _, host := range []string{"*", "a,b", "a b", "!a", "|1|x", "@revoked"} {
 		kh := filepath.Join(t.TempDir(), "known_hosts")
-		cb, _, err := hostKeyCheck(host, 22, []string{kh}, kh, "accept-new")
+		cb, _, err := hostKeyCheck(host, 22, []string{kh}, kh, "accept-new", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -663,12 +681,12 @@ func TestKnownHostsLine(t *testing.T) {
 	}
 
 	// Missing files are empty; a file that cannot be read is an error.
-	cb, _, err := hostKeyCheck("example.com", 22, []string{filepath.Join(t.TempDir(), "none")}, "", "yes")
+	cb, _, err := hostKeyCheck("example.com", 22, []string{filepath.Join(t.TempDir(), "none")}, "", "yes", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hkHostKeyError(t, cb("x:22", remote, key), ErrHostKeyUnknown)
-	if _, _, err := hostKeyCheck("example.com", 22, []string{t.TempDir()}, "", "yes"); err == nil {
+	if _, _, err := hostKeyCheck("example.com", 22, []string{t.TempDir()}, "", "yes", nil); err == nil {
 		t.Error("a directory as known_hosts is no error")
 	}
 
@@ -682,8 +700,120 @@ func TestKnownHostsLine(t *testing.T) {
 		{"h", "", "maybe", 22},
 		{"h", "", "accept-new", 22},
 	} {
-		if _, _, err := hostKeyCheck(bad.host, bad.port, nil, bad.write, bad.strict); err == nil {
+		if _, _, err := hostKeyCheck(bad.host, bad.port, nil, bad.write, bad.strict, nil); err == nil {
 			t.Errorf("hostKeyCheck(%q, %d, %q, %q) is no error", bad.host, bad.port, bad.write, bad.strict)
 		}
 	}
+}
+
+// Host names and known_hosts patterns match whatever their case, as in
+// OpenSSH: "[LOCALHOST]:port" with another key is a changed key for
+// localhost, which accept-new must not record beside it (a MITM's key would
+// be trusted from then on).
+func TestHostKeyPatternCase(t *testing.T) {
+	srv := hkTwoKeyServer(t)
+	port := hkPort(t, srv)
+	_, wrong, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongSigner, err := ssh.NewSignerFromKey(wrong)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := fmt.Sprintf("[LOCALHOST]:%d %s", port, ssh.MarshalAuthorizedKey(wrongSigner.PublicKey()))
+	for _, strict := range []string{"yes", "accept-new", "no"} {
+		for _, name := range []string{"localhost", "LocalHost"} {
+			kh := hkWrite(t, "known_hosts", []byte(changed))
+			_, err := hkCheckDialAs(t, srv, name, []string{kh}, kh, strict)
+			hkErr := hkHostKeyError(t, err, ErrHostKeyChanged)
+			// The error names the file itself, not the lowercased copy read.
+			hkContains(t, hkErr.Error(), kh+":1", fmt.Sprintf("[localhost]:%d", port))
+			if data, _ := os.ReadFile(kh); string(data) != changed {
+				t.Errorf("%s, %s: known_hosts was written:\n%s", strict, name, data)
+			}
+		}
+	}
+	kh := hkWrite(t, "known_hosts", []byte(changed))
+	if err, _ := hkOpenSSHAs(t, srv, "localhost", kh); err == nil {
+		t.Error("OpenSSH connects with a changed key")
+	}
+
+	// The right key under a name in capitals, in a pattern list, with a
+	// marker line before it and a hashed line beside it: accepted, as by
+	// OpenSSH.
+	right := bytes.Replace(hkKeyscan(t, srv, "-t", "ed25519"), []byte("[127.0.0.1]"), []byte("[LocalHost]"), 1)
+	hashed := hkKeyscan(t, srv, "-H", "-t", "rsa")
+	data := append(append([]byte("@revoked *.Example.COM "+string(ssh.MarshalAuthorizedKey(wrongSigner.PublicKey()))+"other.example,"), right...), hashed...)
+	kh = hkWrite(t, "known_hosts", data)
+	for _, name := range []string{"localhost", "LOCALHOST"} {
+		if _, err := hkCheckDialAs(t, srv, name, []string{kh}, "", "yes"); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err, stderr := hkOpenSSHAs(t, srv, "localhost", kh); err != nil {
+		t.Errorf("OpenSSH disagrees: %v\n%s", err, stderr)
+	}
+	if after, _ := os.ReadFile(kh); !bytes.Equal(after, data) {
+		t.Errorf("known_hosts changed by reading it:\n%s", after)
+	}
+}
+
+func TestLowerHostPatterns(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"Host.Example ssh-ed25519 AAAAC3Nz Comment\n", "host.example ssh-ed25519 AAAAC3Nz Comment\n"},
+		{"  @cert-authority *.EXAMPLE ssh-ed25519 AAAA X\r\n", "  @cert-authority *.example ssh-ed25519 AAAA X\r\n"},
+		{"@Revoked A ssh-rsa AAAA", "@Revoked a ssh-rsa AAAA"},
+		{"|1|AbC=|DeF= ssh-ed25519 AAAA\n# Comment Here\n\n[A]:22,B ssh-rsa AAAA", "|1|AbC=|DeF= ssh-ed25519 AAAA\n# Comment Here\n\n[a]:22,b ssh-rsa AAAA"},
+	} {
+		got, changed := lowerHostPatterns([]byte(tc.in))
+		if string(got) != tc.want || changed != (tc.in != tc.want) {
+			t.Errorf("lowerHostPatterns(%q) = %q, %v; want %q", tc.in, got, changed, tc.want)
+		}
+	}
+}
+
+// StrictHostKeyChecking no records an unknown key as accept-new does, and
+// accepts it with a warning when it cannot record it.
+func TestHostKeyStrictNo(t *testing.T) {
+	srv := hkTwoKeyServer(t)
+	kh := hkWrite(t, "known_hosts", nil)
+	var logs testutil.SyncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	cb, algos, err := hostKeyCheck("127.0.0.1", hkPort(t, srv), []string{kh}, kh, "no", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := hkDial(t, srv, cb, algos)
+	if err != nil {
+		t.Fatalf("no, unknown key: %v", err)
+	}
+	recorded, _ := os.ReadFile(kh)
+	if !bytes.Contains(recorded, bytes.TrimSpace(ssh.MarshalAuthorizedKey(key))) {
+		t.Errorf("the key was not recorded: %q", recorded)
+	}
+	hkContains(t, logs.String(), "level=WARN", "permanently added", ssh.FingerprintSHA256(key), kh)
+
+	// Nowhere to record it: accepted, with a warning.
+	logs.Reset()
+	cb, algos, err = hostKeyCheck("127.0.0.1", hkPort(t, srv), nil, "", "no", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hkDial(t, srv, cb, algos); err != nil {
+		t.Fatalf("no, no file: %v", err)
+	}
+	hkContains(t, logs.String(), "level=WARN", "without recording it", "no known_hosts file to write")
+
+	// accept-new logs what it added, at INFO.
+	logs.Reset()
+	kh = hkWrite(t, "known_hosts", nil)
+	cb, algos, err = hostKeyCheck("127.0.0.1", hkPort(t, srv), []string{kh}, kh, "accept-new", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key, err = hkDial(t, srv, cb, algos); err != nil {
+		t.Fatal(err)
+	}
+	hkContains(t, logs.String(), "level=INFO", "permanently added", ssh.FingerprintSHA256(key), kh, fmt.Sprintf("[127.0.0.1]:%d", hkPort(t, srv)))
 }

@@ -61,7 +61,9 @@ Connection:
   -J jump[,jump]     ProxyJump; -J none ignores the config's
   -F configfile      instead of ~/.ssh/config (-F none: no config file)
   -o Key=Value       ServerAliveInterval, ServerAliveCountMax, StrictHostKeyChecking
-                     (yes, accept-new, no), UserKnownHostsFile, ConnectTimeout,
+                     (yes; accept-new records unknown keys; no does the same with
+                     a warning; a changed key is refused whatever the setting,
+                     where ssh goes on with forwarding disabled), UserKnownHostsFile, ConnectTimeout,
                      ExitOnForwardFailure, GatewayPorts, IdentityFile, IdentityAgent,
                      User, Port, ProxyJump, ProxyCommand, BatchMode; others are
                      an error
