@@ -2,6 +2,7 @@ package sshdial
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -57,12 +58,16 @@ const agentDialTimeout = 5 * time.Second // also for listing its keys
 //
 // closeFn closes the agent connection; call it after the handshake (the
 // methods cannot be used after it, so call authMethods for each handshake).
+// The agent connection is also closed as soon as ctx ends: an agent that
+// does not answer (waiting for an ssh-add -c confirmation or a FIDO touch)
+// then fails the signature it was asked for, instead of holding the
+// handshake past its context, and a Dialer's Close with it.
 // tried records, without secrets, what was offered and which key or password
 // logged in. An unreachable agent or an unusable key file is no error: the
 // log says why it was left out. err is a key file that could not be decrypted
 // with the passphrase given, or a failing Passphrase callback; it names the
 // file, never the passphrase.
-func authMethods(cfg authConfig) (methods []ssh.AuthMethod, tried *authLog, closeFn func(), err error) {
+func authMethods(ctx context.Context, cfg authConfig) (methods []ssh.AuthMethod, tried *authLog, closeFn func(), err error) {
 	log := &authLog{user: cfg.User}
 	closeFn = func() {}
 
@@ -99,14 +104,18 @@ func authMethods(cfg authConfig) (methods []ssh.AuthMethod, tried *authLog, clos
 
 	// 2. The agent's keys.
 	if sock := agentSocket(cfg.AgentSocket); sock != "" {
-		conn, err := net.DialTimeout("unix", sock, agentDialTimeout)
+		dialer := net.Dialer{Timeout: agentDialTimeout}
+		conn, err := dialer.DialContext(ctx, "unix", sock)
 		if err != nil {
 			log.note(fmt.Sprintf("agent %s unreachable: %v", sock, err))
 		} else {
+			// Signing happens during the handshake, with no deadline of
+			// its own (a confirmation may take a person a while): only
+			// ctx's end, which closes the connection, stops a stuck agent.
+			stop := context.AfterFunc(ctx, func() { conn.Close() })
 			var once sync.Once
-			closeFn = func() { once.Do(func() { conn.Close() }) }
-			// A stuck agent must not hang the dial; signing happens
-			// during the handshake, under the caller's timeouts.
+			closeFn = func() { once.Do(func() { stop(); conn.Close() }) }
+			// Listing the keys needs no person: it gets a deadline too.
 			conn.SetDeadline(time.Now().Add(agentDialTimeout))
 			signers, err := agent.NewClient(conn).Signers()
 			conn.SetDeadline(time.Time{})

@@ -1,6 +1,7 @@
 package sshdial
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
@@ -96,7 +97,7 @@ func authAgentAdd(t *testing.T, sock string, files ...string) {
 // authSetup calls authMethods, closing the agent connection when the test ends.
 func authSetup(t *testing.T, cfg authConfig) ([]ssh.AuthMethod, *authLog) {
 	t.Helper()
-	methods, log, closeFn, err := authMethods(cfg)
+	methods, log, closeFn, err := authMethods(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(closeFn)
 	return methods, log
@@ -220,7 +221,7 @@ func TestAuthAgent(t *testing.T) {
 	sock := authAgent(t, file)
 	t.Setenv("SSH_AUTH_SOCK", sock) // AgentSocket "" uses it
 
-	methods, log, closeFn, err := authMethods(authConfig{User: srv.User})
+	methods, log, closeFn, err := authMethods(context.Background(), authConfig{User: srv.User})
 	require.NoError(t, err)
 	require.NoError(t, authLogin(t, srv, methods, log))
 	open := authOpenFiles(t)
@@ -341,7 +342,7 @@ func TestAuthEncryptedPEMKey(t *testing.T) {
 	require.NoError(t, authLogin(t, srv, methods, log))
 	assert.Equal(t, "ssh-rsa "+fp(pub)+" ("+file+")", log.accepted())
 
-	_, _, _, err = authMethods(authConfig{User: srv.User, AgentSocket: "none",
+	_, _, _, err = authMethods(context.Background(), authConfig{User: srv.User, AgentSocket: "none",
 		Passphrase: func(string) ([]byte, error) { return []byte("not-the-pem-pass"), nil }})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), file)

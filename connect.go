@@ -432,7 +432,7 @@ func (d *Dialer) connectHop(ctx context.Context, h *hop, before []*ssh.Client, l
 		return nil, fmt.Errorf("sshdial: connecting to %s: %w", addr, err)
 	}
 
-	config, tried, cleanup, err := d.hopConfig(h, last, home)
+	config, tried, cleanup, err := d.hopConfig(ctx, h, last, home)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -468,8 +468,9 @@ func (d *Dialer) connectHop(ctx context.Context, h *hop, before []*ssh.Client, l
 // hopConfig returns the client configuration for h: the caller's for the
 // destination if WithClientConfig gave one, else one made from the config
 // file and the options. tried records the authentication (nil for the
-// caller's config); cleanup runs after the handshake.
-func (d *Dialer) hopConfig(h *hop, last bool, home string) (*ssh.ClientConfig, *authLog, func(), error) {
+// caller's config); cleanup runs after the handshake. The agent connection
+// behind the methods closes when ctx ends.
+func (d *Dialer) hopConfig(ctx context.Context, h *hop, last bool, home string) (*ssh.ClientConfig, *authLog, func(), error) {
 	cs := d.connect
 	if last && cs.clientConfig != nil {
 		c := *cs.clientConfig
@@ -499,7 +500,7 @@ func (d *Dialer) hopConfig(h *hop, last bool, home string) (*ssh.ClientConfig, *
 	if last {
 		ac.Password = cs.password
 	}
-	methods, tried, cleanup, err := authMethods(ac)
+	methods, tried, cleanup, err := authMethods(ctx, ac)
 	if err != nil {
 		return nil, nil, nil, err
 	}
