@@ -64,7 +64,10 @@ type forwardSpec struct {
 // whose Accept returns the connections made to it, as `ssh -R` does: for
 // networks "tcp", "tcp4" and "tcp6" with a tcpip-forward request (port 0
 // lets the server choose; Addr reports the port it chose), for "unix" with
-// streamlocal-forward@openssh.com. ctx bounds the request only.
+// streamlocal-forward@openssh.com. ctx bounds the request only. A bind
+// address or path the server would take as a fatal protocol error (a NUL
+// byte, a host over 255 bytes, a path over 4096) fails with a
+// *net.AddrError, as in DialContext.
 //
 // Accepted connections are *Conn values with the whole contract of a
 // dialed one; RemoteAddr is the originator the server reported, LocalAddr
@@ -139,8 +142,11 @@ func parseListenAddress(network, address string) (forwardSpec, string, error) {
 		if err != nil {
 			return forwardSpec{}, "", err
 		}
-		if strings.ContainsAny(host, "\x00\r\n") {
-			return forwardSpec{}, "", &net.AddrError{Err: "malformed host", Addr: address}
+		if strings.ContainsAny(host, "\r\n") {
+			return forwardSpec{}, "", &net.AddrError{Err: "malformed host", Addr: shortAddr(address)}
+		}
+		if err := checkHost(host, address); err != nil {
+			return forwardSpec{}, "", err
 		}
 		port, err := strconv.ParseUint(portText, 10, 16)
 		if err != nil {
@@ -159,8 +165,8 @@ func parseListenAddress(network, address string) (forwardSpec, string, error) {
 		if address == "" {
 			return forwardSpec{}, "", &net.AddrError{Err: "missing socket path", Addr: address}
 		}
-		if strings.IndexByte(address, 0) >= 0 {
-			return forwardSpec{}, "", &net.AddrError{Err: "socket path contains a NUL byte", Addr: address}
+		if err := checkPath(address); err != nil {
+			return forwardSpec{}, "", err
 		}
 		return forwardSpec{path: address}, "unix", nil
 	}
