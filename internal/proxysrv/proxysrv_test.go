@@ -356,11 +356,11 @@ func TestMalformed(t *testing.T) {
 		{socks, "\x05\x01\x00\x05\x01\x00\x03\x01a\x00", "\x05\x00"},                        // short port
 		{socks, "\x05\x01\x00\x05\x01\x00\xff", "\x05\x00\x05\x08"},
 		{socks, "\x04", ""},
-		{socks, "\x04\x01\x00\x50\x7f\x00\x00\x01", ""},                     // no user ID
-		{socks, "\x04\x01\x00\x50\x7f\x00\x00\x01" + long + "\x00", "\x00\x5b"}, // user ID too long
-		{socks, "\x04\x01\x00\x50\x00\x00\x00\x01\x00", ""},                 // 4a without a name
+		{socks, "\x04\x01\x00\x50\x7f\x00\x00\x01", ""},                             // no user ID
+		{socks, "\x04\x01\x00\x50\x7f\x00\x00\x01" + long + "\x00", "\x00\x5b"},     // user ID too long
+		{socks, "\x04\x01\x00\x50\x00\x00\x00\x01\x00", ""},                         // 4a without a name
 		{socks, "\x04\x01\x00\x50\x00\x00\x00\x01\x00" + long + "\x00", "\x00\x5b"}, // 4a name too long
-		{socks, "\x04\x01\x00\x50\x00\x00\x00\x01\x00\x00", "\x00\x5b"},     // 4a empty name
+		{socks, "\x04\x01\x00\x50\x00\x00\x00\x01\x00\x00", "\x00\x5b"},             // 4a empty name
 		{socks, "GET / HTTP/1.1\r\n\r\n", ""},
 		{socks, "\x00\x01\x02\x03", ""},
 		{socks, "\xff" + long, ""},
