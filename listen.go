@@ -34,7 +34,9 @@ import (
 // no more channels, and the server's next opens wait in x/crypto's buffers
 // and then in TCP. That is the backpressure that keeps a hostile server's
 // flood of opens from growing goroutines or memory here; x/crypto refuses
-// channel types nobody handles the same way. Refusals that come from a
+// channel types nobody handles the same way. (A server that never reads
+// the refusals stalls its own SSH connection, which it could end anyway;
+// keepalives then find it silent.) Refusals that come from a
 // caller's goroutine (Close with tunnels in its backlog, a Listen reply
 // that releases parked tunnels, the end of the SSH connection) are sent by
 // one goroutine per batch, never one per tunnel; each batch is bounded by a
