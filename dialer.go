@@ -163,6 +163,11 @@ func (d *Dialer) Dial(network, address string) (net.Conn, error) {
 // does not affect the connection. A dial whose ctx ends returns at once; a
 // channel the server opens after that is closed.
 //
+// An address that OpenSSH's sshd would take as a fatal protocol error,
+// ending the SSH connection with every Conn on it, fails with a
+// *net.AddrError before anything is sent: a NUL byte, a host longer than
+// DNS allows (255 bytes), a socket path longer than 4096 bytes.
+//
 // Errors are *net.OpError values with Op "dial". A refusal by the server is
 // an *OpenError carrying the server's message; errors.Is matches it against
 // ErrProhibited, ErrConnectionFailed, ErrUnknownChannelType and
@@ -473,8 +478,8 @@ func (d *Dialer) parseTarget(ctx context.Context, network, address string) (*tar
 		if address == "" {
 			return nil, &net.AddrError{Err: "missing socket path", Addr: address}
 		}
-		if strings.IndexByte(address, 0) >= 0 {
-			return nil, &net.AddrError{Err: "socket path contains a NUL byte", Addr: address}
+		if err := checkPath(address); err != nil {
+			return nil, err
 		}
 		return &target{
 			chanType: "direct-streamlocal@openssh.com",
@@ -493,6 +498,9 @@ func (d *Dialer) parseTCP(ctx context.Context, network, address string) (*target
 	}
 	if host == "" {
 		return nil, &net.AddrError{Err: "missing host", Addr: address}
+	}
+	if err := checkHost(host, address); err != nil {
+		return nil, err
 	}
 	port, err := parsePort(ctx, network, portText)
 	if err != nil {
@@ -521,6 +529,52 @@ func (d *Dialer) parseTCP(ctx context.Context, network, address string) (*target
 		netName:  "tcp",
 		raddr:    raddr,
 	}, nil
+}
+
+// Limits on the strings a dial or Listen sends. OpenSSH's sshd reads them
+// with sshpkt_get_cstring, for which an embedded NUL is a fatal protocol
+// error, and drops a packet over 256 kB (PACKET_MAX_SIZE) just as fatally:
+// either ends the whole SSH connection with every channel on it. A host
+// name longer than DNS allows (255 bytes) or a path longer than PATH_MAX
+// can name nothing, so they are refused here with the NUL byte, before
+// anything is sent.
+const (
+	maxHostLen = 255
+	maxPathLen = 4096
+)
+
+// checkHost refuses a host that cannot be a name or address and that the
+// SSH server might take as a protocol error; address is the whole address,
+// for the error.
+func checkHost(host, address string) error {
+	switch {
+	case strings.IndexByte(host, 0) >= 0:
+		return &net.AddrError{Err: "host contains a NUL byte", Addr: shortAddr(address)}
+	case len(host) > maxHostLen:
+		return &net.AddrError{Err: fmt.Sprintf("host longer than %d bytes", maxHostLen), Addr: shortAddr(address)}
+	}
+	return nil
+}
+
+// checkPath is checkHost for a unix socket path.
+func checkPath(path string) error {
+	switch {
+	case strings.IndexByte(path, 0) >= 0:
+		return &net.AddrError{Err: "socket path contains a NUL byte", Addr: shortAddr(path)}
+	case len(path) > maxPathLen:
+		return &net.AddrError{Err: fmt.Sprintf("socket path longer than %d bytes", maxPathLen), Addr: shortAddr(path)}
+	}
+	return nil
+}
+
+// shortAddr is a refused address as an error shows it: quoted, so that a
+// NUL or a control byte is visible, and cut short.
+func shortAddr(address string) string {
+	const max = 64
+	if len(address) > max {
+		return strconv.Quote(address[:max]) + fmt.Sprintf("... (%d bytes)", len(address))
+	}
+	return strconv.Quote(address)
 }
 
 // parsePort accepts a port number from 1 to 65535 or a service name known

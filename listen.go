@@ -18,13 +18,35 @@ import (
 // Remote forwarding (`ssh -R`): the SSH server listens, and each connection
 // to its port arrives as a channel the server opens.
 //
+// Concurrency contract.
+//
 // x/crypto hands those channels to whoever called HandleChannelOpen for
 // their type, through a small buffer that the connection's packet loop
 // fills with a blocking send: a program that does not Accept fast enough
 // stops the whole SSH connection. Here one router goroutine per channel type
-// and SSH connection drains them at once into each Listener's bounded
-// backlog; past it, a new tunnel is refused (in a goroutine of its own), and
-// everything else on the connection goes on.
+// and SSH connection (started by the first Listen on it, ended when the SSH
+// connection ends) drains them at once into each Listener's bounded backlog,
+// so that a Listener nobody Accepts from stops nothing else.
+//
+// What the router cannot hand on (no listener for the address and port the
+// server reports, a full backlog, a closed listener) it refuses itself, in
+// its own goroutine: while that refusal cannot be written, the router takes
+// no more channels, and the server's next opens wait in x/crypto's buffers
+// and then in TCP. That is the backpressure that keeps a hostile server's
+// flood of opens from growing goroutines or memory here; x/crypto refuses
+// channel types nobody handles the same way. (A server that never reads
+// the refusals stalls its own SSH connection, which it could end anyway;
+// keepalives then find it silent.) Refusals that come from a
+// caller's goroutine (Close with tunnels in its backlog, a Listen reply
+// that releases parked tunnels, the end of the SSH connection) are sent by
+// one goroutine per batch, never one per tunnel; each batch is bounded by a
+// backlog.
+//
+// Locks: router.mu guards the routes and the parked tunnels; Listener.mu
+// guards a listener's backlog and state; Dialer.mu its listener set. The
+// router holds router.mu while it calls nothing else, and takes
+// Listener.mu (in enqueue) only after releasing it; no lock is held while a
+// channel is accepted, refused or a request sent.
 
 // ErrForwardRefused is matched by the error of Listen when the SSH server
 // refused to listen.
@@ -64,7 +86,10 @@ type forwardSpec struct {
 // whose Accept returns the connections made to it, as `ssh -R` does: for
 // networks "tcp", "tcp4" and "tcp6" with a tcpip-forward request (port 0
 // lets the server choose; Addr reports the port it chose), for "unix" with
-// streamlocal-forward@openssh.com. ctx bounds the request only.
+// streamlocal-forward@openssh.com. ctx bounds the request only. A bind
+// address or path the server would take as a fatal protocol error (a NUL
+// byte, a host over 255 bytes, a path over 4096) fails with a
+// *net.AddrError, as in DialContext.
 //
 // Accepted connections are *Conn values with the whole contract of a
 // dialed one; RemoteAddr is the originator the server reported, LocalAddr
@@ -139,8 +164,11 @@ func parseListenAddress(network, address string) (forwardSpec, string, error) {
 		if err != nil {
 			return forwardSpec{}, "", err
 		}
-		if strings.ContainsAny(host, "\x00\r\n") {
-			return forwardSpec{}, "", &net.AddrError{Err: "malformed host", Addr: address}
+		if strings.ContainsAny(host, "\r\n") {
+			return forwardSpec{}, "", &net.AddrError{Err: "malformed host", Addr: shortAddr(address)}
+		}
+		if err := checkHost(host, address); err != nil {
+			return forwardSpec{}, "", err
 		}
 		port, err := strconv.ParseUint(portText, 10, 16)
 		if err != nil {
@@ -159,8 +187,8 @@ func parseListenAddress(network, address string) (forwardSpec, string, error) {
 		if address == "" {
 			return forwardSpec{}, "", &net.AddrError{Err: "missing socket path", Addr: address}
 		}
-		if strings.IndexByte(address, 0) >= 0 {
-			return forwardSpec{}, "", &net.AddrError{Err: "socket path contains a NUL byte", Addr: address}
+		if err := checkPath(address); err != nil {
+			return forwardSpec{}, "", err
 		}
 		return forwardSpec{path: address}, "unix", nil
 	}
@@ -331,9 +359,10 @@ func (l *Listener) accept(sc *sshConn, nc ssh.NewChannel, laddr net.Addr) *Conn 
 	return c
 }
 
-// enqueue adds a tunnel to the backlog, or refuses it when the backlog is
-// full or the listener closed. It never blocks.
-func (l *Listener) enqueue(nc ssh.NewChannel) {
+// enqueue adds a tunnel to the backlog and reports true, or reports false
+// when the backlog is full or the listener closed; the caller refuses it
+// then. It never blocks.
+func (l *Listener) enqueue(nc ssh.NewChannel) bool {
 	l.mu.Lock()
 	full := len(l.backlog) >= listenBacklog || isClosed(l.done)
 	if !full {
@@ -341,10 +370,10 @@ func (l *Listener) enqueue(nc ssh.NewChannel) {
 	}
 	l.mu.Unlock()
 	if full {
-		go nc.Reject(ssh.ResourceShortage, "too many connections waiting to be accepted")
-		return
+		return false
 	}
 	l.signal()
+	return true
 }
 
 func (l *Listener) signal() {
@@ -365,9 +394,7 @@ func (l *Listener) Close() error {
 		sc, backlog := l.sc, l.backlog
 		l.sc, l.backlog = nil, nil
 		l.mu.Unlock()
-		for _, nc := range backlog {
-			go nc.Reject(ssh.ConnectionFailed, "listener closed")
-		}
+		refuseAll(backlog, ssh.ConnectionFailed, "listener closed")
 		l.d.mu.Lock()
 		delete(l.d.listeners, l)
 		l.d.mu.Unlock()
@@ -509,10 +536,40 @@ func (l *Listener) reforwardOn(ctx context.Context, sc *sshConn) error {
 // router routes the tunnels of one SSH connection to its listeners.
 type router struct {
 	mu       sync.Mutex
-	tcp      map[uint32]*Listener
+	tcp      map[tcpRoute]*Listener
 	unix     map[string]*Listener
 	inflight int              // forward requests waiting for their reply
 	parked   []ssh.NewChannel // tunnels that came before their listener was routed
+}
+
+// tcpRoute is what a forwarded-tcpip channel names: the bind address as
+// the tcpip-forward request gave it (OpenSSH reports that string back, not
+// the address it bound), and the port the server listens on.
+type tcpRoute struct {
+	host string
+	port uint32
+}
+
+// refusal is a tunnel to refuse, with the reason given to the server.
+type refusal struct {
+	nc     ssh.NewChannel
+	reason ssh.RejectionReason
+	msg    string
+}
+
+func (f refusal) send() { f.nc.Reject(f.reason, f.msg) }
+
+// refuseAll refuses tunnels in one goroutine, so that a caller never waits
+// for the SSH connection to take the refusals.
+func refuseAll(ncs []ssh.NewChannel, reason ssh.RejectionReason, msg string) {
+	if len(ncs) == 0 {
+		return
+	}
+	go func() {
+		for _, nc := range ncs {
+			nc.Reject(reason, msg)
+		}
+	}()
 }
 
 // router returns sc's router, starting it on first use. It fails when
@@ -526,7 +583,7 @@ func (sc *sshConn) router() (*router, error) {
 			sc.routerErr = errors.New("sshdial: this SSH client's forwarded channels are taken by another listener (its own Listen?)")
 			return
 		}
-		r := &router{tcp: make(map[uint32]*Listener), unix: make(map[string]*Listener)}
+		r := &router{tcp: make(map[tcpRoute]*Listener), unix: make(map[string]*Listener)}
 		sc.routes = r
 		// The routers drain the channels for as long as the SSH
 		// connection lives, even after the Dialer's Close: undrained, they
@@ -542,16 +599,16 @@ func (sc *sshConn) router() (*router, error) {
 					defer sc.d.wg.Done()
 				}
 				for nc := range in {
-					r.route(nc)
+					if f, ok := r.route(nc); ok {
+						f.send() // here, not in a goroutine: see the contract
+					}
 				}
 				// The SSH connection ended.
 				r.mu.Lock()
 				parked := r.parked
 				r.parked = nil
 				r.mu.Unlock()
-				for _, nc := range parked {
-					go nc.Reject(ssh.ConnectionFailed, "connection ended")
-				}
+				refuseAll(parked, ssh.ConnectionFailed, "connection ended")
 				sc.d.lostListeners(sc)
 			}()
 		}
@@ -559,27 +616,39 @@ func (sc *sshConn) router() (*router, error) {
 	return sc.routes, sc.routerErr
 }
 
-// route hands nc to its listener without blocking.
-func (r *router) route(nc ssh.NewChannel) {
+// route hands nc to its listener without blocking; when it cannot, it
+// returns the refusal for the caller to send.
+func (r *router) route(nc ssh.NewChannel) (refusal, bool) {
 	r.mu.Lock()
-	l := r.lookup(nc)
+	l := r.lookup(nc, false)
 	if l == nil && r.inflight > 0 && len(r.parked) < listenBacklog {
 		// Its listener may be waiting for the reply to its request
 		// (golang/go#64094): keep it until the reply is routed.
 		r.parked = append(r.parked, nc)
 		r.mu.Unlock()
-		return
+		return refusal{}, false
+	}
+	if l == nil {
+		l = r.lookup(nc, true)
 	}
 	r.mu.Unlock()
-	if l == nil {
-		go nc.Reject(ssh.Prohibited, "no listener for this connection")
-		return
+	switch {
+	case l == nil:
+		return refusal{nc, ssh.Prohibited, "no listener for this connection"}, true
+	case !l.enqueue(nc):
+		return refusal{nc, ssh.ResourceShortage, "too many connections waiting to be accepted"}, true
 	}
-	l.enqueue(nc)
+	return refusal{}, false
 }
 
-// lookup finds nc's listener; r.mu is held.
-func (r *router) lookup(nc ssh.NewChannel) *Listener {
+// lookup finds nc's listener; r.mu is held. A forwarded-tcpip channel goes
+// to the listener of the address and port it names, as OpenSSH's client
+// routes it, so that listeners on 127.0.0.1:P and [::1]:P each get their
+// own. With loose set, for a server that names the address differently
+// than it was asked (the address it bound, say), an IP address equal to a
+// listener's on that port will do, and then the only listener on that
+// port.
+func (r *router) lookup(nc ssh.NewChannel, loose bool) *Listener {
 	if nc.ChannelType() == "forwarded-streamlocal@openssh.com" {
 		var msg wire.ForwardedStreamLocal
 		if ssh.Unmarshal(nc.ExtraData(), &msg) != nil {
@@ -591,7 +660,26 @@ func (r *router) lookup(nc ssh.NewChannel) *Listener {
 	if ssh.Unmarshal(nc.ExtraData(), &msg) != nil {
 		return nil
 	}
-	return r.tcp[msg.Port]
+	if l := r.tcp[tcpRoute{msg.Addr, msg.Port}]; l != nil || !loose {
+		return l
+	}
+	var only *Listener
+	n := 0
+	ip, ipErr := netip.ParseAddr(msg.Addr)
+	for k, l := range r.tcp {
+		if k.port != msg.Port {
+			continue
+		}
+		if lip, err := netip.ParseAddr(k.host); ipErr == nil && err == nil && lip.Unmap() == ip.Unmap() {
+			return l
+		}
+		only = l
+		n++
+	}
+	if n == 1 {
+		return only
+	}
+	return nil
 }
 
 // begin and end bracket a forward request, so that tunnels arriving before
@@ -608,18 +696,29 @@ func (r *router) end() {
 	parked := r.parked
 	r.parked = nil
 	r.mu.Unlock()
+	var refused []refusal
 	for _, nc := range parked {
-		r.route(nc)
+		if f, ok := r.route(nc); ok {
+			refused = append(refused, f)
+		}
+	}
+	if len(refused) > 0 {
+		go func() {
+			for _, f := range refused {
+				f.send()
+			}
+		}()
 	}
 }
 
-// add routes the tunnels for port (tcp) or l's path (unix) to l.
+// add routes the tunnels for l's bind address and port (tcp) or l's path
+// (unix) to l.
 func (r *router) add(l *Listener, port uint32) {
 	r.mu.Lock()
 	if l.network == "unix" {
 		r.unix[l.spec.path] = l
 	} else {
-		r.tcp[port] = l
+		r.tcp[tcpRoute{l.spec.host, port}] = l
 	}
 	r.mu.Unlock()
 }
@@ -634,10 +733,10 @@ func (r *router) remove(l *Listener) uint32 {
 		}
 		return 0
 	}
-	for port, x := range r.tcp {
+	for k, x := range r.tcp {
 		if x == l {
-			delete(r.tcp, port)
-			return port
+			delete(r.tcp, k)
+			return k.port
 		}
 	}
 	return 0

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -325,4 +326,48 @@ func TestListenKeepsEarlyTunnels(t *testing.T) {
 	got, err := io.ReadAll(conn)
 	require.NoError(t, err)
 	require.Equal(t, "early", string(got))
+}
+
+// TestListenRoutesByAddressAndPort: listeners on 127.0.0.1:P and [::1]:P
+// of one SSH connection each get the connections made to their own
+// address, as OpenSSH's client routes them (by the address and port the
+// server names), not all of them to the one routed last.
+func TestListenRoutesByAddressAndPort(t *testing.T) {
+	probe, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("this machine has no ::1: %v", err)
+	}
+	probe.Close()
+	forEachPeer(t, func(t *testing.T, client *ssh.Client) {
+		d := sshdial.New(client)
+		defer d.Close()
+		ctx := context.Background()
+		l4, err := d.Listen(ctx, "tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer l4.Close()
+		port := strconv.Itoa(l4.Addr().(*net.TCPAddr).Port)
+		l6, err := d.Listen(ctx, "tcp", net.JoinHostPort("::1", port))
+		require.NoError(t, err, "the server listens on [::1]:%s too", port)
+		defer l6.Close()
+		for _, l := range []net.Listener{l4, l6} {
+			testutil.ServeListener(t, l, func(c net.Conn) {
+				io.WriteString(c, l.Addr().String()+" from "+c.RemoteAddr().String())
+			})
+		}
+		for range 5 {
+			for _, want := range []struct{ addr, listener, from string }{
+				{"127.0.0.1:" + port, l4.Addr().String(), "127.0.0.1:"},
+				{"[::1]:" + port, l6.Addr().String(), "[::1]:"},
+			} {
+				c, err := net.DialTimeout("tcp", want.addr, 10*time.Second)
+				require.NoError(t, err)
+				c.SetDeadline(time.Now().Add(20 * time.Second))
+				b, err := io.ReadAll(c)
+				c.Close()
+				require.NoError(t, err)
+				require.True(t, strings.HasPrefix(string(b), want.listener+" from "+want.from),
+					"a connection to %s reached %q, want the listener %s", want.addr, b, want.listener)
+			}
+		}
+	})
 }

@@ -197,10 +197,11 @@ func (s *session) startForward(ctx context.Context, f *forward) error {
 }
 
 // listenLocal listens for -L, -D and --http-proxy: on 127.0.0.1 unless a
-// bind address is given ("*" or empty: every interface) or -g.
+// bind address is given ("*" or empty: every interface) or -g. A unix
+// socket is made mode 0600 whatever the umask, as OpenSSH makes it.
 func (s *session) listenLocal(e endpoint) (net.Listener, error) {
 	if e.path != "" {
-		return net.Listen("unix", e.path)
+		return listenUnixPrivate(e.path)
 	}
 	host := e.host
 	switch {

@@ -24,6 +24,7 @@ const (
 	failRefused
 	failTimeout
 	failShortage
+	failBadTarget // an address the dialer refused to send: *net.AddrError
 )
 
 // classify sorts a dial error into a failure class.
@@ -65,6 +66,10 @@ func classify(err error) failure {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT):
 		return failTimeout
 	}
+	var addrErr *net.AddrError
+	if errors.As(err, &addrErr) {
+		return failBadTarget
+	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
 		if dnsErr.IsTimeout {
@@ -98,7 +103,7 @@ func socks5Reply(err error) byte {
 		return socks5NotAllowed
 	case failNetUnreachable:
 		return socks5NetUnreachable
-	case failHostUnreachable, failTimeout:
+	case failHostUnreachable, failTimeout, failBadTarget:
 		return socks5HostUnreachable
 	case failRefused:
 		return socks5Refused
@@ -115,6 +120,8 @@ func httpStatus(err error) int {
 		return http.StatusGatewayTimeout
 	case failShortage:
 		return http.StatusServiceUnavailable
+	case failBadTarget:
+		return http.StatusBadRequest
 	}
 	return http.StatusBadGateway
 }

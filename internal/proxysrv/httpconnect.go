@@ -62,9 +62,10 @@ func (s *Server) httpConn(ss *session) {
 }
 
 // validHost reports whether host is an IP address or could be a DNS name:
-// not empty, and no characters that end up elsewhere in a URL.
+// not empty, at most 255 bytes, and no NUL or characters that end up
+// elsewhere in a URL.
 func validHost(host string) bool {
-	if host == "" {
+	if host == "" || badHost(host) != "" {
 		return false
 	}
 	if _, err := netip.ParseAddr(host); err == nil {

@@ -25,6 +25,8 @@
 //	  a DNS error                           0x04 host unreachable      91      502
 //	a timeout (DialTimeout, ETIMEDOUT,
 //	  ErrConnectionFailed "timed out")      0x04 host unreachable      91      504
+//	a *net.AddrError (an address the dialer
+//	  will not send, such as one with a NUL)  0x04 host unreachable      91      400
 //	sshdial.ErrResourceShortage             0x01 general failure       91      503
 //	the SSH connection lost, closed or not
 //	  answering; anything else              0x01 general failure       91      502
@@ -34,6 +36,11 @@
 // unreachable", which is what a target that does not answer looks like,
 // whereas TTL expiry means something else. A timeout of the SSH connection
 // itself (sshdial.ErrServerNotResponding) is the proxy's own failure, 0x01.
+//
+// A host name with a NUL byte or longer than DNS allows (255 bytes) is not
+// dialed at all: OpenSSH's sshd would drop the whole SSH connection for the
+// NUL. SOCKS5 answers it with 0x04 (host unreachable), SOCKS4a with 91,
+// HTTP with 400.
 //
 // Requests the servers do not support: SOCKS5 BIND and UDP ASSOCIATE (and
 // any other command) get 0x07, an unknown address type 0x08, a client that

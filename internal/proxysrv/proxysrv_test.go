@@ -208,6 +208,7 @@ func TestDialErrors(t *testing.T) {
 		{name: "SSH server not responding", err: &net.OpError{Op: "dial", Err: sshdial.ErrServerNotResponding}, socks5: 1, http: 502},
 		{name: "SSH connection lost", err: &net.OpError{Op: "dial", Err: sshdial.ErrConnectionLost}, socks5: 1, http: 502},
 		{name: "other", err: errors.New("something else"), socks5: 1, http: 502},
+		{name: "address refused by the dialer", err: &net.OpError{Op: "dial", Err: &net.AddrError{Err: "host contains a NUL byte", Addr: "x"}}, socks5: 4, http: 400},
 		{name: "dial timeout", target: "hang", socks5: 4, http: 504},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -355,11 +356,11 @@ func TestMalformed(t *testing.T) {
 		{socks, "\x05\x01\x00\x05\x01\x00\x03\x01a\x00", "\x05\x00"},                        // short port
 		{socks, "\x05\x01\x00\x05\x01\x00\xff", "\x05\x00\x05\x08"},
 		{socks, "\x04", ""},
-		{socks, "\x04\x01\x00\x50\x7f\x00\x00\x01", ""},                     // no user ID
-		{socks, "\x04\x01\x00\x50\x7f\x00\x00\x01" + long + "\x00", ""},     // user ID too long
-		{socks, "\x04\x01\x00\x50\x00\x00\x00\x01\x00", ""},                 // 4a without a name
-		{socks, "\x04\x01\x00\x50\x00\x00\x00\x01\x00" + long + "\x00", ""}, // 4a name too long
-		{socks, "\x04\x01\x00\x50\x00\x00\x00\x01\x00\x00", "\x00\x5b"},     // 4a empty name
+		{socks, "\x04\x01\x00\x50\x7f\x00\x00\x01", ""},                             // no user ID
+		{socks, "\x04\x01\x00\x50\x7f\x00\x00\x01" + long + "\x00", "\x00\x5b"},     // user ID too long
+		{socks, "\x04\x01\x00\x50\x00\x00\x00\x01\x00", ""},                         // 4a without a name
+		{socks, "\x04\x01\x00\x50\x00\x00\x00\x01\x00" + long + "\x00", "\x00\x5b"}, // 4a name too long
+		{socks, "\x04\x01\x00\x50\x00\x00\x00\x01\x00\x00", "\x00\x5b"},             // 4a empty name
 		{socks, "GET / HTTP/1.1\r\n\r\n", ""},
 		{socks, "\x00\x01\x02\x03", ""},
 		{socks, "\xff" + long, ""},
@@ -619,5 +620,59 @@ func TestServeAcceptError(t *testing.T) {
 	s := &Server{Dial: (&testDialer{}).dial}
 	if err := s.ServeSOCKS(context.Background(), failingListener{l}); err == nil || err.Error() != "broken listener" {
 		t.Errorf("ServeSOCKS returned %v", err)
+	}
+}
+
+// TestUndialableHost: a host name with a NUL byte (fatal to OpenSSH's sshd:
+// it drops the whole SSH connection) or longer than DNS allows is answered
+// as unreachable, or 400, and never dialed; 255 bytes are dialed.
+func TestUndialableHost(t *testing.T) {
+	d := &testDialer{err: func(ctx context.Context, address string) error {
+		return &net.OpError{Op: "dial", Err: &sshdial.OpenError{Reason: ssh.ConnectionFailed, Message: "Name or service not known"}}
+	}}
+	s := &Server{Dial: d.dial}
+	socks := startProxy(t, s, "socks")
+	h := startProxy(t, s, "http")
+	for _, name := range []string{"a\x00b", "\x00", "a\x00"} {
+		c := connect(t, socks.addr)
+		reply, err := socks5(c, 1, 3, domain(name), 80)
+		if err != nil || reply[1] != 0x04 {
+			t.Errorf("SOCKS5 %q: reply %x, %v; want 0x04 (host unreachable)", name, reply, err)
+		}
+		readAllWithin(t, c, 5*time.Second)
+		c = connect(t, h.addr)
+		code, err := httpConnect(c, name+":80")
+		if err != nil || code != 400 {
+			t.Errorf("HTTP CONNECT %q: status %d, %v; want 400", name, code, err)
+		}
+		readAllWithin(t, c, 5*time.Second)
+	}
+	c := connect(t, socks.addr)
+	if reply, err := socks4(c, 1, netip.AddrFrom4([4]byte{0, 0, 0, 1}), 80, strings.Repeat("a", 256)); err != nil || reply[1] != 91 {
+		t.Errorf("SOCKS4a with a 256-byte name: reply %x, %v; want 91", reply, err)
+	}
+	readAllWithin(t, c, 5*time.Second)
+	c = connect(t, h.addr)
+	if code, err := httpConnect(c, strings.Repeat("a", 256)+":80"); err != nil || code != 400 {
+		t.Errorf("HTTP CONNECT to a 256-byte name: status %d, %v; want 400", code, err)
+	}
+	readAllWithin(t, c, 5*time.Second)
+	if got := d.askedFor(); len(got) != 0 {
+		t.Fatalf("Dial was asked for %.80q", got)
+	}
+
+	name := strings.Repeat("a", 255)
+	c = connect(t, socks.addr)
+	if reply, err := socks5(c, 1, 3, domain(name), 80); err != nil || reply[1] != 0x04 {
+		t.Errorf("SOCKS5 255-byte name: reply %x, %v; want the dialer's answer 0x04", reply, err)
+	}
+	readAllWithin(t, c, 5*time.Second)
+	c = connect(t, h.addr)
+	if code, err := httpConnect(c, name+":80"); err != nil || code != 502 {
+		t.Errorf("HTTP CONNECT to a 255-byte name: status %d, %v; want the dialer's answer 502", code, err)
+	}
+	readAllWithin(t, c, 5*time.Second)
+	if got := d.askedFor(); len(got) != 2 {
+		t.Errorf("Dial was asked for %d targets, want the 2 of 255 bytes", len(got))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 )
 
 // SOCKS protocol bytes.
@@ -164,6 +165,9 @@ func (s *Server) socks5Request(ss *session) (string, error) {
 	if host == "" {
 		return refuse(socks5GeneralFailure, "empty host name")
 	}
+	if why := badHost(host); why != "" {
+		return refuse(socks5HostUnreachable, why)
+	}
 	return net.JoinHostPort(host, strconv.Itoa(int(port))), nil
 }
 
@@ -175,7 +179,14 @@ func (s *Server) socks4Request(ss *session) (string, error) {
 	if _, err := io.ReadFull(br, head[:]); err != nil {
 		return "", err
 	}
+	refuse := func(why string) (string, error) {
+		s.reply(ss, socks4Answer(socks4Rejected))
+		return "", errRefused{why}
+	}
 	if _, err := readCString(br); err != nil { // USERID, ignored
+		if err == errFieldTooLong {
+			return refuse("user ID too long")
+		}
 		return "", err
 	}
 	port := binary.BigEndian.Uint16(head[1:3])
@@ -183,14 +194,13 @@ func (s *Server) socks4Request(ss *session) (string, error) {
 	host := ip.String()
 	if head[3] == 0 && head[4] == 0 && head[5] == 0 && head[6] != 0 { // SOCKS4a: a name follows
 		name, err := readCString(br)
+		if err == errFieldTooLong {
+			return refuse("host name too long")
+		}
 		if err != nil {
 			return "", err
 		}
 		host = name
-	}
-	refuse := func(why string) (string, error) {
-		s.reply(ss, socks4Answer(socks4Rejected))
-		return "", errRefused{why}
 	}
 	if head[0] != socksConnect {
 		return refuse(fmt.Sprintf("command %#02x", head[0]))
@@ -210,6 +220,23 @@ func readPort(br *bufio.Reader) (uint16, error) {
 }
 
 var errFieldTooLong = errors.New("proxysrv: SOCKS4 field too long")
+
+// maxHostLen is the longest host name DNS allows.
+const maxHostLen = 255
+
+// badHost says why host cannot be dialed, or "". A NUL byte in a name
+// would make OpenSSH's sshd drop the whole SSH connection (sshdial's
+// Dialer refuses it too, but a DialFunc need not be sshdial's), and a name
+// longer than DNS allows names nothing.
+func badHost(host string) string {
+	switch {
+	case strings.IndexByte(host, 0) >= 0:
+		return "NUL byte in the host name"
+	case len(host) > maxHostLen:
+		return "host name longer than 255 bytes"
+	}
+	return ""
+}
 
 // readCString reads a NUL-terminated string of at most maxSOCKS4Field bytes.
 func readCString(br *bufio.Reader) (string, error) {
