@@ -25,7 +25,11 @@ import (
 // number of slots, and again after one is lost; sequential use therefore
 // keeps to one. Making one is an attempt shared by every dial that waits
 // for it, each waiting no longer than its own context; after a failure,
-// the next attempt waits out an exponential backoff with jitter.
+// the next attempt waits out an exponential backoff with jitter. An SSH
+// connection lost before it was up for backoffStable counts as a failure
+// too, and only one that stayed up that long resets the backoff: a server
+// that drops every connection right after the login is not logged in to
+// more than a few times a second, whatever the pattern.
 
 // slot is a place for one owned SSH connection; guarded by Dialer.mu.
 type slot struct {
@@ -49,6 +53,10 @@ const (
 	backoffMin = 250 * time.Millisecond
 	backoffMax = 30 * time.Second
 )
+
+// backoffStable is how long an SSH connection must stay up for its loss to
+// reset the backoff (a variable for tests).
+var backoffStable = 30 * time.Second
 
 // failed records a failed attempt and returns the delay before the next.
 func (b *backoff) failed() time.Duration {
@@ -233,7 +241,8 @@ func (d *Dialer) startAttempt(s *slot) *attempt {
 			}
 			a.err = err
 		} else {
-			d.backoff.succeeded()
+			// The backoff is reset once the connection has proved stable
+			// (see install), not by the login alone.
 			d.install(s, client)
 		}
 		close(a.done)
@@ -248,13 +257,29 @@ func (d *Dialer) install(s *slot, client *ssh.Client) *sshConn {
 	if d.stats.connects.Add(1) > 1 {
 		d.stats.reconnects.Add(1)
 	}
+	up := time.Now()
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		err := client.Wait()
-		d.drop(sc)
+		d.mu.Lock()
+		d.dropLocked(sc)
+		lived := time.Since(up)
+		var delay time.Duration
+		switch {
+		case d.closed:
+		case lived >= backoffStable:
+			d.backoff.succeeded()
+		default:
+			delay = d.backoff.failed()
+		}
+		d.mu.Unlock()
 		if d.ctx.Err() == nil {
-			d.log().Warn("sshdial: SSH connection lost", "server", client.RemoteAddr().String(), "err", err)
+			attrs := []any{"server", client.RemoteAddr().String(), "err", err, "up_for", lived.Round(time.Millisecond)}
+			if delay > 0 {
+				attrs = append(attrs, "next_attempt_after", delay)
+			}
+			d.log().Warn("sshdial: SSH connection lost", attrs...)
 		}
 	}()
 	return sc
@@ -264,10 +289,15 @@ func (d *Dialer) install(s *slot, client *ssh.Client) *sshConn {
 // that the next dial that needs its slot connects anew.
 func (d *Dialer) drop(sc *sshConn) {
 	d.mu.Lock()
+	d.dropLocked(sc)
+	d.mu.Unlock()
+}
+
+// dropLocked is drop with d.mu held.
+func (d *Dialer) dropLocked(sc *sshConn) {
 	if sc.slot != nil && sc.slot.cur == sc {
 		sc.slot.cur = nil
 	}
-	d.mu.Unlock()
 }
 
 // release uncounts a Conn of sc.
