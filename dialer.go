@@ -344,7 +344,7 @@ type sshConn struct {
 }
 
 func (d *Dialer) newSSHConn(client *ssh.Client, s *slot) *sshConn {
-	return &sshConn{
+	sc := &sshConn{
 		d:      d,
 		client: client,
 		link:   newLink(client),
@@ -352,6 +352,10 @@ func (d *Dialer) newSSHConn(client *ssh.Client, s *slot) *sshConn {
 		conns:  make(map[*Conn]struct{}),
 		deadCh: make(chan struct{}),
 	}
+	// The link watches the connection from the start, so that Stats sees
+	// it end whether or not a Conn or keepalive has waited on it yet.
+	sc.link.wait()
+	return sc
 }
 
 // dialTarget opens a Conn to a parsed target through sc.

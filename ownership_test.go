@@ -68,6 +68,25 @@ func TestStats(t *testing.T) {
 	require.Equal(t, 0, d.Stats().OpenConns)
 }
 
+// A Dialer from New without keepalive stops counting the caller's client
+// as up once it is closed, with no Conn or dial to notice it.
+func TestStatsClientClosed(t *testing.T) {
+	for _, closeFirst := range []bool{false, true} {
+		_, client := newSSHTest(t)
+		if closeFirst {
+			client.Close()
+		}
+		d := sshdial.New(client)
+		if !closeFirst {
+			require.Equal(t, 1, d.Stats().SSHConnections)
+			client.Close()
+		}
+		require.Eventually(t, func() bool { return d.Stats().SSHConnections == 0 }, 10*time.Second, 10*time.Millisecond,
+			"a closed client is counted as up (closed before New: %v)", closeFirst)
+		d.Close()
+	}
+}
+
 // TestLookupHostLeavesNamesToTheServer: a name only the server knows is
 // returned as it is, for the dial to pass on.
 func TestLookupHostLeavesNamesToTheServer(t *testing.T) {

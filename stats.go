@@ -58,7 +58,7 @@ func (d *Dialer) Stats() Stats {
 		st.OpenConns += len(sc.conns)
 		sc.mu.Unlock()
 		select {
-		case <-sc.link.ended:
+		case <-sc.link.wait():
 		default:
 			st.SSHConnections++
 		}
