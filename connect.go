@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -46,10 +47,12 @@ import (
 // and a password only when WithPassword gives one. A failure matches
 // ErrAuthFailed and lists what was tried, never a secret.
 //
-// ctx bounds the first connection: the TCP connect, the SSH handshake and
-// authentication of every hop together. Connect returns its error; later
-// connections are made when a dial needs one (see NewPool for how), each
-// bounded by ConnectTimeout or WithConnectTimeout, else 30 seconds.
+// Every connection, the first included, is bounded by ConnectTimeout or
+// WithConnectTimeout, else 30 seconds: the TCP connect, the SSH handshake
+// and authentication of every hop together. ctx bounds the first one too;
+// Connect returns its error. A server that accepts the TCP connection but
+// never speaks SSH fails with an error that says so. Later connections are
+// made when a dial needs one (see NewPool for how).
 //
 // Keepalives are on by default: every ServerAliveInterval (15 seconds when
 // unset), and the SSH connection is taken as dead, its Conns and dials in
@@ -66,7 +69,7 @@ func Connect(ctx context.Context, destination string, opts ...Option) (*Dialer, 
 	}
 	client, err := d.dialSSH(ctx)
 	if err != nil {
-		d.Close()
+		d.close(false) // never handed out: its close is no news
 		return nil, err
 	}
 	d.mu.Lock()
@@ -231,9 +234,10 @@ func WithStrictHostKeyChecking(mode string) Option {
 	}
 }
 
-// WithConnectTimeout bounds each connection Connect's Dialer makes after the
-// first, as ConnectTimeout does (the first is bounded by Connect's
-// context too).
+// WithConnectTimeout bounds each connection Connect's Dialer makes, the
+// first included, as ConnectTimeout does (the first is bounded by Connect's
+// context too); it replaces ConnectTimeout from the config file and the
+// default of 30 seconds.
 func WithConnectTimeout(timeout time.Duration) Option {
 	return func(d *Dialer) {
 		if timeout <= 0 {
@@ -306,19 +310,12 @@ func newConnectDialer(destination string, opts []Option) (*Dialer, error) {
 		d.keepaliveInterval, d.keepaliveTimeout = interval, interval*time.Duration(count)
 	}
 	if cs.timeout == 0 {
-		cs.timeout = dest.ConnectTimeout
+		cs.timeout = cmp.Or(dest.ConnectTimeout, defaultConnectTimeout)
 	}
 	d.slots = newSlots(max(cs.poolSize, 1))
 	d.dialSSH = func(ctx context.Context) (*ssh.Client, error) {
-		timeout := cs.timeout
-		if timeout == 0 && ctx == d.ctx {
-			timeout = defaultConnectTimeout // a reconnect has no caller's context
-		}
-		if timeout > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, timeout)
-			defer cancel()
-		}
+		ctx, cancel := context.WithTimeout(ctx, cs.timeout)
+		defer cancel()
 		return d.connectHops(ctx, hops, home)
 	}
 	return d, nil
@@ -443,9 +440,16 @@ func (d *Dialer) connectHop(ctx context.Context, h *hop, before []*ssh.Client, l
 		offered = key
 		return check(hostname, remote, key)
 	}
-	client, err := handshake(ctx, conn, addr, withPreferredCiphers(config))
+	banner := &bannerWatch{Conn: conn}
+	client, err := handshake(ctx, banner, addr, withPreferredCiphers(config))
 	cleanup()
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && !banner.received.Load() {
+			// As ssh says it: the server took the TCP connection and
+			// never sent its version line.
+			err = fmt.Errorf("sshdial: connecting to SSH server %s: connection timed out during banner exchange: "+
+				"the server accepted the TCP connection but sent no SSH banner (is an SSH server listening there?): %w", addr, context.DeadlineExceeded)
+		}
 		if tried != nil {
 			err = authError(err, tried)
 		}
@@ -463,6 +467,21 @@ func (d *Dialer) connectHop(ctx context.Context, h *hop, before []*ssh.Client, l
 	}
 	d.log().Info("sshdial: connected", attrs...)
 	return client, nil
+}
+
+// bannerWatch is a connection being logged in to, which notes whether the
+// server sent anything at all.
+type bannerWatch struct {
+	net.Conn
+	received atomic.Bool
+}
+
+func (b *bannerWatch) Read(p []byte) (int, error) {
+	n, err := b.Conn.Read(p)
+	if n > 0 && !b.received.Load() {
+		b.received.Store(true)
+	}
+	return n, err
 }
 
 // hopConfig returns the client configuration for h: the caller's for the

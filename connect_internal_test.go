@@ -2,8 +2,11 @@ package sshdial
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestHopChain: ProxyJump a,b reaches b through a and a through a's own
@@ -56,5 +59,34 @@ func TestHopChain(t *testing.T) {
 	}
 	if _, err := hopChain(resolve, "dest", []string{"nowhere"}, false, 0); err == nil || !strings.Contains(err.Error(), `jump host "nowhere"`) {
 		t.Errorf("an unknown jump host: %v", err)
+	}
+}
+
+// Every connection, the first included, has a ConnectTimeout: the config
+// file's, WithConnectTimeout's, else 30 seconds, so that Connect with
+// context.Background() never waits forever.
+func TestConnectTimeoutDefault(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "config")
+	if err := os.WriteFile(config, []byte("Host slow\n  ConnectTimeout 7\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dest string
+		opts []Option
+		want time.Duration
+	}{
+		{"u@fast", nil, 30 * time.Second},
+		{"u@slow", nil, 7 * time.Second},
+		{"u@slow", []Option{WithConnectTimeout(2 * time.Second)}, 2 * time.Second},
+	} {
+		d, err := newConnectDialer(tc.dest, append([]Option{WithConfigFile(config)}, tc.opts...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.connect.timeout; got != tc.want {
+			t.Errorf("%s with %d options: ConnectTimeout %v, want %v", tc.dest, len(tc.opts), got, tc.want)
+		}
+		d.close(false)
 	}
 }

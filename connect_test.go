@@ -495,3 +495,48 @@ Host v6
 	_, err = sshdial.Connect(ctx, "v4", sshdial.WithAddressFamily("ipx"))
 	require.ErrorContains(t, err, "want any, inet or inet6")
 }
+
+// A server that takes the TCP connection and never speaks SSH: Connect
+// with context.Background() ends after ConnectTimeout, with ssh's words
+// for it, and logs no "Dialer closed" that would read like the cause.
+func TestConnectNoBanner(t *testing.T) {
+	newHome(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var held sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	held.Add(1)
+	go func() {
+		defer held.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		l.Close()
+		held.Wait()
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+
+	var logs testutil.SyncBuffer
+	start := time.Now()
+	_, err = sshdial.Connect(context.Background(), "tester@"+l.Addr().String(),
+		sshdial.WithConnectTimeout(time.Second), sshdial.WithStrictHostKeyChecking("yes"),
+		sshdial.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	took := time.Since(start)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Contains(t, err.Error(), "banner exchange")
+	require.Contains(t, err.Error(), "sent no SSH banner")
+	require.Less(t, took, 10*time.Second)
+	require.NotContains(t, logs.String(), "Dialer closed")
+	t.Logf("after %v: %v", took.Round(time.Millisecond), err)
+}

@@ -314,6 +314,11 @@ func (d *Dialer) release(sc *sshConn) {
 // under way and waits until the Dialer's goroutines are done. Later dials
 // fail with ErrDialerClosed. Close may be called more than once.
 func (d *Dialer) Close() error {
+	return d.close(true)
+}
+
+// close is Close; it logs that the Dialer closed when logIt is true.
+func (d *Dialer) close(logIt bool) error {
 	if d == nil {
 		return nil
 	}
@@ -350,6 +355,8 @@ func (d *Dialer) Close() error {
 		}
 	}
 	d.wg.Wait()
-	d.log().Info("sshdial: Dialer closed")
+	if logIt {
+		d.log().Info("sshdial: Dialer closed")
+	}
 	return nil
 }

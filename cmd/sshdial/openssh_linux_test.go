@@ -632,6 +632,33 @@ func TestSignals(t *testing.T) {
 		}
 	})
 
+	t.Run("second-signal", func(t *testing.T) {
+		cmd, stderr, addr, exited := start(t, "--grace", "1m")
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if err := testutil.RoundTrip(conn, "x"); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Process.Signal(syscall.SIGINT)
+		waitFor(t, stderr, "a second ^C (or SIGTERM) closes them at once", 10*time.Second)
+		cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("exit: %v, want code 0", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("still running 10s after a second SIGINT")
+		}
+		out := stderr.String()
+		if !strings.Contains(out, "second signal: closing open tunnels") || strings.Contains(out, "grace period over") {
+			t.Errorf("after a second signal the log should say so, not that the grace period is over:\n%s", out)
+		}
+	})
+
 	t.Run("grace-over", func(t *testing.T) {
 		cmd, _, addr, exited := start(t, "--grace", "300ms")
 		conn, err := net.Dial("tcp", addr)

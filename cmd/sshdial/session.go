@@ -513,12 +513,18 @@ func (s *session) shutdown(hurry <-chan struct{}) {
 	}
 	open := s.openTunnels()
 	if open > 0 {
-		s.log.Info("shutting down: waiting for open tunnels", "open", open, "grace", s.o.grace)
+		msg := "shutting down: waiting for open tunnels"
+		if hurry != nil {
+			msg += "; a second ^C (or SIGTERM) closes them at once"
+		}
+		s.log.Info(msg, "open", open, "grace", s.o.grace)
 	}
+	var hurried atomic.Bool // the grace period was cut short by hurry
 	if hurry != nil {
 		go func() {
 			select {
 			case <-hurry:
+				hurried.Store(true)
 				cancel()
 			case <-graceCtx.Done():
 			}
@@ -535,7 +541,11 @@ func (s *session) shutdown(hurry <-chan struct{}) {
 			c.Close()
 		}
 		s.mu.Unlock()
-		if n > 0 {
+		switch {
+		case n == 0:
+		case hurried.Load():
+			s.log.Warn("second signal: closing open tunnels", "open", n)
+		default:
 			s.log.Warn("grace period over: closing open tunnels", "open", n)
 		}
 	}
