@@ -201,12 +201,13 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 	err = s.start(startCtx)
 	cancel()
 	if err != nil {
-		s.shutdown(nil)
+		// The cause first: the shutdown's log lines are not it.
 		fmt.Fprintf(stderr, "sshdial: %v\n", err)
 		var fe *forwardError
 		if errors.As(err, &fe) && errors.Is(err, sshdial.ErrForwardRefused) {
 			fmt.Fprintln(stderr, "sshdial: (the server refused the remote forward; -o ExitOnForwardFailure=no keeps sshdial running and retrying)")
 		}
+		s.shutdown(nil)
 		return exitForward
 	}
 	if testReady != nil {
@@ -215,8 +216,8 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 	if o.background {
 		logger.Info("going to the background", "pid", os.Getpid())
 		if err := backgroundReady(o.verbose > 0); err != nil {
-			s.shutdown(nil)
 			fmt.Fprintf(stderr, "sshdial: %v\n", err)
+			s.shutdown(nil)
 			return exitError
 		}
 	}

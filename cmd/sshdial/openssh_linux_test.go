@@ -896,3 +896,45 @@ func TestAddressFamilyOfLocalListeners(t *testing.T) {
 		t.Errorf("-6 listens on %s, want [::1]", addr)
 	}
 }
+
+// A start that fails says why first: no "Dialer closed" before the cause
+// (none at all when the connection itself failed).
+func TestFailedStartCauseFirst(t *testing.T) {
+	f := newFixture(t)
+	echo := testutil.EchoServer(t, "tcp")
+	runCLI := func(args ...string) (int, string) {
+		var stderr testutil.SyncBuffer
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		code := run(ctx, args, io.Discard, &stderr)
+		return code, stderr.String()
+	}
+
+	t.Run("connection", func(t *testing.T) {
+		closed, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, port, _ := net.SplitHostPort(closed.Addr().String())
+		closed.Close()
+		args := f.args("-v", "-L", "0:"+echo.Addr().String())
+		args[len(args)-2] = port // -p
+		code, stderr := runCLI(args...)
+		if code != exitConnection || strings.Contains(stderr, "Dialer closed") {
+			t.Errorf("exit %d (want %d), and no 'Dialer closed':\n%s", code, exitConnection, stderr)
+		}
+	})
+	t.Run("forward", func(t *testing.T) {
+		busy, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer busy.Close()
+		code, stderr := runCLI(f.args("-v", "-L", busy.Addr().String()+":"+echo.Addr().String())...)
+		cause := strings.Index(stderr, "address already in use")
+		closed := strings.Index(stderr, "Dialer closed")
+		if code != exitForward || cause < 0 || (closed >= 0 && closed < cause) {
+			t.Errorf("exit %d (want %d), the cause before any 'Dialer closed':\n%s", code, exitForward, stderr)
+		}
+	})
+}
