@@ -335,12 +335,6 @@ func cliArgs(cipher string) []string {
 	return strings.Fields(strings.ReplaceAll(*flagCLIArgs, "{cipher}", cipher))
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // transfer moves bytes one way and returns bytes, elapsed time and CPU.
 func transfer(m mode, e *env, upload bool) (int64, time.Duration, time.Duration, error) {
 	conn, err := m.dial(e.target(upload))

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"strings"
-	"syscall"
 
 	"encoding/binary"
 	"fmt"
@@ -88,15 +87,5 @@ func serveEach(l net.Listener, handle func(net.Conn)) {
 			defer c.Close()
 			handle(c)
 		}()
-	}
-}
-
-// raiseFileLimit lifts the soft limit on open files to the hard one: 10,000
-// tunnels are 20,000 sockets here (both ends of each target connection).
-func raiseFileLimit() {
-	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,14 +39,8 @@ func deadLinks(t *testing.T) []deadLink {
 	c, err := srv.Dial()
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
-	sshd := startNamedSSHD(t)
-	return []deadLink{
-		{"sshtest", c, func() func() { srv.Stall(); return srv.Resume }, nil},
-		{"openssh", sshd.Dial(t), func() func() {
-			sshd.Signal(syscall.SIGSTOP, true)
-			return func() { sshd.Signal(syscall.SIGCONT, true) }
-		}, sshd},
-	}
+	links := []deadLink{{"sshtest", c, func() func() { srv.Stall(); return srv.Resume }, nil}}
+	return append(links, openSSHDeadLinks(t)...)
 }
 
 // natsDialer records how each of nats.go's dials ended. nats.go calls

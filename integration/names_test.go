@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -110,7 +109,7 @@ func startNamedSSHD(t testing.TB) *opensshd.Server {
 	}
 	hosts := "127.0.0.1 localhost\n::1 localhost\n127.0.0.1 " + strings.Join(serverOnlyNames, " ") + "\n"
 	srv := opensshd.StartWith(t, opensshd.Options{Hosts: hosts})
-	t.Cleanup(func() { srv.Signal(syscall.SIGCONT, true) }) // in case a test left it stopped
+	resumeOnCleanup(t, srv) // in case a test left it stopped
 	return srv
 }
 
