@@ -262,11 +262,19 @@ func TestPoolBadInput(t *testing.T) {
 	require.Error(t, err)
 	require.NoError(t, nilPool.Close())
 
-	for _, p := range []*sshdial.Pool{sshdial.NewPool(0, dial), sshdial.NewPool(-1, dial), sshdial.NewPool(1, nil)} {
-		_, err := p.Dial("tcp", "127.0.0.1:1")
-		require.Error(t, err)
-		require.NoError(t, p.Close())
+	for _, tc := range []struct {
+		p    *sshdial.Dialer
+		want string
+	}{
+		{sshdial.NewPool(0, dial), "NewPool: size 0, want 1 or more"},
+		{sshdial.NewPool(-1, dial), "NewPool: size -1, want 1 or more"},
+		{sshdial.NewPool(1, nil), "NewPool: nil dial function"},
+	} {
+		_, err := tc.p.Dial("tcp", "127.0.0.1:1")
+		require.ErrorContains(t, err, tc.want)
+		require.NoError(t, tc.p.Close())
 	}
+	require.Zero(t, calls.Load(), "a pool made with bad arguments called its dial function")
 
 	pool := sshdial.NewPool(1, dial)
 	defer pool.Close()
