@@ -30,8 +30,8 @@ import (
 // through it and the SSH connections it owns.
 type Dialer struct {
 	// Concurrency: settings are fixed once New, Connect or NewPool
-	// returns. mu guards the SSH connections (slots, closed, backoff)
-	// and each sshConn's load; an sshConn's own mu guards its Conns and
+	// returns. mu guards the SSH connections (slots, closed, backoff),
+	// the listeners and each sshConn's load; an sshConn's own mu guards its Conns and
 	// keepalive state. Order: Dialer.mu before sshConn.mu; neither is
 	// held across a network call.
 

@@ -102,7 +102,7 @@ func newSession(o *options, d *sshdial.Dialer, log *slog.Logger) *session {
 	return s
 }
 
-// errForwardSetup marks a forward that could not be set up.
+// forwardError is the error of a forward that could not be set up.
 type forwardError struct {
 	f   *forward
 	err error
