@@ -185,13 +185,17 @@ func (c *Conn) writeLoop() {
 			_, err := c.ch.Write(*buf)
 			*buf = (*buf)[:0]
 			putSendBuf(buf)
-			c.afterSend(err)
+			err = c.sendErr(err)
+			c.mu.Lock()
+			c.recordWriteErr(err)
 
 		case c.eof == eofQueued:
 			c.eof = eofSent
 			c.writer = writerBusy
 			c.mu.Unlock()
-			c.afterSend(c.ch.CloseWrite())
+			err := c.sendErr(c.ch.CloseWrite())
+			c.mu.Lock()
+			c.recordWriteErr(err)
 
 		default:
 			// Idle: leave bulk mode; the buffer went back to the pool.
@@ -204,15 +208,20 @@ func (c *Conn) writeLoop() {
 	}
 }
 
-// afterSend takes c.mu back after a call on the channel and, if the call
-// failed, records why the channel takes nothing more: the server closed it,
-// or the SSH connection was lost. Telling the two apart may take a round
-// trip to the server, so it is done before c.mu is taken.
-func (c *Conn) afterSend(err error) {
-	if err != nil {
-		err = c.link.classify(err, c.done, errChannelClosed)
+// sendErr says why a call on the channel failed with err, nil for nil:
+// the server closed the channel (errChannelClosed), or the SSH connection
+// was lost. Telling the two apart may take a round trip to the server, so
+// c.mu must not be held.
+func (c *Conn) sendErr(err error) error {
+	if err == nil {
+		return nil
 	}
-	c.mu.Lock()
+	return c.link.classify(err, c.done, errChannelClosed)
+}
+
+// recordWriteErr records why the channel takes nothing more, unless a
+// reason is known already; c.mu is held.
+func (c *Conn) recordWriteErr(err error) {
 	if err != nil && c.writeErr == nil {
 		c.writeErr = err
 		c.signal()
@@ -224,10 +233,7 @@ func (c *Conn) afterSend(err error) {
 func (c *Conn) connectionLost(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.writeErr == nil {
-		c.writeErr = err
-		c.signal()
-	}
+	c.recordWriteErr(err)
 }
 
 // getSendBuf takes an empty send buffer, a bulk one if bulk.
