@@ -98,7 +98,7 @@ func TestConnsEndWithClient(t *testing.T) {
 	client.Close()
 	select {
 	case err := <-errc:
-		require.Error(t, err)
+		require.ErrorIs(t, err, sshdial.ErrClientClosed, "the client was closed here, not lost")
 	case <-time.After(5 * time.Second):
 		t.Fatal("Read still blocked after the SSH client was closed")
 	}

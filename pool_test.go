@@ -259,7 +259,7 @@ func TestPoolBadInput(t *testing.T) {
 	}
 	var nilPool *sshdial.Pool
 	_, err := nilPool.Dial("tcp", "127.0.0.1:1")
-	require.Error(t, err)
+	require.ErrorIs(t, err, sshdial.ErrNilClient)
 	require.NoError(t, nilPool.Close())
 
 	for _, tc := range []struct {
