@@ -2,7 +2,7 @@
 
 package sshdial_test
 
-// Adversarial tests of ProxyCommand: commands that ignore SIGHUP, close
+// ProxyCommand against misbehaving commands: commands that ignore SIGHUP, close
 // their output but keep running, write garbage, do not exist, flood
 // standard error, or die with the SSH server; token errors; secrets of the
 // command line in errors and logs; and no process left unreaped (a zombie)
@@ -148,12 +148,12 @@ func (s *pcSetup) requireNoSecret(t *testing.T, err error) {
 	require.NotContains(t, s.logs.String(), advSecret, "the command line is in the logs")
 }
 
-// TestAdvProxyCommandIgnoringSIGHUPIsKilled: a ProxyCommand that ignores
+// TestProxyCommandIgnoringSIGHUPIsKilled: a ProxyCommand that ignores
 // SIGHUP and outlives its relaying (a script that relays, then sleeps)
 // carries the SSH connection; after Dialer.Close it is killed once its
 // grace period is over, and no zombie is left. No log line holds the
 // command line.
-func TestAdvProxyCommandIgnoringSIGHUPIsKilled(t *testing.T) {
+func TestProxyCommandIgnoringSIGHUPIsKilled(t *testing.T) {
 	s := newPCSetup(t)
 	script := filepath.Join(s.h.dir, "relay.sh")
 	require.NoError(t, os.WriteFile(script, []byte(fmt.Sprintf(`echo $$ >> %s
@@ -176,11 +176,11 @@ exec sleep 600
 	s.requireNoSecret(t, nil)
 }
 
-// TestAdvProxyCommandHangingIsStoppedAfterContext: a command that ignores
+// TestProxyCommandHangingIsStoppedAfterContext: a command that ignores
 // SIGHUP and never speaks is ended by Connect's context: Connect returns
 // the context's error in bounded time, and the command is killed and
 // reaped.
-func TestAdvProxyCommandHangingIsStoppedAfterContext(t *testing.T) {
+func TestProxyCommandHangingIsStoppedAfterContext(t *testing.T) {
 	s := newPCSetup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -197,13 +197,13 @@ func TestAdvProxyCommandHangingIsStoppedAfterContext(t *testing.T) {
 	s.requireNoSecret(t, err)
 }
 
-// TestAdvProxyCommandMisbehaving: commands that close their output and
+// TestProxyCommandMisbehaving: commands that close their output and
 // keep running (with and without SIGHUP ignored), that write garbage
 // forever, that exit at once, and that do not exist: Connect fails in
 // bounded time, long before its context ends; a failing command's exit
 // status is in the error; the command line never is; nothing is left
 // running or unreaped.
-func TestAdvProxyCommandMisbehaving(t *testing.T) {
+func TestProxyCommandMisbehaving(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		command func(s *pcSetup) string
@@ -243,10 +243,10 @@ func TestAdvProxyCommandMisbehaving(t *testing.T) {
 	}
 }
 
-// TestAdvProxyCommandBadTokens: a '%' at the end or an unknown token, from
+// TestProxyCommandBadTokens: a '%' at the end or an unknown token, from
 // WithProxyCommand or the config file, is an error that says what is wrong
 // without the command line, and nothing is run.
-func TestAdvProxyCommandBadTokens(t *testing.T) {
+func TestProxyCommandBadTokens(t *testing.T) {
 	s := newPCSetup(t)
 	marker := filepath.Join(s.h.dir, "ran")
 	for _, tc := range []struct {
@@ -276,10 +276,10 @@ func TestAdvProxyCommandBadTokens(t *testing.T) {
 	require.NoFileExists(t, marker, "a ProxyCommand with a bad token was run")
 }
 
-// TestAdvProxyCommandFloodsStderr: a command that writes megabytes to its
+// TestProxyCommandFloodsStderr: a command that writes megabytes to its
 // standard error before relaying neither blocks nor breaks the connection:
 // its standard error is passed through, all of it.
-func TestAdvProxyCommandFloodsStderr(t *testing.T) {
+func TestProxyCommandFloodsStderr(t *testing.T) {
 	const flood = 4 << 20
 	s := newPCSetup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -294,14 +294,14 @@ func TestAdvProxyCommandFloodsStderr(t *testing.T) {
 	s.requireReaped(t, 5*time.Second)
 }
 
-// TestAdvProxyCommandReconnectAfterServerRestart: sshd is killed (listener
+// TestProxyCommandReconnectAfterServerRestart: sshd is killed (listener
 // and sessions) under a Dialer that reaches it through a ProxyCommand. The
 // relay dies with the connection; a dial while sshd is down fails (the new
 // relay cannot connect) without the command line in its error; once sshd
 // is back, a dial reconnects through a new relay. Neither the errors nor
 // any log line hold the command line, and after Close every relay was
 // reaped.
-func TestAdvProxyCommandReconnectAfterServerRestart(t *testing.T) {
+func TestProxyCommandReconnectAfterServerRestart(t *testing.T) {
 	s := newPCSetup(t)
 	relayLog := filepath.Join(s.h.dir, "relay.log")
 	t.Setenv("SSHDIAL_TEST_RELAY_LOG", relayLog)
@@ -358,7 +358,7 @@ func TestAdvProxyCommandReconnectAfterServerRestart(t *testing.T) {
 
 // A ProxyCommand in the config file with a bad token is an error that says
 // what is wrong, without the command line, which may hold secrets.
-func TestAdvProxyCommandConfigErrorHoldsNoCommandLine(t *testing.T) {
+func TestProxyCommandConfigErrorHoldsNoCommandLine(t *testing.T) {
 	s := newPCSetup(t)
 	s.h.write(t, "config", fmt.Sprintf("Host viacmd\n  HostName 127.0.0.1\n  Port %s\n  User %s\n  ProxyCommand nc --token %s %%h %%p 100%%\n", portOf(s.srv.Addr), s.srv.User, advSecret))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -370,7 +370,7 @@ func TestAdvProxyCommandConfigErrorHoldsNoCommandLine(t *testing.T) {
 
 // WithProxyCommand replaces the config's ProxyCommand, which is then not
 // read: a bad token in it does not fail Connect.
-func TestAdvWithProxyCommandReplacesBrokenConfigOne(t *testing.T) {
+func TestWithProxyCommandReplacesBrokenConfigOne(t *testing.T) {
 	s := newPCSetup(t)
 	s.h.write(t, "config", fmt.Sprintf("Host viacmd\n  HostName 127.0.0.1\n  Port %s\n  User %s\n  ProxyCommand nc %%x\n", portOf(s.srv.Addr), s.srv.User))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -383,7 +383,7 @@ func TestAdvWithProxyCommandReplacesBrokenConfigOne(t *testing.T) {
 
 // A ProxyCommand that ignores SIGHUP does not hold Connect past its
 // context: the kill after the grace period is not waited for.
-func TestAdvHangingProxyCommandDoesNotHoldConnectPastContext(t *testing.T) {
+func TestHangingProxyCommandDoesNotHoldConnectPastContext(t *testing.T) {
 	s := newPCSetup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()

@@ -1,6 +1,6 @@
 package sshdial_test
 
-// Adversarial tests of (*Conn).WriteTo: while WriteTo waits, the Conn's
+// (*Conn).WriteTo under stress: while WriteTo waits, the Conn's
 // reader goroutine writes to WriteTo's writer, so the contract to break is
 // that no byte is lost, duplicated or reordered however WriteTo, Read,
 // deadlines, Close and odd writers interleave; that WriteTo's count is what
@@ -78,13 +78,13 @@ func (w *advWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// TestAdvWriteToStreamIntactUnderChurn receives a 16 MiB random stream
+// TestWriteToStreamIntactUnderChurn receives a 16 MiB random stream
 // through a random mix of WriteTo (with advWriter) and Read of random
 // sizes, while another goroutine moves the read deadline every millisecond
 // or so, often into the past. The bytes received must hash as the bytes
 // sent; each WriteTo must report exactly what its writer took; the writer
 // must never be called outside a WriteTo, nor twice at once.
-func TestAdvWriteToStreamIntactUnderChurn(t *testing.T) {
+func TestWriteToStreamIntactUnderChurn(t *testing.T) {
 	size := 16 << 20
 	if testing.Short() {
 		size = 4 << 20
@@ -170,12 +170,12 @@ func TestAdvWriteToStreamIntactUnderChurn(t *testing.T) {
 	})
 }
 
-// TestAdvWriteToConcurrentCallsThenClose: two WriteTo loops (each with its
+// TestWriteToConcurrentCallsThenClose: two WriteTo loops (each with its
 // own writer), two Read loops and a deadline churner run on one Conn while
 // the target streams without end; then Close. Every loop must end with
 // net.ErrClosed within a bounded time, no writer may be called after its
 // WriteTo returned, and (under -race and goleak) nothing races or leaks.
-func TestAdvWriteToConcurrentCallsThenClose(t *testing.T) {
+func TestWriteToConcurrentCallsThenClose(t *testing.T) {
 	forEachPeer(t, func(t *testing.T, client *ssh.Client) {
 		l := serve(t, "tcp", func(c net.Conn) { io.Copy(c, newRandReader(3)) })
 		nc, err := sshdial.New(client).Dial("tcp", l.Addr().String())
@@ -270,12 +270,12 @@ func (w *gateWriter) Write(p []byte) (int, error) {
 
 func takeAll(p []byte) (int, error) { return len(p), nil }
 
-// TestAdvWriteToBlockedWriterThenClose: Close while the writer is stuck in
+// TestWriteToBlockedWriterThenClose: Close while the writer is stuck in
 // Write. WriteTo must not return while the writer is in Write (it would be
 // written to after returning), must return net.ErrClosed once the writer
 // lets go, and the writer must not be called again though the target keeps
 // sending. Every goroutine of the bubble must end.
-func TestAdvWriteToBlockedWriterThenClose(t *testing.T) {
+func TestWriteToBlockedWriterThenClose(t *testing.T) {
 	inBubble(t, func(t *testing.T, conn *sshdial.Conn, target net.Conn) {
 		w := newGateWriter()
 		res := make(chan ioResult, 1)
@@ -305,12 +305,12 @@ func TestAdvWriteToBlockedWriterThenClose(t *testing.T) {
 	})
 }
 
-// TestAdvWriteToOddWriterCounts: writers that return counts out of range
+// TestWriteToOddWriterCounts: writers that return counts out of range
 // with a nil error. More than len(p) counts as len(p); a short or negative
 // count is io.ErrShortWrite, counts only what was taken (never below
 // zero), and leaves the rest for Read. Both for data from the reader
 // goroutine and for what a partial Read left over.
-func TestAdvWriteToOddWriterCounts(t *testing.T) {
+func TestWriteToOddWriterCounts(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		ret       func(p []byte) int
@@ -365,9 +365,9 @@ func TestAdvWriteToOddWriterCounts(t *testing.T) {
 	}
 }
 
-// TestAdvWriteToTooManyThenEOF is TestAdvWriteToOddWriterCounts's TooMany
+// TestWriteToTooManyThenEOF is TestWriteToOddWriterCounts's TooMany
 // case run to the end of the data: the count stays the bytes sent.
-func TestAdvWriteToTooManyThenEOF(t *testing.T) {
+func TestWriteToTooManyThenEOF(t *testing.T) {
 	inBubble(t, func(t *testing.T, conn *sshdial.Conn, target net.Conn) {
 		res := backgroundWriteTo(conn, writerFunc(func(p []byte) (int, error) { return len(p) * 3, nil }))
 		target.Write([]byte("abc"))
@@ -385,7 +385,7 @@ func TestAdvWriteToTooManyThenEOF(t *testing.T) {
 // still reaches WriteTo's caller: the panic is raised again there, and the
 // error comes before the one of the stop (after CloseRead, WriteTo must not
 // report success though its writer failed).
-func TestAdvWriteToWriterFailureDuringStopIsNotLost(t *testing.T) {
+func TestWriteToWriterFailureDuringStopIsNotLost(t *testing.T) {
 	stops := []struct {
 		name string
 		stop func(conn *sshdial.Conn)

@@ -28,7 +28,7 @@ type eofStderr struct{}
 func (eofStderr) Read([]byte) (int, error)    { return 0, io.EOF }
 func (eofStderr) Write(p []byte) (int, error) { return len(p), nil }
 
-// TestAdvFailRacingUnprovenEOFNeverReadsAsEOF: a Conn whose channel ended
+// TestFailRacingUnprovenEOFNeverReadsAsEOF: a Conn whose channel ended
 // while the round trip that would prove the EOF clean is still out (the
 // server stalled) is failed, by the keepalive check or by Close, at the same
 // moment as a Read starts. The EOF was never proven, so Read must report
@@ -41,7 +41,7 @@ func (eofStderr) Write(p []byte) (int, error) { return len(p), nil }
 // that had checked done just before took the closed chunks on its fast path
 // as io.EOF. The window is a few instructions, so this runs many rounds; it
 // hit a few dozen times in 20000 before the fix.
-func TestAdvFailRacingUnprovenEOFNeverReadsAsEOF(t *testing.T) {
+func TestFailRacingUnprovenEOFNeverReadsAsEOF(t *testing.T) {
 	srv := sshtest.NewServer()
 	defer srv.Close()
 	client, err := srv.Dial()

@@ -1,9 +1,9 @@
 package sshdial_test
 
-// Adversarial tests of the fault handling of c069da2: every blocked call must
-// return after a fault, errors must say what happened (a clean EOF is bare
-// io.EOF, a lost connection never matches io.EOF, a local close is
-// ErrClientClosed), data must arrive intact, and nothing may be left behind.
+// The Conn under faults: every blocked call must return after a fault,
+// errors must say what happened (a clean EOF is bare io.EOF, a lost
+// connection never matches io.EOF, a local close is ErrClientClosed), data
+// must arrive intact, and nothing may be left behind.
 // Loops are bounded in count and time; timing assertions are generous and
 // measured from the event.
 
@@ -31,12 +31,12 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// TestAdvManyConnsEndAtOnce: 200 Conns on one SSH connection whose targets
+// TestManyConnsEndAtOnce: 200 Conns on one SSH connection whose targets
 // all send a byte and close at the same moment. Each reader must get its
 // byte and a bare io.EOF (io.ReadAll returns nil), all of them within a few
 // seconds of the targets closing: the round trip that proves the EOF clean
 // is shared, not queued per Conn.
-func TestAdvManyConnsEndAtOnce(t *testing.T) {
+func TestManyConnsEndAtOnce(t *testing.T) {
 	const n = 200
 	forEachPeer(t, func(t *testing.T, client *ssh.Client) {
 		gate := make(chan struct{})
@@ -82,13 +82,13 @@ func TestAdvManyConnsEndAtOnce(t *testing.T) {
 	})
 }
 
-// TestAdvServerStallsRightAfterEOF: the server sends the data and EOF of a
+// TestServerStallsRightAfterEOF: the server sends the data and EOF of a
 // channel, then stalls before it can answer the round trip that proves the
 // EOF clean. Read must then neither report EOF nor a lost connection: it
 // waits, its deadline and Close wake it, and a keepalive check fails it
 // with ErrServerNotResponding. Once the server resumes, the EOF reads as a
 // bare io.EOF.
-func TestAdvServerStallsRightAfterEOF(t *testing.T) {
+func TestServerStallsRightAfterEOF(t *testing.T) {
 	forEachFaultPeer(t, func(t *testing.T, srv *faultServer) {
 		l := serve(t, "tcp", func(c net.Conn) { c.Write([]byte("hello")) })
 		setup := func(t *testing.T, opts ...sshdial.Option) net.Conn {
@@ -163,12 +163,12 @@ func localCloseOverTransport(t *testing.T, inner *sshtest.Server, transport net.
 	require.ErrorIs(t, r.err, net.ErrClosed)
 }
 
-// TestAdvLocalCloseOfTunnelledClient: an SSH client whose transport is an
+// TestLocalCloseOfTunnelledClient: an SSH client whose transport is an
 // sshdial Conn (a jump host, as ProxyFromURL chains them), closed by the
 // caller: its Conns report ErrClientClosed. Over an in-memory connection
 // they may report ErrConnectionLost instead (the limit described below),
 // never io.EOF.
-func TestAdvLocalCloseOfTunnelledClient(t *testing.T) {
+func TestLocalCloseOfTunnelledClient(t *testing.T) {
 	inner := sshtest.NewServer()
 	t.Cleanup(inner.Close)
 	_, outer := newSSHTest(t)
@@ -184,14 +184,14 @@ func TestAdvLocalCloseOfTunnelledClient(t *testing.T) {
 	})
 }
 
-// TestAdvLocalCloseOfClientOverXCryptoTunnel: the same through a jump host
+// TestLocalCloseOfClientOverXCryptoTunnel: the same through a jump host
 // written the usual way, with x/crypto's own client.Dial conn as the
 // transport of the second client. The Conns fail, never with io.EOF; but
 // they may say ErrConnectionLost rather than ErrClientClosed: the library
 // learns how the connection ended from client.Wait, and over that
 // transport a local Close makes it return io.EOF, as a lost connection
 // does (a known limit, noted on issue #9).
-func TestAdvLocalCloseOfClientOverXCryptoTunnel(t *testing.T) {
+func TestLocalCloseOfClientOverXCryptoTunnel(t *testing.T) {
 	inner := sshtest.NewServer()
 	t.Cleanup(inner.Close)
 	_, outer := newSSHTest(t)
@@ -200,11 +200,11 @@ func TestAdvLocalCloseOfClientOverXCryptoTunnel(t *testing.T) {
 	localCloseOverTransport(t, inner, c, false)
 }
 
-// TestAdvParallelTransfersIntact: 32 Conns on one SSH connection each send
+// TestParallelTransfersIntact: 32 Conns on one SSH connection each send
 // 2 MiB of random bytes through an echo target and read them back at the
 // same time; every echo must match by SHA-256 and end in a clean EOF after
 // CloseWrite.
-func TestAdvParallelTransfersIntact(t *testing.T) {
+func TestParallelTransfersIntact(t *testing.T) {
 	const conns, size = 32, 2 << 20
 	forEachPeer(t, func(t *testing.T, client *ssh.Client) {
 		l := serve(t, "tcp", echo)
@@ -258,10 +258,10 @@ func TestAdvParallelTransfersIntact(t *testing.T) {
 	})
 }
 
-// TestAdvWriteThenCloseParallel: 32 Conns each write 1 MiB and close at
+// TestWriteThenCloseParallel: 32 Conns each write 1 MiB and close at
 // once; every target must receive exactly the bytes (SHA-256) and then EOF:
 // committed bytes go before the channel's close.
-func TestAdvWriteThenCloseParallel(t *testing.T) {
+func TestWriteThenCloseParallel(t *testing.T) {
 	const conns, size = 32, 1 << 20
 	forEachPeer(t, func(t *testing.T, client *ssh.Client) {
 		got := make(chan [32]byte, conns)
@@ -299,13 +299,13 @@ func TestAdvWriteThenCloseParallel(t *testing.T) {
 	})
 }
 
-// TestAdvConcurrentCallsDuringDrop: while 8 Conns are busy (a writer, a
+// TestConcurrentCallsDuringDrop: while 8 Conns are busy (a writer, a
 // reader, a goroutine moving deadlines, and half-closes), the SSH
 // connection is dropped. Every call must return promptly, no reader may see
 // a clean end of an endless stream, every error must be a lost connection
 // (or a timeout from the moved deadlines), and Close, CloseWrite, CloseRead
 // and SetDeadline afterwards must not block.
-func TestAdvConcurrentCallsDuringDrop(t *testing.T) {
+func TestConcurrentCallsDuringDrop(t *testing.T) {
 	forEachFaultPeer(t, func(t *testing.T, srv *faultServer) {
 		client := srv.dial(t)
 		l := serve(t, "tcp", func(c net.Conn) {
@@ -419,10 +419,10 @@ func TestAdvConcurrentCallsDuringDrop(t *testing.T) {
 	})
 }
 
-// TestAdvUnixSocketEnds: through OpenSSH to a unix socket, a complete
+// TestUnixSocketEnds: through OpenSSH to a unix socket, a complete
 // transfer ends in a bare io.EOF and one cut by a killed sshd in
 // ErrConnectionLost.
-func TestAdvUnixSocketEnds(t *testing.T) {
+func TestUnixSocketEnds(t *testing.T) {
 	if len(faultPeers) < 2 {
 		t.Skip("needs OpenSSH")
 	}
@@ -466,11 +466,11 @@ func TestAdvUnixSocketEnds(t *testing.T) {
 	require.Equal(t, "unix", opErr.Net)
 }
 
-// TestAdvCloseReadDuringFaults: CloseRead wakes a Read blocked on a stalled
+// TestCloseReadDuringFaults: CloseRead wakes a Read blocked on a stalled
 // server with io.EOF (as shutdown(SHUT_RD) does), leaves writing usable,
 // and after a drop Writes report the lost connection while Reads keep
 // reporting io.EOF.
-func TestAdvCloseReadDuringFaults(t *testing.T) {
+func TestCloseReadDuringFaults(t *testing.T) {
 	forEachFaultPeer(t, func(t *testing.T, srv *faultServer) {
 		client := srv.dial(t)
 		l := serve(t, "tcp", echo)
@@ -502,13 +502,13 @@ func TestAdvCloseReadDuringFaults(t *testing.T) {
 	})
 }
 
-// TestAdvPoolKeepaliveStallCycles: a Pool of two SSH connections with
+// TestPoolKeepaliveStallCycles: a Pool of two SSH connections with
 // keepalive, its server stalled and resumed three times while four workers
 // dial and round-trip with bounded contexts. Nothing may hang; every error
 // must be one a stall explains (ErrServerNotResponding, a context's end, a
 // lost or closed connection); once the server is back, dials succeed; and
 // Close leaves no goroutine (goleak in TestMain).
-func TestAdvPoolKeepaliveStallCycles(t *testing.T) {
+func TestPoolKeepaliveStallCycles(t *testing.T) {
 	srv := sshtest.NewServer()
 	t.Cleanup(srv.Close)
 	cfg := srv.ClientConfig()
@@ -626,14 +626,14 @@ func poolDialDuringStall(t *testing.T, cfgTimeout time.Duration) error {
 	return err
 }
 
-// TestAdvPoolDialWithoutContextOnStalledServer: Pool.Dial (no context)
+// TestPoolDialWithoutContextOnStalledServer: Pool.Dial (no context)
 // through a Pool whose only server stalls returns once the keepalive check
 // fails and the retry's handshake times out (config.Timeout).
-func TestAdvPoolDialWithoutContextOnStalledServer(t *testing.T) {
+func TestPoolDialWithoutContextOnStalledServer(t *testing.T) {
 	require.Error(t, poolDialDuringStall(t, 2*time.Second))
 }
 
-// TestAdvPoolDialWithoutContextOrTimeoutOnStalledServer: the same with a
+// TestPoolDialWithoutContextOrTimeoutOnStalledServer: the same with a
 // dial function that has no timeout of its own (config.Timeout 0, as
 // ssh.ClientConfig's default). The keepalive check fails the first try with
 // ErrServerNotResponding within half a second; the Pool must return that,
@@ -642,7 +642,7 @@ func TestAdvPoolDialWithoutContextOnStalledServer(t *testing.T) {
 // A regression test: the Pool retried such a dial on a new SSH connection,
 // whose handshake to the stalled server never ended. A dial that meets a
 // silent SSH connection now retries only on another one that is up.
-func TestAdvPoolDialWithoutContextOrTimeoutOnStalledServer(t *testing.T) {
+func TestPoolDialWithoutContextOrTimeoutOnStalledServer(t *testing.T) {
 	err := poolDialDuringStall(t, 0)
 	require.ErrorIs(t, err, sshdial.ErrServerNotResponding)
 }
