@@ -580,6 +580,10 @@ func TestPoolKeepaliveStallCycles(t *testing.T) {
 		t.Errorf("unexpected error: %v", err)
 	}
 	t.Logf("%d round trips, %d failed during stalls", ok.Load(), failed.Load())
+	// Both must have happened, or the test proved nothing: round trips
+	// between the stalls, and failures that the stalls explain.
+	require.Positive(t, ok.Load(), "no round trip succeeded between the stalls")
+	require.Positive(t, failed.Load(), "no dial or round trip failed during the stalls: the stalls were not seen")
 
 	require.Eventually(t, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
