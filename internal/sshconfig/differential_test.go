@@ -121,6 +121,7 @@ func (g *sshG) ours(cfg string, opts []string, d destination) (*Config, error) {
 	o := Options{
 		ConfigFile:  cfg,
 		Home:        g.me.HomeDir,
+		IncludeHome: g.home,
 		LocalUser:   g.me.Username,
 		User:        d.user,
 		Port:        d.port,
@@ -207,7 +208,7 @@ func loadCorpus(t *testing.T, dir string) []corpusCase {
 
 // setupDir makes the files the corpus refers to under dir: included
 // configs and the flag files of Match exec "test -e".
-func setupDir(t *testing.T, dir string) {
+func setupDir(t *testing.T, dir, home string) {
 	t.Helper()
 	files, err := filepath.Glob("testdata/include/*")
 	if err != nil {
@@ -226,6 +227,15 @@ func setupDir(t *testing.T, dir string) {
 			t.Fatal(err)
 		}
 	}
+	// Relative Include paths are in ~/.ssh, where ~ is $HOME for ssh's
+	// glob.
+	rel := filepath.Join(home, ".ssh", "rel")
+	if err := os.MkdirAll(rel, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rel, "a.conf"), []byte("Host relhost\n  User fromrel\n  Port 4242\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "vpn-up"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +246,7 @@ func setupDir(t *testing.T, dir string) {
 func TestDifferentialCorpus(t *testing.T) {
 	g := newSSHG(t)
 	dir := t.TempDir()
-	setupDir(t, dir)
+	setupDir(t, dir, g.home)
 	cases := loadCorpus(t, dir)
 	if len(cases) < 30 {
 		t.Errorf("corpus has %d configs; want 30 or more", len(cases))
@@ -309,7 +319,7 @@ var fuzzBadLines = []string{
 func TestDifferentialGenerated(t *testing.T) {
 	g := newSSHG(t)
 	dir := t.TempDir()
-	setupDir(t, dir)
+	setupDir(t, dir, g.home)
 	seed := int64(1)
 	if s, err := strconv.ParseInt(os.Getenv("SSHDIAL_FUZZ_SEED"), 10, 64); err == nil {
 		seed = s

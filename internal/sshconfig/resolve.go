@@ -56,6 +56,10 @@ type Options struct {
 	// Home is the local user's home directory, for ~ and %d. ssh(1) takes
 	// it from the passwd entry, not $HOME.
 	Home string
+	// IncludeHome is the directory of ~ in Include lines (and of the
+	// ~/.ssh that relative Include paths of user files are in): ssh
+	// expands those with glob(3), which takes $HOME. "" is Home.
+	IncludeHome string
 	// LocalUser is the local user name: %u, Match localuser, and the user
 	// when nothing else names one.
 	LocalUser string
@@ -763,15 +767,19 @@ func (r *reader) include(args []string, file string, lineNo int, active *bool, f
 			return lineError(file, lineNo, "include: bad include path %s (~ in the system file)", a)
 		}
 		pattern := a
+		home := r.o.IncludeHome
+		if home == "" {
+			home = r.o.Home
+		}
 		switch {
 		case strings.HasPrefix(a, "~"):
-			p, err := ExpandTilde(a, r.o.Home)
+			p, err := ExpandTilde(a, home)
 			if err != nil {
 				return lineError(file, lineNo, "include %s: %v", a, err)
 			}
 			pattern = p
 		case !filepath.IsAbs(a) && fl.userConf:
-			p, err := ExpandTilde("~/.ssh/"+a, r.o.Home)
+			p, err := ExpandTilde("~/.ssh/"+a, home)
 			if err != nil {
 				return lineError(file, lineNo, "include %s: %v", a, err)
 			}
