@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -77,7 +76,11 @@ func Connect(ctx context.Context, destination string, opts ...Option) (*Dialer, 
 // connectSettings are what the options of Connect set.
 type connectSettings struct {
 	clientConfig *ssh.ClientConfig // for the destination, used as given
-	configFile   *string           // nil: ~/.ssh/config
+	configFile   *string           // nil: ~/.ssh/config, then the system's
+	configLines  []string          // WithConfigLines
+	systemConfig *string           // WithSystemConfigFile; nil: /etc/ssh/ssh_config
+	noMatchExec  bool              // WithMatchExec(false)
+	resolved     *ResolvedConfig   // WithResolvedConfig
 	jumps        []string
 	jumpsSet     bool    // WithJump was given (with no hops: none)
 	proxyCommand *string // WithProxyCommand's command, if given
@@ -116,7 +119,8 @@ func WithClientConfig(config *ssh.ClientConfig) Option {
 }
 
 // WithConfigFile makes Connect read the ssh_config file at path instead of
-// ~/.ssh/config; "" reads none.
+// ~/.ssh/config and /etc/ssh/ssh_config, as ssh -F; "" or "none" reads
+// none. A file that cannot be read is an error.
 func WithConfigFile(path string) Option {
 	return func(d *Dialer) { d.connectOpts().configFile = &path }
 }
@@ -265,15 +269,20 @@ func newConnectDialer(destination string, opts []Option) (*Dialer, error) {
 	if u, err := user.Current(); err == nil {
 		localUser = u.Username
 	}
-	configPath := filepath.Join(home, ".ssh", "config")
-	if cs.configFile != nil {
-		configPath = *cs.configFile
-	}
-
 	// With WithProxyCommand the config's ProxyCommand is not read: ssh
 	// expands only the command it runs.
-	ignorePC := cs.proxyCommand != nil
-	resolve := func(d string) (*hop, error) { return resolveHopWith(d, configPath, home, localUser, ignorePC) }
+	src := cs.configSource(home, localUser)
+	first := true // the lines of WithConfigLines are the destination's only
+	resolve := func(d string) (*hop, error) {
+		if first {
+			first = false
+			if h, ok, err := cs.destinationHop(d); ok {
+				return h, err
+			}
+			return src.hop(d, true)
+		}
+		return src.hop(d, false)
+	}
 	own := !cs.jumpsSet
 	if cs.proxyCommand != nil {
 		if len(cs.jumps) > 0 {
@@ -292,7 +301,11 @@ func newConnectDialer(destination string, opts []Option) (*Dialer, error) {
 		}
 	}
 
-	if !d.keepaliveSet {
+	switch {
+	case d.keepaliveSet:
+	case dest.KeepaliveOff:
+		d.keepaliveInterval = 0
+	default:
 		interval := dest.ServerAliveInterval
 		if interval <= 0 {
 			interval = defaultAliveInterval

@@ -130,7 +130,13 @@ type Config struct {
 	// SkippedExec names ("file line N") each Match line that did not match
 	// because it has an exec criterion and Options.NoExec is set.
 	SkippedExec []string
+
+	set map[string]bool // keys a line set
 }
+
+// IsSet reports whether a line (of a file or the command line) set key
+// (lowercase), rather than ssh's default applying.
+func (c *Config) IsSet(key string) bool { return c.set[strings.ToLower(key)] }
 
 // idFile is an IdentityFile or CertificateFile and whether a user's file
 // (or the command line) named it, which ssh keeps apart for duplicates.
@@ -1091,6 +1097,19 @@ func (r *reader) finish(name string) (*Config, error) {
 		c.ProxyJump = formatJump(s.jumpExtra, s.jumpUser, jump, s.jumpPort)
 	}
 
+	c.set = map[string]bool{
+		"user": s.user != nil, "port": s.port != nil, "hostname": s.hostName != nil,
+		"addressfamily": s.addressFamily != nil, "batchmode": s.batchMode != nil,
+		"exitonforwardfailure": s.exitOnFwdFail != nil, "gatewayports": s.gatewayPorts != nil,
+		"identitiesonly": s.identitiesOnly != nil, "controlmaster": s.controlMaster != nil,
+		"stricthostkeychecking": s.strict != nil, "serveralivecountmax": s.aliveCountMax != nil,
+		"serveraliveinterval": s.aliveInterval != nil, "connecttimeout": s.connectTimeout != nil,
+		"controlpath": s.controlPath != nil, "hostkeyalias": s.hostKeyAlias != nil,
+		"identityagent": s.identityAgent != nil, "identityfile": len(s.identityFiles) > 0,
+		"certificatefile": len(s.certificateFiles) > 0, "globalknownhostsfile": s.globalKnownHosts != nil,
+		"userknownhostsfile": s.userKnownHosts != nil, "proxycommand": s.proxyCommand != nil,
+		"proxyjump": s.jumpHost != nil,
+	}
 	t := r.baseTokens()
 	t.H, t.P, t.J = name, strconv.Itoa(c.Port), jump
 	t.K = r.originalHost
@@ -1313,4 +1332,18 @@ func ValidHostName(h string) error {
 		}
 	}
 	return nil
+}
+
+// ReadCommandLine reads lines as ssh -o lines alone, without any file,
+// and returns what they set (see Config.IsSet): the first error is a
+// keyword unknown to ssh, a bad value, or Host, Match or Include.
+func ReadCommandLine(lines []string) (*Config, error) {
+	return Resolve("localhost", Options{ConfigFile: "none", CommandLine: lines, Home: "/", LocalUser: "nobody", NoExec: true})
+}
+
+// LineKeyword returns the lowercased keyword of a config line and the rest
+// of the line after it (and after one '='), as ssh splits them.
+func LineKeyword(line string) (keyword, rest string) {
+	kw, rest, _, _ := splitLine(line)
+	return kw, rest
 }
