@@ -3,6 +3,7 @@ package sshdial
 import (
 	"os"
 	"testing"
+	"time"
 )
 
 func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o600) }
@@ -29,5 +30,36 @@ func TestSystemConfigPathRead(t *testing.T) {
 	}
 	if old != "" {
 		t.Errorf("tests run with systemConfigPath %q", old)
+	}
+}
+
+// The lines of WithConfigLines are the destination's: a jump host does not
+// get them (ssh passes no -o to ProxyJump's ssh).
+func TestConfigLinesDestinationOnly(t *testing.T) {
+	src := (&connectSettings{configLines: []string{"Port 7"}}).configSource(t.TempDir(), "me")
+	if h, err := src.hop("x", true); err != nil || h.Port != 7 {
+		t.Errorf("destination: %+v, %v", h, err)
+	}
+	if h, err := src.hop("x", false); err != nil || h.Port != 22 {
+		t.Errorf("jump host: %+v, %v", h, err)
+	}
+}
+
+// ServerAliveInterval 0 turns keepalives off, as in ssh; unset is 15s.
+func TestServerAliveIntervalZero(t *testing.T) {
+	dir := t.TempDir()
+	for text, want := range map[string]time.Duration{"ServerAliveInterval 0\n": 0, "": defaultAliveInterval, "ServerAliveInterval 4\n": 4 * time.Second} {
+		cfg := dir + "/config"
+		if err := writeFile(cfg, text); err != nil {
+			t.Fatal(err)
+		}
+		d, err := newConnectDialer("h", []Option{WithConfigFile(cfg)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.keepaliveInterval != want {
+			t.Errorf("%q: keepalive interval %v, want %v", text, d.keepaliveInterval, want)
+		}
+		d.Close()
 	}
 }
