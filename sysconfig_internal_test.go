@@ -62,4 +62,13 @@ func TestServerAliveIntervalZero(t *testing.T) {
 		}
 		d.Close()
 	}
+	// WithConfigLines reach Connect's destination.
+	d, err := newConnectDialer("h", []Option{WithConfigFile(""), WithConfigLines("ServerAliveInterval 0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.keepaliveInterval != 0 {
+		t.Errorf("WithConfigLines(ServerAliveInterval 0): keepalive interval %v", d.keepaliveInterval)
+	}
 }
