@@ -22,12 +22,12 @@ import (
 //
 // destination is what a user types after ssh: [user@]host[:port],
 // ssh://[user@]host[:port], or a Host alias of ~/.ssh/config. The config
-// file is read as OpenSSH reads it (Host patterns, HostName, User, Port,
-// IdentityFile, CertificateFile, IdentitiesOnly, IdentityAgent, ProxyJump,
-// ProxyCommand (see WithProxyCommand for how it is run),
-// UserKnownHostsFile, HostKeyAlias, StrictHostKeyChecking,
-// ServerAliveInterval, ServerAliveCountMax, ConnectTimeout,
-// AddressFamily); options override it.
+// files, ~/.ssh/config then /etc/ssh/ssh_config (WithConfigFile replaces
+// both), are read as OpenSSH reads them: Host patterns, every Match
+// criterion (Match exec runs its command through the shell, as ssh does,
+// unless WithMatchExec(false)), Include, and the keys ConfigKeys lists
+// (ProxyCommand: see WithProxyCommand for how it is run). ResolveConfig
+// shows the result; options override it.
 //
 // The server's host key is checked against the known_hosts files, with the
 // host key algorithms ordered by what they hold for the host. An unknown
