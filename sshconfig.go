@@ -37,6 +37,8 @@ type hop struct {
 	ConnectTimeout        time.Duration // 0 when unset
 	Network               string        // AddressFamily as the network to dial: "tcp" (any, the default), "tcp4" (inet) or "tcp6" (inet6)
 	KeepaliveOff          bool          // ServerAliveInterval 0 was given: no keepalives, as in ssh
+	ControlPath           string        // expanded; "" for none (read and printed; the mux client uses it)
+	ControlMaster         string        // "no" (the default), "yes", "auto", "ask" or "autoask"
 
 	tokens sshconfig.Tokens // the % tokens of the connection, for ProxyCommand
 }
@@ -330,7 +332,15 @@ func hopFromConfig(c *sshconfig.Config, ignoreProxyCommand bool) (*hop, error) {
 		KeepaliveOff:          c.IsSet("serveraliveinterval") && c.ServerAliveInterval == 0,
 		ServerAliveCountMax:   c.ServerAliveCountMax,
 		Network:               addressFamilies[c.AddressFamily],
+		ControlPath:           c.ControlPath,
+		ControlMaster:         c.ControlMaster,
 		tokens:                c.Tokens,
+	}
+	switch h.ControlMaster {
+	case "true":
+		h.ControlMaster = "yes"
+	case "false":
+		h.ControlMaster = "no"
 	}
 	if h.HostName == "" || strings.IndexFunc(h.HostName, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
 		return nil, fmt.Errorf("sshdial: HostName %q for %s is empty or contains a space or control character", h.HostName, c.Host)

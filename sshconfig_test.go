@@ -132,6 +132,7 @@ func TestResolveHopDefaults(t *testing.T) {
 		StrictHostKeyChecking: "ask",
 		ServerAliveCountMax:   3,
 		Network:               "tcp",
+		ControlMaster:         "no",
 	}
 	want.tokens = h.tokens
 	if !reflect.DeepEqual(h, want) {
@@ -178,6 +179,8 @@ Host web
   ServerAliveInterval 1m30s
   ServerAliveCountMax 5
   ConnectTimeout 10
+  ControlPath ~/.ssh/cm-%r@%h:%p
+  ControlMaster yes
 
 Host *
   IdentityFile ${SSHDIAL_TEST_DIR}/id_all_%u_%d_%%
@@ -214,6 +217,8 @@ Host *
 		ServerAliveCountMax:   5,
 		ConnectTimeout:        10 * time.Second,
 		Network:               "tcp",
+		ControlPath:           filepath.Join(home, ".ssh", "cm-alice@web.example.com:2200"),
+		ControlMaster:         "yes",
 	}
 	want.tokens = h.tokens
 	if !reflect.DeepEqual(h, want) {

@@ -303,6 +303,15 @@ var fuzzLines = []string{
 	"HostName \"quoted#notacomment.example\"",
 }
 
+// fuzzOptions are -o lines for the generated runs.
+var fuzzOptions = []string{
+	"Port=2022", "User=cliuser", "User cli2", "HostName=cli.example.com", "ProxyJump=none", "ProxyJump=jcli",
+	"ProxyCommand=nc %h %p", "IdentityFile=/keys/cli", "UserKnownHostsFile=~/.ssh/cli_kh", "UserKnownHostsFile=none",
+	"StrictHostKeyChecking=no", "ServerAliveInterval=7", "ConnectTimeout 3", "AddressFamily=inet6",
+	"ControlPath=/tmp/cli-%h", "ControlMaster=auto", "BatchMode=yes", "IdentitiesOnly=yes", "IdentityAgent=none",
+	"HostKeyAlias=cliAlias", "CanonicalizeHostname=no", "ForwardAgent=yes", "Bogus=1", "Port=0",
+}
+
 // fuzzBadLines are lines ssh refuses, or nearly so.
 var fuzzBadLines = []string{
 	"Port 0", "Port abc", "Port 65536", "Bogus yes", "Match bogus x", "Match", "Host", "IdentityFile",
@@ -355,10 +364,14 @@ func TestDifferentialGenerated(t *testing.T) {
 		if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		var opts []string
+		for n := rng.Intn(3); n > 0; n-- {
+			opts = append(opts, "-o", fuzzOptions[rng.Intn(len(fuzzOptions))])
+		}
 		for k := 0; k < 2; k++ {
 			d := dests[rng.Intn(len(dests))]
-			want, stderr, ok := g.run(t, "-F", cfg, d)
-			got, err := g.ours(cfg, nil, parseDest(d))
+			want, stderr, ok := g.run(t, append(append([]string{"-F", cfg}, opts...), d)...)
+			got, err := g.ours(cfg, opts, parseDest(d))
 			var diffs []string
 			switch {
 			case !ok && err == nil:
@@ -370,7 +383,7 @@ func TestDifferentialGenerated(t *testing.T) {
 			}
 			if len(diffs) > 0 {
 				fails++
-				t.Errorf("seed %d config %d dest %s:\n%s\n%s", seed, i, d, b.String(), strings.Join(diffs, "\n"))
+				t.Errorf("seed %d config %d dest %s opts %q:\n%s\n%s", seed, i, d, opts, b.String(), strings.Join(diffs, "\n"))
 			}
 		}
 	}
