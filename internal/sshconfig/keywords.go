@@ -37,6 +37,7 @@ const (
 	kCanonicalDomains
 	kCanonicalizeMaxDots
 	kCanonicalizeFallbackLocal
+	kTag
 )
 
 // Key describes one ssh_config keyword that sshdial uses: the list the
@@ -78,7 +79,8 @@ var Keys = []Key{
 	{"CanonicalizeMaxDots", "names with more dots are not canonicalized", kCanonicalizeMaxDots},
 	{"CanonicalizeFallbackLocal", "whether a name no suffix resolves is an error", kCanonicalizeFallbackLocal},
 	{"Host", "starts a block for hosts matching patterns", kHost},
-	{"Match", "starts a block for connections matching criteria (all, canonical, final, exec, host, originalhost, user, localuser, localnetwork)", kMatch},
+	{"Match", "starts a block for connections matching criteria (all, canonical, final, exec, host, originalhost, user, localuser, localnetwork, tagged)", kMatch},
+	{"Tag", "a name for Match tagged", kTag},
 	{"Include", "reads other config files (globs)", kInclude},
 	{"IgnoreUnknown", "unknown keywords matching these patterns are no error", kIgnoreUnknown},
 }
@@ -106,7 +108,7 @@ canonicalizepermittedcnames streamlocalbindmask streamlocalbindunlink revokedhos
 fingerprinthash updatehostkeys hostbasedacceptedalgorithms hostbasedkeytypes
 pubkeyacceptedalgorithms pubkeyacceptedkeytypes securitykeyprovider knownhostscommand
 requiredrsasize enableescapecommandline channeltimeout obscurekeystroketiming
-refuseconnection tag versionaddendum warnweakcrypto protocolkeepalives setuptimeout
+refuseconnection versionaddendum warnweakcrypto protocolkeepalives setuptimeout
 `)
 
 // keywords maps every lowercased keyword ssh knows to how it is read.

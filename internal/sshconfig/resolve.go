@@ -7,7 +7,8 @@
 // wins (IdentityFile and CertificateFile accumulate), Include takes globs,
 // Host takes patterns with '!', and Match takes every criterion of OpenSSH
 // 9.x (all, canonical, final, exec, host, originalhost, user, localuser,
-// and localnetwork of 9.4), each negatable with '!', several ANDed.
+// and localnetwork and tagged of 9.4), each negatable with '!', several
+// ANDed.
 // "Match final", and CanonicalizeHostname, make a second pass over the
 // files as ssh does. An unknown keyword is an error unless IgnoreUnknown
 // lists it; keywords ssh knows that sshdial does not use are accepted and
@@ -16,7 +17,7 @@
 // Deliberate differences from OpenSSH 9.2 (the version the differential
 // tests run), where later OpenSSH versions behave otherwise and sshdial
 // follows them: User takes % tokens, times take decimals ("1.5"), %j exists
-// and %C hashes it, and Match localnetwork exists. Host names are not
+// and %C hashes it, and Match localnetwork and tagged (with Tag) exist. Host names are not
 // canonicalized through CNAMEs (CanonicalizePermittedCNAMEs is ignored).
 package sshconfig
 
@@ -149,6 +150,7 @@ type idFile struct {
 // sets them; the first wins.
 type settings struct {
 	hostName, user, hostKeyAlias, identityAgent, controlPath, proxyCommand, ignoreUnknown *string
+	tag                                                                                   *string
 	strict, addressFamily, controlMaster, canonicalize                                    *string
 	port, connectTimeout, aliveInterval, aliveCountMax, canonMaxDots                      *int
 	identitiesOnly, batchMode, exitOnFwdFail, gatewayPorts, canonFallback                 *bool
@@ -537,6 +539,8 @@ func (r *reader) line(text, file string, lineNo int, active *bool, fl lineFlags,
 		return r.include(args, file, lineNo, active, fl, depth)
 	case kIgnoreUnknown:
 		return str(&s.ignoreUnknown)
+	case kTag:
+		return str(&s.tag)
 	case kHostName:
 		return str(&s.hostName)
 	case kUser:
@@ -904,6 +908,12 @@ func (r *reader) match(rest, file string, lineNo int) (bool, error) {
 			m = matchPatternList(ruser, arg, false) == 1
 		case "localuser":
 			m = matchPatternList(r.o.LocalUser, arg, false) == 1
+		case "tagged":
+			tag := ""
+			if s.tag != nil {
+				tag = *s.tag
+			}
+			m = matchPatternList(tag, arg, false) == 1
 		case "localnetwork":
 			var err error
 			if m, err = localNetwork(arg); err != nil {

@@ -292,6 +292,14 @@ Match canonical
 			t.Errorf("%q: no error", bad)
 		}
 	}
+	// tagged matches Tag (OpenSSH 9.4).
+	c, err = resolveText(t, "Tag work\nMatch tagged w*\n  Port 5\nMatch !tagged work\n  Port 6\n", "h", nil)
+	if err != nil || c.Port != 5 {
+		t.Errorf("tagged: %+v, %v", c, err)
+	}
+	if c, err = resolveText(t, "Match tagged work\n  Port 5\n", "h", nil); err != nil || c.Port != 22 {
+		t.Errorf("tagged without Tag: %+v, %v", c, err)
+	}
 	// localnetwork matches the local interfaces' addresses.
 	old := interfaceAddrs
 	defer func() { interfaceAddrs = old }()
