@@ -388,3 +388,106 @@ func TestDifferentialGenerated(t *testing.T) {
 		}
 	}
 }
+
+// edgeLines are single lines at the edges of ssh's syntax; each is tried
+// before "  Port 1111" against ssh -G.
+var edgeLines = []string{
+	"Port +22", "Port \" 22\"", "Port -0", "Port 022", "Port 0x16", "ServerAliveCountMax +3", "ServerAliveCountMax 03",
+	"ConnectTimeout 5 ", "Match host h # c", "Host h # c", "HostName %%x", "IdentityFile ~", "ProxyJump h # c",
+	"ProxyJump a, b", "ProxyJump a;b", "ProxyJump -x@h", "ProxyJump 'u'@h", "ProxyJump a b", "ProxyJump \"a b\"", "ProxyJump a#b", "ProxyJump =a b", "ProxyJump a,,b", `User ""`, `Port "22"`, `IdentityFile ""`, `ControlPath ""`, "Include",
+	`HostName ""`, "Match all # c", `Match exec "exit 3"`, "Match user root,bob localuser root", "Host *", `Host ""`,
+	`UserKnownHostsFile ""`, "ProxyCommand=", "Match host=h", "Match host = h", "Match host == h", "Match host h,",
+	"Match !all", "Match all all", "Match canonical all", "Match final all", "Match user", "Match exec", "Host h h2 !h",
+	"Host !h", "Host !h *", `Host "h h2"`, "Host h\\ x", "Host=h", "Host= h", "HOST=H", "\tHost\th", " = Host h",
+	"Port=22=", "Port 22#", "Port 22 #", "Port 2#2", "#Port 22", "  # Port 22", "Port\t\t2200", "Port \"22\" # c",
+	"HostName host.example.com.", "HostName HOST.Example.Com", "HostName 10.0.0.1", "HostName ::1", "HostName %h.%h",
+	"HostName %h%%", "User a b", "IdentityFile /a /b", "IdentityFile '/a b'", `IdentityFile "/a\"b"`,
+	`IdentityFile /a\ b`, "CertificateFile none", "IdentityFile none", "UserKnownHostsFile /a none", "GlobalKnownHostsFile none",
+	"StrictHostKeyChecking Accept-New", "StrictHostKeyChecking ASK", "AddressFamily INET", "ControlMaster AUTO",
+	"BatchMode TRUE", "IdentitiesOnly False", "ProxyJump NONE", "ProxyCommand NONE", "ProxyJump user@[::1]:22",
+	"ProxyJump ssh://u@h:2", "ProxyJump ssh://u@h:2/", "ProxyJump ssh://u:p@h", "ProxyJump [::1]", "ProxyJump -bad",
+	"ControlPath NONE", "IdentityAgent NONE", "IdentityAgent $HOME", "IdentityAgent ${SSHCONFIG_EDGE}/a", "IdentityAgent $1x",
+	"IgnoreUnknown *", "IgnoreUnknown foo", "Foo bar", "Ciphers +aes128-ctr", "SendEnv",
+	"CanonicalizeHostname always", "CanonicalizeMaxDots 0", "CanonicalDomains none", "ServerAliveInterval 1w",
+	"ServerAliveInterval 1S", "ServerAliveInterval 1m1m", "ConnectTimeout 2147483648",
+	"ServerAliveCountMax 2147483648", "Port 65535", "Port 65536", "HostKeyAlias", "HostKeyAlias A B",
+}
+
+// deliberateLines are where sshdial follows later OpenSSH versions than the
+// 9.2 the tests run (see the package documentation), or accepts what ssh
+// refuses in a keyword it does not use: ssh -G and Resolve must disagree
+// as documented.
+var deliberateLines = []struct {
+	line    string
+	refuses bool   // Resolve refuses the line (ssh 9.2 takes it)
+	key     string // else: the key whose value differs
+}{
+	{"ConnectTimeout +5", true, ""},        // later convtime takes digits only
+	{"ServerAliveInterval 1s1s", true, ""}, // later convtime takes one s
+	{"User %u", false, "user"},             // later User takes tokens
+	{"SendEnv A=B", false, ""},             // a keyword sshdial does not use: not checked (ssh refuses it)
+}
+
+// TestDifferentialLines compares Resolve with ssh -G for each edge line.
+func TestDifferentialLines(t *testing.T) {
+	g := newSSHG(t)
+	dir := t.TempDir()
+	t.Setenv("SSHCONFIG_EDGE", "x")
+	for i, line := range edgeLines {
+		cfg := filepath.Join(dir, fmt.Sprintf("edge%d", i))
+		if err := os.WriteFile(cfg, []byte(line+"\n  Port 1111\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []string{"h", "bob@h2"} {
+			want, stderr, ok := g.run(t, "-F", cfg, d)
+			got, err := g.ours(cfg, nil, parseDest(d))
+			switch {
+			case !ok && err == nil:
+				t.Errorf("%q %s: ssh -G refuses (%s), we do not", line, d, strings.TrimSpace(stderr))
+			case ok && err != nil:
+				t.Errorf("%q %s: we refuse (%v), ssh -G does not", line, d, err)
+			case ok:
+				for _, diff := range compare(got, want) {
+					t.Errorf("%q %s: %s", line, d, diff)
+				}
+			}
+		}
+	}
+}
+
+// TestDifferentialDeliberate checks that each documented deviation still is
+// one: if ssh -G comes to agree, the list and the documentation are stale.
+func TestDifferentialDeliberate(t *testing.T) {
+	g := newSSHG(t)
+	dir := t.TempDir()
+	for i, c := range deliberateLines {
+		cfg := filepath.Join(dir, fmt.Sprintf("d%d", i))
+		if err := os.WriteFile(cfg, []byte(c.line+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want, _, ok := g.run(t, "-F", cfg, "h")
+		got, err := g.ours(cfg, nil, parseDest("h"))
+		switch {
+		case !ok && c.key == "" && !c.refuses:
+			if err != nil {
+				t.Errorf("%q: %v; documented as taken", c.line, err)
+			}
+		case !ok:
+			t.Errorf("%q: ssh -G refuses it", c.line)
+		case c.refuses:
+			if err == nil {
+				t.Errorf("%q: Resolve takes it; documented as refused", c.line)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", c.line, err)
+		case c.key == "":
+			if d := compare(got, want); len(d) > 0 {
+				t.Errorf("%q: %q", c.line, d)
+			}
+		default:
+			if reflect.DeepEqual(got.Get(c.key), want[c.key]) {
+				t.Errorf("%q: %s agrees with ssh -G; documented as differing", c.line, c.key)
+			}
+		}
+	}
+}

@@ -446,10 +446,11 @@ func (r *reader) line(text, file string, lineNo int, active *bool, fl lineFlags,
 		if err != nil {
 			return err
 		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || strings.HasPrefix(v, "+") {
-			return bad("%q is not a non-negative integer", v)
+		n64, err := strtonum(v, 0, 1<<31-1)
+		if err != nil {
+			return bad("%v (want a non-negative integer)", err)
 		}
+		n := int(n64)
 		if on && *dst == nil {
 			*dst = &n
 		}
@@ -628,7 +629,12 @@ func (r *reader) line(text, file string, lineNo int, active *bool, fl lineFlags,
 			s.proxyCommand = &v
 		}
 	case kProxyJump:
+		// The value as written up to the first white space, as ssh 9.2
+		// (Debian 12) takes it: "ProxyJump a b" is a.
 		v := strings.TrimLeft(rest, whitespace+"=")
+		if i := strings.IndexAny(v, " \t"); i >= 0 {
+			v = v[:i]
+		}
 		if err := r.proxyJump(v, on); err != nil {
 			return bad("invalid ProxyJump %q: %v", v, err)
 		}
@@ -661,6 +667,7 @@ func (r *reader) proxyJump(v string, on bool) error {
 		if err != nil {
 			return err
 		}
+
 		if i == len(hops)-1 {
 			user, host, port = u, h, p
 		}
@@ -1228,18 +1235,39 @@ func isAddr(s string) bool {
 	return err == nil
 }
 
-// parsePort parses a port as OpenSSH's a2port: 1 to 65535.
-func parsePort(s string) (int, error) {
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return 0, fmt.Errorf("port %q is not a number", s)
-		}
+// strtonum parses a decimal integer in [min, max] as OpenSSH's strtonum
+// (strtoll: leading white space and a sign are allowed, nothing after the
+// digits).
+func strtonum(s string, min, max int64) (int64, error) {
+	t := strings.TrimLeft(s, " \t\n\v\f\r")
+	neg := false
+	if t != "" && (t[0] == '+' || t[0] == '-') {
+		neg = t[0] == '-'
+		t = t[1:]
 	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > 65535 {
-		return 0, fmt.Errorf("port %q is out of range 1-65535", s)
+	if t == "" || strings.Trim(t, "0123456789") != "" {
+		return 0, fmt.Errorf("%q is not a number", s)
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if neg {
+		n = -n
+	}
+	if err != nil || n < min || n > max {
+		return 0, fmt.Errorf("%q is out of range %d-%d", s, min, max)
 	}
 	return n, nil
+}
+
+// parsePort parses a port as OpenSSH's a2port: 1 to 65535.
+func parsePort(s string) (int, error) {
+	n, err := strtonum(s, 0, 65535)
+	if err != nil {
+		return 0, fmt.Errorf("port %w", err)
+	}
+	if n < 1 {
+		return 0, fmt.Errorf("port %q is out of range 1-65535", s)
+	}
+	return int(n), nil
 }
 
 // parseTime parses a time as OpenSSH's convtime (in its later form, which
@@ -1299,9 +1327,10 @@ func parseTime(s string) (int64, bool) {
 	return int64(total), true
 }
 
-// validEnvName reports whether s is a valid environment variable name.
+// validEnvName reports whether s is a valid environment variable name, as
+// OpenSSH's valid_env_name: letters, digits and '_'.
 func validEnvName(s string) bool {
-	if s == "" || (s[0] >= '0' && s[0] <= '9') {
+	if s == "" {
 		return false
 	}
 	for _, c := range s {
@@ -1327,7 +1356,7 @@ func validDomain(s string) bool {
 
 // ValidHostName refuses a host name as OpenSSH's ssh_valid_hostname: empty,
 // starting with '-', or holding a space, a control character or one of
-// '`"$\;&<>|(){}.
+// '`"$\;&<>|(){},.
 func ValidHostName(h string) error {
 	if h == "" {
 		return errors.New("empty host name")
@@ -1337,7 +1366,7 @@ func ValidHostName(h string) error {
 	}
 	for i := 0; i < len(h); i++ {
 		c := h[i]
-		if strings.IndexByte("'`\"$\\;&<>|(){}", c) >= 0 || c == ' ' || (c >= '\t' && c <= '\r') || c < 0x20 || c == 0x7f {
+		if strings.IndexByte("'`\"$\\;&<>|(){},", c) >= 0 || c == ' ' || (c >= '\t' && c <= '\r') || c < 0x20 || c == 0x7f {
 			return fmt.Errorf("host name %q contains an invalid character", h)
 		}
 	}
