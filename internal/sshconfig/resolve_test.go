@@ -462,7 +462,7 @@ func TestValueErrors(t *testing.T) {
 		"Port 0", "Port abc", "Port 1 2", "Port", "ServerAliveInterval 5x", "ConnectTimeout -1",
 		"ServerAliveCountMax many", "StrictHostKeyChecking maybe", "IdentitiesOnly perhaps",
 		"UserKnownHostsFile none /x", "IdentityFile \"/unterminated", "ProxyJump a:b:c", "ProxyJump a:0",
-		"AddressFamily inet4", "ControlMaster sometimes", "IdentityAgent $1BAD",
+		"AddressFamily inet4", "ControlMaster sometimes", "IdentityAgent $BAD-NAME",
 		"Host other\n  Port 70000",
 	} {
 		if _, err := resolveText(t, line+"\n", "h", nil); err == nil {
