@@ -295,6 +295,11 @@ func newConnectDialer(destination string, opts []Option) (*Dialer, error) {
 		return nil, err
 	}
 	dest := hops[len(hops)-1]
+	for _, h := range hops {
+		if len(h.SkippedExec) > 0 {
+			d.log().Info("sshdial: Match exec commands not run (WithMatchExec(false)); those Match lines do not apply", "host", h.Alias, "lines", h.SkippedExec)
+		}
+	}
 	if cs.proxyCommand != nil { // nor its ProxyCommand
 		if err := dest.setProxyCommand(*cs.proxyCommand); err != nil {
 			return nil, fmt.Errorf("sshdial: WithProxyCommand: %w", err)

@@ -39,6 +39,7 @@ type hop struct {
 	KeepaliveOff          bool          // ServerAliveInterval 0 was given: no keepalives, as in ssh
 	ControlPath           string        // expanded; "" for none (read and printed; the mux client uses it)
 	ControlMaster         string        // "no" (the default), "yes", "auto", "ask" or "autoask"
+	SkippedExec           []string      // Match lines ("file line N") not matched because WithMatchExec(false) kept their command from running
 
 	tokens sshconfig.Tokens // the % tokens of the connection, for ProxyCommand
 }
@@ -334,6 +335,7 @@ func hopFromConfig(c *sshconfig.Config, ignoreProxyCommand bool) (*hop, error) {
 		Network:               addressFamilies[c.AddressFamily],
 		ControlPath:           c.ControlPath,
 		ControlMaster:         c.ControlMaster,
+		SkippedExec:           c.SkippedExec,
 		tokens:                c.Tokens,
 	}
 	switch h.ControlMaster {

@@ -1,7 +1,10 @@
 package sshdial
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -70,5 +73,26 @@ func TestServerAliveIntervalZero(t *testing.T) {
 	defer d.Close()
 	if d.keepaliveInterval != 0 {
 		t.Errorf("WithConfigLines(ServerAliveInterval 0): keepalive interval %v", d.keepaliveInterval)
+	}
+}
+
+// WithMatchExec(false): no command runs, and the skipped lines are logged.
+func TestMatchExecOffLogged(t *testing.T) {
+	dir := t.TempDir()
+	cfg := dir + "/config"
+	if err := writeFile(cfg, "Match exec \"touch "+dir+"/ran\"\n  Port 1\n"); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	d, err := newConnectDialer("h", []Option{WithConfigFile(cfg), WithMatchExec(false), WithLogger(slog.New(slog.NewTextHandler(&log, nil)))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := os.Stat(dir + "/ran"); err == nil {
+		t.Error("the command ran")
+	}
+	if !strings.Contains(log.String(), "Match exec commands not run") || !strings.Contains(log.String(), "line 1") {
+		t.Errorf("log: %s", log.String())
 	}
 }
