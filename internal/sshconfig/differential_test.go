@@ -251,6 +251,14 @@ func TestDifferentialCorpus(t *testing.T) {
 	if len(cases) < 30 {
 		t.Errorf("corpus has %d configs; want 30 or more", len(cases))
 	}
+	refused, total := 0, 0
+	defer func() {
+		// The corpus is of configs people use: ssh refusing many of them
+		// would make agreeing cheap.
+		if refused > 3 {
+			t.Errorf("ssh -G refuses %d of %d corpus runs", refused, total)
+		}
+	}()
 	for _, c := range cases {
 		cfg := filepath.Join(dir, c.name)
 		if err := os.WriteFile(cfg, []byte(c.text), 0o644); err != nil {
@@ -259,6 +267,11 @@ func TestDifferentialCorpus(t *testing.T) {
 		for _, d := range append(append([]string{}, c.dests...), defaultDests...) {
 			args := append(append([]string{"-F", cfg}, c.opts...), d)
 			want, stderr, ok := g.run(t, args...)
+			total++
+			if !ok {
+				refused++
+				t.Logf("%s %s: ssh -G refuses: %s", c.name, d, strings.TrimSpace(stderr))
+			}
 			got, err := g.ours(cfg, c.opts, parseDest(d))
 			switch {
 			case !ok && err == nil:
