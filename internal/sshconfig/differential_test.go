@@ -356,7 +356,13 @@ func TestDifferentialGenerated(t *testing.T) {
 	rng := rand.New(rand.NewSource(seed))
 	deadline := time.Now().Add(90 * time.Second)
 	dests := []string{"web", "db", "WEB", "bastion.corp", "x.corp", "bob@web", "ssh://carol@db:2222", "abc"}
-	fails := 0
+	fails, runs, refused := 0, 0, 0
+	defer func() {
+		t.Logf("%d runs, %d refused by ssh -G", runs, refused)
+		if runs > 20 && refused*2 > runs {
+			t.Errorf("ssh -G refuses %d of %d generated runs: too few comparisons", refused, runs)
+		}
+	}()
 	for i := 0; i < count && time.Now().Before(deadline) && fails < 10; i++ {
 		n := 3 + rng.Intn(14)
 		var b strings.Builder
@@ -384,6 +390,10 @@ func TestDifferentialGenerated(t *testing.T) {
 		for k := 0; k < 2; k++ {
 			d := dests[rng.Intn(len(dests))]
 			want, stderr, ok := g.run(t, append(append([]string{"-F", cfg}, opts...), d)...)
+			runs++
+			if !ok {
+				refused++
+			}
 			got, err := g.ours(cfg, opts, parseDest(d))
 			var diffs []string
 			switch {
