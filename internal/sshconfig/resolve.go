@@ -8,17 +8,22 @@
 // Host takes patterns with '!', and Match takes every criterion of OpenSSH
 // 9.x (all, canonical, final, exec, host, originalhost, user, localuser,
 // and localnetwork and tagged of 9.4), each negatable with '!', several
-// ANDed.
-// "Match final", and CanonicalizeHostname, make a second pass over the
-// files as ssh does. An unknown keyword is an error unless IgnoreUnknown
-// lists it; keywords ssh knows that sshdial does not use are accepted and
-// their arguments are not checked.
+// ANDed. "Match final", and CanonicalizeHostname, make a second pass over
+// the files as ssh does. An unknown keyword is an error unless
+// IgnoreUnknown lists it; keywords ssh knows that sshdial does not use are
+// accepted and their arguments are not checked (ssh refuses some bad
+// values there, such as "SendEnv A=B").
 //
-// Deliberate differences from OpenSSH 9.2 (the version the differential
-// tests run), where later OpenSSH versions behave otherwise and sshdial
-// follows them: User takes % tokens, times take decimals ("1.5"), %j exists
-// and %C hashes it, and Match localnetwork and tagged (with Tag) exist. Host names are not
-// canonicalized through CNAMEs (CanonicalizePermittedCNAMEs is ignored).
+// The differential tests run OpenSSH 9.2 of Debian 12, whose behaviour is
+// followed where it differs from upstream's source (ProxyJump takes the
+// value up to the first blank; host names with shell characters are
+// refused). Deliberate differences, where later OpenSSH versions behave
+// otherwise and sshdial follows them: User takes % tokens, times take
+// decimals ("1.5") but no sign and one seconds part, %j exists and %C
+// hashes it, and Match localnetwork and tagged (with Tag) exist. Host names
+// are not canonicalized through CNAMEs (CanonicalizePermittedCNAMEs is
+// ignored). Debian's ServerAliveInterval 300 under BatchMode (a Debian
+// patch) is not followed.
 package sshconfig
 
 import (
