@@ -311,7 +311,7 @@ var fuzzLines = []string{
 	"BatchMode yes", "ExitOnForwardFailure yes", "GatewayPorts yes",
 	"ControlPath ~/.ssh/cm-%C", "ControlPath /tmp/cm-%r@%h:%p", "ControlPath none", "ControlMaster auto", "ControlMaster autoask",
 	"ForwardAgent yes", "LogLevel ERROR", "SendEnv LANG LC_*", "Compression yes", "ServerAliveInterval=15",
-	"IgnoreUnknown UseKeychain", "UseKeychain yes", "CanonicalizeHostname yes", "CanonicalDomains example.invalid",
+	"IgnoreUnknown XBogusKey", "XBogusKey yes", "CanonicalizeHostname yes", "CanonicalDomains example.invalid",
 	"CanonicalizeFallbackLocal yes", "  # a comment", "", "Port 22 # trailing comment",
 	"HostName \"quoted#notacomment.example\"",
 }
@@ -449,6 +449,7 @@ var deliberateLines = []struct {
 	{"ServerAliveInterval 1s1s", true, ""}, // later convtime takes one s
 	{"User %u", false, "user"},             // later User takes tokens
 	{"SendEnv A=B", false, ""},             // a keyword sshdial does not use: not checked (ssh refuses it)
+	{"UseKeychain yes", false, ""},         // Apple's ssh knows it; Debian's refuses it
 }
 
 // TestDifferentialLines compares Resolve with ssh -G for each edge line.

@@ -86,7 +86,8 @@ var Keys = []Key{
 }
 
 // ignoredKeywords are the other keywords OpenSSH's ssh knows (9.x, with
-// the GSSAPI ones of Debian and Fedora): accepted and not used.
+// the GSSAPI ones of Debian and Fedora, Debian's keepalive ones and
+// Apple's UseKeychain): accepted and not used.
 var ignoredKeywords = strings.Fields(`
 protocol cipher fallbacktorsh globalknownhostsfile2 rhostsauthentication userknownhostsfile2
 useroaming usersh useprivilegedport afstokenpassing kerberosauthentication kerberostgtpassing
@@ -108,7 +109,7 @@ canonicalizepermittedcnames streamlocalbindmask streamlocalbindunlink revokedhos
 fingerprinthash updatehostkeys hostbasedacceptedalgorithms hostbasedkeytypes
 pubkeyacceptedalgorithms pubkeyacceptedkeytypes securitykeyprovider knownhostscommand
 requiredrsasize enableescapecommandline channeltimeout obscurekeystroketiming
-refuseconnection versionaddendum warnweakcrypto protocolkeepalives setuptimeout
+refuseconnection versionaddendum warnweakcrypto protocolkeepalives setuptimeout usekeychain
 `)
 
 // keywords maps every lowercased keyword ssh knows to how it is read.

@@ -23,7 +23,7 @@
 // hashes it, and Match localnetwork and tagged (with Tag) exist. Host names
 // are not canonicalized through CNAMEs (CanonicalizePermittedCNAMEs is
 // ignored). Debian's ServerAliveInterval 300 under BatchMode (a Debian
-// patch) is not followed.
+// patch) is not followed; Apple's UseKeychain is accepted.
 package sshconfig
 
 import (
