@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -24,12 +23,12 @@ import (
 //
 // destination is what a user types after ssh: [user@]host[:port],
 // ssh://[user@]host[:port], or a Host alias of ~/.ssh/config. The config
-// file is read as OpenSSH reads it (Host patterns, HostName, User, Port,
-// IdentityFile, CertificateFile, IdentitiesOnly, IdentityAgent, ProxyJump,
-// ProxyCommand (see WithProxyCommand for how it is run),
-// UserKnownHostsFile, HostKeyAlias, StrictHostKeyChecking,
-// ServerAliveInterval, ServerAliveCountMax, ConnectTimeout,
-// AddressFamily); options override it.
+// files, ~/.ssh/config then /etc/ssh/ssh_config (WithConfigFile replaces
+// both), are read as OpenSSH reads them: Host patterns, every Match
+// criterion (Match exec runs its command through the shell, as ssh does,
+// unless WithMatchExec(false)), Include, and the keys ConfigKeys lists
+// (ProxyCommand: see WithProxyCommand for how it is run). ResolveConfig
+// shows the result; options override it.
 //
 // The server's host key is checked against the known_hosts files, with the
 // host key algorithms ordered by what they hold for the host. An unknown
@@ -81,7 +80,11 @@ func Connect(ctx context.Context, destination string, opts ...Option) (*Dialer, 
 // connectSettings are what the options of Connect set.
 type connectSettings struct {
 	clientConfig *ssh.ClientConfig // for the destination, used as given
-	configFile   *string           // nil: ~/.ssh/config
+	configFile   *string           // nil: ~/.ssh/config, then the system's
+	configLines  []string          // WithConfigLines
+	systemConfig *string           // WithSystemConfigFile; nil: /etc/ssh/ssh_config
+	noMatchExec  bool              // WithMatchExec(false)
+	resolved     *ResolvedConfig   // WithResolvedConfig
 	jumps        []string
 	jumpsSet     bool    // WithJump was given (with no hops: none)
 	proxyCommand *string // WithProxyCommand's command, if given
@@ -120,7 +123,8 @@ func WithClientConfig(config *ssh.ClientConfig) Option {
 }
 
 // WithConfigFile makes Connect read the ssh_config file at path instead of
-// ~/.ssh/config; "" reads none.
+// ~/.ssh/config and /etc/ssh/ssh_config, as ssh -F; "" or "none" reads
+// none. A file that cannot be read is an error.
 func WithConfigFile(path string) Option {
 	return func(d *Dialer) { d.connectOpts().configFile = &path }
 }
@@ -271,15 +275,20 @@ func newConnectDialer(destination string, opts []Option) (*Dialer, error) {
 	if u, err := user.Current(); err == nil {
 		localUser = u.Username
 	}
-	configPath := filepath.Join(home, ".ssh", "config")
-	if cs.configFile != nil {
-		configPath = *cs.configFile
-	}
-
 	// With WithProxyCommand the config's ProxyCommand is not read: ssh
 	// expands only the command it runs.
-	ignorePC := cs.proxyCommand != nil
-	resolve := func(d string) (*hop, error) { return resolveHopWith(d, configPath, home, localUser, ignorePC) }
+	src := cs.configSource(home, localUser)
+	first := true // the lines of WithConfigLines are the destination's only
+	resolve := func(d string) (*hop, error) {
+		if first {
+			first = false
+			if h, ok, err := cs.destinationHop(d); ok {
+				return h, err
+			}
+			return src.hop(d, true)
+		}
+		return src.hop(d, false)
+	}
 	own := !cs.jumpsSet
 	if cs.proxyCommand != nil {
 		if len(cs.jumps) > 0 {
@@ -292,13 +301,22 @@ func newConnectDialer(destination string, opts []Option) (*Dialer, error) {
 		return nil, err
 	}
 	dest := hops[len(hops)-1]
+	for _, h := range hops {
+		if len(h.SkippedExec) > 0 {
+			d.log().Info("sshdial: Match exec commands not run (WithMatchExec(false)); those Match lines do not apply", "host", h.Alias, "lines", h.SkippedExec)
+		}
+	}
 	if cs.proxyCommand != nil { // nor its ProxyCommand
 		if err := dest.setProxyCommand(*cs.proxyCommand); err != nil {
 			return nil, fmt.Errorf("sshdial: WithProxyCommand: %w", err)
 		}
 	}
 
-	if !d.keepaliveSet {
+	switch {
+	case d.keepaliveSet:
+	case dest.KeepaliveOff:
+		d.keepaliveInterval = 0
+	default:
 		interval := dest.ServerAliveInterval
 		if interval <= 0 {
 			interval = defaultAliveInterval

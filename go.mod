@@ -3,7 +3,6 @@ module github.com/sshdial/sshdial
 go 1.26.0
 
 require (
-	github.com/kevinburke/ssh_config v1.6.0
 	github.com/skeema/knownhosts v1.3.3
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sshdial/sshdial"
 	"github.com/stretchr/testify/require"
 )
 
@@ -32,4 +33,25 @@ func TestREADMEFirstBlockCompiles(t *testing.T) {
 	cmd := exec.Command("go", "vet", "./"+filepath.Base(dir))
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "the README's first block does not compile:\n%s\n%s", out, block)
+}
+
+// TestREADMEConfigKeys checks the README's table of config keys against
+// ConfigKeys, the list the config reader uses: they must not drift.
+func TestREADMEConfigKeys(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	text := string(readme)
+	const open, end = "<!-- config-keys:", "<!-- /config-keys -->"
+	i := strings.Index(text, open)
+	require.GreaterOrEqual(t, i, 0, "README has the config keys table")
+	text = text[i:]
+	text = text[strings.Index(text, "\n")+1:]
+	j := strings.Index(text, end)
+	require.Greater(t, j, 0)
+	var want strings.Builder
+	want.WriteString("| key | what sshdial does with it |\n|---|---|\n")
+	for _, k := range sshdial.ConfigKeys() {
+		want.WriteString("| `" + k.Name + "` | " + k.Doc + " |\n")
+	}
+	require.Equal(t, want.String(), text[:j], "the README's config key table differs from sshdial.ConfigKeys(); replace it with the expected text")
 }

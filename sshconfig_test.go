@@ -132,7 +132,9 @@ func TestResolveHopDefaults(t *testing.T) {
 		StrictHostKeyChecking: "ask",
 		ServerAliveCountMax:   3,
 		Network:               "tcp",
+		ControlMaster:         "no",
 	}
+	want.tokens = h.tokens
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", h, want)
 	}
@@ -177,6 +179,8 @@ Host web
   ServerAliveInterval 1m30s
   ServerAliveCountMax 5
   ConnectTimeout 10
+  ControlPath ~/.ssh/cm-%r@%h:%p
+  ControlMaster yes
 
 Host *
   IdentityFile ${SSHDIAL_TEST_DIR}/id_all_%u_%d_%%
@@ -185,7 +189,7 @@ Host *
   User nobody
   StrictHostKeyChecking no
   ServerAliveCountMax 9
-  UnknownKeywordIsIgnored yes
+  ForwardAgent yes
 `
 	h, home, err := resolveWith(t, config, "web")
 	if err != nil {
@@ -213,7 +217,10 @@ Host *
 		ServerAliveCountMax:   5,
 		ConnectTimeout:        10 * time.Second,
 		Network:               "tcp",
+		ControlPath:           filepath.Join(home, ".ssh", "cm-alice@web.example.com:2200"),
+		ControlMaster:         "yes",
 	}
+	want.tokens = h.tokens
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("web:\n got %+v\nwant %+v", h, want)
 	}
@@ -324,11 +331,20 @@ Match all
 		t.Errorf("Match host without HostName: %+v, %v", h, err)
 	}
 
-	// The parser refuses other Match criteria: the error says where.
-	for _, line := range []string{"Match user bob", "Match exec true", "Match originalhost x"} {
-		p := writeConfigFile(t, home, "Host a\n  Port 1\n"+line+"\n  Port 2\n")
-		if _, err := resolveHop("a", p, home, "local"); err == nil || !strings.Contains(err.Error(), "Match") {
-			t.Errorf("%s: error %v", line, err)
+	// Every Match criterion of OpenSSH is read (issue #18): one such line
+	// no longer fails every host, and "Match host foo exec ..." is two
+	// criteria, not three host patterns.
+	for line, port := range map[string]int{
+		"Match user bob": 3, "Match user local": 2, "Match exec true": 2, "Match exec false": 3,
+		"Match originalhost x": 3, "Match originalhost a": 2, "Match localuser local": 2,
+		"Match host a exec \"true\"": 2, "Match host a exec \"false\"": 3, "Match !exec false": 2,
+	} {
+		p := writeConfigFile(t, home, line+"\n  Port 2\nHost a\n  Port 3\n")
+		if h, err := resolveHop("a", p, home, "local"); err != nil || h.Port != port {
+			t.Errorf("%s: port %v, %v; want %d", line, h, err, port)
+		}
+		if h, err := resolveHop("other", p, home, "local"); err != nil || (h.Port == 3) {
+			t.Errorf("%s, another host: %+v, %v", line, h, err)
 		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sshdial/sshdial/internal/sshconfig"
 )
 
 // usageError is a command line that cannot be run: exit code 2, with the
@@ -22,26 +24,25 @@ func usagef(format string, args ...any) error {
 
 // options is a parsed command line.
 type options struct {
-	destination  string
-	port         int    // -p; 0: unset
-	user         string // -l
-	configFile   *string
-	jumps        []string
-	jumpsSet     bool
-	proxyCommand *string // -o ProxyCommand
-	batch        bool    // -o BatchMode=yes: no passphrase prompts
-	background   bool    // -f
-	family       string  // -4: "inet", -6: "inet6"; "": either
-	identities   []string
-	knownHosts   []string
-	agentSocket  *string
+	destination string
+	port        int    // -p; 0: unset
+	user        string // -l
+	configFile  *string
+	// configLines are -o, -i and -J as ssh_config lines, in command-line
+	// order: read before the config files, so they win, as in ssh.
+	configLines []string
+	dump        bool   // -G: print the evaluated configuration
+	background  bool   // -f
+	family      string // -4: "inet", -6: "inet6"; "": from the config
+	gatewayFlag bool   // -g
 
-	strict          string        // "": from the config
-	aliveInterval   time.Duration // -1: unset
-	aliveCount      int           // 0: unset
-	connectTimeout  time.Duration // 0: unset
-	exitOnFwdFail   bool
-	gatewayPorts    bool
+	// From the evaluated configuration (see configure).
+	batch          bool          // BatchMode: no passphrase prompts
+	strictNo       bool          // StrictHostKeyChecking=no given with -o (a config file's is taken as accept-new)
+	connectTimeout time.Duration // 0: unset
+	exitOnFwdFail  bool          // ExitOnForwardFailure; sshdial's default is yes
+	gatewayPorts   bool
+
 	verbose         int
 	quiet           bool
 	version, help   bool
@@ -81,7 +82,7 @@ type forwardSpec struct {
 	dynamic bool // -R [bind:]port: a SOCKS proxy, no target
 }
 
-const usageLine = "usage: sshdial [-gNqTvV] [-D [bind:]port] [-F configfile] [-i identity_file]\n" +
+const usageLine = "usage: sshdial [-GgNqTvV] [-D [bind:]port] [-F configfile] [-i identity_file]\n" +
 	"               [-J jump[,jump]] [-L forward] [-l user] [-o option] [-p port] [-R forward]\n" +
 	"               [--http-proxy [bind:]port] [--status interval] [--grace duration]\n" +
 	"               destination\n" +
@@ -89,11 +90,7 @@ const usageLine = "usage: sshdial [-gNqTvV] [-D [bind:]port] [-F configfile] [-i
 
 // parseArgs parses an OpenSSH-style command line.
 func parseArgs(args []string) (*options, error) {
-	o := &options{
-		aliveInterval: -1,
-		exitOnFwdFail: true,
-		grace:         10 * time.Second,
-	}
+	o := &options{grace: 10 * time.Second}
 	var positional []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -160,8 +157,11 @@ func parseArgs(args []string) (*options, error) {
 		return nil, err
 	}
 	o.destination = dest
-	if len(o.jumps) > 0 && o.proxyCommand != nil && !strings.EqualFold(*o.proxyCommand, "none") {
-		return nil, usagef("-J and -o ProxyCommand both given: give one")
+	if err := o.checkConfigLines(); err != nil {
+		return nil, err
+	}
+	if o.dump {
+		return o, nil
 	}
 	if len(o.local)+len(o.remote)+len(o.dynamic)+len(o.httpPx) == 0 {
 		return nil, usagef("nothing to forward: give at least one of -L, -R, -D, --http-proxy")
@@ -175,7 +175,9 @@ func (o *options) shortFlag(c byte) error {
 	case 'N', 'T', 'n':
 		// sshdial never runs a remote command or opens a terminal.
 	case 'g':
-		o.gatewayPorts = true
+		o.gatewayFlag = true
+	case 'G':
+		o.dump = true
 	case 'v':
 		o.verbose++
 	case 'q':
@@ -223,19 +225,17 @@ func (o *options) shortValue(c byte, val string) error {
 	case 'F':
 		o.configFile = &val
 	case 'i':
-		o.identities = append(o.identities, val)
+		// As ssh's -i: an IdentityFile before the config's.
+		o.configLines = append(o.configLines, "IdentityFile "+quoteConfigArg(val))
 	case 'J':
-		if strings.EqualFold(val, "none") {
-			o.jumps, o.jumpsSet = nil, true
-			return nil
-		}
-		for j := range strings.SplitSeq(val, ",") {
-			if j == "" {
-				return usagef("-J %q: empty jump host", val)
+		if !strings.EqualFold(val, "none") {
+			for j := range strings.SplitSeq(val, ",") {
+				if j == "" {
+					return usagef("-J %q: empty jump host", val)
+				}
 			}
-			o.jumps = append(o.jumps, j)
 		}
-		o.jumpsSet = true
+		o.configLines = append(o.configLines, "ProxyJump "+val)
 	case 'l':
 		if val == "" {
 			return usagef("-l: empty user name")
@@ -248,7 +248,7 @@ func (o *options) shortValue(c byte, val string) error {
 		}
 		o.port = p
 	case 'o':
-		return o.sshOption(val)
+		o.configLines = append(o.configLines, val)
 	}
 	return nil
 }
@@ -284,107 +284,47 @@ func (o *options) long(name, val string) error {
 	return nil
 }
 
-// sshOption handles -o Key=Value or -o "Key Value", keys case-insensitive
-// as in ssh_config.
-func (o *options) sshOption(text string) error {
-	text = strings.TrimSpace(text)
-	i := strings.IndexAny(text, "= \t")
-	if i <= 0 {
-		return usagef("-o %q: want Key=Value", text)
+// quoteConfigArg quotes s as one argument of an ssh_config line.
+func quoteConfigArg(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// checkConfigLines reads the -o, -i and -J lines as ssh_config lines (an
+// unknown keyword or a bad value is a usage error, as with ssh), and
+// refuses a ProxyCommand beside a ProxyJump on the command line.
+func (o *options) checkConfigLines() error {
+	for _, line := range o.familyLines() {
+		if _, err := sshconfig.ReadCommandLine([]string{line}); err != nil {
+			return usagef("%q: %s", line, strings.TrimPrefix(err.Error(), "sshconfig: command-line line 1: "))
+		}
 	}
-	key := text[:i]
-	val := strings.TrimLeft(strings.TrimSpace(text[i:]), "=")
-	val = strings.Trim(strings.TrimSpace(val), `"`)
-	bad := func(want string) error {
-		return usagef("-o %s=%q: want %s", key, val, want)
+	jump, command := false, false
+	for _, line := range o.configLines {
+		switch kw, rest := sshconfig.LineKeyword(line); kw {
+		case "proxyjump":
+			jump = jump || !strings.EqualFold(strings.TrimSpace(rest), "none")
+		case "proxycommand":
+			command = command || !strings.EqualFold(strings.TrimSpace(rest), "none")
+		}
 	}
-	switch strings.ToLower(key) {
-	case "serveraliveinterval":
-		n, err := strconv.Atoi(val)
-		if err != nil || n < 0 {
-			return bad("seconds (0 turns keepalives off)")
-		}
-		o.aliveInterval = time.Duration(n) * time.Second
-	case "serveralivecountmax":
-		n, err := strconv.Atoi(val)
-		if err != nil || n < 1 {
-			return bad("a count of 1 or more")
-		}
-		o.aliveCount = n
-	case "stricthostkeychecking":
-		switch strings.ToLower(val) {
-		case "yes", "ask":
-			o.strict = "yes" // sshdial never asks: an unknown key is refused
-		case "accept-new":
-			o.strict = "accept-new"
-		case "no", "off":
-			o.strict = "no"
-		default:
-			return bad("yes, accept-new, no or ask")
-		}
-	case "userknownhostsfile":
-		files := strings.Fields(val)
-		if len(files) == 0 {
-			return bad("one or more files")
-		}
-		o.knownHosts = append(o.knownHosts, files...)
-	case "connecttimeout":
-		n, err := strconv.Atoi(val)
-		if err != nil || n < 1 {
-			return bad("seconds, 1 or more")
-		}
-		o.connectTimeout = time.Duration(n) * time.Second
-	case "exitonforwardfailure":
-		b, err := yesNo(val)
-		if err != nil {
-			return bad("yes or no")
-		}
-		o.exitOnFwdFail = b
-	case "gatewayports":
-		b, err := yesNo(val)
-		if err != nil {
-			return bad("yes or no")
-		}
-		o.gatewayPorts = b
-	case "identityfile":
-		o.identities = append(o.identities, val)
-	case "identityagent":
-		o.agentSocket = &val
-	case "user":
-		o.user = val
-	case "port":
-		p, err := parsePort(val, false)
-		if err != nil {
-			return bad("a port, 1 to 65535")
-		}
-		o.port = p
-	case "proxyjump":
-		return o.shortValue('J', val)
-	case "proxycommand":
-		if strings.TrimSpace(val) == "" {
-			return bad("a command, or none")
-		}
-		o.proxyCommand = &val
-	case "batchmode":
-		b, err := yesNo(val)
-		if err != nil {
-			return bad("yes or no")
-		}
-		o.batch = b
-	default:
-		return usagef("-o %s: unsupported option (sshdial takes ServerAliveInterval, ServerAliveCountMax, StrictHostKeyChecking, UserKnownHostsFile, ConnectTimeout, ExitOnForwardFailure, GatewayPorts, IdentityFile, IdentityAgent, User, Port, ProxyJump, ProxyCommand, BatchMode; the rest belongs in ~/.ssh/config)", key)
+	if jump && command {
+		return usagef("-J (or ProxyJump) and -o ProxyCommand both given: give one")
 	}
 	return nil
 }
 
-func yesNo(s string) (bool, error) {
-	switch strings.ToLower(s) {
-	case "yes", "true":
-		return true, nil
-	case "no", "false":
-		return false, nil
+// familyLines are the ssh_config lines of the command line: those of -4,
+// -6 and -g first (they set their value whatever -o says, as in ssh), then
+// -o, -i and -J in order.
+func (o *options) familyLines() []string {
+	var lines []string
+	if o.family != "" {
+		lines = append(lines, "AddressFamily "+o.family)
 	}
-	return false, errors.New("want yes or no")
+	if o.gatewayFlag {
+		lines = append(lines, "GatewayPorts yes")
+	}
+	return append(lines, o.configLines...)
 }
 
 // parsePort parses a port number; zero only when zeroOK.

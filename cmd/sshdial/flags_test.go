@@ -17,11 +17,11 @@ func TestParseArgs(t *testing.T) {
 			func(o *options) bool {
 				return o.destination == "me@127.0.0.1:2222" && len(o.local) == 1 && o.local[0].listen.port == 9000 &&
 					o.local[0].target == endpoint{host: "127.0.0.1", port: 80} && o.dynamic[0].listen.port == 1080 &&
-					reflect.DeepEqual(o.identities, []string{"KEY"}) && reflect.DeepEqual(o.knownHosts, []string{"KH"}) && o.strict == "yes"
+					reflect.DeepEqual(o.configLines, []string{`IdentityFile "KEY"`, "UserKnownHostsFile=KH", "StrictHostKeyChecking=yes"})
 			}},
 		// Clustered flags, value attached, destination first.
 		{[]string{"bastion", "-NvvL8080:db:5432", "-gq"}, func(o *options) bool {
-			return o.destination == "bastion" && o.verbose == 2 && o.gatewayPorts && o.quiet &&
+			return o.destination == "bastion" && o.verbose == 2 && o.gatewayFlag && o.quiet &&
 				o.local[0].listen == endpoint{port: 8080} && o.local[0].target == endpoint{host: "db", port: 5432}
 		}},
 		{[]string{"-L", "0.0.0.0:8080:db:5432", "-L", "*:1:h:2", "-L", ":3:h:4", "h"}, func(o *options) bool {
@@ -43,19 +43,17 @@ func TestParseArgs(t *testing.T) {
 			return o.dynamic[0].listen == endpoint{host: "127.0.0.1", port: 1080} && o.httpPx[0].listen.port == 3128 &&
 				o.statusEvery == 30*time.Second && o.grace == time.Second
 		}},
-		// -o forms.
+		// -o forms: config lines, in order (TestConfigLines checks what they do).
 		{[]string{"-o", "ServerAliveInterval 5", "-oServerAliveCountMax=2", "-o", "connecttimeout = 7", "-o", "ExitOnForwardFailure=no", "-D1", "h"}, func(o *options) bool {
-			return o.aliveInterval == 5*time.Second && o.aliveCount == 2 && o.connectTimeout == 7*time.Second && !o.exitOnFwdFail
-		}},
-		{[]string{"-o", "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile=/a /b", "-D1", "h"}, func(o *options) bool {
-			return o.strict == "accept-new" && reflect.DeepEqual(o.knownHosts, []string{"/a", "/b"})
+			return reflect.DeepEqual(o.configLines, []string{"ServerAliveInterval 5", "ServerAliveCountMax=2", "connecttimeout = 7", "ExitOnForwardFailure=no"})
 		}},
 		// -l and -p fold into the destination; the destination's own win.
 		{[]string{"-l", "u", "-p", "2", "-D1", "host"}, func(o *options) bool { return o.destination == "u@host:2" }},
 		{[]string{"-l", "u", "-p", "2", "-D1", "v@host:3"}, func(o *options) bool { return o.destination == "v@host:3" }},
 		{[]string{"-p", "2", "-D1", "::1"}, func(o *options) bool { return o.destination == "[::1]:2" }},
 		{[]string{"-l", "u", "-D1", "ssh://host"}, func(o *options) bool { return o.destination == "ssh://u@host" }},
-		{[]string{"-J", "a,b@c:2", "-D1", "h"}, func(o *options) bool { return o.jumpsSet && reflect.DeepEqual(o.jumps, []string{"a", "b@c:2"}) }},
+		{[]string{"-J", "a,b@c:2", "-D1", "h"}, func(o *options) bool { return reflect.DeepEqual(o.configLines, []string{"ProxyJump a,b@c:2"}) }},
+		{[]string{"-G", "h"}, func(o *options) bool { return o.dump && o.destination == "h" }},
 		{[]string{"-D1", "--", "h"}, func(o *options) bool { return o.destination == "h" }},
 		{[]string{"-fN", "-D1", "h"}, func(o *options) bool { return o.background }},
 		{[]string{"-4", "-D1", "h"}, func(o *options) bool { return o.family == "inet" }},
@@ -65,9 +63,11 @@ func TestParseArgs(t *testing.T) {
 				o.remote[1].dynamic && o.remote[1].listen == endpoint{host: "*", port: 1081}
 		}},
 		{[]string{"-o", "ProxyCommand=sh -c 'nc %h %p'", "-D1", "h"}, func(o *options) bool {
-			return o.proxyCommand != nil && *o.proxyCommand == "sh -c 'nc %h %p'"
+			return reflect.DeepEqual(o.configLines, []string{"ProxyCommand=sh -c 'nc %h %p'"})
 		}},
-		{[]string{"-J", "j", "-o", "ProxyCommand none", "-D1", "h"}, func(o *options) bool { return *o.proxyCommand == "none" }},
+		{[]string{"-J", "j", "-o", "ProxyCommand none", "-D1", "h"}, func(o *options) bool {
+			return reflect.DeepEqual(o.configLines, []string{"ProxyJump j", "ProxyCommand none"})
+		}},
 	}
 	for _, tt := range tests {
 		o, err := parseArgs(tt.args)
@@ -108,14 +108,17 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-D", "a:b:c", "h"}, "want [bind_address:]port"},
 		{[]string{"-p", "0", "-D1", "h"}, "out of range"},
 		{[]string{"-p", "x", "-D1", "h"}, "not a port number"},
-		{[]string{"-o", "Bogus=1", "-D1", "h"}, "unsupported option"},
-		{[]string{"-o", "ProxyCommand=", "-D1", "h"}, "a command, or none"},
+		{[]string{"-o", "Bogus=1", "-D1", "h"}, "bad configuration option"},
+		{[]string{"-o", "ProxyCommand=", "-D1", "h"}, "missing argument"},
+		{[]string{"-o", "Host=x", "-D1", "h"}, "not allowed on the command line"},
+		{[]string{"-o", "Match=all", "-D1", "h"}, "not allowed on the command line"},
+		{[]string{"-o", "Port=0", "-D1", "h"}, "out of range"},
 		{[]string{"-J", "j", "-o", "ProxyCommand=nc %h %p", "-D1", "h"}, "give one"},
-		{[]string{"-o", "=yes", "-D1", "h"}, "want Key=Value"},
-		{[]string{"-o", "StrictHostKeyChecking=maybe", "-D1", "h"}, "want yes, accept-new"},
-		{[]string{"-o", "ServerAliveInterval=-3", "-D1", "h"}, "want seconds"},
-		{[]string{"-o", "ConnectTimeout=0", "-D1", "h"}, "want seconds"},
-		{[]string{"-o", "ExitOnForwardFailure=perhaps", "-D1", "h"}, "want yes or no"},
+		{[]string{"-o", "=yes", "-D1", "h"}, "missing argument"},
+		{[]string{"-o", "StrictHostKeyChecking=maybe", "-D1", "h"}, "unsupported value \"maybe\""},
+		{[]string{"-o", "ServerAliveInterval=-3", "-D1", "h"}, "invalid time value"},
+		{[]string{"-o", "ConnectTimeout=x", "-D1", "h"}, "invalid time value"},
+		{[]string{"-o", "ExitOnForwardFailure=perhaps", "-D1", "h"}, "unsupported value \"perhaps\""},
 		{[]string{"-D1", "h", "uptime"}, "runs no remote command"},
 		{[]string{"--status", "1ms", "-D1", "h"}, "--status"},
 		{[]string{"--status"}, "needs a value"},

@@ -17,11 +17,13 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/sshdial/sshdial"
+	"github.com/sshdial/sshdial/internal/sshconfig"
 )
 
 // Exit codes.
@@ -33,7 +35,11 @@ const (
 	exitConnection = 255 // connecting, host key or authentication failed at start, as ssh
 )
 
-const helpText = `
+// helpText is the help after the usage line; the -o keys come from the
+// list the config reader uses.
+var helpText = strings.Replace(helpTemplate, "@CONFIGKEYS@\n", configKeysHelp(), 1)
+
+const helpTemplate = `
 sshdial keeps SSH tunnels up, with ssh's syntax. It never runs a remote
 command: it is always "ssh -N".
 
@@ -59,14 +65,20 @@ Connection:
                      an encrypted one's passphrase is asked on the terminal
                      (never with -o BatchMode=yes) and kept for reconnects
   -J jump[,jump]     ProxyJump; -J none ignores the config's
-  -F configfile      instead of ~/.ssh/config (-F none: no config file)
-  -o Key=Value       ServerAliveInterval, ServerAliveCountMax, StrictHostKeyChecking
-                     (yes; accept-new records unknown keys; no does the same with
-                     a warning; a changed key is refused whatever the setting,
-                     where ssh goes on with forwarding disabled), UserKnownHostsFile, ConnectTimeout,
-                     ExitOnForwardFailure, GatewayPorts, IdentityFile, IdentityAgent,
-                     User, Port, ProxyJump, ProxyCommand, BatchMode; others are
-                     an error
+  -F configfile      instead of ~/.ssh/config and /etc/ssh/ssh_config
+                     (-F none: no config file)
+  -o Key=Value       a config line, read before the config files (its value
+                     wins), as ssh -o ("-o 'Key Value'" too). The keys sshdial uses:
+@CONFIGKEYS@
+                     (Host, Match and Include in files only.) Other keys ssh
+                     knows are accepted and ignored; unknown keys are an
+                     error. Match exec commands run, as in ssh. -o, -i and -J
+                     apply to the destination, not to its jump hosts.
+                     StrictHostKeyChecking no records unknown host keys as
+                     accept-new does, with a warning; a changed key is refused
+                     whatever the setting (ssh goes on with forwarding disabled).
+  -G                 print the configuration evaluated for the destination
+                     as ssh -G (the keys above), and exit
   -N -T -n -C        accepted and ignored (always -N; no compression)
 
 Operation:
@@ -162,12 +174,27 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 		fmt.Fprintln(stdout, version())
 		return exitOK
 	}
+	if o.dump {
+		rc, err := sshdial.ResolveConfig(o.destination, connectOptions(o, nil)...)
+		if err != nil {
+			fmt.Fprintf(stderr, "sshdial: %s\n", strings.TrimPrefix(err.Error(), "sshdial: "))
+			return exitConnection
+		}
+		rc.WriteTo(stdout)
+		return exitOK
+	}
 	if o.background && !inBackground() {
 		return goBackground(ctx, args, stderr)
 	}
 	logger := newLogger(stderr, o)
 
 	copts := connectOptions(o, logger)
+	more, err := configure(o, copts)
+	if err != nil {
+		fmt.Fprintf(stderr, "sshdial: %s\n", strings.TrimPrefix(err.Error(), "sshdial: "))
+		return exitConnection
+	}
+	copts = append(copts, more...)
 	var prompts *prompter
 	if !o.batch {
 		if prompts = newPrompter(); prompts != nil {
@@ -248,52 +275,87 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 	return exitOK
 }
 
-// connectOptions maps the command line onto Connect's options.
+// connectOptions maps the command line onto Connect's options: -o, -i,
+// -J, -4, -6 and -g become config lines, as in ssh.
 func connectOptions(o *options, logger *slog.Logger) []sshdial.Option {
-	opts := []sshdial.Option{sshdial.WithLogger(logger)}
+	var opts []sshdial.Option
+	if logger != nil {
+		opts = append(opts, sshdial.WithLogger(logger))
+	}
 	if o.configFile != nil {
-		path := *o.configFile
-		if path == "none" {
-			path = ""
-		}
-		opts = append(opts, sshdial.WithConfigFile(path))
+		opts = append(opts, sshdial.WithConfigFile(*o.configFile))
 	}
-	if o.jumpsSet {
-		opts = append(opts, sshdial.WithJump(o.jumps...))
+	if systemConfigFile != nil {
+		opts = append(opts, sshdial.WithSystemConfigFile(*systemConfigFile))
 	}
-	if o.proxyCommand != nil {
-		opts = append(opts, sshdial.WithProxyCommand(*o.proxyCommand))
-	}
+	opts = append(opts, sshdial.WithConfigLines(o.familyLines()...))
 	if o.family != "" {
-		opts = append(opts, sshdial.WithAddressFamily(o.family))
-	}
-	if len(o.identities) > 0 {
-		opts = append(opts, sshdial.WithIdentityFile(o.identities...))
-	}
-	if len(o.knownHosts) > 0 {
-		opts = append(opts, sshdial.WithKnownHostsFile(o.knownHosts...))
-	}
-	if o.agentSocket != nil {
-		opts = append(opts, sshdial.WithAgentSocket(*o.agentSocket))
-	}
-	if o.strict != "" {
-		opts = append(opts, sshdial.WithStrictHostKeyChecking(o.strict))
-	}
-	if o.connectTimeout > 0 {
-		opts = append(opts, sshdial.WithConnectTimeout(o.connectTimeout))
-	}
-	if o.aliveInterval >= 0 || o.aliveCount > 0 {
-		interval := o.aliveInterval
-		if interval < 0 {
-			interval = 15 * time.Second // ServerAliveCountMax alone: the default interval
-		}
-		count := o.aliveCount
-		if count == 0 {
-			count = 3
-		}
-		opts = append(opts, sshdial.WithKeepalive(interval, interval*time.Duration(count)))
+		opts = append(opts, sshdial.WithAddressFamily(o.family)) // the jump hosts' too
 	}
 	return opts
+}
+
+// systemConfigFile, when set (by tests), replaces /etc/ssh/ssh_config.
+var systemConfigFile *string
+
+// configure evaluates the configuration for the destination and sets what
+// the command takes from it: BatchMode, ConnectTimeout,
+// ExitOnForwardFailure (yes unless set), GatewayPorts, AddressFamily for
+// the listeners. It returns the options that make Connect use that
+// evaluation (so Match exec commands run once), and, for
+// StrictHostKeyChecking=no given with -o, turn host key checks off, as in
+// ssh (a config file's no is taken as accept-new).
+func configure(o *options, copts []sshdial.Option) ([]sshdial.Option, error) {
+	rc, err := sshdial.ResolveConfig(o.destination, copts...)
+	if err != nil {
+		return nil, err
+	}
+	first := func(key string) string {
+		if v := rc.Get(key); len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	o.batch = first("batchmode") == "yes"
+	o.gatewayPorts = first("gatewayports") == "yes"
+	o.exitOnFwdFail = !rc.IsSet("exitonforwardfailure") || first("exitonforwardfailure") == "yes"
+	if n, err := strconv.Atoi(first("connecttimeout")); err == nil && n > 0 {
+		o.connectTimeout = time.Duration(n) * time.Second
+	}
+	if f := first("addressfamily"); f != "any" && o.family == "" {
+		o.family = f
+	}
+	if cl, err := sshconfig.ReadCommandLine(o.familyLines()); err == nil && cl.IsSet("stricthostkeychecking") && cl.StrictHostKeyChecking == "false" {
+		o.strictNo = true
+	}
+	more := []sshdial.Option{sshdial.WithResolvedConfig(rc)}
+	if o.strictNo {
+		more = append(more, sshdial.WithStrictHostKeyChecking("no"))
+	}
+	return more, nil
+}
+
+// configKeysHelp lists the config keys sshdial uses for the help, wrapped.
+func configKeysHelp() string {
+	const indent = "                       "
+	var b strings.Builder
+	line := indent
+	for i, k := range sshdial.ConfigKeys() {
+		w := k.Name
+		if i < len(sshdial.ConfigKeys())-1 {
+			w += ","
+		}
+		if len(line)+1+len(w) > 80 && line != indent {
+			b.WriteString(strings.TrimRight(line, " ") + "\n")
+			line = indent
+		}
+		if line != indent {
+			line += " "
+		}
+		line += w
+	}
+	b.WriteString(line + "\n")
+	return b.String()
 }
 
 func newLogger(w io.Writer, o *options) *slog.Logger {

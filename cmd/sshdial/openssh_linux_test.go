@@ -493,8 +493,10 @@ func TestOpenSSHStartFailures(t *testing.T) {
 	}{
 		{"unknown host key", []string{"-D0", "-i", f.key, "-o", "UserKnownHostsFile=" + empty, "-p", f.port, f.srv.User + "@127.0.0.1"},
 			exitConnection, []string{"host key is unknown", "SHA256:", "ssh-keyscan"}},
-		{"IdentitiesOnly is not taken", []string{"-D0", "-i", otherKey, "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=" + f.knownHosts, "-p", f.port, f.srv.User + "@127.0.0.1"},
-			exitUsage, []string{"unsupported option"}},
+		{"IdentitiesOnly, another key", []string{"-D0", "-i", otherKey, "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=" + f.knownHosts, "-p", f.port, f.srv.User + "@127.0.0.1"},
+			exitConnection, []string{"authentication failed"}},
+		{"unknown -o key", []string{"-D0", "-o", "NoSuchKey=yes", "-p", f.port, f.srv.User + "@127.0.0.1"},
+			exitUsage, []string{"bad configuration option"}},
 		{"auth failed", []string{"-D0", "-i", otherKey, "-o", "UserKnownHostsFile=" + f.knownHosts, "-p", f.port, f.srv.User + "@127.0.0.1"},
 			exitConnection, []string{"authentication failed"}},
 		{"refused", []string{"-D0", "-i", f.key, "-p", fmt.Sprint(free), f.srv.User + "@127.0.0.1"},

@@ -1,0 +1,107 @@
+package sshconfig
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+)
+
+// matchPattern matches s against an ssh_config pattern as OpenSSH's
+// match_pattern: * is any run of bytes, ? exactly one; all else literal.
+func matchPattern(s, pattern string) bool {
+	for {
+		if pattern == "" {
+			return s == ""
+		}
+		switch pattern[0] {
+		case '*':
+			pattern = strings.TrimLeft(pattern, "*")
+			if pattern == "" {
+				return true
+			}
+			for i := 0; i < len(s); i++ {
+				if matchPattern(s[i:], pattern) {
+					return true
+				}
+			}
+			return false
+		case '?':
+			if s == "" {
+				return false
+			}
+		default:
+			if s == "" || s[0] != pattern[0] {
+				return false
+			}
+		}
+		s, pattern = s[1:], pattern[1:]
+	}
+}
+
+// matchPatternList matches s against a comma-separated list of patterns as
+// OpenSSH's match_pattern_list: 1 for a match, -1 for a negated match
+// (which wins), 0 for none. With lower, the patterns are lowercased.
+func matchPatternList(s, list string, lower bool) int {
+	got := 0
+	for _, p := range strings.Split(list, ",") {
+		neg := strings.HasPrefix(p, "!")
+		p = strings.TrimPrefix(p, "!")
+		if len(p) >= 1023 {
+			return 0 // as OpenSSH: a sub-pattern too long fails the list
+		}
+		if lower {
+			p = strings.ToLower(p)
+		}
+		if matchPattern(s, p) {
+			if neg {
+				return -1
+			}
+			got = 1
+		}
+	}
+	return got
+}
+
+// interfaceAddrs lists the local interfaces' addresses; a variable for
+// tests.
+var interfaceAddrs = net.InterfaceAddrs
+
+// localNetwork reports whether an address of a local interface is in one
+// of the comma-separated CIDR blocks of list, as OpenSSH 9.4's Match
+// localnetwork.
+func localNetwork(list string) (bool, error) {
+	var prefixes []netip.Prefix
+	for _, c := range strings.Split(list, ",") {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			a, aerr := netip.ParseAddr(c)
+			if aerr != nil {
+				return false, fmt.Errorf("%q is not an address/prefix", c)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		prefixes = append(prefixes, p.Masked())
+	}
+	addrs, err := interfaceAddrs()
+	if err != nil {
+		return false, err
+	}
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if !ok {
+			continue
+		}
+		ip = ip.Unmap()
+		for _, p := range prefixes {
+			if p.Contains(ip) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}

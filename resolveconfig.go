@@ -1,0 +1,168 @@
+package sshdial
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+
+	"github.com/sshdial/sshdial/internal/sshconfig"
+)
+
+// WithConfigLines gives Connect ssh_config lines ("Key value" or
+// "Key=Value") read before the config files, as ssh -o: their values win
+// over the files', and every keyword the config files take works (see
+// ConfigKeys). They apply to the destination, not to its jump hosts (ssh
+// passes no -o to those). Host, Match and Include are refused.
+func WithConfigLines(lines ...string) Option {
+	return func(d *Dialer) {
+		cs := d.connectOpts()
+		cs.configLines = append(cs.configLines, lines...)
+	}
+}
+
+// WithMatchExec says whether Connect may run the commands of "Match exec"
+// lines of the config files, as ssh does (the default). With false no
+// command runs, and a Match line with an exec criterion, negated or not,
+// never matches: programs that must never run a command named in a config
+// file get the settings the other blocks give.
+func WithMatchExec(run bool) Option {
+	return func(d *Dialer) { d.connectOpts().noMatchExec = !run }
+}
+
+// WithSystemConfigFile makes Connect read the system-wide ssh_config at path
+// after the user's, instead of /etc/ssh/ssh_config; "" reads none.
+// WithConfigFile replaces both.
+func WithSystemConfigFile(path string) Option {
+	return func(d *Dialer) { d.connectOpts().systemConfig = &path }
+}
+
+// configSource returns where cs says the config comes from.
+func (cs *connectSettings) configSource(home, localUser string) *configSource {
+	return &configSource{
+		file:       cs.configFile,
+		system:     cs.systemConfig,
+		home:       home,
+		localUser:  localUser,
+		lines:      cs.configLines,
+		noExec:     cs.noMatchExec,
+		ignoreProx: cs.proxyCommand != nil,
+	}
+}
+
+// ConfigKey is an ssh_config keyword that Connect (or the sshdial command)
+// uses.
+type ConfigKey struct {
+	Name string // as ssh_config(5) spells it
+	Doc  string // what sshdial does with it
+}
+
+// ConfigKeys returns the ssh_config keywords whose values sshdial uses;
+// every other keyword ssh knows is accepted and ignored, and an unknown
+// one is an error unless IgnoreUnknown names it, as in ssh.
+func ConfigKeys() []ConfigKey {
+	keys := make([]ConfigKey, len(sshconfig.Keys))
+	for i, k := range sshconfig.Keys {
+		keys[i] = ConfigKey{Name: k.Name, Doc: k.Doc}
+	}
+	return keys
+}
+
+// ResolvedConfig is the configuration Connect evaluates for a destination:
+// the config files and WithConfigLines, as `ssh -G` prints it. Options
+// given in code that replace config values (WithJump, WithProxyCommand,
+// WithIdentityFile, WithKnownHostsFile, WithAgentSocket,
+// WithStrictHostKeyChecking, WithConnectTimeout, WithKeepalive,
+// WithAddressFamily) apply on top of it and are not in it.
+type ResolvedConfig struct {
+	destination string
+	c           *sshconfig.Config
+}
+
+// WithResolvedConfig makes Connect use rc, which ResolveConfig returned for
+// the same destination, instead of evaluating the config files again (and
+// running their Match exec commands again). Jump hosts are still
+// resolved from the files.
+func WithResolvedConfig(rc *ResolvedConfig) Option {
+	return func(d *Dialer) {
+		if rc == nil || rc.c == nil {
+			d.optionErr = errors.New("sshdial: WithResolvedConfig: nil config")
+			return
+		}
+		d.connectOpts().resolved = rc
+	}
+}
+
+// destinationHop returns the hop of rc for dest, when rc was resolved for
+// dest.
+func (cs *connectSettings) destinationHop(dest string) (*hop, bool, error) {
+	rc := cs.resolved
+	if rc == nil {
+		return nil, false, nil
+	}
+	if rc.destination != dest {
+		return nil, true, fmt.Errorf("sshdial: WithResolvedConfig: resolved for %q, not %q", rc.destination, dest)
+	}
+	h, err := hopFromConfig(rc.c, cs.proxyCommand != nil)
+	return h, true, err
+}
+
+// ResolveConfig evaluates the ssh_config for destination as Connect would
+// with opts (WithConfigFile, WithSystemConfigFile, WithConfigLines,
+// WithMatchExec), running Match exec commands unless WithMatchExec(false)
+// is given. It connects to nothing.
+func ResolveConfig(destination string, opts ...Option) (*ResolvedConfig, error) {
+	d := newDialer(opts)
+	defer d.cancel()
+	if d.optionErr != nil {
+		return nil, d.optionErr
+	}
+	home, _ := os.UserHomeDir()
+	localUser := ""
+	if u, err := user.Current(); err == nil {
+		localUser = u.Username
+	}
+	c, err := d.connectOpts().configSource(home, localUser).resolveConfig(destination, true)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := hopFromConfig(c, false); err != nil {
+		return nil, err
+	}
+	return &ResolvedConfig{destination: destination, c: c}, nil
+}
+
+// Get returns the values of key (lowercase, as ssh -G prints it: "port",
+// "identityfile", ...), one per line ssh -G prints; nil for a key that is
+// not set and has no default, or that sshdial does not use.
+func (r *ResolvedConfig) Get(key string) []string {
+	if r == nil || r.c == nil {
+		return nil
+	}
+	return r.c.Get(key)
+}
+
+// IsSet reports whether a config line (or WithConfigLines) set key, rather
+// than the default applying.
+func (r *ResolvedConfig) IsSet(key string) bool {
+	return r != nil && r.c != nil && r.c.IsSet(key)
+}
+
+// SkippedExec names ("file line N") the Match lines that did not match
+// because WithMatchExec(false) kept their exec commands from running.
+func (r *ResolvedConfig) SkippedExec() []string {
+	if r == nil || r.c == nil {
+		return nil
+	}
+	return append([]string(nil), r.c.SkippedExec...)
+}
+
+// WriteTo writes the configuration as `ssh -G` does for the keys sshdial
+// uses: a lowercase key, a space and the value, one line per value.
+func (r *ResolvedConfig) WriteTo(w io.Writer) (int64, error) {
+	if r == nil || r.c == nil {
+		return 0, errors.New("sshdial: ResolvedConfig: nil")
+	}
+	return r.c.WriteTo(w)
+}
