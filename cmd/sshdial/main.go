@@ -171,7 +171,8 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 	var prompts *prompter
 	if !o.batch {
 		if prompts = newPrompter(); prompts != nil {
-			copts = append(copts, sshdial.WithPassphrase(prompts.passphrase))
+			copts = append(copts, sshdial.WithPassphrase(prompts.passphrase),
+				sshdial.WithKeyboardInteractive(prompts.challenge), sshdial.WithPassword(prompts.password(o.destination)))
 			defer prompts.close()
 		}
 	}
