@@ -46,6 +46,9 @@ Forwards (each may be given several times):
                                  connections, dialing from here
   -D [bind:]port                 SOCKS5 and SOCKS4a proxy; names are resolved by the SSH server
   --http-proxy [bind:]port       HTTP CONNECT proxy (for HTTPS_PROXY, curl -x, browsers)
+  -W host:port                   standard input and output are one tunnel to host:port
+                                 (or -W /socket) from the SSH server, as ssh -W: for
+                                 ProxyCommand; alone, exits when the target closes
 Local listeners bind 127.0.0.1 unless a bind address is given ("*" or empty:
 every interface; -g makes that the default). -R binds the server's loopback
 unless a bind address is given (the server's GatewayPorts decides).
@@ -57,7 +60,9 @@ Connection:
                      listeners (which then bind 127.0.0.1 or ::1)
   -i identity_file   offered before the config's IdentityFile (ssh-agent keys too);
                      an encrypted one's passphrase is asked on the terminal
-                     (never with -o BatchMode=yes) and kept for reconnects
+                     (never with -o BatchMode=yes) and kept for reconnects;
+                     a password or keyboard-interactive code (TOTP, Duo) is
+                     asked there too, but only for the first connection
   -J jump[,jump]     ProxyJump; -J none ignores the config's
   -F configfile      instead of ~/.ssh/config (-F none: no config file)
   -o Key=Value       ServerAliveInterval, ServerAliveCountMax, StrictHostKeyChecking
@@ -197,6 +202,9 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 		fmt.Fprintf(stderr, "sshdial: %s\n", strings.TrimPrefix(err.Error(), "sshdial: "))
 		return exitConnection
 	}
+	if o.stdio != nil {
+		return runStdio(ctx, d, *o.stdio, timeout, stdin, stdout, stderr)
+	}
 	s := newSession(o, d, logger)
 	startCtx, cancel := context.WithTimeout(ctx, s.dialWait)
 	err = s.start(startCtx)
@@ -301,6 +309,8 @@ func newLogger(w io.Writer, o *options) *slog.Logger {
 	switch {
 	case o.quiet:
 		level = slog.LevelError
+	case o.stdio != nil && o.verbose == 0:
+		level = slog.LevelWarn // as a ProxyCommand, where ssh shows stderr
 	case o.verbose > 0:
 		level = slog.LevelDebug
 	}
