@@ -46,7 +46,7 @@ type prompter struct {
 }
 
 // errPromptInterrupted ends a prompt that stop interrupted.
-var errPromptInterrupted = errors.New("the passphrase prompt was interrupted")
+var errPromptInterrupted = errors.New("the prompt on the terminal was interrupted")
 
 // newPrompter returns a prompter on the controlling terminal (/dev/tty, or
 // standard input where that is a terminal and there is no /dev/tty), or
