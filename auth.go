@@ -101,8 +101,10 @@ type Challenge struct {
 	Host, User string
 	// Name and Instruction may be empty.
 	Name, Instruction string
-	// Questions may be empty (the server only has something to say);
-	// the answer then has no strings.
+	// Questions may be empty (the server only has something to say in
+	// Name or Instruction); the answer then has no strings. A round with
+	// no questions and no text (sshd with PAM sends one when PAM is done)
+	// is answered without calling the callback.
 	Questions []string
 	// Echo says, per question, whether its answer may be shown as it is
 	// typed (a user name) or not (a password, a one-time code).
@@ -113,6 +115,11 @@ type Challenge struct {
 // one hop.
 func challengeFunc(ctx context.Context, answer func(context.Context, Challenge) ([]string, error), host, user string) ssh.KeyboardInteractiveChallenge {
 	return func(name, instruction string, questions []string, echos []bool) ([]string, error) {
+		if len(questions) == 0 && name == "" && instruction == "" {
+			// Nothing to show or answer: sshd with PAM sends such a
+			// round once PAM is done.
+			return nil, nil
+		}
 		return answer(ctx, Challenge{Host: host, User: user, Name: name, Instruction: instruction,
 			Questions: questions, Echo: echos})
 	}

@@ -763,3 +763,22 @@ func TestAuthMethodOrder(t *testing.T) {
 		assert.Nil(t, splitPreferredAuthentications(""))
 	})
 }
+
+// A keyboard-interactive round with no questions and no text (sshd with
+// PAM sends one when PAM is done) is answered without the callback; one
+// with text reaches it, with the hop's name and user.
+func TestChallengeFuncEmptyRound(t *testing.T) {
+	var got []Challenge
+	cb := challengeFunc(context.Background(), func(_ context.Context, c Challenge) ([]string, error) {
+		got = append(got, c)
+		return nil, nil
+	}, "bastion", "alice")
+	ans, err := cb("", "", nil, nil)
+	require.NoError(t, err)
+	assert.Empty(t, ans)
+	assert.Empty(t, got, "the callback was called for an empty round")
+	_, err = cb("", "Approve the push on your phone", nil, nil)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, Challenge{Host: "bastion", User: "alice", Instruction: "Approve the push on your phone"}, got[0])
+}
