@@ -227,3 +227,45 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Keyboard-interactive on a jump host (a bastion with codes) as well as on
+// the destination: each round names the hop that asks.
+func TestKeyboardInteractiveJumpHost(t *testing.T) {
+	h := newHome(t)
+	start := func(code string) *sshtest.Server {
+		srv := sshtest.NewUnstartedServer()
+		srv.Config.PublicKeyCallback = func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) {
+			return nil, errors.New("no keys here")
+		}
+		srv.Config.KeyboardInteractiveCallback = func(_ ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+			ans, err := client("", "", []string{"Code: "}, []bool{false})
+			if err == nil && len(ans) == 1 && ans[0] == code {
+				return nil, nil
+			}
+			return nil, errors.New("wrong code")
+		}
+		srv.Start()
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	bastion, inner := start("bastion-code"), start("inner-code")
+	var kh, config strings.Builder
+	for name, srv := range map[string]*sshtest.Server{"bastion": bastion, "inner": inner} {
+		kh.WriteString(xknownhosts.Line([]string{xknownhosts.Normalize(srv.Addr())}, srv.HostKey()) + "\n")
+		fmt.Fprintf(&config, "Host %s\n  HostName 127.0.0.1\n  Port %s\n  User u-%s\n", name, portOf(srv.Addr()), name)
+	}
+	config.WriteString("Host inner\n  ProxyJump bastion\n")
+	h.write(t, "known_hosts", kh.String())
+	h.write(t, "config", config.String())
+
+	var mu sync.Mutex
+	var asked []string
+	_, err := kbdConnect(t, "inner", sshdial.WithKeyboardInteractive(func(_ context.Context, c sshdial.Challenge) ([]string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, c.User+"@"+c.Host)
+		return []string{c.Host + "-code"}, nil
+	}))
+	require.NoError(t, err)
+	require.Equal(t, []string{"u-bastion@bastion", "u-inner@inner"}, asked)
+}
