@@ -51,13 +51,18 @@ func TestStdioFlags(t *testing.T) {
 
 // stdioDialer is a Dialer on an in-process SSH server.
 func stdioDialer(t *testing.T) *sshdial.Dialer {
+	d, _ := stdioServer(t)
+	return d
+}
+
+func stdioServer(t *testing.T) (*sshdial.Dialer, *sshtest.Server) {
 	srv := sshtest.NewServer()
 	t.Cleanup(srv.Close)
 	client, err := srv.Dial()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sshdial.New(client)
+	return sshdial.New(client), srv
 }
 
 type stdioResult struct {
@@ -154,4 +159,44 @@ func serveOnce(t *testing.T, handle func(net.Conn)) endpoint {
 	}()
 	t.Cleanup(func() { l.Close(); <-done })
 	return endpoint{host: "127.0.0.1", port: l.Addr().(*net.TCPAddr).Port}
+}
+
+// The SSH connection lost under the tunnel: exit 255, as ssh. SIGINT
+// (ctx's end) meanwhile: exit 0.
+func TestStdioConnectionLost(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	for _, lose := range []string{"connection", "signal"} {
+		target := serveOnce(t, func(c net.Conn) {
+			io.WriteString(c, "hello")
+			<-hold
+		})
+		d, srv := stdioServer(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		res := make(chan stdioResult, 1)
+		var errOut testutil.SyncBuffer
+		var out testutil.SyncBuffer
+		go func() {
+			res <- stdioResult{code: runStdio(ctx, d, target, 10*time.Second, pr, &out, &errOut)}
+		}()
+		for deadline := time.Now().Add(10 * time.Second); out.String() != "hello"; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: nothing came through: %q", lose, out.String())
+			}
+		}
+		want := exitConnection
+		if lose == "connection" {
+			srv.CloseClientConnections()
+		} else {
+			cancel()
+			want = exitOK
+		}
+		if r := waitStdio(t, res); r.code != want {
+			t.Fatalf("%s lost: exit %d, want %d; stderr %s", lose, r.code, want, errOut.String())
+		}
+		pw.Close()
+	}
 }
