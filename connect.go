@@ -203,8 +203,8 @@ func WithPassword(password func() (string, error)) Option {
 // unless PreferredAuthentications says otherwise.
 //
 // ctx is the context of the connection being made: Connect's for the
-// first, ConnectTimeout's for a reconnect, which nobody may be there to
-// answer. An error from answer ends that login attempt with that error
+// first (bounded by ConnectTimeout when set), ConnectTimeout's for a
+// reconnect, which nobody may be there to answer. An error from answer ends that login attempt with that error
 // (unless another method is left to try): a Dialer's reconnect fails, is
 // logged, and the next dial tries again. answer may be called from several
 // goroutines at once (the hops of a pool). The answers are never logged or
