@@ -40,6 +40,82 @@ type authConfig struct {
 	Passphrase func(file string) ([]byte, error)
 	Password   func() (string, error) // nil: no password auth
 	Signers    []ssh.Signer           // extra keys given in code, tried first
+	// KeyboardInteractive answers the server's keyboard-interactive
+	// questions (one-time codes, PAM prompts); nil: the method is not used.
+	KeyboardInteractive ssh.KeyboardInteractiveChallenge
+	// PreferredAuthentications is ssh_config's: the methods to try, in
+	// order. nil: OpenSSH's default order for the methods sshdial has,
+	// publickey, keyboard-interactive, password. Names sshdial does not
+	// implement (gssapi-with-mic, hostbased) are skipped, as ssh skips
+	// unknown ones; a method not named is not used.
+	PreferredAuthentications []string
+	// NumberOfPasswordPrompts is how many times password and
+	// keyboard-interactive are each tried before moving on (a wrong
+	// password or code is asked again). 0 means ssh's default, 3; a
+	// negative value means none at all (ssh_config's 0), which turns both
+	// methods off.
+	NumberOfPasswordPrompts int
+}
+
+// defaultPasswordPrompts is ssh_config's NumberOfPasswordPrompts default.
+const defaultPasswordPrompts = 3
+
+// defaultPreferredAuthentications is OpenSSH's order, less the methods
+// sshdial does not implement (gssapi-with-mic, hostbased).
+var defaultPreferredAuthentications = []string{"publickey", "keyboard-interactive", "password"}
+
+// hopAuthPreferences returns the PreferredAuthentications and
+// NumberOfPasswordPrompts of h, as authConfig takes them: nil for ssh's
+// order; 0 for the default count, -1 for none.
+func hopAuthPreferences(h *hop) (preferred []string, prompts int) {
+	return splitPreferredAuthentications(h.PreferredAuthentications), h.NumberOfPasswordPrompts
+}
+
+// splitPreferredAuthentications splits ssh_config's PreferredAuthentications
+// value ("keyboard-interactive,password") into method names; "" gives nil,
+// the default order.
+func splitPreferredAuthentications(value string) []string {
+	var names []string
+	for name := range strings.SplitSeq(value, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// A Challenge is one round of keyboard-interactive questions from an SSH
+// server, as WithKeyboardInteractive's callback gets it. Name, Instruction
+// and Questions are the server's text, as it sent them: a program that
+// shows them on a terminal should remove control characters first.
+type Challenge struct {
+	// Host is the hop that asks: the destination or a jump host, as
+	// given (before HostName). User is the user logging in there.
+	Host, User string
+	// Name and Instruction may be empty.
+	Name, Instruction string
+	// Questions may be empty (the server only has something to say in
+	// Name or Instruction); the answer then has no strings. A round with
+	// no questions and no text (sshd with PAM sends one when PAM is done)
+	// is answered without calling the callback.
+	Questions []string
+	// Echo says, per question, whether its answer may be shown as it is
+	// typed (a user name) or not (a password, a one-time code).
+	Echo []bool
+}
+
+// challengeFunc adapts WithKeyboardInteractive's callback to x/crypto's for
+// one hop.
+func challengeFunc(ctx context.Context, answer func(context.Context, Challenge) ([]string, error), host, user string) ssh.KeyboardInteractiveChallenge {
+	return func(name, instruction string, questions []string, echos []bool) ([]string, error) {
+		if len(questions) == 0 && name == "" && instruction == "" {
+			// Nothing to show or answer: sshd with PAM sends such a
+			// round once PAM is done.
+			return nil, nil
+		}
+		return answer(ctx, Challenge{Host: host, User: user, Name: name, Instruction: instruction,
+			Questions: questions, Echo: echos})
+	}
 }
 
 // ErrAuthFailed is matched by the error of a login that every method failed;
@@ -53,8 +129,11 @@ const agentDialTimeout = 5 * time.Second // also for listing its keys
 // given in code, the agent's keys (only those of the identity files with
 // IdentitiesOnly), the identity files not already offered through the agent,
 // each key's certificate ("<file>-cert.pub" or a CertificateFile) offered
-// before the key, then password. All keys are in one publickey method, since
-// x/crypto tries each method once.
+// before the key. All keys are in one publickey method, since x/crypto tries
+// each method once. The methods (publickey, keyboard-interactive, password)
+// are in the order of PreferredAuthentications, by default that one;
+// x/crypto tries the first the server allows, then the next. Password and
+// keyboard-interactive are each tried up to NumberOfPasswordPrompts times.
 //
 // closeFn closes the agent connection; call it after the handshake (the
 // methods cannot be used after it, so call authMethods for each handshake).
@@ -202,16 +281,48 @@ func authMethods(ctx context.Context, cfg authConfig) (methods []ssh.AuthMethod,
 		}
 	}
 
-	if len(offers) > 0 {
-		methods = append(methods, ssh.PublicKeys(offers...))
+	prompts := cfg.NumberOfPasswordPrompts
+	if prompts == 0 {
+		prompts = defaultPasswordPrompts
 	}
-	if cfg.Password != nil {
+	byName := map[string]ssh.AuthMethod{}
+	if len(offers) > 0 {
+		byName["publickey"] = ssh.PublicKeys(offers...)
+	}
+	if cfg.KeyboardInteractive != nil && prompts > 0 {
+		kbd := cfg.KeyboardInteractive
+		byName["keyboard-interactive"] = ssh.RetryableAuthMethod(ssh.KeyboardInteractive(
+			func(name, instruction string, questions []string, echos []bool) ([]string, error) {
+				answers, err := kbd(name, instruction, questions, echos)
+				log.keyboardInteractive(len(questions), err)
+				return answers, err
+			}), prompts)
+	}
+	if cfg.Password != nil && prompts > 0 {
 		pw := cfg.Password
-		methods = append(methods, ssh.PasswordCallback(func() (string, error) {
+		byName["password"] = ssh.RetryableAuthMethod(ssh.PasswordCallback(func() (string, error) {
 			p, err := pw()
 			log.password(err)
 			return p, err
-		}))
+		}), prompts)
+	}
+	order := cfg.PreferredAuthentications
+	if order == nil {
+		order = defaultPreferredAuthentications
+	}
+	for _, name := range order {
+		if m, ok := byName[name]; ok {
+			methods = append(methods, m)
+			delete(byName, name) // named twice: the first place counts
+		}
+	}
+	for _, name := range defaultPreferredAuthentications {
+		if _, ok := byName[name]; ok {
+			log.note(name + " not used: not in PreferredAuthentications")
+		}
+	}
+	if prompts < 0 && (cfg.KeyboardInteractive != nil || cfg.Password != nil) {
+		log.note("password and keyboard-interactive not used: NumberOfPasswordPrompts is 0")
 	}
 	return methods, log, closeFn, nil
 }
@@ -474,13 +585,20 @@ type authLog struct {
 
 // authEntry is an offered key, the password, or something left out.
 type authEntry struct {
-	method      string // "publickey", "password", "skipped" or "note"
+	method      string // "publickey", "password", "keyboard-interactive", "skipped" or "note"
 	keyType     string
 	fingerprint string
 	source      string // "code", "agent", a file path
 	offered     bool   // x/crypto reached it (a publickey query was sent)
 	signed      bool   // the server would accept it, and it signed
 	text        string // why skipped, a note, or an error
+	questions   int    // keyboard-interactive: how many questions were answered
+}
+
+// tried reports whether e is something offered to the server, rather than
+// a note or something left out.
+func (e *authEntry) tried() bool {
+	return e.method == "publickey" || e.method == "password" || e.method == "keyboard-interactive"
 }
 
 func (e *authEntry) key() string {
@@ -504,6 +622,14 @@ func (e *authEntry) String() string {
 			return "password: " + e.text
 		}
 		return "password: sent"
+	case "keyboard-interactive":
+		switch {
+		case e.text != "":
+			return "keyboard-interactive: " + e.text
+		case e.questions == 1:
+			return "keyboard-interactive: 1 answer sent"
+		}
+		return fmt.Sprintf("keyboard-interactive: %d answers sent", e.questions)
 	case "skipped":
 		if e.keyType != "" {
 			return "skipped " + e.key() + ": " + e.text
@@ -535,6 +661,21 @@ func (l *authLog) password(err error) {
 	e := &authEntry{method: "password"}
 	if err != nil {
 		e.text = fmt.Sprintf("no password: %v", err)
+	}
+	l.add(e)
+	if err == nil {
+		l.mu.Lock()
+		l.last = e
+		l.mu.Unlock()
+	}
+}
+
+// keyboardInteractive records one round of keyboard-interactive questions:
+// how many were answered, or the callback's error. Never the answers.
+func (l *authLog) keyboardInteractive(questions int, err error) {
+	e := &authEntry{method: "keyboard-interactive", questions: questions}
+	if err != nil {
+		e.text = fmt.Sprintf("no answer: %v", err)
 	}
 	l.add(e)
 	if err == nil {
@@ -614,8 +755,8 @@ type loggedMultiSigner struct {
 
 func (s *loggedMultiSigner) Algorithms() []string { return s.ms.Algorithms() }
 
-// String lists, on one line, the keys and password offered, in order, then
-// what was left out and why.
+// String lists, on one line, the keys, password and keyboard-interactive
+// answers offered, in order, then what was left out and why.
 func (l *authLog) String() string {
 	if l == nil {
 		return "nothing"
@@ -623,25 +764,28 @@ func (l *authLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.entries) == 0 {
-		return "no keys (no identity files, no agent keys) and no password"
+		return "no keys (no identity files, no agent keys), no password and no keyboard-interactive"
 	}
 	// What was offered, in order, then what was left out and why.
 	var parts []string
 	for _, e := range l.entries {
-		if e.method == "publickey" || e.method == "password" {
+		if e.tried() {
 			parts = append(parts, e.String())
 		}
 	}
 	for _, e := range l.entries {
-		if e.method != "publickey" && e.method != "password" {
+		if !e.tried() {
 			parts = append(parts, e.String())
 		}
 	}
 	return strings.Join(parts, "; ")
 }
 
-// accepted returns the key (type, fingerprint, source) or "password" that
-// logged in, after a successful handshake; "" when none did.
+// accepted returns the key (type, fingerprint, source), "password" or
+// "keyboard-interactive" that logged in, after a successful handshake; ""
+// when none did. It is the last method that answered: with a server that
+// asks for two (AuthenticationMethods publickey,keyboard-interactive), the
+// second.
 func (l *authLog) accepted() string {
 	if l == nil {
 		return ""
@@ -651,8 +795,8 @@ func (l *authLog) accepted() string {
 	switch {
 	case l.last == nil:
 		return ""
-	case l.last.method == "password":
-		return "password"
+	case l.last.method == "password" || l.last.method == "keyboard-interactive":
+		return l.last.method
 	}
 	return l.last.key()
 }

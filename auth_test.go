@@ -610,3 +610,175 @@ func TestAuthLogNil(t *testing.T) {
 	assert.Equal(t, "nothing", log.String())
 	assert.Empty(t, log.accepted())
 }
+
+// authMethodsServer is an in-process x/crypto server offering publickey
+// (refusing every key), keyboard-interactive (accepting the code "123")
+// and password (accepting "hunter2"), recording each attempt's method.
+func authMethodsServer(t *testing.T) (addr string, tried func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var log []string
+	record := func(m string) {
+		mu.Lock()
+		defer mu.Unlock()
+		log = append(log, m)
+	}
+	config := &ssh.ServerConfig{
+		MaxAuthTries: 20,
+		PublicKeyCallback: func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) {
+			record("publickey")
+			return nil, errors.New("no")
+		},
+		PasswordCallback: func(_ ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
+			record("password")
+			if string(pw) == "hunter2" {
+				return nil, nil
+			}
+			return nil, errors.New("no")
+		},
+		KeyboardInteractiveCallback: func(_ ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+			record("keyboard-interactive")
+			ans, err := client("", "", []string{"Code: "}, []bool{false})
+			if err != nil {
+				return nil, err
+			}
+			if len(ans) == 1 && ans[0] == "123" {
+				return nil, nil
+			}
+			return nil, errors.New("no")
+		},
+	}
+	config.AddHostKey(newEd25519Signer(t))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				if sc, chans, reqs, err := ssh.NewServerConn(c, config); err == nil {
+					go ssh.DiscardRequests(reqs)
+					for ch := range chans {
+						ch.Reject(ssh.Prohibited, "no")
+					}
+					sc.Close()
+				}
+			})
+		}
+	})
+	return l.Addr().String(), func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), log...)
+	}
+}
+
+// TestAuthMethodOrder: OpenSSH's order by default (publickey,
+// keyboard-interactive, password), PreferredAuthentications' otherwise
+// (names not implemented skipped, methods not named not used), each of
+// password and keyboard-interactive tried NumberOfPasswordPrompts times.
+func TestAuthMethodOrder(t *testing.T) {
+	authHome(t)
+	type counts struct{ kbd, pw atomic.Int32 }
+	login := func(t *testing.T, cfg authConfig, code, password string) ([]string, *counts, *authLog, error) {
+		addr, tried := authMethodsServer(t)
+		n := &counts{}
+		cfg.User, cfg.AgentSocket = "u", "none"
+		cfg.Signers = []ssh.Signer{newEd25519Signer(t)}
+		cfg.KeyboardInteractive = func(name, instruction string, questions []string, echos []bool) ([]string, error) {
+			n.kbd.Add(1)
+			return []string{code}, nil
+		}
+		cfg.Password = func() (string, error) {
+			n.pw.Add(1)
+			return password, nil
+		}
+		methods, log := authSetup(t, cfg)
+		client, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: "u", Auth: methods,
+			HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+		if err == nil {
+			client.Close()
+		}
+		return tried(), n, log, authError(err, log)
+	}
+
+	t.Run("default order, code accepted", func(t *testing.T) {
+		tried, n, log, err := login(t, authConfig{}, "123", "hunter2")
+		require.NoError(t, err)
+		assert.Equal(t, []string{"publickey", "keyboard-interactive"}, tried)
+		assert.EqualValues(t, 1, n.kbd.Load())
+		assert.EqualValues(t, 0, n.pw.Load())
+		assert.Equal(t, "keyboard-interactive", log.accepted())
+	})
+	t.Run("default order, three wrong codes then password", func(t *testing.T) {
+		tried, n, log, err := login(t, authConfig{}, "bad-code", "hunter2")
+		require.NoError(t, err)
+		assert.Equal(t, []string{"publickey", "keyboard-interactive", "keyboard-interactive", "keyboard-interactive", "password"}, tried)
+		assert.EqualValues(t, 3, n.kbd.Load())
+		assert.Equal(t, "password", log.accepted())
+		assert.NotContains(t, log.String(), "bad-code")
+		assert.NotContains(t, log.String(), "hunter2")
+	})
+	t.Run("preferred: password first, unknown names skipped", func(t *testing.T) {
+		cfg := authConfig{PreferredAuthentications: splitPreferredAuthentications("gssapi-with-mic, password,hostbased,keyboard-interactive")}
+		tried, n, _, err := login(t, cfg, "123", "wrong-pw")
+		require.NoError(t, err)
+		assert.Equal(t, []string{"password", "password", "password", "keyboard-interactive"}, tried)
+		assert.EqualValues(t, 3, n.pw.Load())
+	})
+	t.Run("preferred: a method not named is not used", func(t *testing.T) {
+		cfg := authConfig{PreferredAuthentications: []string{"publickey", "password"}}
+		tried, n, log, err := login(t, cfg, "123", "wrong-pw")
+		require.ErrorIs(t, err, ErrAuthFailed)
+		assert.NotContains(t, tried, "keyboard-interactive")
+		assert.EqualValues(t, 0, n.kbd.Load())
+		assert.Contains(t, log.String(), "keyboard-interactive not used: not in PreferredAuthentications")
+	})
+	t.Run("NumberOfPasswordPrompts 1", func(t *testing.T) {
+		tried, n, _, err := login(t, authConfig{NumberOfPasswordPrompts: 1}, "bad-code", "wrong-pw")
+		require.ErrorIs(t, err, ErrAuthFailed)
+		assert.Equal(t, []string{"publickey", "keyboard-interactive", "password"}, tried)
+		assert.EqualValues(t, 1, n.kbd.Load())
+		assert.EqualValues(t, 1, n.pw.Load())
+	})
+	t.Run("NumberOfPasswordPrompts 0 (given as -1)", func(t *testing.T) {
+		tried, n, log, err := login(t, authConfig{NumberOfPasswordPrompts: -1}, "123", "hunter2")
+		require.ErrorIs(t, err, ErrAuthFailed)
+		assert.Equal(t, []string{"publickey"}, tried)
+		assert.EqualValues(t, 0, n.kbd.Load()+n.pw.Load())
+		assert.Contains(t, log.String(), "NumberOfPasswordPrompts is 0")
+	})
+	t.Run("the hook gives the defaults", func(t *testing.T) {
+		preferred, prompts := hopAuthPreferences(&hop{})
+		assert.Nil(t, preferred)
+		assert.Zero(t, prompts)
+		assert.Nil(t, splitPreferredAuthentications(""))
+	})
+}
+
+// A keyboard-interactive round with no questions and no text (sshd with
+// PAM sends one when PAM is done) is answered without the callback; one
+// with text reaches it, with the hop's name and user.
+func TestChallengeFuncEmptyRound(t *testing.T) {
+	var got []Challenge
+	cb := challengeFunc(context.Background(), func(_ context.Context, c Challenge) ([]string, error) {
+		got = append(got, c)
+		return nil, nil
+	}, "bastion", "alice")
+	ans, err := cb("", "", nil, nil)
+	require.NoError(t, err)
+	assert.Empty(t, ans)
+	assert.Empty(t, got, "the callback was called for an empty round")
+	_, err = cb("", "Approve the push on your phone", nil, nil)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, Challenge{Host: "bastion", User: "alice", Instruction: "Approve the push on your phone"}, got[0])
+}

@@ -43,7 +43,8 @@ import (
 // Authentication offers, as OpenSSH does, the keys of ssh-agent, the
 // identity files (by default ~/.ssh/id_rsa, id_ecdsa and id_ed25519, where
 // they exist) with their certificates, encrypted keys through WithPassphrase,
-// and a password only when WithPassword gives one. A failure matches
+// keyboard-interactive (one-time codes) only when WithKeyboardInteractive
+// answers it, and a password only when WithPassword gives one. A failure matches
 // ErrAuthFailed and lists what was tried, never a secret.
 //
 // Every connection, the first included, is bounded by ConnectTimeout or
@@ -91,6 +92,7 @@ type connectSettings struct {
 	poolSize     int
 	passphrase   func(file string) ([]byte, error)
 	password     func() (string, error)
+	challenge    func(ctx context.Context, c Challenge) ([]string, error)
 	identities   []string // tried before the config's identity files
 	knownHosts   []string // replace UserKnownHostsFile
 	agentSocket  *string  // nil: IdentityAgent, or $SSH_AUTH_SOCK
@@ -191,9 +193,31 @@ func WithPassphrase(passphrase func(file string) ([]byte, error)) Option {
 }
 
 // WithPassword lets Connect log in to the destination with a password,
-// after the keys; password is called when the server asks.
+// after the keys and keyboard-interactive; password is called when the
+// server asks, and again after a refused password, up to
+// NumberOfPasswordPrompts times (default 3).
 func WithPassword(password func() (string, error)) Option {
 	return func(d *Dialer) { d.connectOpts().password = password }
+}
+
+// WithKeyboardInteractive lets Connect answer keyboard-interactive
+// authentication, which servers use for one-time codes (TOTP, Duo) and for
+// PAM's questions, on every hop: the destination and the jump hosts.
+// answer is called for each round of questions a server sends, with the
+// hop's name and what it asks; it returns one answer per question. A
+// server that refuses the answers asks again, up to NumberOfPasswordPrompts
+// times (default 3); the method comes after the keys and before a password
+// unless PreferredAuthentications says otherwise.
+//
+// ctx is the context of the connection being made: Connect's for the
+// first (bounded by ConnectTimeout when set), ConnectTimeout's for a
+// reconnect, which nobody may be there to answer. An error from answer ends that login attempt with that error
+// (unless another method is left to try): a Dialer's reconnect fails, is
+// logged, and the next dial tries again. answer may be called from several
+// goroutines at once (the hops of a pool). The answers are never logged or
+// put in an error.
+func WithKeyboardInteractive(answer func(ctx context.Context, c Challenge) ([]string, error)) Option {
+	return func(d *Dialer) { d.connectOpts().challenge = answer }
 }
 
 // WithIdentityFile makes Connect offer the keys in these files (and their
@@ -537,6 +561,10 @@ func (d *Dialer) hopConfig(ctx context.Context, h *hop, last bool, home string) 
 	if last {
 		ac.Password = cs.password
 	}
+	if cs.challenge != nil {
+		ac.KeyboardInteractive = challengeFunc(ctx, cs.challenge, h.Alias, h.User)
+	}
+	ac.PreferredAuthentications, ac.NumberOfPasswordPrompts = hopAuthPreferences(h)
 	methods, tried, cleanup, err := authMethods(ctx, ac)
 	if err != nil {
 		return nil, nil, nil, err

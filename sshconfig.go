@@ -41,6 +41,9 @@ type hop struct {
 	ControlMaster         string        // "no" (the default), "yes", "auto", "ask" or "autoask"
 	SkippedExec           []string      // Match lines ("file line N") not matched because WithMatchExec(false) kept their command from running
 
+	PreferredAuthentications string // as written ("keyboard-interactive,password"); "" for ssh's order
+	NumberOfPasswordPrompts  int    // 0: the default (3); -1: none (ssh_config's 0, password and keyboard-interactive off)
+
 	tokens sshconfig.Tokens // the % tokens of the connection, for ProxyCommand
 }
 
@@ -337,6 +340,12 @@ func hopFromConfig(c *sshconfig.Config, ignoreProxyCommand bool) (*hop, error) {
 		ControlMaster:         c.ControlMaster,
 		SkippedExec:           c.SkippedExec,
 		tokens:                c.Tokens,
+
+		PreferredAuthentications: c.PreferredAuthentications,
+		NumberOfPasswordPrompts:  c.NumberOfPasswordPrompts,
+	}
+	if h.NumberOfPasswordPrompts == 0 {
+		h.NumberOfPasswordPrompts = -1 // ssh_config's 0: none; the hop's 0 is the default
 	}
 	switch h.ControlMaster {
 	case "true":

@@ -49,6 +49,7 @@ type options struct {
 	statusEvery     time.Duration
 	grace           time.Duration
 	local, remote   []forwardSpec
+	stdio           *endpoint     // -W host:port
 	dynamic, httpPx []forwardSpec // listen only
 }
 
@@ -85,7 +86,7 @@ type forwardSpec struct {
 const usageLine = "usage: sshdial [-GgNqTvV] [-D [bind:]port] [-F configfile] [-i identity_file]\n" +
 	"               [-J jump[,jump]] [-L forward] [-l user] [-o option] [-p port] [-R forward]\n" +
 	"               [--http-proxy [bind:]port] [--status interval] [--grace duration]\n" +
-	"               destination\n" +
+	"               [-W host:port] destination\n" +
 	"       sshdial demo\n"
 
 // parseArgs parses an OpenSSH-style command line.
@@ -122,7 +123,7 @@ func parseArgs(args []string) (*options, error) {
 		// A cluster of short options: -NvL 8080:host:80, -L8080:host:80.
 		for j := 1; j < len(a); j++ {
 			c := a[j]
-			if !strings.ContainsRune("DFiJLloOpRw", rune(c)) || c == 'O' || c == 'w' {
+			if !strings.ContainsRune("DFiJLloOpRwW", rune(c)) || c == 'O' || c == 'w' {
 				if err := o.shortFlag(c); err != nil {
 					return nil, err
 				}
@@ -163,8 +164,14 @@ func parseArgs(args []string) (*options, error) {
 	if o.dump {
 		return o, nil
 	}
+	if o.stdio != nil {
+		if err := o.checkStdio(); err != nil {
+			return nil, err
+		}
+		return o, nil
+	}
 	if len(o.local)+len(o.remote)+len(o.dynamic)+len(o.httpPx) == 0 {
-		return nil, usagef("nothing to forward: give at least one of -L, -R, -D, --http-proxy")
+		return nil, usagef("nothing to forward: give at least one of -L, -R, -D, --http-proxy, -W")
 	}
 	return o, nil
 }
@@ -249,6 +256,9 @@ func (o *options) shortValue(c byte, val string) error {
 		o.port = p
 	case 'o':
 		o.configLines = append(o.configLines, val)
+		return nil
+	case 'W':
+		return o.setStdio(val)
 	}
 	return nil
 }

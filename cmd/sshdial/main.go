@@ -52,6 +52,9 @@ Forwards (each may be given several times):
                                  connections, dialing from here
   -D [bind:]port                 SOCKS5 and SOCKS4a proxy; names are resolved by the SSH server
   --http-proxy [bind:]port       HTTP CONNECT proxy (for HTTPS_PROXY, curl -x, browsers)
+  -W host:port                   standard input and output are one tunnel to host:port
+                                 (or -W /socket) from the SSH server, as ssh -W: for
+                                 ProxyCommand; alone, exits when the target closes
 Local listeners bind 127.0.0.1 unless a bind address is given ("*" or empty:
 every interface; -g makes that the default). -R binds the server's loopback
 unless a bind address is given (the server's GatewayPorts decides).
@@ -63,7 +66,9 @@ Connection:
                      listeners (which then bind 127.0.0.1 or ::1)
   -i identity_file   offered before the config's IdentityFile (ssh-agent keys too);
                      an encrypted one's passphrase is asked on the terminal
-                     (never with -o BatchMode=yes) and kept for reconnects
+                     (never with -o BatchMode=yes) and kept for reconnects;
+                     a password or keyboard-interactive code (TOTP, Duo) is
+                     asked there too, but only for the first connection
   -J jump[,jump]     ProxyJump; -J none ignores the config's
   -F configfile      instead of ~/.ssh/config and /etc/ssh/ssh_config
                      (-F none: no config file)
@@ -198,7 +203,8 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 	var prompts *prompter
 	if !o.batch {
 		if prompts = newPrompter(); prompts != nil {
-			copts = append(copts, sshdial.WithPassphrase(prompts.passphrase))
+			copts = append(copts, sshdial.WithPassphrase(prompts.passphrase),
+				sshdial.WithKeyboardInteractive(prompts.challenge), sshdial.WithPassword(prompts.password(o.destination)))
 			defer prompts.close()
 		}
 	}
@@ -222,6 +228,9 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 		}
 		fmt.Fprintf(stderr, "sshdial: %s\n", strings.TrimPrefix(err.Error(), "sshdial: "))
 		return exitConnection
+	}
+	if o.stdio != nil {
+		return runStdio(ctx, d, *o.stdio, timeout, stdin, stdout, stderr)
 	}
 	s := newSession(o, d, logger)
 	startCtx, cancel := context.WithTimeout(ctx, s.dialWait)
@@ -363,6 +372,8 @@ func newLogger(w io.Writer, o *options) *slog.Logger {
 	switch {
 	case o.quiet:
 		level = slog.LevelError
+	case o.stdio != nil && o.verbose == 0:
+		level = slog.LevelWarn // as a ProxyCommand, where ssh shows stderr
 	case o.verbose > 0:
 		level = slog.LevelDebug
 	}

@@ -46,7 +46,7 @@ type prompter struct {
 }
 
 // errPromptInterrupted ends a prompt that stop interrupted.
-var errPromptInterrupted = errors.New("the passphrase prompt was interrupted")
+var errPromptInterrupted = errors.New("the prompt on the terminal was interrupted")
 
 // newPrompter returns a prompter on the controlling terminal (/dev/tty, or
 // standard input where that is a terminal and there is no /dev/tty), or
@@ -86,8 +86,7 @@ func (p *prompter) passphrase(file string) ([]byte, error) {
 	}
 	prompt := fmt.Sprintf("Enter passphrase for key '%s': ", file)
 	for try := 1; ; try++ {
-		fmt.Fprint(p.out, prompt)
-		pass, err := p.read()
+		pass, err := p.read(prompt, false)
 		fmt.Fprintln(p.out)
 		if err != nil || len(pass) == 0 {
 			return nil, err
@@ -108,8 +107,10 @@ func (p *prompter) passphrase(file string) ([]byte, error) {
 	}
 }
 
-// read reads a line from the terminal without echo. stop ends it.
-func (p *prompter) read() ([]byte, error) {
+// read writes prompt and reads a line from the terminal, without echo
+// unless echo is set: echo is off before the prompt shows, so that nothing
+// typed in answer is echoed. stop ends it.
+func (p *prompter) read(prompt string, echo bool) ([]byte, error) {
 	select {
 	case <-p.stopped:
 		return nil, errPromptInterrupted
@@ -123,6 +124,8 @@ func (p *prompter) read() ([]byte, error) {
 	p.stateMu.Lock()
 	p.state = st
 	p.stateMu.Unlock()
+	off := !echo && echoOff(fd) == nil
+	fmt.Fprint(p.out, prompt)
 	type line struct {
 		b   []byte
 		err error
@@ -131,11 +134,19 @@ func (p *prompter) read() ([]byte, error) {
 	go func() {
 		// A read of the terminal cannot be taken back: after an
 		// interrupt this goroutine waits for a line or the process's end.
+		if echo || off {
+			b, err := readLine(p.tty)
+			got <- line{b, err}
+			return
+		}
 		b, err := term.ReadPassword(fd)
 		got <- line{b, err}
 	}()
 	select {
 	case l := <-got:
+		if off {
+			p.restore()
+		}
 		p.stateMu.Lock()
 		p.state = nil
 		p.stateMu.Unlock()

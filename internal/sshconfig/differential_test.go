@@ -27,6 +27,7 @@ var comparedKeys = []string{
 	"serveraliveinterval", "serveralivecountmax", "connecttimeout",
 	"addressfamily", "batchmode", "exitonforwardfailure", "controlpath",
 	"controlmaster", "gatewayports", "canonicalizehostname",
+	"preferredauthentications", "numberofpasswordprompts",
 }
 
 // sshG is the ssh client as an oracle: it runs ssh -G.
@@ -307,7 +308,8 @@ var fuzzLines = []string{
 	"UserKnownHostsFile ~/.ssh/kh_%h /tmp/kh2", "UserKnownHostsFile none", "GlobalKnownHostsFile /etc/g1 /etc/g2",
 	"StrictHostKeyChecking accept-new", "StrictHostKeyChecking no", "StrictHostKeyChecking yes", "StrictHostKeyChecking off",
 	"HostKeyAlias Alias.%h", "HostKeyAlias myalias", "ServerAliveInterval 30", "ServerAliveInterval 1m",
-	"ServerAliveCountMax 5", "ConnectTimeout 10", "ConnectTimeout none", "AddressFamily inet", "AddressFamily inet6",
+	"ServerAliveCountMax 5", "PreferredAuthentications keyboard-interactive,password", "PreferredAuthentications publickey",
+	"NumberOfPasswordPrompts 0", "NumberOfPasswordPrompts 1", "ConnectTimeout 10", "ConnectTimeout none", "AddressFamily inet", "AddressFamily inet6",
 	"BatchMode yes", "ExitOnForwardFailure yes", "GatewayPorts yes",
 	"ControlPath ~/.ssh/cm-%C", "ControlPath /tmp/cm-%r@%h:%p", "ControlPath none", "ControlMaster auto", "ControlMaster autoask",
 	"ForwardAgent yes", "LogLevel ERROR", "SendEnv LANG LC_*", "Compression yes", "ServerAliveInterval=15",
@@ -433,7 +435,7 @@ var edgeLines = []string{
 	"IgnoreUnknown *", "IgnoreUnknown foo", "Foo bar", "Ciphers +aes128-ctr", "SendEnv",
 	"CanonicalizeHostname always", "CanonicalizeMaxDots 0", "CanonicalDomains none", "ServerAliveInterval 1w",
 	"ServerAliveInterval 1S", "ServerAliveInterval 1m1m", "ConnectTimeout 2147483648",
-	"ServerAliveCountMax 2147483648", "Port 65535", "Port 65536", "HostKeyAlias", "HostKeyAlias A B",
+	"ServerAliveCountMax 2147483648", "NumberOfPasswordPrompts -1", "NumberOfPasswordPrompts 2147483648", "PreferredAuthentications", "Port 65535", "Port 65536", "HostKeyAlias", "HostKeyAlias A B",
 }
 
 // deliberateLines are where sshdial follows later OpenSSH versions than the

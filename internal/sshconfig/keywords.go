@@ -38,6 +38,8 @@ const (
 	kCanonicalizeMaxDots
 	kCanonicalizeFallbackLocal
 	kTag
+	kPreferredAuthentications
+	kNumberOfPasswordPrompts
 )
 
 // Key describes one ssh_config keyword that sshdial uses: the list the
@@ -70,6 +72,8 @@ var Keys = []Key{
 	{"ConnectTimeout", "seconds allowed to connect", kConnectTimeout},
 	{"AddressFamily", "any, inet (IPv4) or inet6 (IPv6)", kAddressFamily},
 	{"BatchMode", "never prompt (for passphrases or passwords)", kBatchMode},
+	{"PreferredAuthentications", "the order of authentication methods (publickey, keyboard-interactive, password)", kPreferredAuthentications},
+	{"NumberOfPasswordPrompts", "tries of password and keyboard-interactive (0 turns them off)", kNumberOfPasswordPrompts},
 	{"ExitOnForwardFailure", "exit when a forward cannot be set up", kExitOnForwardFailure},
 	{"GatewayPorts", "let other hosts connect to local forwards", kGatewayPorts},
 	{"ControlPath", "the control socket of a connection to share", kControlPath},
@@ -99,8 +103,8 @@ passwordauthentication kbdinteractiveauthentication kbdinteractivedevices
 challengeresponseauthentication skeyauthentication tisauthentication pubkeyauthentication
 dsaauthentication hostbasedauthentication identityfile2 addkeystoagent ciphers macs
 remoteforward localforward permitremoteopen escapechar connectionattempts checkhostip
-compression tcpkeepalive keepalive numberofpasswordprompts syslogfacility loglevel logverbose
-dynamicforward preferredauthentications hostkeyalgorithms casignaturealgorithms bindaddress
+compression tcpkeepalive keepalive syslogfacility loglevel logverbose
+dynamicforward hostkeyalgorithms casignaturealgorithms bindaddress
 bindinterface clearallforwardings enablesshkeysign verifyhostkeydns
 nohostauthenticationforlocalhost rekeylimit sendenv setenv controlpersist hashknownhosts
 tunnel tunneldevice localcommand permitlocalcommand remotecommand visualhostkey

@@ -13,10 +13,10 @@ var PrintedKeys = []string{
 	"host", "user", "hostname", "port", "addressfamily", "batchmode",
 	"canonicalizehostname", "controlmaster", "exitonforwardfailure",
 	"gatewayports", "identitiesonly", "stricthostkeychecking",
-	"serveralivecountmax", "serveraliveinterval", "controlpath",
-	"hostkeyalias", "identityagent", "identityfile", "certificatefile",
-	"globalknownhostsfile", "userknownhostsfile", "connecttimeout",
-	"proxycommand", "proxyjump",
+	"numberofpasswordprompts", "serveralivecountmax", "serveraliveinterval",
+	"controlpath", "hostkeyalias", "identityagent", "preferredauthentications",
+	"identityfile", "certificatefile", "globalknownhostsfile",
+	"userknownhostsfile", "connecttimeout", "proxycommand", "proxyjump",
 }
 
 func yesNo(b bool) string {
@@ -97,6 +97,10 @@ func (c *Config) Get(key string) []string {
 		return one(c.ProxyCommand)
 	case "proxyjump":
 		return one(c.ProxyJump)
+	case "numberofpasswordprompts":
+		return one(strconv.Itoa(c.NumberOfPasswordPrompts))
+	case "preferredauthentications":
+		return one(c.PreferredAuthentications)
 	}
 	return nil
 }

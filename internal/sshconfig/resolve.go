@@ -129,6 +129,10 @@ type Config struct {
 	ProxyCommand          string   // as written (tokens unexpanded); "" when unset or none
 	ProxyJump             string   // as `ssh -G` prints it; "" when unset or none
 	CanonicalizeHostname  string   // "false", "true" or "always"
+	// PreferredAuthentications is the method list as written
+	// ("keyboard-interactive,password"); "" when unset (ssh's order).
+	PreferredAuthentications string
+	NumberOfPasswordPrompts  int // default 3; 0 turns password and keyboard-interactive off
 
 	// Tokens are the connection's % tokens, for expanding IdentityFile,
 	// CertificateFile and ProxyCommand.
@@ -155,7 +159,8 @@ type idFile struct {
 // sets them; the first wins.
 type settings struct {
 	hostName, user, hostKeyAlias, identityAgent, controlPath, proxyCommand, ignoreUnknown *string
-	tag                                                                                   *string
+	tag, preferredAuth                                                                    *string
+	passwordPrompts                                                                       *int
 	strict, addressFamily, controlMaster, canonicalize                                    *string
 	port, connectTimeout, aliveInterval, aliveCountMax, canonMaxDots                      *int
 	identitiesOnly, batchMode, exitOnFwdFail, gatewayPorts, canonFallback                 *bool
@@ -547,6 +552,10 @@ func (r *reader) line(text, file string, lineNo int, active *bool, fl lineFlags,
 		return str(&s.ignoreUnknown)
 	case kTag:
 		return str(&s.tag)
+	case kPreferredAuthentications:
+		return str(&s.preferredAuth)
+	case kNumberOfPasswordPrompts:
+		return integer(&s.passwordPrompts)
 	case kHostName:
 		return str(&s.hostName)
 	case kUser:
@@ -1096,6 +1105,11 @@ func (r *reader) finish(name string) (*Config, error) {
 	c.ControlMaster = deref(s.controlMaster, "false")
 	c.StrictHostKeyChecking = deref(s.strict, "ask")
 	c.CanonicalizeHostname = r.canonicalizeMode()
+	c.PreferredAuthentications = deref(s.preferredAuth, "")
+	c.NumberOfPasswordPrompts = 3
+	if s.passwordPrompts != nil {
+		c.NumberOfPasswordPrompts = *s.passwordPrompts
+	}
 	c.ServerAliveCountMax = 3
 	if s.aliveCountMax != nil {
 		c.ServerAliveCountMax = *s.aliveCountMax
@@ -1130,7 +1144,8 @@ func (r *reader) finish(name string) (*Config, error) {
 		"identityagent": s.identityAgent != nil, "identityfile": len(s.identityFiles) > 0,
 		"certificatefile": len(s.certificateFiles) > 0, "globalknownhostsfile": s.globalKnownHosts != nil,
 		"userknownhostsfile": s.userKnownHosts != nil, "proxycommand": s.proxyCommand != nil,
-		"proxyjump": s.jumpHost != nil,
+		"proxyjump": s.jumpHost != nil, "preferredauthentications": s.preferredAuth != nil,
+		"numberofpasswordprompts": s.passwordPrompts != nil,
 	}
 	t := r.baseTokens()
 	t.H, t.P, t.J = name, strconv.Itoa(c.Port), jump

@@ -390,6 +390,7 @@ exitonforwardfailure yes
 gatewayports yes
 identitiesonly yes
 stricthostkeychecking false
+numberofpasswordprompts 3
 serveralivecountmax 5
 serveraliveinterval 90
 controlpath ` + home + `/cm-` + ConnectionHash("box.example", "h.example.com", "2200", "alice", "::1") + `
