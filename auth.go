@@ -118,10 +118,6 @@ func challengeFunc(ctx context.Context, answer func(context.Context, Challenge) 
 	}
 }
 
-// ErrAuthFailed is matched by the error of a login that every method failed;
-// the error lists the methods and keys tried (no secrets).
-var ErrAuthFailed = errors.New("sshdial: authentication failed")
-
 // agentDialTimeout bounds how long connecting to the agent may take.
 const agentDialTimeout = 5 * time.Second // also for listing its keys
 

@@ -25,7 +25,7 @@ import (
 // Read returns a bare io.EOF only when the SSH server sent EOF for the
 // channel and the SSH connection was still up after it; when the SSH
 // connection was lost, Read and Write return an error wrapping
-// ErrConnectionLost (or ErrClientClosed when the client was closed here).
+// ErrSSHConnectionLost (or ErrSSHConnectionClosed when the client was closed here).
 //
 // While open, a Conn runs one goroutine that answers requests the server
 // might send on the channel; the first Read, WriteTo or CloseRead starts

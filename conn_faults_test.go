@@ -2,7 +2,7 @@ package sshdial_test
 
 // The Conn under faults: every blocked call must return after a fault,
 // errors must say what happened (a clean EOF is bare io.EOF, a lost
-// connection never matches io.EOF, a local close is ErrClientClosed), data
+// connection never matches io.EOF, a local close is ErrSSHConnectionClosed), data
 // must arrive intact, and nothing may be left behind.
 // Loops are bounded in count and time; timing assertions are generous and
 // measured from the event.
@@ -145,8 +145,8 @@ func TestServerStallsRightAfterEOF(t *testing.T) {
 // localCloseOverTransport dials an sshtest server through transport, makes
 // an SSH client over it, starts an endless download through that client
 // and then closes the client here: the download must end with
-// ErrClientClosed (net.ErrClosed), as the contract promises "when the
-// client was closed here", never with io.EOF or ErrConnectionLost.
+// ErrSSHConnectionClosed (net.ErrClosed), as the contract promises "when the
+// client was closed here", never with io.EOF or ErrSSHConnectionLost.
 func localCloseOverTransport(t *testing.T, inner *sshtest.Server, transport net.Conn, exact bool) {
 	sc, chans, reqs, err := ssh.NewClientConn(transport, inner.Addr(), inner.ClientConfig())
 	require.NoError(t, err)
@@ -156,17 +156,17 @@ func localCloseOverTransport(t *testing.T, inner *sshtest.Server, transport net.
 	require.Error(t, r.err)
 	require.False(t, errors.Is(r.err, io.EOF), "%v", r.err)
 	if !exact {
-		require.True(t, errors.Is(r.err, sshdial.ErrClientClosed) || errors.Is(r.err, sshdial.ErrConnectionLost), "%v", r.err)
+		require.True(t, errors.Is(r.err, sshdial.ErrSSHConnectionClosed) || errors.Is(r.err, sshdial.ErrSSHConnectionLost), "%v", r.err)
 		return
 	}
-	require.ErrorIs(t, r.err, sshdial.ErrClientClosed, "the client was closed here, so not %v", r.err)
+	require.ErrorIs(t, r.err, sshdial.ErrSSHConnectionClosed, "the client was closed here, so not %v", r.err)
 	require.ErrorIs(t, r.err, net.ErrClosed)
 }
 
 // TestLocalCloseOfTunnelledClient: an SSH client whose transport is an
 // sshdial Conn (a jump host, as ProxyFromURL chains them), closed by the
-// caller: its Conns report ErrClientClosed. Over an in-memory connection
-// they may report ErrConnectionLost instead (the limit described below),
+// caller: its Conns report ErrSSHConnectionClosed. Over an in-memory connection
+// they may report ErrSSHConnectionLost instead (the limit described below),
 // never io.EOF.
 func TestLocalCloseOfTunnelledClient(t *testing.T) {
 	inner := sshtest.NewServer()
@@ -187,7 +187,7 @@ func TestLocalCloseOfTunnelledClient(t *testing.T) {
 // TestLocalCloseOfClientOverXCryptoTunnel: the same through a jump host
 // written the usual way, with x/crypto's own client.Dial conn as the
 // transport of the second client. The Conns fail, never with io.EOF; but
-// they may say ErrConnectionLost rather than ErrClientClosed: the library
+// they may say ErrSSHConnectionLost rather than ErrSSHConnectionClosed: the library
 // learns how the connection ended from client.Wait, and over that
 // transport a local Close makes it return io.EOF, as a lost connection
 // does (a known limit, noted on issue #9).
@@ -352,7 +352,7 @@ func TestConcurrentCallsDuringDrop(t *testing.T) {
 						if i%4 != 3 { // only CloseRead ends those cleanly
 							cleanEnds.Add(1)
 						}
-					case !errors.Is(err, sshdial.ErrConnectionLost):
+					case !errors.Is(err, sshdial.ErrSSHConnectionLost):
 						bad(err)
 					}
 					return
@@ -368,7 +368,7 @@ func TestConcurrentCallsDuringDrop(t *testing.T) {
 							return
 						}
 						continue
-					case errors.Is(err, sshdial.ErrConnectionLost):
+					case errors.Is(err, sshdial.ErrSSHConnectionLost):
 					case i%4 == 2 && errors.Is(err, syscall.EPIPE): // after CloseWrite
 					default:
 						bad(err)
@@ -421,7 +421,7 @@ func TestConcurrentCallsDuringDrop(t *testing.T) {
 
 // TestUnixSocketEnds: through OpenSSH to a unix socket, a complete
 // transfer ends in a bare io.EOF and one cut by a killed sshd in
-// ErrConnectionLost.
+// ErrSSHConnectionLost.
 func TestUnixSocketEnds(t *testing.T) {
 	if len(faultPeers) < 2 {
 		t.Skip("needs OpenSSH")
@@ -459,7 +459,7 @@ func TestUnixSocketEnds(t *testing.T) {
 	res := backgroundDrain(c)
 	srv.drop()
 	r := await(t, 20*time.Second, "io.Copy after the drop", res)
-	require.ErrorIs(t, r.err, sshdial.ErrConnectionLost)
+	require.ErrorIs(t, r.err, sshdial.ErrSSHConnectionLost)
 	require.False(t, errors.Is(r.err, io.EOF))
 	var opErr *net.OpError
 	require.ErrorAs(t, r.err, &opErr)
@@ -495,7 +495,7 @@ func TestCloseReadDuringFaults(t *testing.T) {
 		srv.drop()
 		require.Eventually(t, func() bool {
 			_, err := c.Write([]byte("x"))
-			return errors.Is(err, sshdial.ErrConnectionLost)
+			return errors.Is(err, sshdial.ErrSSHConnectionLost)
 		}, 20*time.Second, 20*time.Millisecond)
 		_, err = c.Read(make([]byte, 1))
 		require.True(t, err == io.EOF, "got %#v", err)
@@ -546,8 +546,8 @@ func TestPoolKeepaliveStallCycles(t *testing.T) {
 				case errors.Is(err, sshdial.ErrServerNotResponding),
 					errors.Is(err, context.DeadlineExceeded),
 					errors.Is(err, os.ErrDeadlineExceeded),
-					errors.Is(err, sshdial.ErrConnectionLost),
-					errors.Is(err, sshdial.ErrClientClosed):
+					errors.Is(err, sshdial.ErrSSHConnectionLost),
+					errors.Is(err, sshdial.ErrSSHConnectionClosed):
 					failed.Add(1)
 				default:
 					select {

@@ -212,8 +212,8 @@ func (c *Conn) signalSink() {
 // the server has sent EOF and all data before it was read, and after
 // CloseRead. Otherwise its errors are *net.OpError values: wrapping
 // os.ErrDeadlineExceeded when the read deadline passes; net.ErrClosed after
-// Close; ErrConnectionLost when the SSH connection was lost, so that data
-// cut short never looks complete; ErrClientClosed when the SSH client was
+// Close; ErrSSHConnectionLost when the SSH connection was lost, so that data
+// cut short never looks complete; ErrSSHConnectionClosed when the SSH client was
 // closed; ErrServerNotResponding after the Dialer's keepalive check failed.
 //
 // The end of the data is reported once the SSH connection is known to have

@@ -62,7 +62,7 @@ var errChannelClosed = fmt.Errorf("sshdial: the SSH server closed the channel: %
 // bytes committed and an error: when the write deadline passes (a
 // *net.OpError wrapping os.ErrDeadlineExceeded), the Conn is closed
 // (wrapping net.ErrClosed), the server closed the channel (wrapping
-// syscall.EPIPE), the SSH connection was lost (ErrConnectionLost) or the
+// syscall.EPIPE), the SSH connection was lost (ErrSSHConnectionLost) or the
 // Dialer's keepalive failed (ErrServerNotResponding). Write after
 // CloseWrite fails. The caller may reuse p as soon as Write returns.
 func (c *Conn) Write(p []byte) (int, error) {

@@ -48,7 +48,7 @@ func TestConnectSurvivesServerRestart(t *testing.T) {
 	waitBlocked()
 	srv.Signal(syscall.SIGKILL, true)
 	err = await(t, 10*time.Second, "Read after kill -9 of sshd", res)
-	require.ErrorIs(t, err, sshdial.ErrConnectionLost)
+	require.ErrorIs(t, err, sshdial.ErrSSHConnectionLost)
 	c.Close()
 
 	require.NoError(t, srv.Restart())

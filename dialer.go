@@ -170,9 +170,9 @@ func (d *Dialer) Dial(network, address string) (net.Conn, error) {
 //
 // Errors are *net.OpError values with Op "dial". A refusal by the server is
 // an *OpenError carrying the server's message; errors.Is matches it against
-// ErrProhibited, ErrConnectionFailed, ErrUnknownChannelType and
+// ErrProhibited, ErrTargetUnreachable, ErrUnknownChannelType and
 // ErrResourceShortage. Dialing through a closed client fails with
-// ErrClientClosed, and through a closed Dialer with ErrDialerClosed; both
+// ErrSSHConnectionClosed, and through a closed Dialer with ErrDialerClosed; both
 // wrap net.ErrClosed.
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	c, err := d.dial(ctx, network, address)
@@ -187,7 +187,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 // drops it and tries once more, on another one or a new one.
 func (d *Dialer) dial(ctx context.Context, network, address string) (*Conn, error) {
 	if d == nil {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: ErrNilClient}
+		return nil, &net.OpError{Op: "dial", Net: network, Err: ErrNilDialer}
 	}
 	t, err := d.target(ctx, network, address)
 	if err != nil {
@@ -196,7 +196,7 @@ func (d *Dialer) dial(ctx context.Context, network, address string) (*Conn, erro
 	d.stats.dials.Add(1)
 	c, err := d.dialOnce(ctx, network, t, true)
 	switch {
-	case errors.Is(err, ErrClientClosed):
+	case errors.Is(err, ErrSSHConnectionClosed):
 		// The SSH connection ended before the Dialer noticed: another
 		// one, or a new one.
 		c, err = d.dialOnce(ctx, network, t, true)
@@ -228,68 +228,12 @@ func (d *Dialer) dialOnce(ctx context.Context, network string, t *target, connec
 	c, err := sc.dialTarget(ctx, network, t)
 	if err != nil {
 		d.release(sc)
-		if sc.slot != nil && (errors.Is(err, ErrClientClosed) || errors.Is(err, ErrServerNotResponding)) {
+		if sc.slot != nil && (errors.Is(err, ErrSSHConnectionClosed) || errors.Is(err, ErrServerNotResponding)) {
 			d.drop(sc)
 		}
 		return nil, err
 	}
 	return c, nil
-}
-
-var (
-	// ErrProhibited is matched by an *OpenError when the server refused the
-	// channel as administratively prohibited (for example by PermitOpen).
-	ErrProhibited = errors.New("sshdial: administratively prohibited")
-	// ErrConnectionFailed is matched by an *OpenError when the server could
-	// not connect to the target (refused, unreachable, unknown host).
-	ErrConnectionFailed = errors.New("sshdial: connect failed")
-	// ErrUnknownChannelType is matched by an *OpenError when the server does
-	// not support the kind of channel, such as unix sockets.
-	ErrUnknownChannelType = errors.New("sshdial: unknown channel type")
-	// ErrResourceShortage is matched by an *OpenError when the server is out
-	// of resources (for example MaxSessions).
-	ErrResourceShortage = errors.New("sshdial: resource shortage")
-
-	// ErrClientClosed is returned when the SSH connection is closed. It wraps
-	// net.ErrClosed.
-	ErrClientClosed = fmt.Errorf("sshdial: SSH connection is closed: %w", net.ErrClosed)
-	// ErrNilClient is returned by a Dialer made without an *ssh.Client
-	// (New(nil), a nil *Dialer or a zero Dialer).
-	ErrNilClient = errors.New("sshdial: Dialer has no SSH client")
-)
-
-// OpenError is the SSH server's refusal to open a channel.
-type OpenError struct {
-	Reason  ssh.RejectionReason
-	Message string // the server's own words, such as "Connection refused"
-}
-
-func (e *OpenError) Error() string {
-	if e.Message == "" {
-		return "ssh server refused: " + e.Reason.String()
-	}
-	return fmt.Sprintf("ssh server refused: %s: %s", e.Reason, e.Message)
-}
-
-// Is reports whether target is the sentinel error for e's reason.
-func (e *OpenError) Is(target error) bool {
-	switch e.Reason {
-	case ssh.Prohibited:
-		return target == ErrProhibited
-	case ssh.ConnectionFailed:
-		return target == ErrConnectionFailed
-	case ssh.UnknownChannelType:
-		return target == ErrUnknownChannelType
-	case ssh.ResourceShortage:
-		return target == ErrResourceShortage
-	}
-	return false
-}
-
-// Unwrap returns the refusal as x/crypto reports it, for errors.As with
-// *ssh.OpenChannelError.
-func (e *OpenError) Unwrap() error {
-	return &ssh.OpenChannelError{Reason: e.Reason, Message: e.Message}
 }
 
 // target is a parsed dial address.
@@ -381,12 +325,12 @@ func (sc *sshConn) dialTarget(ctx context.Context, network string, t *target) (*
 		case errors.As(err, &refused):
 			err = &OpenError{Reason: refused.Reason, Message: refused.Message}
 		case err == io.EOF:
-			err = ErrClientClosed
+			err = ErrSSHConnectionClosed
 		case err == ErrServerNotResponding:
 		case ctx.Err() == nil:
 			// Besides a refusal, opening fails only when the SSH
 			// connection is gone; keep the transport's reason.
-			err = fmt.Errorf("%w (%w)", ErrClientClosed, err)
+			err = fmt.Errorf("%w (%w)", ErrSSHConnectionClosed, err)
 		}
 		return nil, fail(err)
 	}

@@ -56,15 +56,22 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestNilClientAndNilDialer(t *testing.T) {
-	for name, d := range map[string]*sshdial.Dialer{
-		"New(nil)":        sshdial.New(nil),
-		"nil *Dialer":     nil,
-		"zero ssh.Client": sshdial.New(&ssh.Client{}),
+	for name, tc := range map[string]struct {
+		d    *sshdial.Dialer
+		want error
+	}{
+		"New(nil)":        {sshdial.New(nil), sshdial.ErrNilClient},
+		"zero ssh.Client": {sshdial.New(&ssh.Client{}), sshdial.ErrNilClient},
+		"nil *Dialer":     {nil, sshdial.ErrNilDialer},
+		"zero Dialer":     {&sshdial.Dialer{}, sshdial.ErrNilDialer},
 	} {
 		t.Run(name, func(t *testing.T) {
-			conn, err := d.Dial("tcp", "127.0.0.1:80")
+			conn, err := tc.d.Dial("tcp", "127.0.0.1:80")
 			require.Nil(t, conn)
-			require.ErrorIs(t, err, sshdial.ErrNilClient)
+			require.ErrorIs(t, err, tc.want)
+			_, err = tc.d.Listen(context.Background(), "tcp", "127.0.0.1:0")
+			require.ErrorIs(t, err, tc.want)
+			require.NoError(t, tc.d.Close())
 		})
 	}
 }
@@ -82,7 +89,7 @@ func TestDialAfterClientClosed(t *testing.T) {
 	client.Close()
 	conn, err := sshdial.New(client).Dial("tcp", "127.0.0.1:80")
 	require.Nil(t, conn)
-	require.ErrorIs(t, err, sshdial.ErrClientClosed)
+	require.ErrorIs(t, err, sshdial.ErrSSHConnectionClosed)
 	require.ErrorIs(t, err, net.ErrClosed)
 }
 
@@ -98,7 +105,7 @@ func TestConnsEndWithClient(t *testing.T) {
 	client.Close()
 	select {
 	case err := <-errc:
-		require.ErrorIs(t, err, sshdial.ErrClientClosed, "the client was closed here, not lost")
+		require.ErrorIs(t, err, sshdial.ErrSSHConnectionClosed, "the client was closed here, not lost")
 	case <-time.After(5 * time.Second):
 		t.Fatal("Read still blocked after the SSH client was closed")
 	}
@@ -123,7 +130,7 @@ func TestServerRefusals(t *testing.T) {
 		t.Cleanup(srv.Close)
 		_, err := sshdial.New(srv.Client()).Dial("tcp", "db.internal:5432")
 		require.ErrorIs(t, err, sshdial.ErrProhibited)
-		require.NotErrorIs(t, err, sshdial.ErrConnectionFailed)
+		require.NotErrorIs(t, err, sshdial.ErrTargetUnreachable)
 		require.ErrorContains(t, err, "no tcp to db.internal:5432 for you")
 		require.ErrorContains(t, err, "dial tcp db.internal:5432")
 		var openErr *sshdial.OpenError
@@ -136,14 +143,14 @@ func TestServerRefusals(t *testing.T) {
 		_, client := newSSHTest(t)
 		addr := closedPort(t)
 		_, err := sshdial.New(client).Dial("tcp", addr)
-		require.ErrorIs(t, err, sshdial.ErrConnectionFailed)
+		require.ErrorIs(t, err, sshdial.ErrTargetUnreachable)
 		require.ErrorContains(t, err, "connection refused")
 		require.ErrorContains(t, err, addr)
 	})
 	t.Run("openssh connect failed", func(t *testing.T) {
 		_, client := newOpenSSH(t)
 		_, err := sshdial.New(client).Dial("tcp", closedPort(t))
-		require.ErrorIs(t, err, sshdial.ErrConnectionFailed)
+		require.ErrorIs(t, err, sshdial.ErrTargetUnreachable)
 		require.ErrorContains(t, err, "Connection refused")
 	})
 	t.Run("openssh prohibited", func(t *testing.T) {
@@ -156,7 +163,7 @@ func TestServerRefusals(t *testing.T) {
 		_, client := newOpenSSH(t, "AllowStreamLocalForwarding no")
 		l := testutil.EchoServer(t, "unix") // a socket that exists: the refusal is the setting's
 		_, err := sshdial.New(client).Dial("unix", l.Addr().String())
-		require.ErrorIs(t, err, sshdial.ErrConnectionFailed)
+		require.ErrorIs(t, err, sshdial.ErrTargetUnreachable)
 		require.ErrorContains(t, err, "open failed")
 	})
 }
@@ -164,19 +171,19 @@ func TestServerRefusals(t *testing.T) {
 func TestOpenErrorIs(t *testing.T) {
 	for reason, want := range map[ssh.RejectionReason]error{
 		ssh.Prohibited:         sshdial.ErrProhibited,
-		ssh.ConnectionFailed:   sshdial.ErrConnectionFailed,
+		ssh.ConnectionFailed:   sshdial.ErrTargetUnreachable,
 		ssh.UnknownChannelType: sshdial.ErrUnknownChannelType,
 		ssh.ResourceShortage:   sshdial.ErrResourceShortage,
 	} {
 		err := error(&sshdial.OpenError{Reason: reason, Message: "m"})
 		assert.ErrorIs(t, err, want)
-		for _, other := range []error{sshdial.ErrProhibited, sshdial.ErrConnectionFailed, sshdial.ErrUnknownChannelType, sshdial.ErrResourceShortage} {
+		for _, other := range []error{sshdial.ErrProhibited, sshdial.ErrTargetUnreachable, sshdial.ErrUnknownChannelType, sshdial.ErrResourceShortage} {
 			if other != want {
 				assert.NotErrorIs(t, err, other)
 			}
 		}
 	}
-	assert.Equal(t, "ssh server refused: resource shortage", (&sshdial.OpenError{Reason: ssh.ResourceShortage}).Error())
+	assert.Equal(t, "sshdial: the SSH server refused: resource shortage", (&sshdial.OpenError{Reason: ssh.ResourceShortage}).Error())
 }
 
 func TestAddresses(t *testing.T) {
@@ -221,7 +228,7 @@ func TestServicePort(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	_, err := sshdial.New(srv.Client()).Dial("tcp", "db.internal:https")
-	require.ErrorIs(t, err, sshdial.ErrConnectionFailed)
+	require.ErrorIs(t, err, sshdial.ErrTargetUnreachable)
 	require.ErrorContains(t, err, "not really")
 	require.Equal(t, "db.internal:443", <-asked)
 }

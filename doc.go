@@ -48,16 +48,16 @@
 // Dial errors are *net.OpError values with Op "dial" that name the target.
 // When the SSH server refuses, the error holds an *OpenError with the
 // server's own message, and errors.Is matches it against ErrProhibited,
-// ErrConnectionFailed, ErrUnknownChannelType or ErrResourceShortage.
+// ErrTargetUnreachable, ErrUnknownChannelType or ErrResourceShortage.
 //
 // # How a connection ends
 //
 // Read returns a bare io.EOF only for a clean end: the SSH server sent EOF
 // for the channel and the SSH connection was still up after it. When the
 // SSH connection is lost instead (the server dies, the network drops it),
-// Read and Write return errors wrapping ErrConnectionLost, which wraps
+// Read and Write return errors wrapping ErrSSHConnectionLost, which wraps
 // syscall.ECONNRESET, so a download cut short never looks complete; after
-// the caller closed the SSH client, they wrap ErrClientClosed. x/crypto
+// the caller closed the SSH client, they wrap ErrSSHConnectionClosed. x/crypto
 // reports both ends as io.EOF; telling them apart costs one round trip to
 // the server when a channel's data ends.
 //

@@ -112,7 +112,7 @@ func ExampleErrProhibited() {
 	fmt.Println(err)
 	// Output:
 	// true
-	// dial tcp db.internal:5432: ssh server refused: administratively prohibited: db.internal:5432 is off limits
+	// dial tcp db.internal:5432: sshdial: the SSH server refused: administratively prohibited: db.internal:5432 is off limits
 }
 
 // HTTPClient is a ready client whose transport keeps http.DefaultTransport's

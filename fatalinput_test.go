@@ -67,7 +67,7 @@ func TestInputFatalToSSHDIsRefusedHere(t *testing.T) {
 	name := strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 63)
 	require.Len(t, name, 255)
 	_, err = d.Dial("tcp", name+":80")
-	require.ErrorIs(t, err, sshdial.ErrConnectionFailed, "sshd answers for a 255-byte host")
+	require.ErrorIs(t, err, sshdial.ErrTargetUnreachable, "sshd answers for a 255-byte host")
 	var ae *net.AddrError
 	require.False(t, errors.As(err, &ae))
 	require.NoError(t, testutil.RoundTrip(c, "after"))

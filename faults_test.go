@@ -207,13 +207,13 @@ func TestWriteWaitingForBufferWakesOnFailure(t *testing.T) {
 			name:   "client closed",
 			target: func(t *testing.T) (string, func()) { return sink(t), nil },
 			fault:  func(_ *faultServer, client *ssh.Client, _ func()) { client.Close() },
-			want:   sshdial.ErrClientClosed,
+			want:   sshdial.ErrSSHConnectionClosed,
 		},
 		{
 			name:   "connection dropped",
 			target: func(t *testing.T) (string, func()) { return sink(t), nil },
 			fault:  func(srv *faultServer, _ *ssh.Client, _ func()) { srv.drop() },
-			want:   sshdial.ErrConnectionLost,
+			want:   sshdial.ErrSSHConnectionLost,
 		},
 	}
 	forEachFaultPeer(t, func(t *testing.T, srv *faultServer) {
@@ -277,7 +277,7 @@ func TestLostConnectionIsNotEOF(t *testing.T) {
 			t.Run("dropped/"+d.name, func(t *testing.T) {
 				conn, r := cutDownload(t, srv.dial(t), d, "the drop", srv.drop)
 				require.Error(t, r.err, "a cut download must not look complete (%d bytes)", r.n)
-				require.ErrorIs(t, r.err, sshdial.ErrConnectionLost)
+				require.ErrorIs(t, r.err, sshdial.ErrSSHConnectionLost)
 				require.ErrorIs(t, r.err, syscall.ECONNRESET)
 				require.False(t, errors.Is(r.err, io.EOF), "must not match io.EOF: %v", r.err)
 				var opErr *net.OpError
@@ -285,15 +285,15 @@ func TestLostConnectionIsNotEOF(t *testing.T) {
 				require.Equal(t, "read", opErr.Op)
 
 				_, err := conn.Read(make([]byte, 1))
-				require.ErrorIs(t, err, sshdial.ErrConnectionLost, "and so do later Reads")
+				require.ErrorIs(t, err, sshdial.ErrSSHConnectionLost, "and so do later Reads")
 				_, err = conn.Write([]byte("x"))
-				require.ErrorIs(t, err, sshdial.ErrConnectionLost, "and Writes")
+				require.ErrorIs(t, err, sshdial.ErrSSHConnectionLost, "and Writes")
 			})
 
 			t.Run("client closed/"+d.name, func(t *testing.T) {
 				client := srv.dial(t)
 				_, r := cutDownload(t, client, d, "client.Close", func() { client.Close() })
-				require.ErrorIs(t, r.err, sshdial.ErrClientClosed)
+				require.ErrorIs(t, r.err, sshdial.ErrSSHConnectionClosed)
 				require.ErrorIs(t, r.err, net.ErrClosed)
 			})
 

@@ -20,48 +20,6 @@ import (
 	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
 )
 
-var (
-	// ErrHostKeyUnknown is matched by the error of a host key check when the
-	// server's host key is in no known_hosts file.
-	ErrHostKeyUnknown = errors.New("sshdial: host key is unknown")
-	// ErrHostKeyChanged is matched by the error of a host key check when
-	// known_hosts holds another key for the host (possibly an attack), when
-	// the server presented a key or a certificate authority that a @revoked
-	// line names, or when a certificate signed by a trusted authority is not
-	// valid for the host.
-	ErrHostKeyChanged = errors.New("sshdial: host key has changed")
-)
-
-// HostKeyError is the error of a host key check; errors.Is matches its
-// sentinel, ErrHostKeyUnknown or ErrHostKeyChanged.
-type HostKeyError struct {
-	Host        string   // as known_hosts names it: "host" or "[host]:port"
-	KeyType     string   // the key the server offered, e.g. "ssh-ed25519"
-	Fingerprint string   // ssh.FingerprintSHA256 of it
-	Files       []string // the files checked
-	Err         error    // ErrHostKeyUnknown or ErrHostKeyChanged
-
-	// detail says what was found and how to fix it; it is set by the check.
-	detail string
-}
-
-// Error names the host, the key, the files checked and how to fix the
-// problem.
-func (e *HostKeyError) Error() string {
-	sentinel := "sshdial: host key check failed"
-	if e.Err != nil {
-		sentinel = e.Err.Error()
-	}
-	msg := fmt.Sprintf("%s: %s offered %s key %s", sentinel, e.Host, e.KeyType, e.Fingerprint)
-	if e.detail != "" {
-		return msg + e.detail
-	}
-	return msg + "; known_hosts files checked: " + filesList(e.Files)
-}
-
-// Unwrap returns the sentinel.
-func (e *HostKeyError) Unwrap() error { return e.Err }
-
 func filesList(files []string) string {
 	if len(files) == 0 {
 		return "none"

@@ -1,15 +1,8 @@
 package sshdial
 
 import (
-	"fmt"
-	"syscall"
 	"time"
 )
-
-// ErrServerNotResponding is the error of connections failed by a Dialer's
-// keepalive check (see WithKeepalive). It wraps syscall.ETIMEDOUT, as a TCP
-// connection's error does when its keepalives go unanswered.
-var ErrServerNotResponding = fmt.Errorf("sshdial: the SSH server did not answer keepalives: %w", syscall.ETIMEDOUT)
 
 // WithKeepalive makes the Dialer check every interval that the SSH server
 // still answers, by sending a keepalive@openssh.com request (any reply counts:

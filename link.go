@@ -6,17 +6,9 @@ import (
 	"io"
 	"net"
 	"sync"
-	"syscall"
 
 	"golang.org/x/crypto/ssh"
 )
-
-// ErrConnectionLost is matched by the errors of Reads and Writes on a Conn
-// whose SSH connection was lost (the server or the network dropped it, or
-// the server disconnected) rather than ended cleanly. It wraps
-// syscall.ECONNRESET, as a TCP connection's error does when its peer resets
-// it, so code that checks for a reset connection treats it alike.
-var ErrConnectionLost = fmt.Errorf("sshdial: the SSH connection was lost: %w", syscall.ECONNRESET)
 
 // keepaliveRequest is the global request that proves the server alive: any
 // reply counts (OpenSSH answers it with a failure).
@@ -100,8 +92,8 @@ func (l *link) wait() <-chan struct{} {
 
 // classify says why a call on a channel of this connection failed with
 // err: ok when the connection is still up (so the server ended the
-// channel), or else why the connection ended, wrapping ErrClientClosed
-// when it was closed here and ErrConnectionLost otherwise. It gives up and
+// channel), or else why the connection ended, wrapping ErrSSHConnectionClosed
+// when it was closed here and ErrSSHConnectionLost otherwise. It gives up and
 // returns ok when done is closed first: the caller must then report the
 // close, not ok. A nil link (a Conn made without a
 // Dialer, in tests) takes io.EOF as the server's.
@@ -139,9 +131,9 @@ func (l *link) classify(err error, done <-chan struct{}, ok error) error {
 func connectionEndErr(err error) error {
 	switch {
 	case errors.Is(err, net.ErrClosed):
-		return ErrClientClosed
+		return ErrSSHConnectionClosed
 	case err == nil || err == io.EOF:
-		return ErrConnectionLost
+		return ErrSSHConnectionLost
 	}
-	return fmt.Errorf("%w (%v)", ErrConnectionLost, err)
+	return fmt.Errorf("%w (%v)", ErrSSHConnectionLost, err)
 }

@@ -48,10 +48,6 @@ import (
 // Listener.mu (in enqueue) only after releasing it; no lock is held while a
 // channel is accepted, refused or a request sent.
 
-// ErrForwardRefused is matched by the error of Listen when the SSH server
-// refused to listen.
-var ErrForwardRefused = errors.New("sshdial: the SSH server refused to listen")
-
 // listenBacklog bounds the tunnels a Listener holds for Accept.
 const listenBacklog = 128
 
@@ -117,7 +113,7 @@ func (d *Dialer) Listen(ctx context.Context, network, address string) (net.Liste
 	}
 	switch {
 	case d == nil:
-		return fail(ErrNilClient)
+		return fail(ErrNilDialer)
 	case d.optionErr != nil:
 		return fail(d.optionErr)
 	case ctx == nil:
@@ -282,7 +278,7 @@ func (sc *sshConn) request(ctx context.Context, typ string, payload []byte) (boo
 	select {
 	case a := <-res:
 		if a.err != nil {
-			return false, nil, ErrClientClosed
+			return false, nil, ErrSSHConnectionClosed
 		}
 		return a.ok, a.reply, nil
 	case <-ctx.Done():

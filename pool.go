@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -74,21 +73,6 @@ func (b *backoff) failed() time.Duration {
 
 func (b *backoff) succeeded() { *b = backoff{} }
 
-var (
-	// ErrDialerClosed is returned by dials through a closed Dialer, and by
-	// Reads and Writes of the Conns its Close closed. It wraps
-	// net.ErrClosed.
-	ErrDialerClosed = fmt.Errorf("sshdial: Dialer is closed: %w", net.ErrClosed)
-
-	// ErrPoolClosed is ErrDialerClosed, under the name it had when Pool
-	// was a type of its own.
-	ErrPoolClosed = ErrDialerClosed
-)
-
-// Pool is a Dialer. NewPool returns one; Connect with WithPool makes the
-// same from an OpenSSH destination.
-type Pool = Dialer
-
 // NewPool returns a Dialer of at most size SSH connections, each made by
 // dial and used with opts, which it owns: its Close closes them. dial is
 // called when a connection is needed, with a context that ends when the
@@ -132,6 +116,9 @@ func (d *Dialer) acquire(ctx context.Context, connect bool) (*sshConn, error) {
 		return d.fixed, nil
 	}
 	if d.dialSSH == nil {
+		if d.ctx == nil {
+			return nil, ErrNilDialer // a zero Dialer
+		}
 		return nil, ErrNilClient
 	}
 	waited := false
@@ -165,7 +152,7 @@ func (d *Dialer) acquire(ctx context.Context, connect bool) (*sshConn, error) {
 		case free != nil:
 			a = d.startAttempt(free)
 		default:
-			return nil, ErrNilClient // no slots: NewPool reported it already
+			return nil, errNoSSHConn // no slots: NewPool reported it already
 		}
 		d.mu.Unlock()
 		select {

@@ -48,7 +48,7 @@ var poolPeers = []struct {
 
 // newTestPool returns a Pool of size SSH connections to an sshtest server,
 // the count of SSH connections it made, and an echo target.
-func newTestPool(t *testing.T, size int) (*sshdial.Pool, *sshtest.Server, *atomic.Int32, string) {
+func newTestPool(t *testing.T, size int) (*sshdial.Dialer, *sshtest.Server, *atomic.Int32, string) {
 	srv := sshtest.NewServer()
 	t.Cleanup(srv.Close)
 	calls := new(atomic.Int32)
@@ -136,7 +136,7 @@ func TestPoolReconnects(t *testing.T) {
 	require.NoError(t, testutil.RoundTrip(c, "before"))
 	srv.CloseClientConnections()
 	_, err = io.ReadAll(c) // ends with the SSH connection
-	require.ErrorIs(t, err, sshdial.ErrConnectionLost)
+	require.ErrorIs(t, err, sshdial.ErrSSHConnectionLost)
 	c.Close()
 
 	// The condition runs on a goroutine of its own: it leaves the round
@@ -246,7 +246,7 @@ func TestPoolClose(t *testing.T) {
 	testutil.Within(t, 5*time.Second, "Read after Pool.Close", func() { _, readErr = c.Read(make([]byte, 1)) })
 	require.Error(t, readErr)
 	_, err = pool.Dial("tcp", l.Addr().String())
-	require.ErrorIs(t, err, sshdial.ErrPoolClosed)
+	require.ErrorIs(t, err, sshdial.ErrDialerClosed)
 	require.ErrorIs(t, err, net.ErrClosed)
 	require.NoError(t, pool.Close(), "a second Close")
 }
@@ -257,9 +257,9 @@ func TestPoolBadInput(t *testing.T) {
 		calls.Add(1)
 		return nil, errors.New("should not be called")
 	}
-	var nilPool *sshdial.Pool
+	var nilPool *sshdial.Dialer
 	_, err := nilPool.Dial("tcp", "127.0.0.1:1")
-	require.ErrorIs(t, err, sshdial.ErrNilClient)
+	require.ErrorIs(t, err, sshdial.ErrNilDialer)
 	require.NoError(t, nilPool.Close())
 
 	for _, tc := range []struct {

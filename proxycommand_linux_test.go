@@ -319,7 +319,7 @@ func TestProxyCommandReconnectAfterServerRestart(t *testing.T) {
 	waitBlocked()
 	s.srv.Signal(syscall.SIGKILL, true)
 	err = await(t, 10*time.Second, "Read after kill -9 of sshd", res)
-	require.ErrorIs(t, err, sshdial.ErrConnectionLost)
+	require.ErrorIs(t, err, sshdial.ErrSSHConnectionLost)
 	s.requireNoSecret(t, err)
 	c.Close()
 

@@ -38,12 +38,15 @@ import (
 // it on every proxy.Dial when ALL_PROXY names an ssh:// URL: repeated calls
 // share one SSH connection. Closing it closes it for every holder; the next
 // FromURL then makes a new one.
+//
+// The proxy.Dialer it returns is a *Dialer.
 func FromURL(u *url.URL, forward proxy.Dialer) (proxy.Dialer, error) {
-	return NewURLDialer(u, forward)
+	d, err := fromURL(u, forward)
+	if err != nil {
+		return nil, err // an untyped nil, not a nil *Dialer in the interface
+	}
+	return d, nil
 }
-
-// URLDialer is a Dialer; FromURL and NewURLDialer return one.
-type URLDialer = Dialer
 
 // urlDialers are the open Dialers FromURL made, by URL; only those with the
 // direct forward (nil or proxy.Direct) are shared.
@@ -52,8 +55,8 @@ var urlDialers struct {
 	m  map[string]*Dialer
 }
 
-// NewURLDialer is FromURL returning the concrete type.
-func NewURLDialer(u *url.URL, forward proxy.Dialer) (*Dialer, error) {
+// fromURL is FromURL returning the concrete type.
+func fromURL(u *url.URL, forward proxy.Dialer) (*Dialer, error) {
 	if u == nil {
 		return nil, errors.New("sshdial: nil URL")
 	}

@@ -344,7 +344,10 @@ func hopFromConfig(c *sshconfig.Config, ignoreProxyCommand bool) (*hop, error) {
 		PreferredAuthentications: c.PreferredAuthentications,
 		NumberOfPasswordPrompts:  c.NumberOfPasswordPrompts,
 	}
-	if h.NumberOfPasswordPrompts == 0 {
+	switch {
+	case !c.IsSet("numberofpasswordprompts"):
+		h.NumberOfPasswordPrompts = 0 // the default
+	case h.NumberOfPasswordPrompts == 0:
 		h.NumberOfPasswordPrompts = -1 // ssh_config's 0: none; the hop's 0 is the default
 	}
 	switch h.ControlMaster {

@@ -237,7 +237,7 @@ func TestProxyFromURL(t *testing.T) {
 	proxy.RegisterDialerType("ssh", sshdial.FromURL)
 	d, err := proxy.FromURL(u, proxy.Direct)
 	require.NoError(t, err)
-	defer d.(*sshdial.URLDialer).Close()
+	defer d.(*sshdial.Dialer).Close()
 
 	conn, err := d.Dial("tcp", target.Addr().String())
 	require.NoError(t, err)
@@ -262,7 +262,7 @@ func TestProxyFromURLRejectsWrongHostKey(t *testing.T) {
 
 	d, err := sshdial.FromURL(u, nil)
 	require.NoError(t, err)
-	defer d.(*sshdial.URLDialer).Close()
+	defer d.(*sshdial.Dialer).Close()
 	_, err = d.Dial("tcp", target.Addr().String())
 	require.ErrorIs(t, err, sshdial.ErrHostKeyChanged, "a known key that does not match")
 
@@ -270,7 +270,7 @@ func TestProxyFromURLRejectsWrongHostKey(t *testing.T) {
 	require.NoError(t, os.WriteFile(knownHostsPath, nil, 0o600))
 	d2, err := sshdial.FromURL(u, nil)
 	require.NoError(t, err)
-	defer d2.(*sshdial.URLDialer).Close()
+	defer d2.(*sshdial.Dialer).Close()
 	_, err = d2.Dial("tcp", target.Addr().String())
 	require.ErrorIs(t, err, sshdial.ErrHostKeyUnknown, "no known key")
 }
@@ -307,7 +307,7 @@ func TestProxyFromURLWithAgent(t *testing.T) {
 
 	d, err := sshdial.FromURL(u, nil)
 	require.NoError(t, err)
-	defer d.(*sshdial.URLDialer).Close()
+	defer d.(*sshdial.Dialer).Close()
 	conn, err := d.Dial("tcp", target.Addr().String())
 	require.NoError(t, err)
 	require.NoError(t, testutil.RoundTrip(conn, "ping"))
@@ -344,15 +344,16 @@ func TestProxyFromURLBadInput(t *testing.T) {
 	require.NotContains(t, err.Error(), "secret")
 }
 
-func TestURLDialerClose(t *testing.T) {
+func TestFromURLClose(t *testing.T) {
 	u, _, target := proxyFixture(t)
-	d, err := sshdial.NewURLDialer(u, nil)
+	pd, err := sshdial.FromURL(u, nil)
 	require.NoError(t, err)
+	d := pd.(*sshdial.Dialer)
 	conn, err := d.Dial("tcp", target.Addr().String())
 	require.NoError(t, err)
 	require.NoError(t, d.Close())
 	_, err = conn.Read(make([]byte, 1))
-	require.Error(t, err, "connections end with the SSH connection")
+	require.ErrorIs(t, err, sshdial.ErrDialerClosed, "connections end with the Dialer")
 	conn.Close()
 	_, err = d.Dial("tcp", target.Addr().String())
 	require.ErrorIs(t, err, sshdial.ErrDialerClosed)
@@ -376,7 +377,7 @@ func TestProxyFromURLChained(t *testing.T) {
 
 	d, err := sshdial.FromURL(u, sshdial.New(jump.Client()))
 	require.NoError(t, err)
-	defer d.(*sshdial.URLDialer).Close()
+	defer d.(*sshdial.Dialer).Close()
 	conn, err := d.Dial("tcp", target.Addr().String())
 	require.NoError(t, err)
 	defer conn.Close()

@@ -124,8 +124,8 @@ func (r *results) markdown() string {
 				t.n, t.heapAfterEcho/rawHeap[t.n], verdict(t.heapAfterEcho <= 2*rawHeap[t.n]), t.leftAfterClose, verdict(t.leftAfterClose == 0))
 		}
 	}
-	p("\n## Parallel transfers over a Pool\n\n")
-	p("%d transfers at once, each of 1/%d of %d MiB or what moved in %v, %s, through an `sshdial.Pool` of 1 and of 2 SSH connections to the same sshd; MB/s of all together.\n\n",
+	p("\n## Parallel transfers over a pool of SSH connections\n\n")
+	p("%d transfers at once, each of 1/%d of %d MiB or what moved in %v, %s, through a Dialer (`NewPool`) of 1 and of 2 SSH connections to the same sshd; MB/s of all together.\n\n",
 		parallelTransfers, parallelTransfers, r.size>>20, *flagMaxTime, ciphers[0])
 	p("| SSH connections | upload MB/s | download MB/s |\n|---|---|---|\n")
 	for _, size := range poolSizes {

@@ -32,16 +32,16 @@ func classify(err error) failure {
 	switch {
 	// The SSH connection itself failed: the proxy's own failure, whatever
 	// errno it wraps (ErrServerNotResponding wraps ETIMEDOUT,
-	// ErrConnectionLost ECONNRESET).
-	case errors.Is(err, sshdial.ErrServerNotResponding), errors.Is(err, sshdial.ErrConnectionLost),
-		errors.Is(err, sshdial.ErrClientClosed), errors.Is(err, sshdial.ErrDialerClosed),
-		errors.Is(err, sshdial.ErrNilClient), errors.Is(err, sshdial.ErrAuthFailed):
+	// ErrSSHConnectionLost ECONNRESET).
+	case errors.Is(err, sshdial.ErrServerNotResponding), errors.Is(err, sshdial.ErrSSHConnectionLost),
+		errors.Is(err, sshdial.ErrSSHConnectionClosed), errors.Is(err, sshdial.ErrDialerClosed),
+		errors.Is(err, sshdial.ErrNilClient), errors.Is(err, sshdial.ErrNilDialer), errors.Is(err, sshdial.ErrAuthFailed):
 		return failGeneral
 	case errors.Is(err, sshdial.ErrProhibited):
 		return failProhibited
 	case errors.Is(err, sshdial.ErrResourceShortage):
 		return failShortage
-	case errors.Is(err, sshdial.ErrConnectionFailed):
+	case errors.Is(err, sshdial.ErrTargetUnreachable):
 		// The server's words say more: OpenSSH sends strerror, such as
 		// "Connection refused", or getaddrinfo's message for a name.
 		var oe *sshdial.OpenError

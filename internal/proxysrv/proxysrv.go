@@ -12,19 +12,19 @@
 // # Reply codes
 //
 // A failed dial is answered according to its error (socks5Reply and
-// httpStatus; ErrConnectionFailed is sshdial's, matched with the message of
+// httpStatus; ErrTargetUnreachable is sshdial's, matched with the message of
 // its *sshdial.OpenError):
 //
 //	error                                   SOCKS5                     SOCKS4  HTTP
 //	sshdial.ErrProhibited                   0x02 not allowed           91      403
-//	ECONNREFUSED; ErrConnectionFailed
+//	ECONNREFUSED; ErrTargetUnreachable
 //	  saying "refused"                      0x05 refused               91      502
-//	ENETUNREACH; ErrConnectionFailed
+//	ENETUNREACH; ErrTargetUnreachable
 //	  saying "network is unreachable"       0x03 network unreachable   91      502
-//	other ErrConnectionFailed, EHOSTUNREACH,
+//	other ErrTargetUnreachable, EHOSTUNREACH,
 //	  a DNS error                           0x04 host unreachable      91      502
 //	a timeout (DialTimeout, ETIMEDOUT,
-//	  ErrConnectionFailed "timed out")      0x04 host unreachable      91      504
+//	  ErrTargetUnreachable "timed out")      0x04 host unreachable      91      504
 //	a *net.AddrError (an address the dialer
 //	  will not send, such as one with a NUL)  0x04 host unreachable      91      400
 //	sshdial.ErrResourceShortage             0x01 general failure       91      503

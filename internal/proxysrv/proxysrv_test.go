@@ -206,7 +206,7 @@ func TestDialErrors(t *testing.T) {
 		{name: "EHOSTUNREACH", err: &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)}, socks5: 4, http: 502},
 		{name: "DNS", err: &net.DNSError{Err: "no such host", Name: "x.test", IsNotFound: true}, socks5: 4, http: 502},
 		{name: "SSH server not responding", err: &net.OpError{Op: "dial", Err: sshdial.ErrServerNotResponding}, socks5: 1, http: 502},
-		{name: "SSH connection lost", err: &net.OpError{Op: "dial", Err: sshdial.ErrConnectionLost}, socks5: 1, http: 502},
+		{name: "SSH connection lost", err: &net.OpError{Op: "dial", Err: sshdial.ErrSSHConnectionLost}, socks5: 1, http: 502},
 		{name: "other", err: errors.New("something else"), socks5: 1, http: 502},
 		{name: "address refused by the dialer", err: &net.OpError{Op: "dial", Err: &net.AddrError{Err: "host contains a NUL byte", Addr: "x"}}, socks5: 4, http: 400},
 		{name: "dial timeout", target: "hang", socks5: 4, http: 504},
