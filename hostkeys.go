@@ -157,8 +157,9 @@ func hostKeyCheck(hostname string, port int, files []string, writeFile string, s
 		log = discardLogger
 	}
 	// ssh(1) looks host names up in lowercase, and matches known_hosts
-	// patterns without regard to case (see lowerHostPatterns).
-	hostname = strings.ToLower(hostname)
+	// patterns without regard to case (see lowerHostPatterns): in ASCII
+	// only, as tolower(3) in the C locale.
+	hostname = lowerASCII(hostname)
 	c := &hostKeyChecker{
 		hostname:  hostname,
 		port:      port,
@@ -310,6 +311,24 @@ func lowerHostPatterns(data []byte) ([]byte, bool) {
 		start = end + 1
 	}
 	return out, changed
+}
+
+// lowerASCII returns s with the ASCII capitals A-Z in lowercase and every
+// other byte as it is, as OpenSSH's lowercase() does. strings.ToLower
+// would fold more (Ä to ä, the Kelvin sign to k): names that ssh(1) keeps
+// apart, and patterns (folded by lowerHostPatterns, in ASCII) that would
+// then no longer match a name they match for ssh.
+func lowerASCII(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' }) < 0 {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func skipBlanks(line []byte, i int) int {

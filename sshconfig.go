@@ -330,7 +330,7 @@ func resolveHopWith(dest, path, home, localUser string, ignoreProxyCommand bool)
 		h.HostName = hn
 	}
 	if _, err := netip.ParseAddr(h.HostName); err != nil {
-		h.HostName = strings.ToLower(h.HostName) // ssh(1) lowercases names, not addresses
+		h.HostName = lowerASCII(h.HostName) // ssh(1) lowercases names (in ASCII), not addresses
 	}
 	switch {
 	case destPort != 0:
@@ -345,7 +345,7 @@ func resolveHopWith(dest, path, home, localUser string, ignoreProxyCommand bool)
 		h.StrictHostKeyChecking = s.strict
 	}
 	if s.setHostKeyAlias {
-		h.HostKeyAlias = strings.ToLower(s.hostKeyAlias)
+		h.HostKeyAlias = lowerASCII(s.hostKeyAlias)
 	}
 
 	tokens := map[byte]string{
