@@ -49,6 +49,8 @@ type options struct {
 	grace           time.Duration
 	local, remote   []forwardSpec
 	dynamic, httpPx []forwardSpec // listen only
+
+	oSeen map[string]bool // the -o keys given, lowercase: the first of each wins
 }
 
 // endpoint is one end of a forward: a TCP host:port or a unix socket path.
@@ -297,6 +299,19 @@ func (o *options) sshOption(text string) error {
 	val = strings.Trim(strings.TrimSpace(val), `"`)
 	bad := func(want string) error {
 		return usagef("-o %s=%q: want %s", key, val, want)
+	}
+	// As in ssh, the first -o of a key wins, so that a wrapper's
+	// `-o StrictHostKeyChecking=yes "$@"` holds; a later one is checked,
+	// then ignored. IdentityFile adds up, as in ssh.
+	if lower := strings.ToLower(key); lower != "identityfile" {
+		if o.oSeen[lower] {
+			var ignored options
+			return ignored.sshOption(text)
+		}
+		if o.oSeen == nil {
+			o.oSeen = map[string]bool{}
+		}
+		o.oSeen[lower] = true
 	}
 	switch strings.ToLower(key) {
 	case "serveraliveinterval":
