@@ -2,11 +2,13 @@ package sshdial
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -247,6 +249,15 @@ func (c *hostKeyChecker) load() error {
 		}
 		read := f
 		if lower, changed := lowerHostPatterns(data); changed {
+			// In memory where the system allows it (Linux), so that no
+			// temporary directory is needed: a container image may have
+			// no /tmp, or a read-only one.
+			if path, release, err := memoryFile(lower); err == nil {
+				defer release()
+				existing = append(existing, path)
+				names[path] = f
+				continue
+			}
 			if tmpDir == "" {
 				if tmpDir, err = os.MkdirTemp("", "sshdial-known-hosts-"); err != nil {
 					return fmt.Errorf("sshdial: reading known_hosts: %w", err)
@@ -273,8 +284,11 @@ func (c *hostKeyChecker) load() error {
 // restoreNames replaces the names of lowercased copies in msg by the files
 // they stand for.
 func restoreNames(msg string, names map[string]string) string {
-	for read, f := range names {
-		if read != f {
+	// Longest first: a copy's name may begin another's (/proc/self/fd/7
+	// and /proc/self/fd/71).
+	reads := slices.SortedFunc(maps.Keys(names), func(a, b string) int { return cmp.Compare(len(b), len(a)) })
+	for _, read := range reads {
+		if f := names[read]; read != f {
 			msg = strings.ReplaceAll(msg, read, f)
 		}
 	}
