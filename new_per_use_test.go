@@ -16,7 +16,11 @@ func TestNewPerUseGrowsNoGoroutines(t *testing.T) {
 	_, client := newSSHTest(t)
 	echoL := serve(t, "tcp", echo)
 	use := func(dial bool) {
-		d := sshdial.New(client, sshdial.WithKeepalive(0, 0))
+		opts := []sshdial.Option{sshdial.WithKeepalive(0, 0)} // Stats' own watch alone
+		if dial {
+			opts = nil // the default keepalive too
+		}
+		d := sshdial.New(client, opts...)
 		if dial {
 			c, err := d.Dial("tcp", echoL.Addr().String())
 			if err != nil {
