@@ -138,3 +138,39 @@ func TestHostKeyAliasNonASCIICase(t *testing.T) {
 		}
 	}
 }
+
+// HostName and HostKeyAlias from the config are lowercased as ssh -G
+// prints them: in ASCII only.
+func TestHostNameCaseAgainstOpenSSH(t *testing.T) {
+	sshPath, err := exec.LookPath("ssh")
+	if err != nil {
+		t.Skip("no ssh client")
+	}
+	tmp := t.TempDir()
+	cfg := filepath.Join(tmp, "config")
+	text := "Host x\n  HostName ÄBC.Example\n  HostKeyAlias ÖKEY.\u212Aelvin.Example\nHost y\n  HostName \u212AEY.Example\n"
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, dest := range []string{"x", "y", "ÜBER.Example"} {
+		cmd := exec.Command(sshPath, "-G", "-F", cfg, dest)
+		cmd.Env = append(os.Environ(), "HOME="+tmp)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("ssh -G %s: %v", dest, err)
+		}
+		want := map[string]string{}
+		for _, line := range strings.Split(string(out), "\n") {
+			if k, v, ok := strings.Cut(line, " "); ok && (k == "hostname" || k == "hostkeyalias") {
+				want[k] = v
+			}
+		}
+		h, err := resolveHop(dest, cfg, tmp, "me")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.HostName != want["hostname"] || h.HostKeyAlias != want["hostkeyalias"] {
+			t.Errorf("%s: HostName %q, HostKeyAlias %q; ssh -G says %q, %q", dest, h.HostName, h.HostKeyAlias, want["hostname"], want["hostkeyalias"])
+		}
+	}
+}
