@@ -142,6 +142,44 @@ func hostKeyAlgorithms(known []string) []string {
 // The callback checks hostname:port whatever address x/crypto passes it (a
 // jump host's target or an alias), and may be used for several handshakes.
 func hostKeyCheck(hostname string, port int, files []string, writeFile string, strict string, log *slog.Logger) (cb ssh.HostKeyCallback, algorithms []string, err error) {
+	return hostKeyCheckWith(nil, hostname, port, files, writeFile, strict, log)
+}
+
+// hostKeyMemory is what one Dialer remembers across its connections of the
+// keys that accept-new or "no" accepted, per host as known_hosts names it:
+// when the key could not be kept in a known_hosts file (UserKnownHostsFile
+// /dev/null, a failed write), another key from the same host on a
+// reconnect is still a changed key. Its zero value is ready; it is safe
+// for concurrent use.
+type hostKeyMemory struct {
+	mu   sync.Mutex
+	keys map[string][]byte // host -> the key's wire form
+}
+
+func (m *hostKeyMemory) get(host string) []byte {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.keys[host]
+}
+
+func (m *hostKeyMemory) set(host string, key ssh.PublicKey) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.keys == nil {
+		m.keys = map[string][]byte{}
+	}
+	m.keys[host] = key.Marshal()
+}
+
+// hostKeyCheckWith is hostKeyCheck for a Dialer that remembers, in mem (nil:
+// nothing), the keys it accepted without a known_hosts line.
+func hostKeyCheckWith(mem *hostKeyMemory, hostname string, port int, files []string, writeFile string, strict string, log *slog.Logger) (cb ssh.HostKeyCallback, algorithms []string, err error) {
 	if hostname == "" {
 		return nil, nil, errors.New("sshdial: host key check: empty host name")
 	}
@@ -170,6 +208,7 @@ func hostKeyCheck(hostname string, port int, files []string, writeFile string, s
 		writeFile: writeFile,
 		strict:    mode,
 		log:       log,
+		mem:       mem,
 	}
 	c.host = knownhosts.Normalize(c.addr)
 	if err := c.load(); err != nil {
@@ -202,6 +241,7 @@ type hostKeyChecker struct {
 	writeFile string
 	strict    string // "yes", "accept-new" or "no"
 	log       *slog.Logger
+	mem       *hostKeyMemory // nil: none
 
 	mu sync.Mutex
 	db *knownhosts.HostKeyDB
@@ -477,10 +517,24 @@ func (c *hostKeyChecker) check(_ string, remote net.Addr, key ssh.PublicKey) err
 	if len(want) > 0 {
 		return c.changed(key, want)
 	}
+	if prev := c.mem.get(c.host); prev != nil && !bytes.Equal(prev, key.Marshal()) {
+		// Accepted earlier by this Dialer and in no file now: the key
+		// changed while it ran.
+		if k, err := ssh.ParsePublicKey(prev); err == nil {
+			typ, fp := describeKey(k)
+			return c.newError(ErrHostKeyChanged, key, fmt.Sprintf(
+				", but this Dialer accepted another key for it before (%s %s), which no known_hosts file holds (StrictHostKeyChecking %s); refusing to connect",
+				typ, fp, c.strict))
+		}
+	}
 	if c.strict == "yes" {
 		return c.unknown(key)
 	}
-	return c.acceptNew(remote, key)
+	if err := c.acceptNew(remote, key); err != nil {
+		return err
+	}
+	c.mem.set(c.host, key)
+	return nil
 }
 
 // authority returns the @cert-authority entry for the host whose key is ca.
