@@ -512,16 +512,33 @@ func (d *Dialer) connectHop(ctx context.Context, h *hop, before []*ssh.Client, l
 }
 
 // bannerWatch is a connection being logged in to, which notes whether the
-// server sent anything at all.
+// server sent its version line (a line that starts with "SSH-"): lines
+// before it, as a tarpit sends, are no banner for OpenSSH either.
 type bannerWatch struct {
 	net.Conn
 	received atomic.Bool
+	matched  int // bytes of "SSH-" matched at the start of the current line; -1 in the middle of one
 }
 
 func (b *bannerWatch) Read(p []byte) (int, error) {
 	n, err := b.Conn.Read(p)
-	if n > 0 && !b.received.Load() {
-		b.received.Store(true)
+	if b.received.Load() {
+		return n, err
+	}
+	// Read is called by the handshake's goroutine alone until the
+	// version line has come.
+	for _, c := range p[:n] {
+		switch {
+		case c == '\n':
+			b.matched = 0
+		case b.matched >= 0 && c == "SSH-"[b.matched]:
+			if b.matched++; b.matched == len("SSH-") {
+				b.received.Store(true)
+				return n, err
+			}
+		default:
+			b.matched = -1
+		}
 	}
 	return n, err
 }
@@ -588,7 +605,7 @@ func (d *Dialer) hopConfig(ctx context.Context, h *hop, last bool, home string) 
 	if h.HostKeyAlias != "" {
 		name, port = h.HostKeyAlias, 22
 	}
-	callback, algorithms, err := hostKeyCheck(name, port, append(append([]string(nil), files...), h.GlobalKnownHostsFiles...), writeFile, strict, d.log())
+	callback, algorithms, err := hostKeyCheckWith(&d.hostKeys, name, port, append(append([]string(nil), files...), h.GlobalKnownHostsFiles...), writeFile, strict, d.log())
 	if err != nil {
 		cleanup()
 		return nil, nil, nil, err

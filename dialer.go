@@ -42,8 +42,9 @@ type Dialer struct {
 	keepaliveInterval, keepaliveTimeout time.Duration
 	keepaliveSet                        bool // WithKeepalive was given
 
-	logger  *slog.Logger     // never nil once made
-	connect *connectSettings // set by Connect's options; nil otherwise
+	logger   *slog.Logger     // never nil once made
+	connect  *connectSettings // set by Connect's options; nil otherwise
+	hostKeys hostKeyMemory    // keys accepted by accept-new or no, across reconnects (hostkeys.go)
 
 	// The SSH connections: fixed, the caller's (New), or slots filled by
 	// dialSSH (Connect, NewPool), which the Dialer owns.

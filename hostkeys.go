@@ -2,11 +2,13 @@ package sshdial
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"sync"
 
 	"github.com/skeema/knownhosts"
+	"github.com/sshdial/sshdial/internal/sshconfig"
 	"golang.org/x/crypto/ssh"
 	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
 )
@@ -98,6 +101,44 @@ func hostKeyAlgorithms(known []string) []string {
 // The callback checks hostname:port whatever address x/crypto passes it (a
 // jump host's target or an alias), and may be used for several handshakes.
 func hostKeyCheck(hostname string, port int, files []string, writeFile string, strict string, log *slog.Logger) (cb ssh.HostKeyCallback, algorithms []string, err error) {
+	return hostKeyCheckWith(nil, hostname, port, files, writeFile, strict, log)
+}
+
+// hostKeyMemory is what one Dialer remembers across its connections of the
+// keys that accept-new or "no" accepted, per host as known_hosts names it:
+// when the key could not be kept in a known_hosts file (UserKnownHostsFile
+// /dev/null, a failed write), another key from the same host on a
+// reconnect is still a changed key. Its zero value is ready; it is safe
+// for concurrent use.
+type hostKeyMemory struct {
+	mu   sync.Mutex
+	keys map[string][]byte // host -> the key's wire form
+}
+
+func (m *hostKeyMemory) get(host string) []byte {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.keys[host]
+}
+
+func (m *hostKeyMemory) set(host string, key ssh.PublicKey) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.keys == nil {
+		m.keys = map[string][]byte{}
+	}
+	m.keys[host] = key.Marshal()
+}
+
+// hostKeyCheckWith is hostKeyCheck for a Dialer that remembers, in mem (nil:
+// nothing), the keys it accepted without a known_hosts line.
+func hostKeyCheckWith(mem *hostKeyMemory, hostname string, port int, files []string, writeFile string, strict string, log *slog.Logger) (cb ssh.HostKeyCallback, algorithms []string, err error) {
 	if hostname == "" {
 		return nil, nil, errors.New("sshdial: host key check: empty host name")
 	}
@@ -115,8 +156,9 @@ func hostKeyCheck(hostname string, port int, files []string, writeFile string, s
 		log = discardLogger
 	}
 	// ssh(1) looks host names up in lowercase, and matches known_hosts
-	// patterns without regard to case (see lowerHostPatterns).
-	hostname = strings.ToLower(hostname)
+	// patterns without regard to case (see lowerHostPatterns): in ASCII
+	// only, as tolower(3) in the C locale.
+	hostname = lowerASCII(hostname)
 	c := &hostKeyChecker{
 		hostname:  hostname,
 		port:      port,
@@ -125,6 +167,7 @@ func hostKeyCheck(hostname string, port int, files []string, writeFile string, s
 		writeFile: writeFile,
 		strict:    mode,
 		log:       log,
+		mem:       mem,
 	}
 	c.host = knownhosts.Normalize(c.addr)
 	if err := c.load(); err != nil {
@@ -157,6 +200,7 @@ type hostKeyChecker struct {
 	writeFile string
 	strict    string // "yes", "accept-new" or "no"
 	log       *slog.Logger
+	mem       *hostKeyMemory // nil: none
 
 	mu sync.Mutex
 	db *knownhosts.HostKeyDB
@@ -204,6 +248,15 @@ func (c *hostKeyChecker) load() error {
 		}
 		read := f
 		if lower, changed := lowerHostPatterns(data); changed {
+			// In memory where the system allows it (Linux), so that no
+			// temporary directory is needed: a container image may have
+			// no /tmp, or a read-only one.
+			if path, release, err := memoryFile(lower); err == nil {
+				defer release()
+				existing = append(existing, path)
+				names[path] = f
+				continue
+			}
 			if tmpDir == "" {
 				if tmpDir, err = os.MkdirTemp("", "sshdial-known-hosts-"); err != nil {
 					return fmt.Errorf("sshdial: reading known_hosts: %w", err)
@@ -230,8 +283,11 @@ func (c *hostKeyChecker) load() error {
 // restoreNames replaces the names of lowercased copies in msg by the files
 // they stand for.
 func restoreNames(msg string, names map[string]string) string {
-	for read, f := range names {
-		if read != f {
+	// Longest first: a copy's name may begin another's (/proc/self/fd/7
+	// and /proc/self/fd/71).
+	reads := slices.SortedFunc(maps.Keys(names), func(a, b string) int { return cmp.Compare(len(b), len(a)) })
+	for _, read := range reads {
+		if f := names[read]; read != f {
 			msg = strings.ReplaceAll(msg, read, f)
 		}
 	}
@@ -269,6 +325,9 @@ func lowerHostPatterns(data []byte) ([]byte, bool) {
 	}
 	return out, changed
 }
+
+// lowerASCII lowercases as ssh(1) does: A-Z only.
+func lowerASCII(s string) string { return sshconfig.LowerASCII(s) }
 
 func skipBlanks(line []byte, i int) int {
 	for i < len(line) && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r') {
@@ -402,10 +461,24 @@ func (c *hostKeyChecker) check(_ string, remote net.Addr, key ssh.PublicKey) err
 	if len(want) > 0 {
 		return c.changed(key, want)
 	}
+	if prev := c.mem.get(c.host); prev != nil && !bytes.Equal(prev, key.Marshal()) {
+		// Accepted earlier by this Dialer and in no file now: the key
+		// changed while it ran.
+		if k, err := ssh.ParsePublicKey(prev); err == nil {
+			typ, fp := describeKey(k)
+			return c.newError(ErrHostKeyChanged, key, fmt.Sprintf(
+				", but this Dialer accepted another key for it before (%s %s), which no known_hosts file holds (StrictHostKeyChecking %s); refusing to connect",
+				typ, fp, c.strict))
+		}
+	}
 	if c.strict == "yes" {
 		return c.unknown(key)
 	}
-	return c.acceptNew(remote, key)
+	if err := c.acceptNew(remote, key); err != nil {
+		return err
+	}
+	c.mem.set(c.host, key)
+	return nil
 }
 
 // authority returns the @cert-authority entry for the host whose key is ca.

@@ -36,12 +36,45 @@ type link struct {
 	probing bool           // probeLoop runs
 
 	waitOnce sync.Once
-	ended    chan struct{} // closed once client.Wait returned
-	endErr   error         // what client.Wait returned; set before ended is closed
+	watch    *clientWatch // set by the first wait
 }
 
 func newLink(client *ssh.Client) *link {
-	return &link{client: client, ended: make(chan struct{})}
+	return &link{client: client}
+}
+
+// clientWatch is the one goroutine per *ssh.Client that waits for its end,
+// shared by every link over that client: a program that wraps one client
+// of its own in a Dialer per use (New, Close) must not leave a goroutine
+// behind per Dialer, blocked in client.Wait for as long as the client
+// lives.
+type clientWatch struct {
+	ended chan struct{} // closed once client.Wait returned
+	err   error         // what client.Wait returned; set before ended is closed
+}
+
+var (
+	watchesMu sync.Mutex
+	watches   = map[*ssh.Client]*clientWatch{} // clients whose Wait has not returned
+)
+
+// watchClient returns client's watch, starting it on first use.
+func watchClient(client *ssh.Client) *clientWatch {
+	watchesMu.Lock()
+	defer watchesMu.Unlock()
+	if w, ok := watches[client]; ok {
+		return w
+	}
+	w := &clientWatch{ended: make(chan struct{})}
+	watches[client] = w
+	go func() {
+		w.err = client.Wait()
+		watchesMu.Lock()
+		delete(watches, client)
+		watchesMu.Unlock()
+		close(w.ended)
+	}()
+	return w
 }
 
 // probe sends a keepalive request after this call and reports, once, nil if
@@ -81,14 +114,13 @@ func (l *link) probeLoop() {
 
 // wait returns a channel that is closed once the SSH connection has ended.
 func (l *link) wait() <-chan struct{} {
-	l.waitOnce.Do(func() {
-		go func() {
-			l.endErr = l.client.Wait()
-			close(l.ended)
-		}()
-	})
-	return l.ended
+	l.waitOnce.Do(func() { l.watch = watchClient(l.client) })
+	return l.watch.ended
 }
+
+// endErr is what client.Wait returned; call it after wait's channel is
+// closed.
+func (l *link) endErr() error { return l.watch.err }
 
 // classify says why a call on a channel of this connection failed with
 // err: ok when the connection is still up (so the server ended the
@@ -122,7 +154,7 @@ func (l *link) classify(err error, done <-chan struct{}, ok error) error {
 	case <-done:
 		return ok
 	}
-	return connectionEndErr(l.endErr)
+	return connectionEndErr(l.endErr())
 }
 
 // connectionEndErr is the error of Conns whose SSH connection ended with

@@ -747,7 +747,7 @@ func (d *Dialer) lostListeners(sc *sshConn) {
 	}
 	d.mu.Unlock()
 	<-sc.link.wait() // imminent: the connection's channel handlers are closed
-	err := connectionEndErr(sc.link.endErr)
+	err := connectionEndErr(sc.link.endErr())
 	for _, l := range ls {
 		l.lose(sc, err)
 	}

@@ -51,6 +51,8 @@ type options struct {
 	local, remote   []forwardSpec
 	stdio           *endpoint     // -W host:port
 	dynamic, httpPx []forwardSpec // listen only
+
+	oSeen map[string]bool // the -o keys given, lowercase: the first of each wins
 }
 
 // endpoint is one end of a forward: a TCP host:port or a unix socket path.

@@ -51,7 +51,7 @@ func matchPatternList(s, list string, lower bool) int {
 			return 0 // as OpenSSH: a sub-pattern too long fails the list
 		}
 		if lower {
-			p = strings.ToLower(p)
+			p = LowerASCII(p)
 		}
 		if matchPattern(s, p) {
 			if neg {
@@ -104,4 +104,21 @@ func localNetwork(list string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// LowerASCII returns s with A-Z in lowercase and every other byte as it
+// is, as ssh(1) lowercases host names and patterns (tolower in the C
+// locale): strings.ToLower would also fold "Ä" and the Kelvin sign, which
+// ssh keeps.
+func LowerASCII(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' }) < 0 {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }

@@ -264,7 +264,7 @@ func Resolve(host string, o Options) (*Config, error) {
 		name = hn
 	}
 	if !isAddr(name) {
-		name = strings.ToLower(name)
+		name = LowerASCII(name)
 		if err := r.canonicalize(&name); err != nil {
 			return nil, err
 		}
@@ -922,9 +922,9 @@ func (r *reader) match(rest, file string, lineNo int) (bool, error) {
 		var m bool
 		switch strings.ToLower(attrib) {
 		case "host":
-			m = matchPatternList(strings.ToLower(host), arg, true) == 1
+			m = matchPatternList(LowerASCII(host), arg, true) == 1
 		case "originalhost":
-			m = matchPatternList(strings.ToLower(r.originalHost), arg, true) == 1
+			m = matchPatternList(LowerASCII(r.originalHost), arg, true) == 1
 		case "user":
 			m = matchPatternList(ruser, arg, false) == 1
 		case "localuser":
@@ -1122,7 +1122,7 @@ func (r *reader) finish(name string) (*Config, error) {
 		c.ConnectTimeout = *s.connectTimeout
 	}
 	if s.hostKeyAlias != nil {
-		c.HostKeyAlias = strings.ToLower(*s.hostKeyAlias)
+		c.HostKeyAlias = LowerASCII(*s.hostKeyAlias)
 	}
 	if s.proxyCommand != nil && !strings.EqualFold(*s.proxyCommand, "none") {
 		c.ProxyCommand = *s.proxyCommand
