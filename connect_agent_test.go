@@ -126,7 +126,8 @@ func TestConnectStuckAgent(t *testing.T) {
 		a.stuck.Store(true)
 		defer a.stuck.Store(false)
 		before := a.signs.Load()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		// Long enough for the login to reach the agent on a loaded machine.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		var err error
 		if !within(t, "Connect", 15*time.Second, func() {
