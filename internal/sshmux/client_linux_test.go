@@ -25,4 +25,3 @@ func TestSSHConnectionUnderMasterLost(t *testing.T) {
 		t.Fatalf("Read after the SSH connection was lost: %v, want ErrMasterLost", err)
 	}
 }
-
