@@ -439,11 +439,22 @@ func TestCloseDeliversWritten(t *testing.T) {
 	m := startMaster(t, srv)
 	got := make(chan int, 1)
 	tg := startTarget(t, func(c net.Conn) {
-		n, _ := io.Copy(io.Discard, c)
-		got <- int(n)
+		// Slow, so that data waits in every buffer on the way, the
+		// socketpair's included, when Close comes.
+		buf := make([]byte, 16<<10)
+		n := 0
+		for {
+			k, err := c.Read(buf)
+			n += k
+			if err != nil {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		got <- n
 	})
 	conn := open(t, m.client(t), tg)
-	const size = 4 << 20
+	const size = 8 << 20
 	conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	if _, err := conn.Write(make([]byte, size)); err != nil {
 		t.Fatal(err)
@@ -613,7 +624,9 @@ func TestContextOnStalledMaster(t *testing.T) {
 				return
 			}
 			held.Add(1)
-			defer c.Close() // never answers
+			// Never answers; lets go after a while, so that a client
+			// that fails to give up sees an EOF instead of hanging.
+			time.AfterFunc(10*time.Second, func() { c.Close() })
 		}
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -632,7 +645,11 @@ func TestContextOnStalledMaster(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		cancel2()
 	}()
+	start = time.Now()
 	if _, err := c.OpenStdioFwd(ctx2, "127.0.0.1", 22); !errors.Is(err, context.Canceled) {
 		t.Fatalf("OpenStdioFwd cancelled: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("OpenStdioFwd returned %v after it was cancelled", d)
 	}
 }

@@ -352,3 +352,163 @@ func TestCodec(t *testing.T) {
 		t.Errorf("truncated packet: %v", err)
 	}
 }
+
+// Close keeps the control connection until the master has read all that
+// was written: OpenSSH drops the forward, unread data included, when its
+// control connection closes (mux.c, mux_master_control_cleanup_cb).
+func TestCloseKeepsControlUntilDrained(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	result := make(chan string, 1)
+	f := startFake(t, func(c *net.UnixConn) {
+		if !handshake(t, c, 4) {
+			return
+		}
+		id, _, _, in, out := stdioRequest(t, c)
+		if in == nil || out == nil {
+			return
+		}
+		defer out.Close()
+		c.Write(newMsg(msgSSessionOpened).u32(id).u32(3).bytes())
+		var drained sync.WaitGroup
+		drained.Add(1)
+		var n int
+		var inEOF bool
+		var mu sync.Mutex
+		go func() {
+			defer drained.Done()
+			defer in.Close()
+			buf := make([]byte, 16<<10)
+			for {
+				k, err := in.Read(buf)
+				mu.Lock()
+				n += k
+				inEOF = err == io.EOF
+				mu.Unlock()
+				if err != nil {
+					c.Close() // the forward is over
+					return
+				}
+				time.Sleep(time.Millisecond) // a slow SSH connection
+			}
+		}()
+		_, err := readPacket(c) // the client's closing of the control connection
+		mu.Lock()
+		switch {
+		case err == nil:
+			result <- "unexpected packet"
+		case !inEOF:
+			result <- "the control connection closed before the master read everything"
+		default:
+			result <- "ok"
+		}
+		mu.Unlock()
+		drained.Wait()
+	})
+	conn, err := (&Client{path: f.path, addr: f.path}).OpenStdioFwd(ctx, "h", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	if r := <-result; r != "ok" {
+		t.Fatal(r)
+	}
+}
+
+// A full listen backlog (OpenSSH listens with 64) makes connect fail with
+// EAGAIN; Dial retries until the master accepts or ctx ends.
+func TestFullBacklog(t *testing.T) {
+	dir, err := os.MkdirTemp("", "sshmux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "s")
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		syscall.Close(fd)
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 1); err != nil {
+		syscall.Close(fd)
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "listener")
+	l, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := l.(*net.UnixListener)
+	defer ln.Close()
+	// Fill the backlog: connect until the kernel says EAGAIN.
+	var fillers []net.Conn
+	defer func() {
+		for _, c := range fillers {
+			c.Close()
+		}
+	}()
+	for i := 0; ; i++ {
+		c, err := net.Dial("unix", path)
+		if errors.Is(err, syscall.EAGAIN) {
+			break
+		}
+		if err != nil || i > 100 {
+			t.Skipf("cannot fill the backlog here: %v after %d connections", err, i)
+		}
+		fillers = append(fillers, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	_, err = Dial(ctx, path)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dial on a full backlog: %v, want it to wait for ctx", err)
+	}
+	// Now the master accepts: the waiting Dial gets through.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ln.Close()
+	defer func() {
+		// Before wg.Wait: their handlers wait for a hello.
+		for _, c := range fillers {
+			c.Close()
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.AcceptUnix()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if !handshake(t, c, 4) {
+					return
+				}
+				if _, err := readPacket(c); err == nil {
+					c.Write(newMsg(msgSAlive).u32(1).u32(42).bytes())
+				}
+			}()
+		}
+	}()
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PID() != 42 {
+		t.Fatalf("PID %d", c.PID())
+	}
+}

@@ -23,8 +23,10 @@
 //     sends EOF it closes its "stdout" descriptor (close(2), not shutdown:
 //     channels.c's chan_shutdown_write for a channel without a socket of
 //     its own); were both descriptors the same socket, that close would
-//     not show here while the other descriptor still holds the socket. So
-//     a Conn passes one end of each of two socketpairs.
+//     not show here while the other descriptor still holds the socket,
+//     and the EOF would come only when the master ends the whole forward,
+//     a round trip to the SSH server later. So a Conn passes one end of
+//     each of two socketpairs.
 //   - On the target's EOF the master also stops reading "stdin" and ends
 //     the forward (channels.c, channel_input_ieof: force_drain, the same
 //     for `ssh -W`): unlike a TCP connection, a forward through a master
