@@ -306,7 +306,7 @@ func TestMasterKilledMidTransfer(t *testing.T) {
 	if _, err := io.ReadFull(conn, make([]byte, 1<<20)); err != nil {
 		t.Fatal(err)
 	}
-	m.proc.Stop() // SIGKILL
+	m.Kill() // SIGKILL
 	n, err := io.Copy(io.Discard, conn)
 	if err == nil {
 		t.Fatalf("after the master was killed: a clean EOF after %d more bytes", n)
@@ -338,7 +338,7 @@ func TestMasterKilledWhileIdle(t *testing.T) {
 		done <- err
 	}()
 	time.Sleep(50 * time.Millisecond)
-	m.proc.Stop()
+	m.Kill()
 	select {
 	case err := <-done:
 		if !errors.Is(err, ErrMasterLost) {

@@ -4,13 +4,9 @@ package sshmux
 
 import (
 	"context"
-	"encoding/pem"
 	"errors"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,88 +14,28 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial/internal/opensshd"
-	"github.com/sshdial/sshdial/internal/testproc"
-	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // master is a real `ssh -M -N -S sock` connected to a throwaway sshd.
 type master struct {
-	srv  *opensshd.Server
+	*opensshd.Master
 	sock string
-	proc *testproc.Process
-	dir  string
 }
 
 // startSSHD starts sshd logging at INFO, so that its output has one
 // "Accepted publickey" line per login.
 func startSSHD(t *testing.T) *opensshd.Server {
 	t.Helper()
-	if _, err := exec.LookPath("ssh"); err != nil {
-		if os.Getenv(opensshd.RequireEnv) == "" {
-			t.Skip("ssh not found: install openssh-client")
-		}
-		t.Fatalf("ssh not found (%s is set)", opensshd.RequireEnv)
-	}
 	return opensshd.Start(t, "LogLevel INFO")
 }
 
-// startMaster starts a master on srv and waits until it answers on its
-// control socket. The test's cleanup kills it (it also dies with the test
-// binary: testproc sets the parent-death signal).
+// startMaster starts a master on srv; it answers on its control socket
+// once this returns. The test's cleanup kills it (it also dies with the
+// test binary: testproc sets the parent-death signal).
 func startMaster(t *testing.T, srv *opensshd.Server) *master {
 	t.Helper()
-	// A short directory: t.TempDir's path with a long test name would not
-	// fit in sun_path.
-	dir, err := os.MkdirTemp("", "sshmux")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	block, err := ssh.MarshalPrivateKey(srv.ClientPrivateKey, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := filepath.Join(dir, "id")
-	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	kh := filepath.Join(dir, "known_hosts")
-	line := knownhosts.Line([]string{knownhosts.Normalize(srv.Addr)}, srv.HostKey)
-	if err := os.WriteFile(kh, []byte(line+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	host, port, _ := net.SplitHostPort(srv.Addr)
-	m := &master{srv: srv, sock: filepath.Join(dir, "s"), dir: dir}
-	m.proc = testproc.Start(t, testproc.Options{}, "ssh", "-M", "-N", "-S", m.sock,
-		"-F", "/dev/null",
-		"-o", "ControlPersist=no",
-		"-o", "BatchMode=yes",
-		"-o", "StrictHostKeyChecking=yes",
-		"-o", "UserKnownHostsFile="+kh,
-		"-o", "GlobalKnownHostsFile=/dev/null",
-		"-o", "IdentitiesOnly=yes",
-		"-o", "IdentityAgent=none",
-		"-o", "ServerAliveInterval=0",
-		"-i", key, "-p", port, "-l", srv.User, host)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := Dial(ctx, m.sock)
-		cancel()
-		if err == nil {
-			return m
-		}
-		select {
-		case <-m.proc.Exited():
-			t.Fatalf("ssh master exited: %v\n%s\nsshd:\n%s", m.proc.Wait(), m.proc.Output(), srv.Stderr())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ssh master does not answer on %s: %v\n%s", m.sock, err, m.proc.Output())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	m := srv.StartMaster(t)
+	return &master{Master: m, sock: m.Sock}
 }
 
 func (m *master) client(t *testing.T) *Client {
@@ -110,8 +46,8 @@ func (m *master) client(t *testing.T) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.PID() != m.proc.Pid() {
-		t.Fatalf("alive check says PID %d, the master is %d", c.PID(), m.proc.Pid())
+	if c.PID() != m.Pid() {
+		t.Fatalf("alive check says PID %d, the master is %d", c.PID(), m.Pid())
 	}
 	return c
 }
