@@ -63,6 +63,9 @@ func Connect(ctx context.Context, destination string, opts ...Option) (*Dialer, 
 	if err != nil {
 		return nil, err
 	}
+	if d.masterAnswers(ctx) {
+		return d, nil // no login of its own until a dial needs one
+	}
 	client, err := d.dialSSH(ctx)
 	if err != nil {
 		d.Close()

@@ -310,6 +310,7 @@ func (d *Dialer) Close() error {
 	for _, l := range listeners {
 		l.Close()
 	}
+	d.closeControl()
 	if d.cancel != nil {
 		d.cancel()
 	}

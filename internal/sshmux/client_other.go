@@ -32,6 +32,11 @@ func (c *Client) OpenStdioFwd(ctx context.Context, host string, port int) (*Conn
 	return nil, ErrUnsupported
 }
 
+// OpenStdioFwdUnix returns an error wrapping ErrUnsupported.
+func (c *Client) OpenStdioFwdUnix(ctx context.Context, path string) (*Conn, error) {
+	return nil, ErrUnsupported
+}
+
 // OpenRemoteFwd returns an error wrapping ErrUnsupported.
 func (c *Client) OpenRemoteFwd(ctx context.Context, listenHost string, listenPort int, connectHost string, connectPort int) (int, error) {
 	return 0, ErrUnsupported

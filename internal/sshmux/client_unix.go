@@ -107,6 +107,10 @@ func (c *Client) OpenStdioFwd(ctx context.Context, host string, port int) (*Conn
 	if err := checkTarget(host, port); err != nil {
 		return nil, err
 	}
+	return c.openStdioFwd(ctx, host, uint32(port), targetAddr(host, port))
+}
+
+func (c *Client) openStdioFwd(ctx context.Context, host string, port uint32, raddr net.Addr) (*Conn, error) {
 	ctl, err := c.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -146,7 +150,7 @@ func (c *Client) OpenStdioFwd(ctx context.Context, host string, port int) (*Conn
 		// The hello and the request go in one write; the master reads
 		// them in turn. Then the descriptors, one per message with one
 		// byte of data each, as mux.c's mm_receive_fd reads them.
-		req := append(helloMsg(), stdioFwdMsg(1, host, uint32(port))...)
+		req := append(helloMsg(), stdioFwdMsg(1, host, port)...)
 		if _, err := ctl.Write(req); err != nil {
 			return err
 		}
@@ -183,7 +187,7 @@ func (c *Client) OpenStdioFwd(ctx context.Context, host string, port int) (*Conn
 		wr:     wr,
 		nextID: 2,
 		laddr:  &net.UnixAddr{Name: c.path, Net: "unix"},
-		raddr:  targetAddr(host, port),
+		raddr:  raddr,
 	}
 	return conn, nil
 }
@@ -598,3 +602,13 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.rd.SetReadDeadline(
 
 // SetWriteDeadline sets the deadline of Write.
 func (c *Conn) SetWriteDeadline(t time.Time) error { return c.wr.SetWriteDeadline(t) }
+
+// OpenStdioFwdUnix is OpenStdioFwd to a Unix socket at path on the SSH
+// server's side (a direct-streamlocal@openssh.com channel), as
+// `ssh -W /path` does.
+func (c *Client) OpenStdioFwdUnix(ctx context.Context, path string) (*Conn, error) {
+	if err := checkTarget(path, 1); err != nil {
+		return nil, err
+	}
+	return c.openStdioFwd(ctx, path, portStreamLocal, &net.UnixAddr{Name: path, Net: "unix"})
+}
