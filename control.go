@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/sshdial/sshdial/internal/sshmux"
 	"golang.org/x/crypto/ssh"
@@ -254,16 +252,14 @@ func masterTarget(t *target) (string, int, error) {
 	return host, port, nil
 }
 
-// newMasterConn wraps a forward of the master in a *Conn and tracks it, so
-// that the Dialer's Close closes it.
+// newMasterConn makes a *Conn of a forward of the master and tracks it,
+// so that the Dialer's Close closes it.
 func (d *Dialer) newMasterConn(cs *controlState, mc *sshmux.Conn, t *target) (*Conn, error, bool) {
 	laddr := net.Addr(d.originator)
 	if d.originator == nil {
 		laddr = &net.UnixAddr{Name: cs.path, Net: "unix"}
 	}
-	reqs := make(chan *ssh.Request)
-	close(reqs)
-	c := newConn(&masterChannel{c: mc, path: cs.path}, reqs, nil, t.netName, laddr, t.raddr)
+	c := newDirectConn(mc, cs.path, t.netName, laddr, t.raddr)
 	c.stats = &d.stats
 	cs.mu.Lock()
 	if cs.closed {
@@ -299,63 +295,3 @@ func (d *Dialer) closeControl() {
 		c.fail(ErrDialerClosed)
 	}
 }
-
-// masterChannel is a forward of the master seen as an ssh.Channel, so
-// that a Conn runs on it as on an SSH channel of its own: it translates
-// the forward's errors into a channel's.
-type masterChannel struct {
-	c    *sshmux.Conn
-	path string
-}
-
-var _ ssh.Channel = (*masterChannel)(nil)
-
-func (m *masterChannel) lost(err error) error {
-	return fmt.Errorf("%w (the ControlMaster at %s is gone)", ErrConnectionLost, m.path)
-}
-
-// Read returns io.EOF for the target's EOF (sshmux has checked that the
-// master is alive), and an error matching ErrConnectionLost when it is not.
-func (m *masterChannel) Read(b []byte) (int, error) {
-	n, err := m.c.Read(b)
-	if err != nil && errors.Is(err, sshmux.ErrMasterLost) {
-		err = m.lost(err)
-	}
-	return n, err
-}
-
-// Write returns io.EOF when the forward has ended (as an SSH channel's
-// Write does once the server closed it), and an error matching
-// ErrConnectionLost when the master is gone.
-func (m *masterChannel) Write(b []byte) (int, error) {
-	n, err := m.c.Write(b)
-	switch {
-	case err == nil:
-	case errors.Is(err, sshmux.ErrMasterLost):
-		err = m.lost(err)
-	case errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNRESET):
-		err = io.EOF
-	}
-	return n, err
-}
-
-func (m *masterChannel) CloseWrite() error {
-	if err := m.c.CloseWrite(); err != nil && !errors.Is(err, net.ErrClosed) {
-		return io.EOF
-	}
-	return nil
-}
-
-func (m *masterChannel) Close() error { return m.c.Close() }
-
-func (m *masterChannel) SendRequest(string, bool, []byte) (bool, error) {
-	return false, errors.New("sshdial: no channel requests through a ControlMaster")
-}
-
-// Stderr has nothing: a forward carries no extended data.
-func (m *masterChannel) Stderr() io.ReadWriter { return eofReadWriter{} }
-
-type eofReadWriter struct{}
-
-func (eofReadWriter) Read([]byte) (int, error)    { return 0, io.EOF }
-func (eofReadWriter) Write(b []byte) (int, error) { return len(b), nil }
