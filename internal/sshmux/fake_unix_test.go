@@ -137,12 +137,15 @@ func TestProtocolErrors(t *testing.T) {
 	}{
 		{"version 3", func(t *testing.T, c *net.UnixConn) {
 			handshake(t, c, 3)
+			io.Copy(io.Discard, c)
 		}, func(err error) bool { return errors.Is(err, ErrProtocol) && strings.Contains(err.Error(), "version 3") }},
 		{"not a hello", func(t *testing.T, c *net.UnixConn) {
 			c.Write(newMsg(msgSOK).u32(0).bytes())
+			io.Copy(io.Discard, c) // until the client hangs up
 		}, func(err error) bool { return errors.Is(err, ErrProtocol) }},
 		{"huge length", func(t *testing.T, c *net.UnixConn) {
 			c.Write([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1})
+			io.Copy(io.Discard, c)
 		}, func(err error) bool { return errors.Is(err, ErrProtocol) }},
 		{"wrong request id", func(t *testing.T, c *net.UnixConn) {
 			if handshake(t, c, 4) {
