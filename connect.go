@@ -63,7 +63,9 @@ func Connect(ctx context.Context, destination string, opts ...Option) (*Dialer, 
 	if err != nil {
 		return nil, err
 	}
-	if d.masterAnswers(ctx) {
+	if found, err := d.findMaster(ctx); err != nil {
+		return nil, err
+	} else if found {
 		return d, nil // no login of its own until a dial needs one
 	}
 	client, err := d.dialSSH(ctx)

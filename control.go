@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sshdial/sshdial/internal/sshmux"
 	"golang.org/x/crypto/ssh"
@@ -24,8 +25,8 @@ const (
 	// a master that appears later is used again.
 	ControlFallback ControlPolicy = iota
 	// ControlRequired uses the master only: dials fail, with an error
-	// matching ErrNoControlMaster, when none answers. The Dialer then
-	// never logs in by itself.
+	// matching ErrNoControlMaster, when none answers, and so does Connect.
+	// The Dialer then logs in by itself only for Listen.
 	ControlRequired
 )
 
@@ -94,6 +95,9 @@ func (d *Dialer) controlFromConfig(controlPath, controlMaster string) {
 	WithControlPath(controlPath)(d)
 }
 
+// masterProbeTimeout bounds the look for a master (hello and alive check).
+var masterProbeTimeout = 5 * time.Second
+
 // controlState is a Dialer's connection sharing: the master last found,
 // and the Conns dialed through it.
 type controlState struct {
@@ -108,15 +112,24 @@ type controlState struct {
 	closed      bool
 }
 
-// masterAnswers reports whether a master answers on d's control path, for
-// Connect, which then leaves its own SSH connection until a dial needs it.
-func (d *Dialer) masterAnswers(ctx context.Context) bool {
+// findMaster is Connect's look for a master on d's control path: found
+// when one answers (Connect then leaves its own SSH connection until a
+// dial needs it), an error wrapping ErrNoControlMaster (with d closed)
+// when none does and d may not log in by itself (ControlRequired).
+func (d *Dialer) findMaster(ctx context.Context) (found bool, err error) {
 	cs := d.control
 	if cs == nil || cs.path == "" {
-		return false
+		return false, nil
 	}
-	_, err := cs.master(ctx, d)
-	return err == nil
+	_, err = cs.master(ctx, d)
+	switch {
+	case err == nil:
+		return true, nil
+	case cs.policy == ControlRequired:
+		d.Close()
+		return false, fmt.Errorf("sshdial: Connect: %w: %w", ErrNoControlMaster, err)
+	}
+	return false, nil
 }
 
 // master returns the master to dial through, finding it first if needed.
@@ -127,7 +140,11 @@ func (cs *controlState) master(ctx context.Context, d *Dialer) (*sshmux.Client, 
 	if client != nil {
 		return client, nil
 	}
-	client, err := sshmux.Dial(ctx, cs.path)
+	// A master that accepts and never answers (stopped) must not hold
+	// every dial: the look is bounded, as ssh bounds its hello.
+	pctx, cancel := context.WithTimeout(ctx, masterProbeTimeout)
+	client, err := sshmux.Dial(pctx, cs.path)
+	cancel()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if err != nil {
@@ -275,6 +292,17 @@ func (d *Dialer) newMasterConn(cs *controlState, mc *sshmux.Conn, t *target) (*C
 	}
 	cs.mu.Unlock()
 	return c, nil, true
+}
+
+// controlConns counts the open Conns through a master, for Stats.
+func (d *Dialer) controlConns() int {
+	cs := d.control
+	if cs == nil {
+		return 0
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return len(cs.conns)
 }
 
 // closeControl fails the Conns dialed through the master, for the

@@ -75,6 +75,14 @@ func TestControlPathDials(t *testing.T) {
 	}
 	require.Equal(t, 1, logins(srv), "sshd's log:\n%s", srv.Stderr())
 	require.EqualValues(t, 220, d.Stats().Dials)
+	require.Zero(t, d.Stats().OpenConns)
+	c, err := d.Dial("tcp", target.Addr().String())
+	require.NoError(t, err)
+	require.Equal(t, 1, d.Stats().OpenConns)
+	require.NoError(t, testutil.RoundTrip(c, "counted"))
+	require.Positive(t, d.Stats().BytesReceived)
+	c.Close()
+	require.Zero(t, d.Stats().OpenConns)
 }
 
 // Unix sockets behind the server, through the master
@@ -260,4 +268,42 @@ func TestControlPathNettest(t *testing.T) {
 		}
 		return c1, c2, func() { c1.Close(); c2.Close() }, nil
 	})
+}
+
+// Connect with ControlRequired and no master fails without logging in.
+func TestControlRequiredConnectWithoutMaster(t *testing.T) {
+	srv := opensshd.Start(t, "LogLevel INFO")
+	homeFor(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := sshdial.Connect(ctx, fmt.Sprintf("%s@%s", srv.User, srv.Addr),
+		sshdial.WithControl(filepath.Join(testutil.ShortTempDir(t), "none"), sshdial.ControlRequired))
+	require.ErrorIs(t, err, sshdial.ErrNoControlMaster)
+	require.Equal(t, 0, logins(srv))
+}
+
+// Under ControlFallback a Unix socket target that the master cannot reach
+// (masters before OpenSSH 9.4 cannot) goes through the Dialer's own SSH
+// connection; "none" turns sharing off.
+func TestControlFallbackUnixAndNone(t *testing.T) {
+	srv, m := sshdWithMaster(t)
+	homeFor(t, srv)
+	d := connectTo(t, srv, sshdial.WithControlPath(m.Sock))
+	target := serve(t, "unix", echo)
+	c, err := d.Dial("unix", target.Addr().String())
+	require.NoError(t, err)
+	require.NoError(t, testutil.RoundTrip(c, "unix"))
+	c.Close()
+
+	before := logins(srv)
+	off := connectTo(t, srv, sshdial.WithControlPath("none"))
+	require.Equal(t, before+1, logins(srv), "with ControlPath none, Connect logs in")
+	requireEchoThrough(t, off)
+}
+
+func TestWithControlBadPolicy(t *testing.T) {
+	d := sshdial.New(nil, sshdial.WithControl("/x", sshdial.ControlPolicy(7)))
+	defer d.Close()
+	_, err := d.Dial("tcp", "127.0.0.1:1")
+	require.ErrorContains(t, err, "unknown policy")
 }

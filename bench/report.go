@@ -167,8 +167,12 @@ func (r *results) forwardRatios(prefix string, value func(mode string) (stat, bo
 	var b strings.Builder
 	for _, pair := range [][2]string{{"ssh -D", "ssh -L"}, {"sshdial -L", "ssh -L"}, {"sshdial -D", "ssh -D"},
 		{"x/crypto -L", "ssh -L"}, {"x/crypto -D", "ssh -D"}, {"sshdial -L", "x/crypto -L"}, {"sshdial -D", "x/crypto -D"},
-		{viaMaster, "ssh -L"}, {muxRaw, "ssh -L"}, {viaMaster, muxRaw}, {viaMaster, "sshdial"}} {
-		if pair[0] == "ssh -D" && strings.HasPrefix(prefix, "- dial") {
+		{viaMaster, "ssh -L"}, {muxRaw, "ssh -L"}, {viaMaster, "ssh -D"}, {viaMaster, muxRaw}, {viaMaster, "sshdial"}} {
+		dial := strings.HasPrefix(prefix, "- dial")
+		if dial && (pair[0] == "ssh -D" || (pair[1] == "ssh -L" && (pair[0] == viaMaster || pair[0] == muxRaw))) {
+			continue // ssh -L's dial is a local connect only
+		}
+		if !dial && pair == [2]string{viaMaster, "ssh -D"} {
 			continue
 		}
 		a, okA := value(pair[0])
