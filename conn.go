@@ -33,7 +33,9 @@ import (
 // or Close one more (the writer). All of them exit after Close, as soon as
 // the SSH server acknowledges the close or the SSH connection ends. Buffers
 // are taken from shared pools while data flows and returned when the
-// connection is idle.
+// connection is idle. A Conn dialed through a ControlMaster
+// (WithControlPath) runs none of these: its calls go straight to the
+// socket the master reads and writes (see conn_direct.go).
 type Conn struct {
 	// Concurrency contract.
 	//
