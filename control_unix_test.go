@@ -307,3 +307,44 @@ func TestWithControlBadPolicy(t *testing.T) {
 	_, err := d.Dial("tcp", "127.0.0.1:1")
 	require.ErrorContains(t, err, "unknown policy")
 }
+
+// CloseRead through the master: Read returns io.EOF at once, writing goes
+// on.
+func TestControlPathCloseRead(t *testing.T) {
+	_, m := sshdWithMaster(t)
+	d := sshdial.New(nil, sshdial.WithControl(m.Sock, sshdial.ControlRequired))
+	defer d.Close()
+	got := make(chan string, 1)
+	target := serve(t, "tcp", func(c net.Conn) {
+		b, _ := io.ReadAll(c)
+		got <- string(b)
+	})
+	c, err := d.Dial("tcp", target.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	conn := c.(*sshdial.Conn)
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.Read(make([]byte, 1))
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	require.NoError(t, conn.CloseRead())
+	select {
+	case err := <-done:
+		require.Equal(t, io.EOF, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("CloseRead did not wake a blocked Read")
+	}
+	_, err = conn.Read(make([]byte, 1))
+	require.Equal(t, io.EOF, err)
+	_, err = conn.Write([]byte("still writing"))
+	require.NoError(t, err)
+	require.NoError(t, conn.CloseWrite())
+	select {
+	case s := <-got:
+		require.Equal(t, "still writing", s)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the target got no EOF")
+	}
+}
