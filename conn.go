@@ -33,7 +33,9 @@ import (
 // or Close one more (the writer). All of them exit after Close, as soon as
 // the SSH server acknowledges the close or the SSH connection ends. Buffers
 // are taken from shared pools while data flows and returned when the
-// connection is idle.
+// connection is idle. A Conn dialed through a ControlMaster
+// (WithControlPath) runs none of these: its calls go straight to the
+// socket the master reads and writes (see conn_direct.go).
 type Conn struct {
 	// Concurrency contract.
 	//
@@ -71,6 +73,7 @@ type Conn struct {
 	raddr   net.Addr
 	onClose func(*Conn) // tells the Dialer; set before the Conn is shared
 	stats   *stats      // the Dialer's byte counts; nil in unit tests
+	direct  *directConn // a ControlMaster's forward: the methods go to it (conn_direct.go)
 
 	done      chan struct{} // closed by shutdown (Close or fail)
 	closeOnce sync.Once
@@ -175,6 +178,10 @@ func (c *Conn) signal() {
 // channel open. It waits for that at most a millisecond, so a stalled server
 // never holds it longer.
 func (c *Conn) Close() error {
+	if c.direct != nil {
+		c.direct.shutdown(c, nil)
+		return nil
+	}
 	wait := false
 	c.closeOnce.Do(func() { wait = c.shutdown(nil) })
 	if wait {
@@ -194,6 +201,10 @@ const closeWait = time.Millisecond
 // fail closes c with err as the error of later calls, as a TCP connection
 // reports a dead network. It does not wait.
 func (c *Conn) fail(err error) {
+	if c.direct != nil {
+		c.direct.shutdown(c, err)
+		return
+	}
 	c.closeOnce.Do(func() { c.shutdown(err) })
 }
 
@@ -238,6 +249,9 @@ func (c *Conn) RemoteAddr() net.Addr { return c.raddr }
 
 // SetDeadline sets the read and write deadlines. See net.Conn.
 func (c *Conn) SetDeadline(t time.Time) error {
+	if c.direct != nil {
+		return c.direct.setDeadline(c, t, true, true)
+	}
 	if isClosed(c.done) {
 		return c.opError("set", c.closedErr())
 	}
@@ -249,6 +263,9 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // SetReadDeadline sets the read deadline. A Read blocked when the deadline
 // passes returns at once; moving the deadline later makes Read usable again.
 func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.direct != nil {
+		return c.direct.setDeadline(c, t, true, false)
+	}
 	if isClosed(c.done) {
 		return c.opError("set", c.closedErr())
 	}
@@ -259,6 +276,9 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 // SetWriteDeadline sets the write deadline. A Write blocked when the deadline
 // passes returns at once with the number of bytes it committed.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if c.direct != nil {
+		return c.direct.setDeadline(c, t, false, true)
+	}
 	if isClosed(c.done) {
 		return c.opError("set", c.closedErr())
 	}

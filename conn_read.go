@@ -221,6 +221,9 @@ func (c *Conn) signalSink() {
 // all the Conns that end at once): until then, Read waits, and its deadline
 // and Close still wake it.
 func (c *Conn) Read(p []byte) (int, error) {
+	if c.direct != nil {
+		return c.direct.read(c, p)
+	}
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 
@@ -287,6 +290,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 // progress to return, so w is never written to after WriteTo returns. A
 // panic in w.Write is raised again by WriteTo, on the caller's goroutine.
 func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	if c.direct != nil {
+		return c.direct.writeTo(c, w)
+	}
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 
@@ -394,6 +400,9 @@ func (c *Conn) readGate() error {
 // later ones, and data that arrives afterwards is discarded. Writing still
 // works.
 func (c *Conn) CloseRead() error {
+	if c.direct != nil {
+		return c.direct.closeRead(c)
+	}
 	if isClosed(c.done) {
 		return c.opError("close", c.closedErr())
 	}

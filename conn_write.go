@@ -66,6 +66,9 @@ var errChannelClosed = fmt.Errorf("sshdial: the SSH server closed the channel: %
 // Dialer's keepalive failed (ErrServerNotResponding). Write after
 // CloseWrite fails. The caller may reuse p as soon as Write returns.
 func (c *Conn) Write(p []byte) (int, error) {
+	if c.direct != nil {
+		return c.direct.write(c, p)
+	}
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 
@@ -142,6 +145,9 @@ func (c *Conn) startWriter() {
 // (OpenSSH's sshd does). Reading still works. CloseWrite does not wait for the
 // data to be sent; it waits only for a Write in progress to return.
 func (c *Conn) CloseWrite() error {
+	if c.direct != nil {
+		return c.direct.closeWrite(c)
+	}
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	c.mu.Lock()

@@ -67,6 +67,11 @@ func Connect(ctx context.Context, destination string, opts ...Option) (*Dialer, 
 	if err != nil {
 		return nil, err
 	}
+	if found, err := d.findMaster(ctx); err != nil {
+		return nil, err
+	} else if found {
+		return d, nil // no login of its own until a dial needs one
+	}
 	client, err := d.dialSSH(ctx)
 	if err != nil {
 		d.close(false) // never handed out: its close is no news

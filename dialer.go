@@ -45,6 +45,7 @@ type Dialer struct {
 	logger   *slog.Logger     // never nil once made
 	connect  *connectSettings // set by Connect's options; nil otherwise
 	hostKeys hostKeyMemory    // keys accepted by accept-new or no, across reconnects (hostkeys.go)
+	control  *controlState    // connection sharing (control.go); nil: none
 
 	// The SSH connections: fixed, the caller's (New), or slots filled by
 	// dialSSH (Connect, NewPool), which the Dialer owns.
@@ -195,6 +196,12 @@ func (d *Dialer) dial(ctx context.Context, network, address string) (*Conn, erro
 		return nil, err
 	}
 	d.stats.dials.Add(1)
+	if c, err, handled := d.dialViaMaster(ctx, network, t); handled {
+		if err != nil {
+			d.stats.dialFailures.Add(1)
+		}
+		return c, err
+	}
 	c, err := d.dialOnce(ctx, network, t, true)
 	switch {
 	case errors.Is(err, ErrSSHConnectionClosed):

@@ -69,6 +69,12 @@ var (
 	// line names, or when a certificate signed by a trusted authority is not
 	// valid for the host.
 	ErrHostKeyChanged = errors.New("sshdial: host key has changed")
+	// ErrNoControlMaster is matched by the dial errors of a Dialer made with
+	// WithControl(path, ControlRequired) when no ControlMaster answers on path,
+	// and wraps the reason (no socket, nobody listening, a path too long for a
+	// Unix socket, or a system without Unix sockets).
+	ErrNoControlMaster = errors.New("sshdial: no ControlMaster answers on the control path")
+
 	// ErrAuthFailed is matched by the error of a login that every method
 	// failed; the error lists the methods and keys tried (no secrets).
 	ErrAuthFailed = errors.New("sshdial: authentication failed")

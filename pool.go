@@ -332,6 +332,7 @@ func (d *Dialer) close(logIt bool) error {
 	for _, l := range listeners {
 		l.Close()
 	}
+	d.closeControl()
 	if d.cancel != nil {
 		d.cancel()
 	}

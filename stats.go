@@ -53,6 +53,7 @@ func (d *Dialer) Stats() Stats {
 		}
 	}
 	d.mu.Unlock()
+	st.OpenConns += d.controlConns()
 	for _, sc := range conns {
 		sc.mu.Lock()
 		st.OpenConns += len(sc.conns)

@@ -161,8 +161,11 @@ type dialerFunc func(network, addr string) (net.Conn, error)
 func (f dialerFunc) Dial(network, addr string) (net.Conn, error) { return f(network, addr) }
 
 // cpu returns the process's CPU time so far, from /proc.
-func (f *forward) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", f.proc.Pid()))
+func (f *forward) cpu() time.Duration { return procCPU(f.proc.Pid()) }
+
+// procCPU returns the CPU time so far of process pid, from /proc.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}

@@ -28,6 +28,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,7 @@ import (
 
 	"github.com/sshdial/sshdial"
 	"github.com/sshdial/sshdial/internal/opensshd"
+	"github.com/sshdial/sshdial/internal/sshmux"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -143,7 +145,8 @@ type env struct {
 	sshd                 *opensshd.Server
 	source, sink, echo   string
 	keyFile, knownHosts  string
-	forwards             map[string]*forward // by key(mode name, cipher); cipher "" for a -cli binary's own choice
+	forwards             map[string]*forward         // by key(mode name, cipher); cipher "" for a -cli binary's own choice
+	masters              map[string]*opensshd.Master // ControlMasters by cipher
 	closers              []func()
 	sshdVersion, sshVers string
 	cliVersion           string        // what the -cli binary says to -V
@@ -158,7 +161,7 @@ func (e *env) close() {
 }
 
 func setup() (*env, error) {
-	e := &env{forwards: map[string]*forward{}}
+	e := &env{forwards: map[string]*forward{}, masters: map[string]*opensshd.Master{}}
 	cleanup.Lock()
 	cleanup.env = e
 	cleanup.Unlock()
@@ -255,6 +258,15 @@ func setup() (*env, error) {
 			e.cliVersion += ", " + strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
 		}
 	}
+	// A ControlMaster per cipher, for the via-master modes.
+	for _, c := range ciphers {
+		m, err := sshd.LaunchMaster("-o", "Ciphers="+c)
+		if err != nil {
+			return e, err
+		}
+		e.masters[c] = m
+		e.closers = append(e.closers, m.Close)
+	}
 	e.sshdVersion = versionOf(opensshd.Path(), "-V")
 	e.sshVers = versionOf("ssh", "-V")
 	return e, nil
@@ -310,7 +322,41 @@ func (e *env) modes(cipher string) ([]mode, func(), error) {
 			modes = append(modes, m)
 		}
 	}
-	return modes, func() { client.Close() }, nil
+	master := e.masters[cipher]
+	viaDialer := sshdial.New(nil, sshdial.WithControl(master.Sock, sshdial.ControlRequired))
+	muxClient, err := sshmux.Dial(context.Background(), master.Sock)
+	if err != nil {
+		client.Close()
+		viaDialer.Close()
+		return nil, nil, err
+	}
+	masterCPU := func() time.Duration { return procCPU(master.Pid()) }
+	modes = append(modes,
+		mode{name: viaMaster, dial: func(a string) (net.Conn, error) { return viaDialer.Dial("tcp", a) }, extraCPU: masterCPU},
+		mode{name: muxRaw, dial: muxDial(muxClient), extraCPU: masterCPU},
+	)
+	return modes, func() { client.Close(); viaDialer.Close() }, nil
+}
+
+// The modes through a ControlMaster.
+const (
+	viaMaster = "sshdial via master"
+	muxRaw    = "mux raw"
+)
+
+// muxDial opens the master's stdio forwards directly (internal/sshmux).
+func muxDial(c *sshmux.Client) func(string) (net.Conn, error) {
+	return func(a string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			return nil, err
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, err
+		}
+		return c.OpenStdioFwd(context.Background(), host, p)
+	}
 }
 
 // forwardMode is the mode of a forwarding process with cipher, or the zero

@@ -44,6 +44,7 @@ func (r *results) markdown() string {
 		p("\"sshdial -L\" and \"sshdial -D\" are the -cli binary (%s) run as `ssh -L` and `ssh -D` are. ", r.cli)
 		p("\"x/crypto -L\" and \"x/crypto -D\" are their baseline, bench/xfwd: the same forwarding process written the plain way on x/crypto's ssh.Client (io.Copy each way, no keepalive or reconnect), run the same way, so that sshdial -L / x/crypto -L is what the sshdial command adds, and x/crypto -L / ssh -L what a Go process on x/crypto costs against OpenSSH's C client. ")
 	}
+	p("\"%s\" is a Dialer made with `WithControl(sock, ControlRequired)` dialing through a running OpenSSH ControlMaster (`ssh -M -N -S sock`, one per cipher, logged in to the same sshd), and \"%s\" the master's stdio forward (internal/sshmux) used directly, without the Conn around it; the master's CPU counts as a forwarding process's. ", viaMaster, muxRaw)
 	p("Each figure is the median of %d repetitions, with min–max in parentheses; ratios compare medians of the same run. In each repetition (and each round of dials) the modes run in a random order.\n\n", r.reps)
 	p("- Date: %s\n- Machine: %s\n- Go: %s, golang.org/x/crypto %s\n- sshd: %s; ssh: %s\n- Command: `%s`\n\n",
 		r.started.UTC().Format("2006-01-02 15:04 MST"), r.machine, r.goVersion, r.xcrypto, r.sshd, r.sshClient, r.command)
@@ -51,7 +52,7 @@ func (r *results) markdown() string {
 
 	p("## Throughput (MB/s) and client CPU (CPU-seconds per GiB)\n\n")
 	p("%d MiB per run, or what moved in %v. Upload is client→target, download target→client. ", r.size>>20, *flagMaxTime)
-	p("CPU is this process's (the client side; targets run in a child process), plus the forwarding process's for `ssh -L`, `ssh -D` and the -cli modes.\n\n")
+	p("CPU is this process's (the client side; targets run in a child process), plus the forwarding process's for `ssh -L`, `ssh -D`, the -cli modes and the ControlMaster's.\n\n")
 	for _, cipher := range ciphers {
 		p("### %s\n\n| mode | upload MB/s | download MB/s | upload CPU-s/GiB | download CPU-s/GiB |\n|---|---|---|---|---|\n", cipher)
 		for _, m := range r.modeOrder {
@@ -72,6 +73,13 @@ func (r *results) markdown() string {
 				p(" (target ≥ 1.0×: %s)", verdict(ours.med >= sshL.med))
 			}
 			p("\n")
+			if via, ok := r.throughput[key(cipher, dir, viaMaster)]; ok {
+				p("- %s: %s / `ssh -L` = %s", dir, viaMaster, ratio(via, sshL))
+				if dir == "download" {
+					p(" (target ≥ 1.0×: %s)", verdict(via.med >= sshL.med))
+				}
+				p("\n")
+			}
 			p("%s", r.forwardRatios("  - "+dir+" ", func(m string) (stat, bool) {
 				v, ok := r.throughput[key(cipher, dir, m)]
 				return v, ok
@@ -106,6 +114,9 @@ func (r *results) markdown() string {
 	ours, raw, sshL := r.ping["sshdial"], r.ping["x/crypto raw"], r.ping["ssh -L"]
 	p("\n- p50 sshdial / raw = %s (target ≤ 1.1×: %s); sshdial / `ssh -L` = %s.\n",
 		ratio(ours.p50, raw.p50), verdict(ours.p50.med <= 1.1*raw.p50.med), ratio(ours.p50, sshL.p50))
+	if via, ok := r.ping[viaMaster]; ok {
+		p("- p50 %s / `ssh -L` = %s (target ≤ 1.05×: %s).\n", viaMaster, ratio(via.p50, sshL.p50), verdict(via.p50.med <= 1.05*sshL.p50.med))
+	}
 	p("%s\n", r.forwardRatios("- p50 ", func(m string) (stat, bool) { v, ok := r.ping[m]; return v.p50, ok }))
 
 	p("## Concurrent tunnels on one SSH connection\n\nThrough sshtest in the targets' process (OpenSSH's sshd slows down quadratically with thousands of channels: 10,000 did not finish in minutes). Opened by 32 dialers; memory (live heap plus goroutine stacks, after GC) and goroutines per idle tunnel, then after one 64-byte echo each; goroutines left 20 s after closing them all. One run each.\n\n")
@@ -155,8 +166,13 @@ func (r *results) markdown() string {
 func (r *results) forwardRatios(prefix string, value func(mode string) (stat, bool)) string {
 	var b strings.Builder
 	for _, pair := range [][2]string{{"ssh -D", "ssh -L"}, {"sshdial -L", "ssh -L"}, {"sshdial -D", "ssh -D"},
-		{"x/crypto -L", "ssh -L"}, {"x/crypto -D", "ssh -D"}, {"sshdial -L", "x/crypto -L"}, {"sshdial -D", "x/crypto -D"}} {
-		if pair[0] == "ssh -D" && strings.HasPrefix(prefix, "- dial") {
+		{"x/crypto -L", "ssh -L"}, {"x/crypto -D", "ssh -D"}, {"sshdial -L", "x/crypto -L"}, {"sshdial -D", "x/crypto -D"},
+		{viaMaster, "ssh -L"}, {muxRaw, "ssh -L"}, {viaMaster, "ssh -D"}, {viaMaster, muxRaw}, {viaMaster, "sshdial"}} {
+		dial := strings.HasPrefix(prefix, "- dial")
+		if dial && (pair[0] == "ssh -D" || (pair[1] == "ssh -L" && (pair[0] == viaMaster || pair[0] == muxRaw))) {
+			continue // ssh -L's dial is a local connect only
+		}
+		if !dial && pair == [2]string{viaMaster, "ssh -D"} {
 			continue
 		}
 		a, okA := value(pair[0])

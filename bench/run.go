@@ -188,7 +188,7 @@ func run() (*results, error) {
 		{name: "sshdial, no QUICKACK", dial: sshdialDial(plain)},
 		{name: "x/crypto raw, no QUICKACK", dial: rawDial(plain)},
 	}
-	dialModes := append(plainModes, byName["sshdial"], byName["x/crypto raw"], byName["ssh -L"], byName["direct TCP"], byName["ssh -D"])
+	dialModes := append(plainModes, byName["sshdial"], byName["x/crypto raw"], byName["ssh -L"], byName["direct TCP"], byName["ssh -D"], byName[viaMaster], byName[muxRaw])
 	for _, kind := range cliKinds() {
 		if m, ok := byName[kind.name]; ok {
 			dialModes = append(dialModes, m)

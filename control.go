@@ -1,0 +1,319 @@
+package sshdial
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sshdial/sshdial/internal/sshmux"
+	"golang.org/x/crypto/ssh"
+)
+
+// ControlPolicy says what a Dialer with a control path does when no
+// ControlMaster answers there.
+type ControlPolicy int
+
+const (
+	// ControlFallback uses the master while one answers, and otherwise the
+	// Dialer's own SSH connection, as ssh does with ControlMaster no or
+	// auto. A master that dies makes the next dial fall back (logged), and
+	// a master that appears later is used again.
+	ControlFallback ControlPolicy = iota
+	// ControlRequired uses the master only: dials fail, with an error
+	// matching ErrNoControlMaster, when none answers, and so does Connect.
+	// The Dialer then logs in by itself only for Listen.
+	ControlRequired
+)
+
+// WithControlPath makes the Dialer open its TCP and Unix socket
+// connections through a running OpenSSH ControlMaster (`ssh -M`, or
+// ControlMaster auto in ssh_config) that listens on the control socket at
+// path, the way `ssh -S path -W host:port` does: no new login, and the
+// encryption is done by the master's OpenSSH. It is
+// WithControl(path, ControlFallback).
+//
+// path is used as given: no ~ or % tokens are expanded. An empty path, or
+// "none", turns connection sharing off, as ControlPath none does.
+func WithControlPath(path string) Option { return WithControl(path, ControlFallback) }
+
+// WithControl makes the Dialer dial through the ControlMaster at path,
+// with policy saying what to do when none answers; see WithControlPath.
+//
+// Conns dialed through a master are *Conn values like the others:
+// deadlines, CloseWrite (the target reads EOF), Close, and a master that
+// dies reads as an error matching ErrSSHConnectionLost, never as a clean EOF.
+// Two things differ, both OpenSSH's behaviour: once the target has sent EOF
+// the master ends the forward, so writes after a Read returned io.EOF fail
+// (with a plain TCP connection or an own SSH channel they may go on); and
+// the SSH server is told the master's originator, not WithOriginator's.
+// LocalAddr returns the originator given by WithOriginator, else the
+// control path as a *net.UnixAddr.
+//
+// Listen does not go through a master: a remote forward made through one
+// belongs to the master, not to this process (it outlives it unless
+// cancelled), carries no address of the connecting peer, and is known to
+// the master only by its specification. Listen uses the Dialer's own SSH
+// connection, under ControlRequired too.
+//
+// Connection sharing needs Unix domain sockets; elsewhere (Windows) the
+// option is ignored with a log event and the Dialer uses its own SSH
+// connection, or fails its dials under ControlRequired.
+func WithControl(path string, policy ControlPolicy) Option {
+	return func(d *Dialer) {
+		if policy != ControlFallback && policy != ControlRequired {
+			d.optionErr = fmt.Errorf("sshdial: WithControl: unknown policy %d", policy)
+			return
+		}
+		if path == "" || strings.EqualFold(path, "none") {
+			path = "" // off, and set: the config's ControlPath is not used
+		}
+		d.control = &controlState{path: path, policy: policy, conns: map[*Conn]struct{}{}}
+	}
+}
+
+// controlFromConfig is the hook for ssh_config's ControlPath (already
+// expanded: ~ and % tokens) and ControlMaster: it sets d's control path
+// unless WithControlPath or WithControl was given. sshdial never becomes a
+// master, so every ControlMaster value (no, auto, yes, ask, autoask) means
+// "use a master if one answers": ControlFallback.
+func (d *Dialer) controlFromConfig(controlPath, controlMaster string) {
+	if d.control != nil {
+		return
+	}
+	_ = controlMaster
+	WithControlPath(controlPath)(d)
+}
+
+// masterProbeTimeout bounds the look for a master (hello and alive check).
+var masterProbeTimeout = 5 * time.Second
+
+// controlState is a Dialer's connection sharing: the master last found,
+// and the Conns dialed through it.
+type controlState struct {
+	path   string // "": sharing turned off by WithControlPath("none")
+	policy ControlPolicy
+
+	mu          sync.Mutex
+	client      *sshmux.Client     // the master that answered last; nil when none
+	usedMaster  bool               // the last dial went through a master, for logging changes
+	loggedOther bool               // the "unsupported here" event was logged
+	conns       map[*Conn]struct{} // open Conns through a master
+	closed      bool
+}
+
+// findMaster is Connect's look for a master on d's control path: found
+// when one answers (Connect then leaves its own SSH connection until a
+// dial needs it), an error wrapping ErrNoControlMaster (with d closed)
+// when none does and d may not log in by itself (ControlRequired).
+func (d *Dialer) findMaster(ctx context.Context) (found bool, err error) {
+	cs := d.control
+	if cs == nil || cs.path == "" {
+		return false, nil
+	}
+	_, err = cs.master(ctx, d)
+	switch {
+	case err == nil:
+		return true, nil
+	case cs.policy == ControlRequired:
+		d.Close()
+		return false, fmt.Errorf("sshdial: Connect: %w: %w", ErrNoControlMaster, err)
+	}
+	return false, nil
+}
+
+// master returns the master to dial through, finding it first if needed.
+func (cs *controlState) master(ctx context.Context, d *Dialer) (*sshmux.Client, error) {
+	cs.mu.Lock()
+	client := cs.client
+	cs.mu.Unlock()
+	if client != nil {
+		return client, nil
+	}
+	// A master that accepts and never answers (stopped) must not hold
+	// every dial: the look is bounded, as ssh bounds its hello.
+	pctx, cancel := context.WithTimeout(ctx, masterProbeTimeout)
+	client, err := sshmux.Dial(pctx, cs.path)
+	cancel()
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if err != nil {
+		cs.noMaster(d, err)
+		return nil, err
+	}
+	cs.client = client
+	if !cs.usedMaster {
+		cs.usedMaster = true
+		d.log().Info("sshdial: dialing through the ControlMaster", "control_path", cs.path, "master_pid", client.PID())
+	}
+	return client, nil
+}
+
+// noMaster forgets the master and logs the change; cs.mu is held.
+func (cs *controlState) noMaster(d *Dialer, err error) {
+	cs.client = nil
+	switch {
+	case errors.Is(err, sshmux.ErrUnsupported):
+		if !cs.loggedOther {
+			cs.loggedOther = true
+			d.log().Warn("sshdial: ControlPath ignored: connection sharing needs Unix domain sockets", "control_path", cs.path)
+		}
+	case cs.usedMaster:
+		cs.usedMaster = false
+		if cs.policy == ControlFallback {
+			d.log().Warn("sshdial: the ControlMaster is gone: dialing through an own SSH connection", "control_path", cs.path, "err", err)
+		} else {
+			d.log().Warn("sshdial: the ControlMaster is gone", "control_path", cs.path, "err", err)
+		}
+	}
+}
+
+// dialViaMaster dials t through the master when d has a control path. It
+// reports handled false when d has none, or when no master answers and d
+// may fall back to its own SSH connection.
+func (d *Dialer) dialViaMaster(ctx context.Context, network string, t *target) (c *Conn, err error, handled bool) {
+	cs := d.control
+	if cs == nil || cs.path == "" {
+		return nil, nil, false
+	}
+	fail := func(err error) (*Conn, error, bool) {
+		return nil, &net.OpError{Op: "dial", Net: network, Addr: t.raddr, Err: err}, true
+	}
+	cs.mu.Lock()
+	closed := cs.closed
+	cs.mu.Unlock()
+	if closed {
+		return fail(ErrDialerClosed)
+	}
+	host, port, err := masterTarget(t)
+	if err != nil {
+		return fail(err)
+	}
+	for attempt := 0; attempt < 2; attempt++ {
+		client, err := cs.master(ctx, d)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fail(ctx.Err())
+			}
+			if cs.policy == ControlFallback {
+				return nil, nil, false
+			}
+			return fail(fmt.Errorf("%w: %w", ErrNoControlMaster, err))
+		}
+		var mc *sshmux.Conn
+		if port < 0 {
+			mc, err = client.OpenStdioFwdUnix(ctx, host)
+		} else {
+			mc, err = client.OpenStdioFwd(ctx, host, port)
+		}
+		var refused *sshmux.RefusedError
+		switch {
+		case err == nil:
+			return d.newMasterConn(cs, mc, t)
+		case errors.As(err, &refused) && port < 0 && cs.policy == ControlFallback:
+			// Masters before OpenSSH 9.4 turn a Unix socket into a
+			// TCP connect to a host named by the path, which fails;
+			// and the master does not say why. The Dialer's own SSH
+			// connection tells.
+			return nil, nil, false
+		case errors.As(err, &refused):
+			// The master does not pass on the server's reason.
+			msg := "through the ControlMaster: " + refused.Reason
+			if port < 0 {
+				msg += " (Unix sockets through a ControlMaster need OpenSSH 9.4 or later on its side)"
+			}
+			return fail(&OpenError{Reason: ssh.ConnectionFailed, Message: msg})
+		case ctx.Err() != nil:
+			return fail(ctx.Err())
+		case errors.Is(err, sshmux.ErrNoMaster):
+			// It died since it was found: look again, once.
+			cs.mu.Lock()
+			if cs.client == client {
+				cs.noMaster(d, err)
+			}
+			cs.mu.Unlock()
+			continue
+		}
+		return fail(err)
+	}
+	if cs.policy == ControlFallback {
+		return nil, nil, false
+	}
+	return fail(ErrNoControlMaster)
+}
+
+// masterTarget returns what to ask the master for: host and port, or a
+// socket path and port -1.
+func masterTarget(t *target) (string, int, error) {
+	if ua, ok := t.raddr.(*net.UnixAddr); ok {
+		return ua.Name, -1, nil
+	}
+	host, portText, err := net.SplitHostPort(t.raddr.String())
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return "", 0, err
+	}
+	return host, port, nil
+}
+
+// newMasterConn makes a *Conn of a forward of the master and tracks it,
+// so that the Dialer's Close closes it.
+func (d *Dialer) newMasterConn(cs *controlState, mc *sshmux.Conn, t *target) (*Conn, error, bool) {
+	laddr := net.Addr(d.originator)
+	if d.originator == nil {
+		laddr = &net.UnixAddr{Name: cs.path, Net: "unix"}
+	}
+	c := newDirectConn(mc, cs.path, t.netName, laddr, t.raddr)
+	c.stats = &d.stats
+	cs.mu.Lock()
+	if cs.closed {
+		cs.mu.Unlock()
+		c.Close()
+		return nil, &net.OpError{Op: "dial", Net: t.netName, Addr: t.raddr, Err: ErrDialerClosed}, true
+	}
+	cs.conns[c] = struct{}{}
+	c.onClose = func(c *Conn) {
+		cs.mu.Lock()
+		delete(cs.conns, c)
+		cs.mu.Unlock()
+	}
+	cs.mu.Unlock()
+	return c, nil, true
+}
+
+// controlConns counts the open Conns through a master, for Stats.
+func (d *Dialer) controlConns() int {
+	cs := d.control
+	if cs == nil {
+		return 0
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return len(cs.conns)
+}
+
+// closeControl fails the Conns dialed through the master, for the
+// Dialer's Close.
+func (d *Dialer) closeControl() {
+	cs := d.control
+	if cs == nil {
+		return
+	}
+	cs.mu.Lock()
+	cs.closed = true
+	conns := make([]*Conn, 0, len(cs.conns))
+	for c := range cs.conns {
+		conns = append(conns, c)
+	}
+	cs.mu.Unlock()
+	for _, c := range conns {
+		c.fail(ErrDialerClosed)
+	}
+}
