@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -551,4 +552,185 @@ func parsePort(ctx context.Context, network, text string) (int, error) {
 		return 0, errors.New("unknown port")
 	}
 	return port, nil
+}
+
+// Close closes every Conn dialed through the Dialer (their blocked and later
+// calls fail with ErrDialerClosed), its listeners, and the SSH connections
+// it owns; the
+// caller's client of a Dialer made by New stays open. It stops any connect
+// under way and waits until the Dialer's goroutines are done. Later dials
+// fail with ErrDialerClosed. Close may be called more than once.
+func (d *Dialer) Close() error {
+	return d.close(true)
+}
+
+// close is Close; it logs that the Dialer closed when logIt is true.
+func (d *Dialer) close(logIt bool) error {
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	var listeners []*Listener
+	for l := range d.listeners {
+		listeners = append(listeners, l)
+	}
+	var conns []*sshConn
+	if d.fixed != nil {
+		conns = append(conns, d.fixed)
+	}
+	for _, s := range d.slots {
+		if s.cur != nil {
+			conns = append(conns, s.cur)
+		}
+	}
+	d.mu.Unlock()
+	for _, l := range listeners {
+		l.Close()
+	}
+	d.closeControl()
+	if d.cancel != nil {
+		d.cancel()
+	}
+	for _, sc := range conns {
+		sc.failConns(ErrDialerClosed)
+		if sc.slot != nil {
+			sc.client.Close()
+		}
+	}
+	d.wg.Wait()
+	if logIt {
+		d.log().Info("sshdial: Dialer closed")
+	}
+	return nil
+}
+
+// HTTPTransport returns a new *http.Transport with the settings of
+// http.DefaultTransport (timeouts, idle pool, HTTP/2 attempted over TLS)
+// whose connections are dialed through the SSH server. Proxies from the
+// environment are not used: the SSH server is the way out. The caller owns
+// the Transport and may change it before use.
+func (d *Dialer) HTTPTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	t.DialContext = d.DialContext
+	t.ForceAttemptHTTP2 = true
+	return t
+}
+
+// HTTPClient returns a new *http.Client over HTTPTransport. It has no overall
+// Timeout; set one if the requests need it.
+func (d *Dialer) HTTPClient() *http.Client {
+	return &http.Client{Transport: d.HTTPTransport()}
+}
+
+// DialTCPContext dials address over "tcp". Its signature is the one that
+// grpc.WithContextDialer and go-sql-driver/mysql's RegisterDialContext take:
+//
+//	grpc.NewClient("passthrough:///db.internal:443", grpc.WithContextDialer(d.DialTCPContext), ...)
+//	mysql.RegisterDialContext("ssh", d.DialTCPContext) // DSN "user@ssh(db.internal:3306)/app"
+func (d *Dialer) DialTCPContext(ctx context.Context, address string) (net.Conn, error) {
+	return d.DialContext(ctx, "tcp", address)
+}
+
+// DialTimeout is Dial bounded by timeout (zero means no bound). With Dial it
+// makes a Dialer satisfy lib/pq's pq.Dialer, for pq.DialOpen.
+func (d *Dialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
+	if timeout <= 0 {
+		return d.Dial(network, address)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return d.DialContext(ctx, network, address)
+}
+
+// LookupHost returns host unchanged, so that a client that resolves names
+// itself before dialing leaves them for the SSH server to resolve. Its
+// signature is pgx's LookupFunc:
+//
+//	cfg.LookupFunc = d.LookupHost // postgres://db.internal/app: db.internal is resolved behind the server
+//	cfg.DialFunc = d.DialContext
+//
+// It takes no time and sends nothing.
+func (d *Dialer) LookupHost(ctx context.Context, host string) ([]string, error) {
+	return []string{host}, nil
+}
+
+// Stats returns what the Dialer has done so far. It is safe to call at any
+// time, also after Close.
+func (d *Dialer) Stats() Stats {
+	st := Stats{
+		Dials:         d.stats.dials.Load(),
+		DialFailures:  d.stats.dialFailures.Load(),
+		Reconnects:    d.stats.reconnects.Load(),
+		BytesSent:     d.stats.sent.Load(),
+		BytesReceived: d.stats.received.Load(),
+	}
+	var conns []*sshConn
+	d.mu.Lock()
+	if d.fixed != nil {
+		conns = append(conns, d.fixed)
+	}
+	for _, s := range d.slots {
+		if s.cur != nil {
+			conns = append(conns, s.cur)
+		}
+	}
+	d.mu.Unlock()
+	st.OpenConns += d.controlConns()
+	for _, sc := range conns {
+		sc.mu.Lock()
+		st.OpenConns += len(sc.conns)
+		sc.mu.Unlock()
+		select {
+		case <-sc.link.wait():
+		default:
+			st.SSHConnections++
+		}
+	}
+	return st
+}
+
+// isClosed reports whether Close was called.
+func (d *Dialer) isClosed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.closed
+}
+
+// Listen asks the SSH server to listen on address and returns a listener
+// whose Accept returns the connections made to it, as `ssh -R` does: for
+// networks "tcp", "tcp4" and "tcp6" with a tcpip-forward request (port 0
+// lets the server choose; Addr reports the port it chose), for "unix" with
+// streamlocal-forward@openssh.com. ctx bounds the request only. A bind
+// address or path the server would take as a fatal protocol error (a NUL
+// byte, a host over 255 bytes, a path over 4096) fails with a
+// *net.AddrError, as in DialContext.
+//
+// Accepted connections are *Conn values with the whole contract of a
+// dialed one; RemoteAddr is the originator the server reported, LocalAddr
+// the listening address. Close cancels the forward on the server, and
+// Accept then fails with an error wrapping net.ErrClosed. The Dialer's
+// Close closes its listeners.
+//
+// When nobody Accepts, at most a backlog of tunnels waits; past it the
+// server's new tunnels are refused, while dials, keepalives and other
+// listeners of the SSH connection go on.
+//
+// Listen starts two goroutines per SSH connection that route its tunnels;
+// on a Dialer made by New they live as long as the caller's client, since
+// x/crypto stops a client whose tunnels nobody takes.
+//
+// On a Dialer that owns its SSH connection (Connect), a lost connection is
+// made again in the background and the forward requested again, first on
+// the same port; Accept waits meanwhile. If the server gives another port
+// (the listener asked for port 0 and the old one is taken), Addr reports
+// the new one and the change is logged. A forward that cannot be made
+// again makes Accept fail with an error wrapping ErrForwardRefused.
+func (d *Dialer) Listen(ctx context.Context, network, address string) (net.Listener, error) {
+	return d.listen(ctx, network, address)
 }

@@ -78,36 +78,8 @@ type forwardSpec struct {
 	path string // unix: the socket path
 }
 
-// Listen asks the SSH server to listen on address and returns a listener
-// whose Accept returns the connections made to it, as `ssh -R` does: for
-// networks "tcp", "tcp4" and "tcp6" with a tcpip-forward request (port 0
-// lets the server choose; Addr reports the port it chose), for "unix" with
-// streamlocal-forward@openssh.com. ctx bounds the request only. A bind
-// address or path the server would take as a fatal protocol error (a NUL
-// byte, a host over 255 bytes, a path over 4096) fails with a
-// *net.AddrError, as in DialContext.
-//
-// Accepted connections are *Conn values with the whole contract of a
-// dialed one; RemoteAddr is the originator the server reported, LocalAddr
-// the listening address. Close cancels the forward on the server, and
-// Accept then fails with an error wrapping net.ErrClosed. The Dialer's
-// Close closes its listeners.
-//
-// When nobody Accepts, at most a backlog of tunnels waits; past it the
-// server's new tunnels are refused, while dials, keepalives and other
-// listeners of the SSH connection go on.
-//
-// Listen starts two goroutines per SSH connection that route its tunnels;
-// on a Dialer made by New they live as long as the caller's client, since
-// x/crypto stops a client whose tunnels nobody takes.
-//
-// On a Dialer that owns its SSH connection (Connect), a lost connection is
-// made again in the background and the forward requested again, first on
-// the same port; Accept waits meanwhile. If the server gives another port
-// (the listener asked for port 0 and the old one is taken), Addr reports
-// the new one and the change is logged. A forward that cannot be made
-// again makes Accept fail with an error wrapping ErrForwardRefused.
-func (d *Dialer) Listen(ctx context.Context, network, address string) (net.Listener, error) {
+// listen is Listen.
+func (d *Dialer) listen(ctx context.Context, network, address string) (net.Listener, error) {
 	fail := func(err error) (net.Listener, error) {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}

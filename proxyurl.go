@@ -182,10 +182,3 @@ func splitList(values []string) []string {
 	}
 	return out
 }
-
-// isClosed reports whether Close was called.
-func (d *Dialer) isClosed() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.closed
-}

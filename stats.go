@@ -31,38 +31,3 @@ func (s *stats) addReceived(n int) {
 		s.received.Add(uint64(n))
 	}
 }
-
-// Stats returns what the Dialer has done so far. It is safe to call at any
-// time, also after Close.
-func (d *Dialer) Stats() Stats {
-	st := Stats{
-		Dials:         d.stats.dials.Load(),
-		DialFailures:  d.stats.dialFailures.Load(),
-		Reconnects:    d.stats.reconnects.Load(),
-		BytesSent:     d.stats.sent.Load(),
-		BytesReceived: d.stats.received.Load(),
-	}
-	var conns []*sshConn
-	d.mu.Lock()
-	if d.fixed != nil {
-		conns = append(conns, d.fixed)
-	}
-	for _, s := range d.slots {
-		if s.cur != nil {
-			conns = append(conns, s.cur)
-		}
-	}
-	d.mu.Unlock()
-	st.OpenConns += d.controlConns()
-	for _, sc := range conns {
-		sc.mu.Lock()
-		st.OpenConns += len(sc.conns)
-		sc.mu.Unlock()
-		select {
-		case <-sc.link.wait():
-		default:
-			st.SSHConnections++
-		}
-	}
-	return st
-}
