@@ -55,8 +55,10 @@ func handshake(ctx context.Context, conn net.Conn, addr string, config *ssh.Clie
 	// network.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, config)
-	if !stop() {
-		// ctx ended, and conn is closed or being closed.
+	if !stop() || (err != nil && ctx.Err() != nil) {
+		// ctx ended, and conn is closed or being closed; or ctx ended and
+		// the handshake failed because of it: another AfterFunc of ctx
+		// (the agent connection's) closed what the login was using.
 		if err == nil {
 			c.Close()
 		}
