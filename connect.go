@@ -59,7 +59,7 @@ import (
 // flight failing with ErrServerNotResponding, once ServerAliveCountMax
 // (default 3) intervals pass without an answer. WithKeepalive overrides
 // this.
-func Connect(ctx context.Context, destination string, opts ...Option) (*Dialer, error) {
+func Connect(ctx context.Context, destination string, opts ...ConnectOption) (*Dialer, error) {
 	if ctx == nil {
 		return nil, errors.New("sshdial: Connect: nil context")
 	}
@@ -83,6 +83,52 @@ func Connect(ctx context.Context, destination string, opts ...Option) (*Dialer, 
 	return d, nil
 }
 
+// DialClient connects to the SSH server named by destination exactly as
+// Connect does (ssh_config, agent, identity files, known_hosts, jump hosts,
+// ProxyCommand, ConnectTimeout; the same options and errors) and returns
+// the *ssh.Client, for what a Dialer does not do: sessions that run
+// commands, SFTP, agent forwarding.
+//
+// The caller owns the client: closing it closes the connections to the
+// jump hosts too. Nothing watches it: no keepalives are sent (whatever
+// ServerAliveInterval says) and a lost connection is not made again; a
+// Dialer does both. ControlPath and ControlMaster are not used: the client
+// is always a login of its own. WithPool, WithKeepalive, WithControl,
+// WithControlPath and WithOriginator are about Dialers and are errors here.
+func DialClient(ctx context.Context, destination string, opts ...ConnectOption) (*ssh.Client, error) {
+	if ctx == nil {
+		return nil, errors.New("sshdial: DialClient: nil context")
+	}
+	probe := newDialer(opts) // the options only, to refuse a Dialer's
+	probe.cancel()
+	var dialerOnly []string
+	if probe.connect != nil && probe.connect.poolSize != 0 {
+		dialerOnly = append(dialerOnly, "WithPool")
+	}
+	if probe.keepaliveSet {
+		dialerOnly = append(dialerOnly, "WithKeepalive")
+	}
+	if probe.control != nil {
+		dialerOnly = append(dialerOnly, "WithControl")
+	}
+	if probe.originator != nil {
+		dialerOnly = append(dialerOnly, "WithOriginator")
+	}
+	if len(dialerOnly) > 0 && probe.optionErr == nil {
+		return nil, fmt.Errorf("sshdial: DialClient: %s configure a Dialer, not a client", strings.Join(dialerOnly, ", "))
+	}
+	d, err := newConnectDialer(destination, opts)
+	if err != nil {
+		return nil, err
+	}
+	client, err := d.dialSSH(ctx)
+	d.cancel()
+	if err != nil {
+		return nil, err
+	}
+	return client, nil
+}
+
 // connectSettings are what the options of Connect set.
 type connectSettings struct {
 	clientConfig *ssh.ClientConfig // for the destination, used as given
@@ -91,6 +137,8 @@ type connectSettings struct {
 	systemConfig *string           // WithSystemConfigFile; nil: /etc/ssh/ssh_config
 	noMatchExec  bool              // WithMatchExec(false)
 	resolved     *ResolvedConfig   // WithResolvedConfig
+	user         string            // WithUser; "": the destination's or the config's
+	port         int               // WithPort; 0: the destination's or the config's
 	jumps        []string
 	jumpsSet     bool    // WithJump was given (with no hops: none)
 	proxyCommand *string // WithProxyCommand's command, if given
@@ -117,23 +165,60 @@ func (d *Dialer) connectOpts() *connectSettings {
 
 // WithClientConfig makes Connect log in to the destination with config as
 // given: its user (when not empty), authentication and host key callback
-// replace what the config files and the other options would set up. Jump
-// hosts are still set up from the config files.
-func WithClientConfig(config *ssh.ClientConfig) Option {
-	return func(d *Dialer) {
+// replace what the config files would set up. Jump hosts are still set up
+// from the config files and the other options.
+//
+// The options that config replaces are errors beside it rather than
+// silently ignored: WithPassword (the destination's only) and a WithUser
+// where config has a User always; WithIdentityFile, WithKnownHostsFile,
+// WithAgentSocket, WithPassphrase, WithKeyboardInteractive and
+// WithStrictHostKeyChecking when there is no jump host for them to apply
+// to.
+func WithClientConfig(config *ssh.ClientConfig) ConnectOption {
+	return connectOption(func(d *Dialer) {
 		if config == nil {
 			d.optionErr = errors.New("sshdial: WithClientConfig: nil config")
 			return
 		}
 		d.connectOpts().clientConfig = config
-	}
+	})
 }
+
+// WithUser makes Connect log in to the destination as user, as ssh -l
+// does: it wins over the destination's user@ and over User in the config
+// files and WithConfigLines. Match user and %r see it. Jump hosts keep
+// their own users.
+func WithUser(user string) ConnectOption {
+	return connectOption(func(d *Dialer) {
+		if user == "" || strings.ContainsFunc(user, isControl) {
+			d.optionErr = errors.New("sshdial: WithUser: want a user name without control characters")
+			return
+		}
+		d.connectOpts().user = user
+	})
+}
+
+// WithPort makes Connect reach the destination's SSH server on port, as
+// ssh -p does: it wins over the destination's :port and over Port in the
+// config files and WithConfigLines. Jump hosts keep their own ports.
+func WithPort(port int) ConnectOption {
+	return connectOption(func(d *Dialer) {
+		if port < 1 || port > 65535 {
+			d.optionErr = fmt.Errorf("sshdial: WithPort(%d): want 1 to 65535", port)
+			return
+		}
+		d.connectOpts().port = port
+	})
+}
+
+// isControl reports whether r is an ASCII control character.
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // WithConfigFile makes Connect read the ssh_config file at path instead of
 // ~/.ssh/config and /etc/ssh/ssh_config, as ssh -F; "" or "none" reads
 // none. A file that cannot be read is an error.
-func WithConfigFile(path string) Option {
-	return func(d *Dialer) { d.connectOpts().configFile = &path }
+func WithConfigFile(path string) ConnectOption {
+	return connectOption(func(d *Dialer) { d.connectOpts().configFile = &path })
 }
 
 // WithJump makes Connect reach the destination through the given jump
@@ -141,11 +226,11 @@ func WithConfigFile(path string) Option {
 // takes it, with its own config, and each hop's host key is verified. It
 // replaces ProxyJump from the config file; WithJump() with no hosts
 // connects directly.
-func WithJump(hosts ...string) Option {
-	return func(d *Dialer) {
+func WithJump(hosts ...string) ConnectOption {
+	return connectOption(func(d *Dialer) {
 		cs := d.connectOpts()
 		cs.jumps, cs.jumpsSet = hosts, true
-	}
+	})
 }
 
 // WithProxyCommand makes Connect reach the destination as ProxyCommand
@@ -158,51 +243,51 @@ func WithJump(hosts ...string) Option {
 // seconds later if it still runs; nothing waits for it. It replaces
 // ProxyCommand and ProxyJump from the config file; "none" connects
 // directly. It cannot be given with WithJump hosts.
-func WithProxyCommand(command string) Option {
-	return func(d *Dialer) { d.connectOpts().proxyCommand = &command }
+func WithProxyCommand(command string) ConnectOption {
+	return connectOption(func(d *Dialer) { d.connectOpts().proxyCommand = &command })
 }
 
 // WithAddressFamily makes Connect reach the first hop over IPv4 only
 // ("inet", as ssh -4), IPv6 only ("inet6", ssh -6) or either ("any"),
 // instead of what the config file's AddressFamily says.
-func WithAddressFamily(family string) Option {
-	return func(d *Dialer) {
+func WithAddressFamily(family string) ConnectOption {
+	return connectOption(func(d *Dialer) {
 		network, ok := addressFamilies[strings.ToLower(family)]
 		if !ok {
 			d.optionErr = fmt.Errorf("sshdial: WithAddressFamily(%q): want any, inet or inet6", family)
 			return
 		}
 		d.connectOpts().network = network
-	}
+	})
 }
 
 // WithPool lets Connect's Dialer use up to n SSH connections to the
 // server, spreading Conns over them, least loaded first (see NewPool): one
 // SSH connection is bound to one core on each side, so parallel transfers
 // gain from several.
-func WithPool(n int) Option {
-	return func(d *Dialer) {
+func WithPool(n int) ConnectOption {
+	return connectOption(func(d *Dialer) {
 		if n < 1 {
 			d.optionErr = fmt.Errorf("sshdial: WithPool(%d): want 1 or more", n)
 			return
 		}
 		d.connectOpts().poolSize = n
-	}
+	})
 }
 
 // WithPassphrase gives Connect a way to decrypt encrypted private keys:
 // passphrase is called with the key file's path, only when the server would
 // accept that key. Without it, encrypted keys are skipped.
-func WithPassphrase(passphrase func(file string) ([]byte, error)) Option {
-	return func(d *Dialer) { d.connectOpts().passphrase = passphrase }
+func WithPassphrase(passphrase func(file string) ([]byte, error)) ConnectOption {
+	return connectOption(func(d *Dialer) { d.connectOpts().passphrase = passphrase })
 }
 
 // WithPassword lets Connect log in to the destination with a password,
 // after the keys and keyboard-interactive; password is called when the
 // server asks, and again after a refused password, up to
 // NumberOfPasswordPrompts times (default 3).
-func WithPassword(password func() (string, error)) Option {
-	return func(d *Dialer) { d.connectOpts().password = password }
+func WithPassword(password func() (string, error)) ConnectOption {
+	return connectOption(func(d *Dialer) { d.connectOpts().password = password })
 }
 
 // WithKeyboardInteractive lets Connect answer keyboard-interactive
@@ -221,33 +306,33 @@ func WithPassword(password func() (string, error)) Option {
 // logged, and the next dial tries again. answer may be called from several
 // goroutines at once (the hops of a pool). The answers are never logged or
 // put in an error.
-func WithKeyboardInteractive(answer func(ctx context.Context, c Challenge) ([]string, error)) Option {
-	return func(d *Dialer) { d.connectOpts().challenge = answer }
+func WithKeyboardInteractive(answer func(ctx context.Context, c Challenge) ([]string, error)) ConnectOption {
+	return connectOption(func(d *Dialer) { d.connectOpts().challenge = answer })
 }
 
 // WithIdentityFile makes Connect offer the keys in these files (and their
 // -cert.pub certificates) before those the config file names.
-func WithIdentityFile(paths ...string) Option {
-	return func(d *Dialer) {
+func WithIdentityFile(paths ...string) ConnectOption {
+	return connectOption(func(d *Dialer) {
 		cs := d.connectOpts()
 		cs.identities = append(cs.identities, paths...)
-	}
+	})
 }
 
 // WithKnownHostsFile makes Connect check host keys against these files
 // instead of UserKnownHostsFile (~/.ssh/known_hosts); with accept-new, new
 // keys go to the first.
-func WithKnownHostsFile(paths ...string) Option {
-	return func(d *Dialer) {
+func WithKnownHostsFile(paths ...string) ConnectOption {
+	return connectOption(func(d *Dialer) {
 		cs := d.connectOpts()
 		cs.knownHosts = append(cs.knownHosts, paths...)
-	}
+	})
 }
 
 // WithAgentSocket makes Connect ask the ssh-agent at path for keys instead
 // of $SSH_AUTH_SOCK's; "none" uses no agent.
-func WithAgentSocket(path string) Option {
-	return func(d *Dialer) { d.connectOpts().agentSocket = &path }
+func WithAgentSocket(path string) ConnectOption {
+	return connectOption(func(d *Dialer) { d.connectOpts().agentSocket = &path })
 }
 
 // WithStrictHostKeyChecking sets how Connect treats unknown host keys, as
@@ -256,34 +341,34 @@ func WithAgentSocket(path string) Option {
 // a warning logged, and accepts an unknown key even when it cannot be
 // recorded. A changed or revoked key is refused whatever the mode (ssh(1)
 // with "no" would go on with forwarding disabled).
-func WithStrictHostKeyChecking(mode string) Option {
-	return func(d *Dialer) {
+func WithStrictHostKeyChecking(mode string) ConnectOption {
+	return connectOption(func(d *Dialer) {
 		switch mode {
 		case "yes", "accept-new", "no":
 			d.connectOpts().strict = mode
 		default:
 			d.optionErr = fmt.Errorf("sshdial: WithStrictHostKeyChecking(%q): want yes, accept-new or no", mode)
 		}
-	}
+	})
 }
 
 // WithConnectTimeout bounds each connection Connect's Dialer makes, the
 // first included, as ConnectTimeout does (the first is bounded by Connect's
 // context too); it replaces ConnectTimeout from the config file and the
 // default of 30 seconds.
-func WithConnectTimeout(timeout time.Duration) Option {
-	return func(d *Dialer) {
+func WithConnectTimeout(timeout time.Duration) ConnectOption {
+	return connectOption(func(d *Dialer) {
 		if timeout <= 0 {
 			d.optionErr = errors.New("sshdial: WithConnectTimeout: want a positive duration")
 			return
 		}
 		d.connectOpts().timeout = timeout
-	}
+	})
 }
 
 // withForward makes Connect reach the first hop through forward.
-func withForward(forward proxy.Dialer) Option {
-	return func(d *Dialer) { d.connectOpts().forward = forward }
+func withForward(forward proxy.Dialer) ConnectOption {
+	return connectOption(func(d *Dialer) { d.connectOpts().forward = forward })
 }
 
 const (
@@ -293,7 +378,7 @@ const (
 
 // newConnectDialer resolves destination and the hops before it, and
 // returns a Dialer that connects to them on demand.
-func newConnectDialer(destination string, opts []Option) (*Dialer, error) {
+func newConnectDialer(destination string, opts []ConnectOption) (*Dialer, error) {
 	d := newDialer(opts)
 	if d.optionErr != nil {
 		return nil, d.optionErr
@@ -327,6 +412,9 @@ func newConnectDialer(destination string, opts []Option) (*Dialer, error) {
 	}
 	hops, err := hopChain(resolve, destination, cs.jumps, own, 0)
 	if err != nil {
+		return nil, err
+	}
+	if err := cs.checkClientConfig(len(hops) > 1); err != nil {
 		return nil, err
 	}
 	dest := hops[len(hops)-1]
@@ -366,6 +454,43 @@ func newConnectDialer(destination string, opts []Option) (*Dialer, error) {
 		return d.connectHops(ctx, hops, home)
 	}
 	return d, nil
+}
+
+// checkClientConfig reports the options that WithClientConfig would
+// silently replace: those of the destination only, and with no jump host
+// (jumps false) those of every hop.
+func (cs *connectSettings) checkClientConfig(jumps bool) error {
+	if cs.clientConfig == nil {
+		return nil
+	}
+	var given []string
+	if cs.password != nil {
+		given = append(given, "WithPassword")
+	}
+	if cs.user != "" && cs.clientConfig.User != "" {
+		given = append(given, "WithUser")
+	}
+	if !jumps {
+		for _, o := range []struct {
+			name string
+			set  bool
+		}{
+			{"WithIdentityFile", len(cs.identities) > 0},
+			{"WithKnownHostsFile", len(cs.knownHosts) > 0},
+			{"WithAgentSocket", cs.agentSocket != nil},
+			{"WithPassphrase", cs.passphrase != nil},
+			{"WithKeyboardInteractive", cs.challenge != nil},
+			{"WithStrictHostKeyChecking", cs.strict != ""},
+		} {
+			if o.set {
+				given = append(given, o.name)
+			}
+		}
+	}
+	if len(given) == 0 {
+		return nil
+	}
+	return fmt.Errorf("sshdial: WithClientConfig replaces what %s would set for the destination: set it in the ssh.ClientConfig instead", strings.Join(given, ", "))
 }
 
 // maxHops bounds a chain of jump hosts, which a ProxyJump loop would make

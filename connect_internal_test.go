@@ -73,14 +73,14 @@ func TestConnectTimeoutDefault(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		dest string
-		opts []Option
+		opts []ConnectOption
 		want time.Duration
 	}{
 		{"u@fast", nil, 30 * time.Second},
 		{"u@slow", nil, 7 * time.Second},
-		{"u@slow", []Option{WithConnectTimeout(2 * time.Second)}, 2 * time.Second},
+		{"u@slow", []ConnectOption{WithConnectTimeout(2 * time.Second)}, 2 * time.Second},
 	} {
-		d, err := newConnectDialer(tc.dest, append([]Option{WithConfigFile(config)}, tc.opts...))
+		d, err := newConnectDialer(tc.dest, append([]ConnectOption{WithConfigFile(config)}, tc.opts...))
 		if err != nil {
 			t.Fatal(err)
 		}

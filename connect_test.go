@@ -77,7 +77,7 @@ func homeFor(t *testing.T, srv *opensshd.Server) *home {
 
 // connectTo connects to srv as user@host:port with Connect, from the files
 // of the current HOME; the Dialer is closed when the test ends.
-func connectTo(t *testing.T, srv *opensshd.Server, opts ...sshdial.Option) *sshdial.Dialer {
+func connectTo(t *testing.T, srv *opensshd.Server, opts ...sshdial.ConnectOption) *sshdial.Dialer {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	d, err := sshdial.Connect(ctx, fmt.Sprintf("%s@%s", srv.User, srv.Addr), opts...)

@@ -64,7 +64,7 @@ func WithControlPath(path string) Option { return WithControl(path, ControlFallb
 // option is ignored with a log event and the Dialer uses its own SSH
 // connection, or fails its dials under ControlRequired.
 func WithControl(path string, policy ControlPolicy) Option {
-	return func(d *Dialer) {
+	return option(func(d *Dialer) {
 		if policy != ControlFallback && policy != ControlRequired {
 			d.optionErr = fmt.Errorf("sshdial: WithControl: unknown policy %d", policy)
 			return
@@ -73,7 +73,7 @@ func WithControl(path string, policy ControlPolicy) Option {
 			path = "" // off, and set: the config's ControlPath is not used
 		}
 		d.control = &controlState{path: path, policy: policy, conns: map[*Conn]struct{}{}}
-	}
+	})
 }
 
 // controlFromConfig is the hook for ssh_config's ControlPath (already
@@ -86,7 +86,7 @@ func (d *Dialer) controlFromConfig(controlPath, controlMaster string) {
 		return
 	}
 	_ = controlMaster
-	WithControlPath(controlPath)(d)
+	WithControlPath(controlPath).apply(d)
 }
 
 // masterProbeTimeout bounds the look for a master (hello and alive check).

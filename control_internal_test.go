@@ -5,7 +5,7 @@ import "testing"
 // controlFromConfig, the hook for ssh_config's ControlPath, gives way to
 // WithControlPath and WithControl, "none" included.
 func TestControlFromConfig(t *testing.T) {
-	d := newDialer(nil)
+	d := newDialer[Option](nil)
 	d.controlFromConfig("/tmp/cm", "auto")
 	if d.control == nil || d.control.path != "/tmp/cm" || d.control.policy != ControlFallback {
 		t.Fatalf("config's ControlPath not used: %+v", d.control)
@@ -20,7 +20,7 @@ func TestControlFromConfig(t *testing.T) {
 	if d.control.path != "/tmp/mine" || d.control.policy != ControlRequired {
 		t.Fatalf("WithControl overridden by the config: %+v", d.control)
 	}
-	d = newDialer(nil)
+	d = newDialer[Option](nil)
 	d.controlFromConfig("none", "auto")
 	if d.control != nil && d.control.path != "" {
 		t.Fatalf("ControlPath none: %+v", d.control)

@@ -71,8 +71,32 @@ var (
 	_ proxy.Dialer        = (*Dialer)(nil)
 )
 
-// An Option configures a Dialer.
-type Option func(*Dialer)
+// An Option configures a Dialer however it is made: New, NewPool and
+// Connect take it. Every Option is also a ConnectOption.
+type Option interface {
+	ConnectOption
+	dialerOption()
+}
+
+// A ConnectOption configures how Connect makes and checks SSH connections
+// (config files, authentication, host keys, jump hosts, pool size); DialClient
+// and ResolveConfig take the ones that apply to them. New and NewPool take
+// none: the caller makes their connections, so passing one there does not
+// compile.
+type ConnectOption interface {
+	apply(d *Dialer)
+}
+
+// option is an Option: it sets up any Dialer.
+type option func(*Dialer)
+
+func (o option) apply(d *Dialer) { o(d) }
+func (option) dialerOption()     {}
+
+// connectOption is a ConnectOption only.
+type connectOption func(*Dialer)
+
+func (o connectOption) apply(d *Dialer) { o(d) }
 
 // WithOriginator sets the originator address sent with each TCP channel
 // request: the address the connection is said to come from, which the SSH
@@ -80,13 +104,13 @@ type Option func(*Dialer)
 // forwards; without this option the Dialer sends 0.0.0.0:0. The originator is
 // also what the connections' LocalAddr returns.
 func WithOriginator(addr netip.AddrPort) Option {
-	return func(d *Dialer) {
+	return option(func(d *Dialer) {
 		if !addr.IsValid() {
 			d.optionErr = errors.New("sshdial: WithOriginator: invalid address")
 			return
 		}
 		d.originator = net.TCPAddrFromAddrPort(addr)
-	}
+	})
 }
 
 // WithLogger makes the Dialer log what happens to its SSH connections
@@ -94,11 +118,11 @@ func WithOriginator(addr netip.AddrPort) Option {
 // missed, reconnects and their delay, Close) to logger. No secret is ever
 // logged. Without it, nothing is logged.
 func WithLogger(logger *slog.Logger) Option {
-	return func(d *Dialer) {
+	return option(func(d *Dialer) {
 		if logger != nil {
 			d.logger = logger
 		}
-	}
+	})
 }
 
 // New returns a Dialer that opens its connections through client. The caller
@@ -106,7 +130,6 @@ func WithLogger(logger *slog.Logger) Option {
 // through it, not client.
 func New(client *ssh.Client, opts ...Option) *Dialer {
 	d := newDialer(opts)
-	d.rejectConnectOptions("New")
 	if client != nil && client.Conn != nil {
 		d.fixed = d.newSSHConn(client, nil)
 	}
@@ -114,25 +137,17 @@ func New(client *ssh.Client, opts ...Option) *Dialer {
 }
 
 // newDialer makes a Dialer with opts applied and no SSH connection yet.
-func newDialer(opts []Option) *Dialer {
+func newDialer[O ConnectOption](opts []O) *Dialer {
 	d := &Dialer{logger: discardLogger}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	for _, opt := range opts {
-		if opt == nil {
-			d.optionErr = errors.New("sshdial: nil Option")
+		if ConnectOption(opt) == nil {
+			d.optionErr = errors.New("sshdial: nil option")
 			continue
 		}
-		opt(d)
+		opt.apply(d)
 	}
 	return d
-}
-
-// rejectConnectOptions makes the Dialer's dials fail when options that
-// only Connect understands were given to the constructor named by.
-func (d *Dialer) rejectConnectOptions(by string) {
-	if d.connect != nil && d.optionErr == nil {
-		d.optionErr = fmt.Errorf("sshdial: %s: options for making SSH connections (WithPool, WithConfigFile, WithJump, ...) work with Connect only", by)
-	}
 }
 
 var discardLogger = slog.New(slog.DiscardHandler)

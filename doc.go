@@ -5,7 +5,57 @@
 // the SSH server connects to the target and relays the bytes. Its
 // DialContext has the signature every dial hook takes (net/http's
 // Transport, database drivers, gRPC, golang.org/x/net/proxy), and the
-// *Conn it returns behaves like a *net.TCPConn:
+// connections it returns behave like TCP connections.
+//
+// # Connect: as ssh would
+//
+// Most programs start with Connect, which connects to a destination as
+// `ssh -N destination` would: it reads ~/.ssh/config and
+// /etc/ssh/ssh_config (Host and Match blocks, Include, ProxyJump,
+// ProxyCommand, IdentityFile, ControlPath, ...), asks ssh-agent and the
+// identity files for keys, and checks the server's host key against
+// known_hosts, refusing an unknown or changed key unless
+// StrictHostKeyChecking says otherwise:
+//
+//	d, err := sshdial.Connect(ctx, "bastion") // a Host of ~/.ssh/config, or user@host:port
+//	if err != nil { ... }
+//	defer d.Close()
+//	client := &http.Client{Transport: d.HTTPTransport()}
+//
+// The Dialer Connect returns owns its SSH connection: it sends keepalives
+// (ServerAliveInterval, 15 seconds by default), makes the connection again
+// after it is lost, and closes it on Close. With a ControlPath where an
+// OpenSSH master (`ssh -M`) answers, its dials go through that master
+// instead, with no login of their own. ConnectOptions (WithJump,
+// WithIdentityFile, WithPool, WithUser, ...) change what the config files
+// say; ResolveConfig shows what Connect would use, as `ssh -G` does.
+//
+// DialClient makes the SSH connection the same way and returns the
+// *ssh.Client itself, for sessions, SFTP, or anything else a Dialer does
+// not do.
+//
+// # New: with an SSH client of your own
+//
+// New makes a Dialer over an *ssh.Client the caller made and keeps: the
+// Dialer never closes it, and closing it ends every connection dialed
+// through it. NewPool spreads the connections over several SSH connections
+// made by a function the caller gives, which it owns: one SSH connection is
+// limited to what one core on each side encrypts, so parallel transfers go
+// faster over several. New and NewPool take Options (WithLogger,
+// WithKeepalive, WithOriginator, WithControlPath), which Connect takes
+// too; a ConnectOption given to them does not compile.
+//
+// # Listen: the other direction
+//
+// Dialer.Listen asks the SSH server to listen, as `ssh -R` does, and
+// returns a net.Listener whose Accept returns the connections made to the
+// server's port (or Unix socket). A Dialer made by Connect asks again
+// after a reconnect.
+//
+// # The Conn contract
+//
+// Dialed and accepted connections are *Conn values, which behave like a
+// *net.TCPConn:
 //
 //   - Read and write deadlines work, including a deadline set while a call is
 //     blocked, a deadline moved after it fired, and one already past. A
@@ -24,31 +74,9 @@
 // Set*Deadline methods fail, its addresses are 0.0.0.0:0 and its Close does
 // not wake a Read blocked on a stalled server.
 //
-// # Names are resolved by the SSH server
-//
-// The host in a dialed address is sent to the SSH server as it is, and the
-// server resolves it. That is how names that exist only behind the server
-// (db.internal, a Kubernetes service) work. A port may be a number or a
-// service name known to this machine.
-//
-// # Ownership
-//
-// A Dialer does not own its *ssh.Client: the caller closes it, and closing it
-// ends every connection dialed through it. Each Conn is owned by whoever
-// dialed it and must be closed. A context given to DialContext bounds the
-// dial only, never the life of the connection.
-//
-// A Pool owns several SSH connections to one server, made by a function the
-// caller gives, and spreads connections over them: one SSH connection is
-// limited to what one core on each side encrypts, so parallel transfers go
-// faster over several.
-//
-// # Errors
-//
-// Dial errors are *net.OpError values with Op "dial" that name the target.
-// When the SSH server refuses, the error holds an *OpenError with the
-// server's own message, and errors.Is matches it against ErrProhibited,
-// ErrTargetUnreachable, ErrUnknownChannelType or ErrResourceShortage.
+// Each Conn is owned by whoever dialed or accepted it and must be closed;
+// a Dialer's Close closes all of them. A context given to DialContext bounds
+// the dial only, never the life of the connection.
 //
 // # How a connection ends
 //
@@ -57,17 +85,35 @@
 // SSH connection is lost instead (the server dies, the network drops it),
 // Read and Write return errors wrapping ErrSSHConnectionLost, which wraps
 // syscall.ECONNRESET, so a download cut short never looks complete; after
-// the caller closed the SSH client, they wrap ErrSSHConnectionClosed. x/crypto
-// reports both ends as io.EOF; telling them apart costs one round trip to
-// the server when a channel's data ends.
+// the caller closed the SSH client, they wrap ErrSSHConnectionClosed, and
+// after the Dialer's Close, ErrDialerClosed. x/crypto reports all of these
+// as io.EOF; telling them apart costs one round trip to the server when a
+// channel's data ends.
 //
-// # A server that stops answering
+// Deadlines and Close work even when the SSH server stalls. For clients
+// that set no deadlines, keepalives (on by default with Connect,
+// WithKeepalive otherwise) fail the connections, and the dials in flight,
+// with ErrServerNotResponding when the server stops answering, as TCP
+// keepalives do for a plain connection.
 //
-// Deadlines and Close work even when the SSH server stalls. For clients that
-// set no deadlines, WithKeepalive makes a Dialer check that the server
-// answers and fail its connections, and the dials in flight, with
-// ErrServerNotResponding when it does not, as TCP keepalives do for a plain
-// connection.
+// # Names are resolved by the SSH server
+//
+// The host in a dialed address is sent to the SSH server as it is, and the
+// server resolves it. That is how names that exist only behind the server
+// (db.internal, a Kubernetes service) work. A port may be a number or a
+// service name known to this machine.
+//
+// # Errors
+//
+// The sentinel errors (the block that starts with ErrNilDialer) and the
+// error types OpenError and HostKeyError are listed together; each
+// sentinel has one meaning and says which side failed:
+// the target (ErrTargetUnreachable), the SSH connection
+// (ErrSSHConnectionLost), the server's policy (ErrProhibited), the host
+// key (ErrHostKeyUnknown, ErrHostKeyChanged) or the login (ErrAuthFailed).
+// Dial errors are *net.OpError values with Op "dial" that name the
+// target; when the SSH server refuses, the error holds an *OpenError with
+// the server's own message. No error or log line holds a secret.
 //
 // # Testing
 //

@@ -48,3 +48,23 @@ func ExampleConnect() {
 	// hello from behind the server
 	// SSH connections: 1
 }
+
+// DialClient makes the SSH connection as Connect would and hands over the
+// *ssh.Client, for sessions or SFTP; here sshtest stands in for the server
+// (it runs no commands), so the example only shows who logged in.
+func ExampleDialClient() {
+	srv := sshtest.NewServer()
+	defer srv.Close()
+
+	client, err := sshdial.DialClient(context.Background(), "ssh://"+srv.Addr(),
+		sshdial.WithConfigFile(""), // read no ~/.ssh/config
+		sshdial.WithClientConfig(srv.ClientConfig()))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close() // the caller owns it: with jump hosts, this closes them too
+	// A program would go on with client.NewSession(), or sftp.NewClient(client).
+	fmt.Println("logged in as", client.User())
+	// Output: logged in as sshtest
+}

@@ -84,7 +84,7 @@ func oneCode(code string) func([][]string) bool {
 	return func(got [][]string) bool { return len(got) == 1 && len(got[0]) == 1 && got[0][0] == code }
 }
 
-func kbdConnect(t *testing.T, dest string, opts ...sshdial.Option) (*sshdial.Dialer, error) {
+func kbdConnect(t *testing.T, dest string, opts ...sshdial.ConnectOption) (*sshdial.Dialer, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -22,7 +22,7 @@ import (
 // ends. A Dialer made by Connect checks by default (see Connect);
 // WithKeepalive(0, 0) turns that off.
 func WithKeepalive(interval, timeout time.Duration) Option {
-	return func(d *Dialer) {
+	return option(func(d *Dialer) {
 		d.keepaliveSet = true
 		if interval <= 0 {
 			d.keepaliveInterval = 0
@@ -33,7 +33,7 @@ func WithKeepalive(interval, timeout time.Duration) Option {
 		}
 		d.keepaliveInterval, d.keepaliveTimeout = interval, timeout
 		d.keepaliveSet = true
-	}
+	})
 }
 
 // startKeepalive starts the check of sc, once.

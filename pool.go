@@ -82,7 +82,6 @@ func (b *backoff) succeeded() { *b = backoff{} }
 // A size below 1 or a nil dial makes every dial fail.
 func NewPool(size int, dial func(ctx context.Context) (*ssh.Client, error), opts ...Option) *Dialer {
 	d := newDialer(opts)
-	d.rejectConnectOptions("NewPool")
 	switch {
 	case size < 1:
 		d.optionErr = fmt.Errorf("sshdial: NewPool: size %d, want 1 or more", size)

@@ -91,8 +91,8 @@ func fromURL(u *url.URL, forward proxy.Dialer) (*Dialer, error) {
 
 // parseURL checks u and returns the destination and options it stands for.
 // Its errors name the URL only by its host: the rest may hold a secret.
-func parseURL(u *url.URL) (string, []Option, error) {
-	fail := func(format string, args ...any) (string, []Option, error) {
+func parseURL(u *url.URL) (string, []ConnectOption, error) {
+	fail := func(format string, args ...any) (string, []ConnectOption, error) {
 		where := "URL"
 		if u.Host != "" && u.Opaque == "" {
 			where = "URL ssh://" + u.Host
@@ -127,7 +127,7 @@ func parseURL(u *url.URL) (string, []Option, error) {
 			return fail("unknown option %q", key)
 		}
 	}
-	var opts []Option
+	var opts []ConnectOption
 	if files := splitList(query["known_hosts"]); len(files) > 0 {
 		for _, f := range files {
 			if _, err := os.Stat(f); err != nil {

@@ -15,11 +15,11 @@ import (
 // over the files', and every keyword the config files take works (see
 // ConfigKeys). They apply to the destination, not to its jump hosts (ssh
 // passes no -o to those). Host, Match and Include are refused.
-func WithConfigLines(lines ...string) Option {
-	return func(d *Dialer) {
+func WithConfigLines(lines ...string) ConnectOption {
+	return connectOption(func(d *Dialer) {
 		cs := d.connectOpts()
 		cs.configLines = append(cs.configLines, lines...)
-	}
+	})
 }
 
 // WithMatchExec says whether Connect may run the commands of "Match exec"
@@ -27,15 +27,15 @@ func WithConfigLines(lines ...string) Option {
 // command runs, and a Match line with an exec criterion, negated or not,
 // never matches: programs that must never run a command named in a config
 // file get the settings the other blocks give.
-func WithMatchExec(run bool) Option {
-	return func(d *Dialer) { d.connectOpts().noMatchExec = !run }
+func WithMatchExec(run bool) ConnectOption {
+	return connectOption(func(d *Dialer) { d.connectOpts().noMatchExec = !run })
 }
 
 // WithSystemConfigFile makes Connect read the system-wide ssh_config at path
 // after the user's, instead of /etc/ssh/ssh_config; "" reads none.
 // WithConfigFile replaces both.
-func WithSystemConfigFile(path string) Option {
-	return func(d *Dialer) { d.connectOpts().systemConfig = &path }
+func WithSystemConfigFile(path string) ConnectOption {
+	return connectOption(func(d *Dialer) { d.connectOpts().systemConfig = &path })
 }
 
 // configSource returns where cs says the config comes from.
@@ -48,6 +48,8 @@ func (cs *connectSettings) configSource(home, localUser string) *configSource {
 		lines:      cs.configLines,
 		noExec:     cs.noMatchExec,
 		ignoreProx: cs.proxyCommand != nil,
+		loginUser:  cs.user,
+		loginPort:  cs.port,
 	}
 }
 
@@ -84,14 +86,14 @@ type ResolvedConfig struct {
 // the same destination, instead of evaluating the config files again (and
 // running their Match exec commands again). Jump hosts are still
 // resolved from the files.
-func WithResolvedConfig(rc *ResolvedConfig) Option {
-	return func(d *Dialer) {
+func WithResolvedConfig(rc *ResolvedConfig) ConnectOption {
+	return connectOption(func(d *Dialer) {
 		if rc == nil || rc.c == nil {
 			d.optionErr = errors.New("sshdial: WithResolvedConfig: nil config")
 			return
 		}
 		d.connectOpts().resolved = rc
-	}
+	})
 }
 
 // destinationHop returns the hop of rc for dest, when rc was resolved for
@@ -112,7 +114,7 @@ func (cs *connectSettings) destinationHop(dest string) (*hop, bool, error) {
 // with opts (WithConfigFile, WithSystemConfigFile, WithConfigLines,
 // WithMatchExec), running Match exec commands unless WithMatchExec(false)
 // is given. It connects to nothing.
-func ResolveConfig(destination string, opts ...Option) (*ResolvedConfig, error) {
+func ResolveConfig(destination string, opts ...ConnectOption) (*ResolvedConfig, error) {
 	d := newDialer(opts)
 	defer d.cancel()
 	if d.optionErr != nil {

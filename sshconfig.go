@@ -247,6 +247,8 @@ type configSource struct {
 	lines      []string // WithConfigLines: read first, for the destination only
 	noExec     bool     // WithMatchExec(false)
 	ignoreProx bool     // WithProxyCommand: the config's ProxyCommand is not used
+	loginUser  string   // WithUser: the destination's user, over everything
+	loginPort  int      // WithPort: the destination's port, over everything
 }
 
 // options returns the reader's options for dest (user and port from the
@@ -282,6 +284,7 @@ func (src *configSource) options(destUser string, destPort int, lines bool) sshc
 	}
 	if lines {
 		o.CommandLine = src.lines
+		o.LoginUser, o.LoginPort = src.loginUser, src.loginPort
 	}
 	return o
 }

@@ -56,7 +56,7 @@ func TestServerAliveIntervalZero(t *testing.T) {
 		if err := writeFile(cfg, text); err != nil {
 			t.Fatal(err)
 		}
-		d, err := newConnectDialer("h", []Option{WithConfigFile(cfg)})
+		d, err := newConnectDialer("h", []ConnectOption{WithConfigFile(cfg)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +66,7 @@ func TestServerAliveIntervalZero(t *testing.T) {
 		d.Close()
 	}
 	// WithConfigLines reach Connect's destination.
-	d, err := newConnectDialer("h", []Option{WithConfigFile(""), WithConfigLines("ServerAliveInterval 0")})
+	d, err := newConnectDialer("h", []ConnectOption{WithConfigFile(""), WithConfigLines("ServerAliveInterval 0")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestMatchExecOffLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
-	d, err := newConnectDialer("h", []Option{WithConfigFile(cfg), WithMatchExec(false), WithLogger(slog.New(slog.NewTextHandler(&log, nil)))})
+	d, err := newConnectDialer("h", []ConnectOption{WithConfigFile(cfg), WithMatchExec(false), WithLogger(slog.New(slog.NewTextHandler(&log, nil)))})
 	if err != nil {
 		t.Fatal(err)
 	}

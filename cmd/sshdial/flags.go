@@ -25,8 +25,11 @@ func usagef(format string, args ...any) error {
 // options is a parsed command line.
 type options struct {
 	destination string
-	port        int    // -p; 0: unset
-	user        string // -l
+	port        int    // -p: the first, unless -o Port or a destination port came before it; 0: unset
+	user        string // -l: the first, unless -o User or a destination user came before it
+	userSeen    bool   // -l, -o User or a destination user@ was given: a later -l loses, as in ssh
+	portSeen    bool   // -p, -o Port or a destination port was given: a later -p loses
+	login       string // user@host for the password prompt (see configure)
 	configFile  *string
 	// configLines are -o, -i and -J as ssh_config lines, in command-line
 	// order: read before the config files, so they win, as in ssh.
@@ -52,7 +55,6 @@ type options struct {
 	stdio           *endpoint     // -W host:port
 	dynamic, httpPx []forwardSpec // listen only
 
-	oSeen map[string]bool // the -o keys given, lowercase: the first of each wins
 }
 
 // endpoint is one end of a forward: a TCP host:port or a unix socket path.
@@ -119,6 +121,11 @@ func parseArgs(args []string) (*options, error) {
 			}
 			continue
 		case len(a) < 2 || a[0] != '-':
+			if len(positional) == 0 {
+				u, p := destinationParts(a)
+				o.userSeen = o.userSeen || u
+				o.portSeen = o.portSeen || p
+			}
 			positional = append(positional, a)
 			continue
 		}
@@ -155,11 +162,10 @@ func parseArgs(args []string) (*options, error) {
 	default:
 		return nil, usagef("unexpected arguments after the destination %q: %q; sshdial runs no remote command, it only forwards (as ssh -N)", positional[0], strings.Join(positional[1:], " "))
 	}
-	dest, err := foldDestination(positional[0], o.user, o.port)
-	if err != nil {
-		return nil, err
+	if dest := positional[0]; dest == "" || strings.HasPrefix(dest, "-") {
+		return nil, usagef("bad destination %q", dest)
 	}
-	o.destination = dest
+	o.destination = positional[0]
 	if err := o.checkConfigLines(); err != nil {
 		return nil, err
 	}
@@ -249,14 +255,24 @@ func (o *options) shortValue(c byte, val string) error {
 		if val == "" {
 			return usagef("-l: empty user name")
 		}
-		o.user = val
+		if !o.userSeen {
+			o.user, o.userSeen = val, true
+		}
 	case 'p':
 		p, err := parsePort(val, false)
 		if err != nil {
 			return usagef("-p %q: %v", val, err)
 		}
-		o.port = p
+		if !o.portSeen {
+			o.port, o.portSeen = p, true
+		}
 	case 'o':
+		switch configKeyword(val) {
+		case "user":
+			o.userSeen = true
+		case "port":
+			o.portSeen = true
+		}
 		o.configLines = append(o.configLines, val)
 		return nil
 	case 'W':
@@ -489,42 +505,29 @@ func parseForward(flag, s string) (forwardSpec, error) {
 	return f, nil
 }
 
-// foldDestination adds -l's user and -p's port to destination, as ssh does:
-// a user or port in the destination itself wins.
-func foldDestination(dest, user string, port int) (string, error) {
-	if dest == "" || strings.HasPrefix(dest, "-") {
-		return "", usagef("bad destination %q", dest)
-	}
-	if user == "" && port == 0 {
-		return dest, nil
-	}
-	if len(dest) >= 6 && strings.EqualFold(dest[:6], "ssh://") {
-		u, err := url.Parse(dest)
+// destinationParts reports whether destination names a user (user@) and
+// a port (ssh://host:port, or host:port, which sshdial also takes).
+func destinationParts(destination string) (user, port bool) {
+	if len(destination) >= 6 && strings.EqualFold(destination[:6], "ssh://") {
+		u, err := url.Parse(destination)
 		if err != nil {
-			return "", usagef("bad destination: not a valid ssh:// URL")
+			return false, false
 		}
-		if u.User == nil && user != "" {
-			u.User = url.User(user)
-		}
-		if u.Port() == "" && port != 0 {
-			u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(port))
-		}
-		return u.String(), nil
+		return u.User != nil, u.Port() != ""
 	}
-	rest := dest
-	destUser := ""
-	if i := strings.LastIndexByte(dest, '@'); i >= 0 {
-		destUser, rest = dest[:i+1], dest[i+1:]
+	rest := destination
+	if i := strings.LastIndexByte(destination, '@'); i >= 0 {
+		user, rest = true, destination[i+1:]
 	}
-	if destUser == "" && user != "" {
-		destUser = user + "@"
+	_, _, err := net.SplitHostPort(rest)
+	return user, err == nil
+}
+
+// configKeyword returns the keyword of a config line, lowercase.
+func configKeyword(line string) string {
+	line = strings.TrimLeft(line, " \t")
+	if i := strings.IndexAny(line, " \t="); i >= 0 {
+		line = line[:i]
 	}
-	if port != 0 {
-		if _, _, err := net.SplitHostPort(rest); err != nil {
-			// No port in the destination yet.
-			h := strings.TrimSuffix(strings.TrimPrefix(rest, "["), "]")
-			rest = net.JoinHostPort(h, strconv.Itoa(port))
-		}
-	}
-	return destUser + rest, nil
+	return strings.ToLower(line)
 }

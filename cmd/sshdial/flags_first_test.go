@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"reflect"
 	"strings"
@@ -73,4 +74,47 @@ func gLine(t *testing.T, args []string, key string) string {
 		}
 	}
 	return ""
+}
+
+// TestLoginFlagsAgainstSSH: which of -l, -o User and the destination's
+// user@ names the user, and of -p, -o Port and its port the port, is
+// ssh's answer: the first given. ssh -G is the oracle.
+func TestLoginFlagsAgainstSSH(t *testing.T) {
+	sshPath, err := exec.LookPath("ssh")
+	if err != nil {
+		if os.Getenv("SSHDIAL_REQUIRE_SSHD") != "" {
+			t.Fatal("no ssh, and SSHDIAL_REQUIRE_SSHD is set")
+		}
+		t.Skip("no ssh")
+	}
+	for _, args := range [][]string{
+		{"-l", "lflag", "d@h"},
+		{"-l", "lflag", "-l", "second", "h"},
+		{"-o", "User=oline", "-l", "lflag", "d@h"},
+		{"-l", "lflag", "-o", "User=oline", "h"},
+		{"-o", "User=oline", "d@h"},
+		{"d@h", "-l", "lflag"},
+		{"h", "-l", "lflag"},
+		{"-p", "2201", "ssh://d@h:2202"},
+		{"-p", "2201", "-p", "2203", "h"},
+		{"-o", "Port=2204", "-p", "2201", "h"},
+		{"-p", "2201", "-o", "Port 2204", "h"},
+		{"ssh://h:2202", "-p", "2201"},
+		{"-l", "me@corp.example", "-p", "2201", "h"},
+	} {
+		out, err := exec.Command(sshPath, append([]string{"-G", "-F", "/dev/null"}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("ssh -G %q: %v", args, err)
+		}
+		var stdout, stderr strings.Builder
+		if code := run(context.Background(), append([]string{"-G", "-F", "/dev/null"}, args...), &stdout, &stderr); code != 0 {
+			t.Fatalf("sshdial -G %q: exit %d: %s", args, code, stderr.String())
+		}
+		want, got := gLines(string(out)), gLines(stdout.String())
+		for _, k := range []string{"user", "port", "hostname"} {
+			if !reflect.DeepEqual(got[k], want[k]) {
+				t.Errorf("%q: %s %q, ssh -G says %q", args, k, got[k], want[k])
+			}
+		}
+	}
 }

@@ -15,7 +15,7 @@ func TestParseArgs(t *testing.T) {
 		// What bench/ runs.
 		{[]string{"-N", "-L", "9000:127.0.0.1:80", "-D", "1080", "-i", "KEY", "-o", "UserKnownHostsFile=KH", "-o", "StrictHostKeyChecking=yes", "-p", "2222", "me@127.0.0.1"},
 			func(o *options) bool {
-				return o.destination == "me@127.0.0.1:2222" && len(o.local) == 1 && o.local[0].listen.port == 9000 &&
+				return o.destination == "me@127.0.0.1" && o.port == 2222 && len(o.local) == 1 && o.local[0].listen.port == 9000 &&
 					o.local[0].target == endpoint{host: "127.0.0.1", port: 80} && o.dynamic[0].listen.port == 1080 &&
 					reflect.DeepEqual(o.configLines, []string{`IdentityFile "KEY"`, "UserKnownHostsFile=KH", "StrictHostKeyChecking=yes"})
 			}},
@@ -47,11 +47,14 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"-o", "ServerAliveInterval 5", "-oServerAliveCountMax=2", "-o", "connecttimeout = 7", "-o", "ExitOnForwardFailure=no", "-D1", "h"}, func(o *options) bool {
 			return reflect.DeepEqual(o.configLines, []string{"ServerAliveInterval 5", "ServerAliveCountMax=2", "connecttimeout = 7", "ExitOnForwardFailure=no"})
 		}},
-		// -l and -p fold into the destination; the destination's own win.
-		{[]string{"-l", "u", "-p", "2", "-D1", "host"}, func(o *options) bool { return o.destination == "u@host:2" }},
-		{[]string{"-l", "u", "-p", "2", "-D1", "v@host:3"}, func(o *options) bool { return o.destination == "v@host:3" }},
-		{[]string{"-p", "2", "-D1", "::1"}, func(o *options) bool { return o.destination == "[::1]:2" }},
-		{[]string{"-l", "u", "-D1", "ssh://host"}, func(o *options) bool { return o.destination == "ssh://u@host" }},
+		// -l and -p leave the destination as typed (TestLoginFlagsAgainstSSH
+		// checks which wins); the first of each counts.
+		{[]string{"-l", "u", "-p", "2", "-D1", "host"}, func(o *options) bool { return o.destination == "host" && o.user == "u" && o.port == 2 }},
+		{[]string{"-l", "u", "-l", "w", "-p", "2", "-p", "3", "-D1", "v@host:3"}, func(o *options) bool {
+			return o.destination == "v@host:3" && o.user == "u" && o.port == 2
+		}},
+		{[]string{"-o", "User=x", "-l", "u", "-o", "port 4", "-p", "2", "-D1", "h"}, func(o *options) bool { return o.user == "" && o.port == 0 }},
+		{[]string{"-D1", "v@ssh", "-l", "u"}, func(o *options) bool { return o.user == "" }},
 		{[]string{"-J", "a,b@c:2", "-D1", "h"}, func(o *options) bool { return reflect.DeepEqual(o.configLines, []string{"ProxyJump a,b@c:2"}) }},
 		{[]string{"-G", "h"}, func(o *options) bool { return o.dump && o.destination == "h" }},
 		{[]string{"-D1", "--", "h"}, func(o *options) bool { return o.destination == "h" }},

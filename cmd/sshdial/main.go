@@ -1,11 +1,3 @@
-// Command sshdial keeps SSH tunnels up: local (-L), remote (-R) and
-// dynamic (-D, SOCKS4/5) forwards and an HTTP CONNECT proxy, with OpenSSH's
-// command-line syntax, ~/.ssh/config, known_hosts, ssh-agent and identity
-// files, on sshdial's Connect and Listen: keepalives, reconnects, and
-// forwards that come back after them.
-//
-// Run `sshdial -h` for the options and exit codes, and `sshdial demo` for a
-// tour on an embedded SSH server.
 package main
 
 import (
@@ -61,7 +53,8 @@ unless a bind address is given (the server's GatewayPorts decides).
 
 Connection:
   destination        [user@]host[:port], ssh://[user@]host[:port] or a Host of ~/.ssh/config
-  -p port, -l user   as ssh; a port or user in the destination wins
+  -p port, -l user   as ssh: the first of -l, -o User and the destination's
+                     user@ wins, and the first of -p, -o Port and its :port
   -4, -6             IPv4 or IPv6 only: for the SSH server and for local
                      listeners (which then bind 127.0.0.1 or ::1)
   -i identity_file   offered before the config's IdentityFile (ssh-agent keys too);
@@ -204,7 +197,7 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 	if !o.batch {
 		if prompts = newPrompter(); prompts != nil {
 			copts = append(copts, sshdial.WithPassphrase(prompts.passphrase),
-				sshdial.WithKeyboardInteractive(prompts.challenge), sshdial.WithPassword(prompts.password(o.destination)))
+				sshdial.WithKeyboardInteractive(prompts.challenge), sshdial.WithPassword(prompts.password(o.login)))
 			defer prompts.close()
 		}
 	}
@@ -286,8 +279,8 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 
 // connectOptions maps the command line onto Connect's options: -o, -i,
 // -J, -4, -6 and -g become config lines, as in ssh.
-func connectOptions(o *options, logger *slog.Logger) []sshdial.Option {
-	var opts []sshdial.Option
+func connectOptions(o *options, logger *slog.Logger) []sshdial.ConnectOption {
+	var opts []sshdial.ConnectOption
 	if logger != nil {
 		opts = append(opts, sshdial.WithLogger(logger))
 	}
@@ -298,6 +291,12 @@ func connectOptions(o *options, logger *slog.Logger) []sshdial.Option {
 		opts = append(opts, sshdial.WithSystemConfigFile(*systemConfigFile))
 	}
 	opts = append(opts, sshdial.WithConfigLines(o.familyLines()...))
+	if o.user != "" {
+		opts = append(opts, sshdial.WithUser(o.user))
+	}
+	if o.port != 0 {
+		opts = append(opts, sshdial.WithPort(o.port))
+	}
 	if o.family != "" {
 		opts = append(opts, sshdial.WithAddressFamily(o.family)) // the jump hosts' too
 	}
@@ -314,7 +313,7 @@ var systemConfigFile *string
 // evaluation (so Match exec commands run once), and, for
 // StrictHostKeyChecking=no given with -o, turn host key checks off, as in
 // ssh (a config file's no is taken as accept-new).
-func configure(o *options, copts []sshdial.Option) ([]sshdial.Option, error) {
+func configure(o *options, copts []sshdial.ConnectOption) ([]sshdial.ConnectOption, error) {
 	rc, err := sshdial.ResolveConfig(o.destination, copts...)
 	if err != nil {
 		return nil, err
@@ -325,6 +324,7 @@ func configure(o *options, copts []sshdial.Option) ([]sshdial.Option, error) {
 		}
 		return ""
 	}
+	o.login = first("user") + "@" + first("hostname")
 	o.batch = first("batchmode") == "yes"
 	o.gatewayPorts = first("gatewayports") == "yes"
 	o.exitOnFwdFail = !rc.IsSet("exitonforwardfailure") || first("exitonforwardfailure") == "yes"
@@ -337,7 +337,7 @@ func configure(o *options, copts []sshdial.Option) ([]sshdial.Option, error) {
 	if cl, err := sshconfig.ReadCommandLine(o.familyLines()); err == nil && cl.IsSet("stricthostkeychecking") && cl.StrictHostKeyChecking == "false" {
 		o.strictNo = true
 	}
-	more := []sshdial.Option{sshdial.WithResolvedConfig(rc)}
+	more := []sshdial.ConnectOption{sshdial.WithResolvedConfig(rc)}
 	if o.strictNo {
 		more = append(more, sshdial.WithStrictHostKeyChecking("no"))
 	}

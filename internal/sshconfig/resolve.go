@@ -82,6 +82,11 @@ type Options struct {
 	// for none.
 	User string
 	Port int
+	// LoginUser and LoginPort are ssh -l's and -p's given before any -o
+	// line: taken first, they win over CommandLine, the destination and
+	// the files; "" and 0 for none.
+	LoginUser string
+	LoginPort int
 
 	// NoExec makes every Match line with an exec criterion (negated or
 	// not) fail to match, without running its command; Config.SkippedExec
@@ -220,6 +225,14 @@ func Resolve(host string, o Options) (*Config, error) {
 	r.localHost = o.LocalHostName
 	if r.localHost == "" {
 		r.localHost, _ = os.Hostname()
+	}
+	if o.LoginUser != "" {
+		u := o.LoginUser
+		r.s.user, r.userLiteral = &u, true
+	}
+	if o.LoginPort != 0 {
+		p := o.LoginPort
+		r.s.port = &p
 	}
 	for i, line := range o.CommandLine {
 		active := true
