@@ -158,7 +158,7 @@ func hostKeyCheckWith(mem *hostKeyMemory, hostname string, port int, files []str
 	// ssh(1) looks host names up in lowercase, and matches known_hosts
 	// patterns without regard to case (see lowerHostPatterns): in ASCII
 	// only, as tolower(3) in the C locale.
-	hostname = lowerASCII(hostname)
+	hostname = sshconfig.LowerASCII(hostname)
 	c := &hostKeyChecker{
 		hostname:  hostname,
 		port:      port,
@@ -270,9 +270,25 @@ func (c *hostKeyChecker) load() error {
 		existing = append(existing, read)
 		names[read] = f
 	}
-	db, err := knownhosts.NewDB(existing...)
-	if err != nil {
-		return fmt.Errorf("sshdial: reading known_hosts: %s", restoreNames(err.Error(), names))
+	// x/crypto skips the lines it cannot parse, as ssh does, but fails a
+	// file that has no other line; ssh reads such a file as empty (an
+	// unknown marker on the only line, say), and so does this, with a
+	// warning. At most one retry per file.
+	var db *knownhosts.HostKeyDB
+	for {
+		var err error
+		if db, err = knownhosts.NewDB(existing...); err == nil {
+			break
+		}
+		i := slices.IndexFunc(existing, func(read string) bool {
+			return strings.HasPrefix(err.Error(), "knownhosts: "+read+": no valid entries")
+		})
+		if i < 0 {
+			return fmt.Errorf("sshdial: reading known_hosts: %s", restoreNames(err.Error(), names))
+		}
+		c.log.Warn("sshdial: a known_hosts file has no line that can be read; it is taken as empty, as ssh does",
+			"file", names[existing[i]], "err", restoreNames(err.Error(), names))
+		existing = slices.Delete(existing, i, i+1)
 	}
 	c.mu.Lock()
 	c.db, c.names, c.certLines = db, names, certLines
@@ -325,9 +341,6 @@ func lowerHostPatterns(data []byte) ([]byte, bool) {
 	}
 	return out, changed
 }
-
-// lowerASCII lowercases as ssh(1) does: A-Z only.
-func lowerASCII(s string) string { return sshconfig.LowerASCII(s) }
 
 func skipBlanks(line []byte, i int) int {
 	for i < len(line) && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r') {
