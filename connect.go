@@ -63,7 +63,7 @@ func Connect(ctx context.Context, destination string, opts ...ConnectOption) (*D
 	if ctx == nil {
 		return nil, errors.New("sshdial: Connect: nil context")
 	}
-	d, err := newConnectDialer(destination, opts)
+	d, err := newConnectDialer(ctx, destination, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +117,7 @@ func DialClient(ctx context.Context, destination string, opts ...ConnectOption) 
 	if len(dialerOnly) > 0 && probe.optionErr == nil {
 		return nil, fmt.Errorf("sshdial: DialClient: %s configure a Dialer, not a client", strings.Join(dialerOnly, ", "))
 	}
-	d, err := newConnectDialer(destination, opts)
+	d, err := newConnectDialer(ctx, destination, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -377,8 +377,9 @@ const (
 )
 
 // newConnectDialer resolves destination and the hops before it, and
-// returns a Dialer that connects to them on demand.
-func newConnectDialer(destination string, opts []ConnectOption) (*Dialer, error) {
+// returns a Dialer that connects to them on demand. ctx bounds the
+// resolution: Match exec commands and canonicalization lookups.
+func newConnectDialer(ctx context.Context, destination string, opts []ConnectOption) (*Dialer, error) {
 	d := newDialer(opts)
 	if d.optionErr != nil {
 		return nil, d.optionErr
@@ -391,7 +392,7 @@ func newConnectDialer(destination string, opts []ConnectOption) (*Dialer, error)
 	}
 	// With WithProxyCommand the config's ProxyCommand is not read: ssh
 	// expands only the command it runs.
-	src := cs.configSource(home, localUser)
+	src := cs.configSource(ctx, home, localUser)
 	first := true // the lines of WithConfigLines are the destination's only
 	resolve := func(d string) (*hop, error) {
 		if first {

@@ -1,6 +1,7 @@
 package sshdial
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -80,7 +81,7 @@ func TestConnectTimeoutDefault(t *testing.T) {
 		{"u@slow", nil, 7 * time.Second},
 		{"u@slow", []ConnectOption{WithConnectTimeout(2 * time.Second)}, 2 * time.Second},
 	} {
-		d, err := newConnectDialer(tc.dest, append([]ConnectOption{WithConfigFile(config)}, tc.opts...))
+		d, err := newConnectDialer(context.Background(), tc.dest, append([]ConnectOption{WithConfigFile(config)}, tc.opts...))
 		if err != nil {
 			t.Fatal(err)
 		}

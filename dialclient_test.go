@@ -238,7 +238,7 @@ func TestWithUserPortAgainstSSH(t *testing.T) {
 				want[k] = v
 			}
 		}
-		rc, err := sshdial.ResolveConfig(tc.dest, append([]sshdial.ConnectOption{sshdial.WithConfigFile(cfg)}, tc.opts...)...)
+		rc, err := sshdial.ResolveConfig(context.Background(), tc.dest, append([]sshdial.ConnectOption{sshdial.WithConfigFile(cfg)}, tc.opts...)...)
 		require.NoError(t, err, name)
 		for k, v := range want {
 			require.Equal(t, []string{v}, rc.Get(k), "%s: %s", name, k)

@@ -1,6 +1,7 @@
 package sshdial
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -76,7 +77,7 @@ func fromURL(u *url.URL, forward proxy.Dialer) (*Dialer, error) {
 			return d, nil
 		}
 	}
-	d, err := newConnectDialer(dest, opts)
+	d, err := newConnectDialer(context.Background(), dest, opts)
 	if err != nil {
 		return nil, fmt.Errorf("sshdial: URL ssh://%s: %w", u.Host, err)
 	}

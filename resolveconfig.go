@@ -1,6 +1,7 @@
 package sshdial
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -39,8 +40,9 @@ func WithSystemConfigFile(path string) ConnectOption {
 }
 
 // configSource returns where cs says the config comes from.
-func (cs *connectSettings) configSource(home, localUser string) *configSource {
+func (cs *connectSettings) configSource(ctx context.Context, home, localUser string) *configSource {
 	return &configSource{
+		ctx:        ctx,
 		file:       cs.configFile,
 		system:     cs.systemConfig,
 		home:       home,
@@ -112,9 +114,14 @@ func (cs *connectSettings) destinationHop(dest string) (*hop, bool, error) {
 
 // ResolveConfig evaluates the ssh_config for destination as Connect would
 // with opts (WithConfigFile, WithSystemConfigFile, WithConfigLines,
-// WithMatchExec), running Match exec commands unless WithMatchExec(false)
-// is given. It connects to nothing.
-func ResolveConfig(destination string, opts ...ConnectOption) (*ResolvedConfig, error) {
+// WithMatchExec, WithUser, WithPort), running Match exec commands unless
+// WithMatchExec(false) is given. ctx bounds those commands and the host
+// name lookups of CanonicalizeHostname: when it ends, they are killed and
+// the error wraps ctx's. It connects to nothing.
+func ResolveConfig(ctx context.Context, destination string, opts ...ConnectOption) (*ResolvedConfig, error) {
+	if ctx == nil {
+		return nil, errors.New("sshdial: ResolveConfig: nil context")
+	}
 	d := newDialer(opts)
 	defer d.cancel()
 	if d.optionErr != nil {
@@ -125,7 +132,7 @@ func ResolveConfig(destination string, opts ...ConnectOption) (*ResolvedConfig, 
 	if u, err := user.Current(); err == nil {
 		localUser = u.Username
 	}
-	c, err := d.connectOpts().configSource(home, localUser).resolveConfig(destination, true)
+	c, err := d.connectOpts().configSource(ctx, home, localUser).resolveConfig(destination, true)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package sshdial_test
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -36,7 +37,7 @@ func cfgGet(t *testing.T, rc *sshdial.ResolvedConfig, key string) string {
 
 func TestResolveConfigFiles(t *testing.T) {
 	_, system := resolveTestHome(t, "Host h\n  Port 1\n", "Host *\n  Port 2\n  User sysuser\n")
-	rc, err := sshdial.ResolveConfig("h", sshdial.WithSystemConfigFile(system))
+	rc, err := sshdial.ResolveConfig(context.Background(), "h", sshdial.WithSystemConfigFile(system))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,25 +50,25 @@ func TestResolveConfigFiles(t *testing.T) {
 	if err := os.WriteFile(other, []byte("User fromf\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	rc, err = sshdial.ResolveConfig("h", sshdial.WithSystemConfigFile(system), sshdial.WithConfigFile(other))
+	rc, err = sshdial.ResolveConfig(context.Background(), "h", sshdial.WithSystemConfigFile(system), sshdial.WithConfigFile(other))
 	if err != nil || cfgGet(t, rc, "port") != "22" || cfgGet(t, rc, "user") != "fromf" {
 		t.Errorf("WithConfigFile: %v %v", rc, err)
 	}
 	for _, none := range []string{"", "none"} {
-		rc, err = sshdial.ResolveConfig("h", sshdial.WithSystemConfigFile(system), sshdial.WithConfigFile(none))
+		rc, err = sshdial.ResolveConfig(context.Background(), "h", sshdial.WithSystemConfigFile(system), sshdial.WithConfigFile(none))
 		if err != nil || cfgGet(t, rc, "port") != "22" {
 			t.Errorf("WithConfigFile(%q): %v %v", none, rc, err)
 		}
 	}
-	if _, err := sshdial.ResolveConfig("h", sshdial.WithConfigFile(filepath.Join(t.TempDir(), "missing"))); err == nil {
+	if _, err := sshdial.ResolveConfig(context.Background(), "h", sshdial.WithConfigFile(filepath.Join(t.TempDir(), "missing"))); err == nil {
 		t.Error("a missing WithConfigFile: no error")
 	}
 	// The lines of WithConfigLines come first; destination user and port next.
-	rc, err = sshdial.ResolveConfig("bob@h:7", sshdial.WithSystemConfigFile(system), sshdial.WithConfigLines("Port=9", "IdentityFile ~/k"))
+	rc, err = sshdial.ResolveConfig(context.Background(), "bob@h:7", sshdial.WithSystemConfigFile(system), sshdial.WithConfigLines("Port=9", "IdentityFile ~/k"))
 	if err != nil || cfgGet(t, rc, "port") != "9" || cfgGet(t, rc, "user") != "bob" || cfgGet(t, rc, "identityfile") != "~/k" {
 		t.Errorf("WithConfigLines: %v %v", rc, err)
 	}
-	if _, err := sshdial.ResolveConfig("h", sshdial.WithConfigLines("Match all")); err == nil {
+	if _, err := sshdial.ResolveConfig(context.Background(), "h", sshdial.WithConfigLines("Match all")); err == nil {
 		t.Error("WithConfigLines(Match all): no error")
 	}
 	var b bytes.Buffer
@@ -81,7 +82,7 @@ func TestResolveConfigMatchExec(t *testing.T) {
 	flag := filepath.Join(dir, "ran")
 	resolveTestHome(t, "Match exec \"touch "+flag+"\"\n  Port 1\nMatch !exec \"true\"\n  Port 2\nHost *\n  Port 3\n", "")
 	t.Setenv("SHELL", "/bin/sh")
-	rc, err := sshdial.ResolveConfig("h", sshdial.WithSystemConfigFile(""), sshdial.WithMatchExec(false))
+	rc, err := sshdial.ResolveConfig(context.Background(), "h", sshdial.WithSystemConfigFile(""), sshdial.WithMatchExec(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestResolveConfigMatchExec(t *testing.T) {
 	if cfgGet(t, rc, "port") != "3" || len(rc.SkippedExec()) != 2 {
 		t.Errorf("WithMatchExec(false): port %q skipped %q; want 3 and two lines", rc.Get("port"), rc.SkippedExec())
 	}
-	rc, err = sshdial.ResolveConfig("h", sshdial.WithSystemConfigFile(""))
+	rc, err = sshdial.ResolveConfig(context.Background(), "h", sshdial.WithSystemConfigFile(""))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package sshdial
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -240,15 +241,16 @@ var systemConfigPath = "/etc/ssh/ssh_config"
 // configSource says which config Connect reads and how: what its options
 // set, and the local user.
 type configSource struct {
-	file       *string  // WithConfigFile: the only file ("" or "none": no file); nil: the user's and the system's
-	system     *string  // WithSystemConfigFile; nil: systemConfigPath
-	home       string   // the local user's home directory, for ~ and %d
-	localUser  string   // %u and the default user
-	lines      []string // WithConfigLines: read first, for the destination only
-	noExec     bool     // WithMatchExec(false)
-	ignoreProx bool     // WithProxyCommand: the config's ProxyCommand is not used
-	loginUser  string   // WithUser: the destination's user, over everything
-	loginPort  int      // WithPort: the destination's port, over everything
+	ctx        context.Context // bounds Match exec commands and lookups
+	file       *string         // WithConfigFile: the only file ("" or "none": no file); nil: the user's and the system's
+	system     *string         // WithSystemConfigFile; nil: systemConfigPath
+	home       string          // the local user's home directory, for ~ and %d
+	localUser  string          // %u and the default user
+	lines      []string        // WithConfigLines: read first, for the destination only
+	noExec     bool            // WithMatchExec(false)
+	ignoreProx bool            // WithProxyCommand: the config's ProxyCommand is not used
+	loginUser  string          // WithUser: the destination's user, over everything
+	loginPort  int             // WithPort: the destination's port, over everything
 }
 
 // options returns the reader's options for dest (user and port from the
@@ -261,6 +263,7 @@ func (src *configSource) options(destUser string, destPort int, lines bool) sshc
 		User:      destUser,
 		Port:      destPort,
 		NoExec:    src.noExec,
+		Context:   src.ctx,
 	}
 	switch {
 	case src.file != nil:
@@ -297,7 +300,7 @@ func (src *configSource) resolveConfig(dest string, lines bool) (*sshconfig.Conf
 	}
 	c, err := sshconfig.Resolve(host, src.options(destUser, destPort, lines))
 	if err != nil {
-		return nil, fmt.Errorf("sshdial: %s", strings.TrimPrefix(err.Error(), "sshconfig: "))
+		return nil, &configError{msg: "sshdial: " + strings.TrimPrefix(err.Error(), "sshconfig: "), err: err}
 	}
 	return c, nil
 }
@@ -451,3 +454,13 @@ func (h *hop) setProxyCommand(command string) error {
 	h.ProxyCommand = pc
 	return nil
 }
+
+// configError is an error of the config reader under sshdial's prefix; it
+// unwraps to the reader's, so that a context's end is still matched.
+type configError struct {
+	msg string
+	err error
+}
+
+func (e *configError) Error() string { return e.msg }
+func (e *configError) Unwrap() error { return e.err }

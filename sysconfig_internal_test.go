@@ -2,6 +2,7 @@ package sshdial
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"os"
 	"strings"
@@ -26,7 +27,7 @@ func TestSystemConfigPathRead(t *testing.T) {
 	old := systemConfigPath
 	systemConfigPath = sys
 	defer func() { systemConfigPath = old }()
-	src := (&connectSettings{}).configSource(home, "me")
+	src := (&connectSettings{}).configSource(context.Background(), home, "me")
 	h, err := src.hop("h", true)
 	if err != nil || h.Port != 4242 || h.User != "sysuser" {
 		t.Fatalf("system file: %+v, %v", h, err)
@@ -39,7 +40,7 @@ func TestSystemConfigPathRead(t *testing.T) {
 // The lines of WithConfigLines are the destination's: a jump host does not
 // get them (ssh passes no -o to ProxyJump's ssh).
 func TestConfigLinesDestinationOnly(t *testing.T) {
-	src := (&connectSettings{configLines: []string{"Port 7"}}).configSource(t.TempDir(), "me")
+	src := (&connectSettings{configLines: []string{"Port 7"}}).configSource(context.Background(), t.TempDir(), "me")
 	if h, err := src.hop("x", true); err != nil || h.Port != 7 {
 		t.Errorf("destination: %+v, %v", h, err)
 	}
@@ -56,7 +57,7 @@ func TestServerAliveIntervalZero(t *testing.T) {
 		if err := writeFile(cfg, text); err != nil {
 			t.Fatal(err)
 		}
-		d, err := newConnectDialer("h", []ConnectOption{WithConfigFile(cfg)})
+		d, err := newConnectDialer(context.Background(), "h", []ConnectOption{WithConfigFile(cfg)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +67,7 @@ func TestServerAliveIntervalZero(t *testing.T) {
 		d.Close()
 	}
 	// WithConfigLines reach Connect's destination.
-	d, err := newConnectDialer("h", []ConnectOption{WithConfigFile(""), WithConfigLines("ServerAliveInterval 0")})
+	d, err := newConnectDialer(context.Background(), "h", []ConnectOption{WithConfigFile(""), WithConfigLines("ServerAliveInterval 0")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestMatchExecOffLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
-	d, err := newConnectDialer("h", []ConnectOption{WithConfigFile(cfg), WithMatchExec(false), WithLogger(slog.New(slog.NewTextHandler(&log, nil)))})
+	d, err := newConnectDialer(context.Background(), "h", []ConnectOption{WithConfigFile(cfg), WithMatchExec(false), WithLogger(slog.New(slog.NewTextHandler(&log, nil)))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	osuser "os/user"
@@ -29,10 +30,10 @@ func configured(t *testing.T, args ...string) (*options, *sshdial.ResolvedConfig
 		t.Fatalf("%q: %v", args, err)
 	}
 	opts := connectOptions(o, nil)
-	if _, err := configure(o, opts); err != nil {
+	if _, err := configure(context.Background(), o, opts); err != nil {
 		t.Fatalf("%q: %v", args, err)
 	}
-	rc, err := sshdial.ResolveConfig(o.destination, opts...)
+	rc, err := sshdial.ResolveConfig(context.Background(), o.destination, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -132,7 +132,8 @@ GOGC is 400 unless set (set GOGC=100 or GOMEMLIMIT for a smaller heap).
 	1    any other error
 	2    bad command line
 	3    a forward could not be set up at start
-	255  connecting, the host key check or authentication failed at start, as ssh
+	255  connecting, the host key check or authentication failed at start, as ssh,
+	     or SIGINT or SIGTERM came before the connection was up
 
 # Examples
 

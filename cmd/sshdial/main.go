@@ -20,7 +20,7 @@ import (
 
 // Exit codes.
 const (
-	exitOK         = 0   // clean shutdown (SIGINT, SIGTERM), -h, -V, demo
+	exitOK         = 0   // clean shutdown (SIGINT, SIGTERM once the forwards are up), -h, -V, demo
 	exitError      = 1   // any other error (the demo failed, ...)
 	exitUsage      = 2   // bad command line
 	exitForward    = 3   // a forward could not be set up at start (ExitOnForwardFailure=yes)
@@ -107,7 +107,8 @@ program.
 
 Exit codes: 0 clean shutdown; 1 other error; 2 bad command line;
 3 a forward could not be set up at start; 255 connection, host key or
-authentication failure at start (as ssh).
+authentication failure at start (as ssh), or a signal before the forwards
+were up.
 `
 
 func main() {
@@ -173,7 +174,7 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 		return exitOK
 	}
 	if o.dump {
-		rc, err := sshdial.ResolveConfig(o.destination, connectOptions(o, nil)...)
+		rc, err := sshdial.ResolveConfig(ctx, o.destination, connectOptions(o, nil)...)
 		if err != nil {
 			fmt.Fprintf(stderr, "sshdial: %s\n", strings.TrimPrefix(err.Error(), "sshdial: "))
 			return exitConnection
@@ -187,7 +188,7 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 	logger := newLogger(stderr, o)
 
 	copts := connectOptions(o, logger)
-	more, err := configure(o, copts)
+	more, err := configure(ctx, o, copts)
 	if err != nil {
 		fmt.Fprintf(stderr, "sshdial: %s\n", strings.TrimPrefix(err.Error(), "sshdial: "))
 		return exitConnection
@@ -217,7 +218,10 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return exitOK // interrupted while connecting
+			// Not a clean shutdown: nothing was forwarded, and a script's
+			// `sshdial ... && next` must not go on (ssh dies of the signal).
+			fmt.Fprintln(stderr, "sshdial: interrupted while connecting")
+			return exitConnection
 		}
 		fmt.Fprintf(stderr, "sshdial: %s\n", strings.TrimPrefix(err.Error(), "sshdial: "))
 		return exitConnection
@@ -313,8 +317,8 @@ var systemConfigFile *string
 // evaluation (so Match exec commands run once), and, for
 // StrictHostKeyChecking=no given with -o, turn host key checks off, as in
 // ssh (a config file's no is taken as accept-new).
-func configure(o *options, copts []sshdial.ConnectOption) ([]sshdial.ConnectOption, error) {
-	rc, err := sshdial.ResolveConfig(o.destination, copts...)
+func configure(ctx context.Context, o *options, copts []sshdial.ConnectOption) ([]sshdial.ConnectOption, error) {
+	rc, err := sshdial.ResolveConfig(ctx, o.destination, copts...)
 	if err != nil {
 		return nil, err
 	}

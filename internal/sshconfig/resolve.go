@@ -365,7 +365,7 @@ func (r *reader) readFile(path string, fl lineFlags, checkPerm bool, active *boo
 
 // lineError is an error in a config line.
 func lineError(file string, line int, format string, a ...any) error {
-	return fmt.Errorf("sshconfig: %s line %d: %s", file, line, fmt.Sprintf(format, a...))
+	return fmt.Errorf("sshconfig: %s line %d: "+format, append([]any{file, line}, a...)...)
 }
 
 // line reads one config line as OpenSSH's process_config_line_depth.
@@ -852,7 +852,7 @@ func (r *reader) include(args []string, file string, lineNo int, active *bool, f
 // match evaluates the criteria of a Match line as OpenSSH's match_cfg_line.
 func (r *reader) match(rest, file string, lineNo int) (bool, error) {
 	bad := func(format string, a ...any) error {
-		return lineError(file, lineNo, "match: %s", fmt.Sprintf(format, a...))
+		return lineError(file, lineNo, "match: "+format, a...)
 	}
 	s := &r.s
 	host := r.originalHost
@@ -968,7 +968,7 @@ func (r *reader) match(rest, file string, lineNo int) (bool, error) {
 				return false, bad("exec %q: %v", arg, err)
 			}
 			if m, err = r.exec(cmd); err != nil {
-				return false, bad("exec: %v", err)
+				return false, bad("exec: %w", err)
 			}
 		default:
 			return false, bad("unsupported Match attribute %q", attrib)
