@@ -13,8 +13,10 @@ import (
 )
 
 // DialSSH connects to the SSH server at addr over TCP and logs in with
-// config, bounded by ctx and by config.Timeout. It is ssh.Dial with a
-// context, two latency and speed defaults, and the caller owns the client:
+// config, bounded by ctx and by config.Timeout: it reads no config file,
+// agent or known_hosts (DialClient does, as ssh would), and suits the dial
+// function of NewPool. It is ssh.Dial with a context, two latency and speed
+// defaults, and the caller owns the client:
 //
 //   - TCP_QUICKACK stays armed on the connection (Linux; see QuickAck). OpenSSH's
 //     sshd leaves Nagle's algorithm on for forwarding-only sessions, and
