@@ -122,9 +122,16 @@ func parseArgs(args []string) (*options, error) {
 			continue
 		case len(a) < 2 || a[0] != '-':
 			if len(positional) == 0 {
+				// A user or port in the destination wins over the -l, -p
+				// and -o User/Port that come after it, as in ssh: passed
+				// on as -l and -p would be.
 				u, p := destinationParts(a)
-				o.userSeen = o.userSeen || u
-				o.portSeen = o.portSeen || p
+				if u != "" && !o.userSeen {
+					o.user, o.userSeen = u, true
+				}
+				if p != 0 && !o.portSeen {
+					o.port, o.portSeen = p, true
+				}
 			}
 			positional = append(positional, a)
 			continue
@@ -505,22 +512,26 @@ func parseForward(flag, s string) (forwardSpec, error) {
 	return f, nil
 }
 
-// destinationParts reports whether destination names a user (user@) and
-// a port (ssh://host:port, or host:port, which sshdial also takes).
-func destinationParts(destination string) (user, port bool) {
+// destinationParts returns the user (user@) and port (ssh://host:port, or
+// host:port, which sshdial also takes) that destination names; "" and 0
+// for none.
+func destinationParts(destination string) (user string, port int) {
 	if len(destination) >= 6 && strings.EqualFold(destination[:6], "ssh://") {
 		u, err := url.Parse(destination)
 		if err != nil {
-			return false, false
+			return "", 0
 		}
-		return u.User != nil, u.Port() != ""
+		port, _ = strconv.Atoi(u.Port())
+		return u.User.Username(), port
 	}
 	rest := destination
 	if i := strings.LastIndexByte(destination, '@'); i >= 0 {
-		user, rest = true, destination[i+1:]
+		user, rest = destination[:i], destination[i+1:]
 	}
-	_, _, err := net.SplitHostPort(rest)
-	return user, err == nil
+	if _, p, err := net.SplitHostPort(rest); err == nil {
+		port, _ = strconv.Atoi(p)
+	}
+	return user, port
 }
 
 // configKeyword returns the keyword of a config line, lowercase.

@@ -101,6 +101,9 @@ func TestLoginFlagsAgainstSSH(t *testing.T) {
 		{"-p", "2201", "-o", "Port 2204", "h"},
 		{"ssh://h:2202", "-p", "2201"},
 		{"-l", "me@corp.example", "-p", "2201", "h"},
+		{"d@h", "-o", "User=oline"},
+		{"ssh://d@h:2202", "-o", "Port=2204", "-o", "User=oline", "-p", "2201"},
+		{"-o", "User=oline", "d@h", "-l", "lflag"},
 	} {
 		out, err := exec.Command(sshPath, append([]string{"-G", "-F", "/dev/null"}, args...)...).Output()
 		if err != nil {

@@ -54,7 +54,7 @@ func TestParseArgs(t *testing.T) {
 			return o.destination == "v@host:3" && o.user == "u" && o.port == 2
 		}},
 		{[]string{"-o", "User=x", "-l", "u", "-o", "port 4", "-p", "2", "-D1", "h"}, func(o *options) bool { return o.user == "" && o.port == 0 }},
-		{[]string{"-D1", "v@ssh", "-l", "u"}, func(o *options) bool { return o.user == "" }},
+		{[]string{"-D1", "v@ssh", "-l", "u"}, func(o *options) bool { return o.user == "v" }},
 		{[]string{"-J", "a,b@c:2", "-D1", "h"}, func(o *options) bool { return reflect.DeepEqual(o.configLines, []string{"ProxyJump a,b@c:2"}) }},
 		{[]string{"-G", "h"}, func(o *options) bool { return o.dump && o.destination == "h" }},
 		{[]string{"-D1", "--", "h"}, func(o *options) bool { return o.destination == "h" }},
