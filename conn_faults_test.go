@@ -153,7 +153,8 @@ func localCloseOverTransport(t *testing.T, inner *sshtest.Server, transport net.
 	client := ssh.NewClient(sc, chans, reqs)
 	t.Cleanup(func() { client.Close() })
 	_, r := cutDownload(t, client, viaRead, "client.Close", func() { client.Close() })
-	require.Error(t, r.err)
+	var opErr *net.OpError
+	require.ErrorAs(t, r.err, &opErr, "Read's errors are *net.OpError values")
 	require.False(t, errors.Is(r.err, io.EOF), "%v", r.err)
 	if !exact {
 		require.True(t, errors.Is(r.err, sshdial.ErrSSHConnectionClosed) || errors.Is(r.err, sshdial.ErrSSHConnectionLost), "%v", r.err)
@@ -634,7 +635,7 @@ func poolDialDuringStall(t *testing.T, cfgTimeout time.Duration) error {
 // through a Pool whose only server stalls returns once the keepalive check
 // fails and the retry's handshake times out (config.Timeout).
 func TestPoolDialWithoutContextOnStalledServer(t *testing.T) {
-	require.Error(t, poolDialDuringStall(t, 2*time.Second))
+	require.ErrorIs(t, poolDialDuringStall(t, 2*time.Second), sshdial.ErrServerNotResponding)
 }
 
 // TestPoolDialWithoutContextOrTimeoutOnStalledServer: the same with a

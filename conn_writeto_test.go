@@ -423,7 +423,7 @@ func TestWriteToWriterFailureDuringStopIsNotLost(t *testing.T) {
 				boom := errors.New("disk full")
 				w.release <- func([]byte) (int, error) { return 0, boom }
 				r := <-res
-				assert.Error(t, r.err, "WriteTo reported success though its writer failed")
+				assert.ErrorIs(t, r.err, boom, "WriteTo did not return its writer's error")
 			})
 		})
 	}

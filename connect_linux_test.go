@@ -103,7 +103,7 @@ func TestConnectDetectsStalledLink(t *testing.T) {
 	require.ErrorIs(t, err, sshdial.ErrServerNotResponding)
 	// interval × (count+1) = 3 s, with room for a loaded machine.
 	require.Less(t, took, 3*time.Second+2*time.Second)
-	require.Error(t, await(t, 20*time.Second, "Dial on a stalled link", dial))
+	require.ErrorIs(t, await(t, 20*time.Second, "Dial on a stalled link", dial), sshdial.ErrServerNotResponding)
 }
 
 // TestCloseDuringReconnect: Close while a reconnect to a stalled server is

@@ -276,8 +276,7 @@ func TestLostConnectionIsNotEOF(t *testing.T) {
 		for _, d := range drains {
 			t.Run("dropped/"+d.name, func(t *testing.T) {
 				conn, r := cutDownload(t, srv.dial(t), d, "the drop", srv.drop)
-				require.Error(t, r.err, "a cut download must not look complete (%d bytes)", r.n)
-				require.ErrorIs(t, r.err, sshdial.ErrSSHConnectionLost)
+				require.ErrorIs(t, r.err, sshdial.ErrSSHConnectionLost, "a cut download must not look complete (%d bytes)", r.n)
 				require.ErrorIs(t, r.err, syscall.ECONNRESET)
 				require.False(t, errors.Is(r.err, io.EOF), "must not match io.EOF: %v", r.err)
 				var opErr *net.OpError

@@ -231,12 +231,11 @@ func TestProxyCommandMisbehaving(t *testing.T) {
 			}()
 			err := await(t, 15*time.Second, "Connect through a misbehaving ProxyCommand", res)
 			t.Logf("%v", err)
-			require.Error(t, err)
+			require.ErrorContains(t, err, "ProxyCommand for viacmd", "the error does not say the ProxyCommand was in the way")
 			require.NotErrorIs(t, err, context.DeadlineExceeded)
 			if tc.want != "" {
 				require.Contains(t, err.Error(), tc.want)
 			}
-			require.Contains(t, err.Error(), "ProxyCommand for viacmd", "the error does not say the ProxyCommand was in the way")
 			s.requireNoSecret(t, err)
 			s.requireReaped(t, 5*time.Second)
 		})
@@ -327,7 +326,7 @@ func TestProxyCommandReconnectAfterServerRestart(t *testing.T) {
 	down, cancelDown := context.WithTimeout(context.Background(), 5*time.Second)
 	_, err = d.DialContext(down, "tcp", target)
 	cancelDown()
-	require.Error(t, err)
+	require.ErrorContains(t, err, "the ProxyCommand for viacmd ended")
 	t.Logf("dial while sshd is down: %v", err)
 	s.requireNoSecret(t, err)
 

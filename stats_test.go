@@ -55,7 +55,7 @@ func TestStats(t *testing.T) {
 	_, err = io.ReadFull(c, make([]byte, 5))
 	require.NoError(t, err)
 	_, err = d.Dial("tcp", "127.0.0.1:1") // refused by the server
-	require.Error(t, err)
+	require.ErrorIs(t, err, sshdial.ErrTargetUnreachable)
 
 	st := d.Stats()
 	require.EqualValues(t, 2, st.Dials)
