@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sshdial/sshdial"
@@ -89,57 +90,58 @@ func TestManyConnsEndAtOnce(t *testing.T) {
 // with ErrServerNotResponding. Once the server resumes, the EOF reads as a
 // bare io.EOF.
 func TestServerStallsRightAfterEOF(t *testing.T) {
-	forEachFaultPeer(t, func(t *testing.T, srv *faultServer) {
-		l := serve(t, "tcp", func(c net.Conn) { c.Write([]byte("hello")) })
-		setup := func(t *testing.T, opts ...sshdial.Option) net.Conn {
-			client := srv.dial(t)
-			conn, err := sshdial.New(client, opts...).Dial("tcp", l.Addr().String())
-			require.NoError(t, err)
-			t.Cleanup(func() { conn.Close() })
-			time.Sleep(300 * time.Millisecond) // the data and EOF reach the client
-			srv.stall()
-			t.Cleanup(srv.resume)
-			got := make([]byte, 5)
-			_, err = io.ReadFull(conn, got)
-			require.NoError(t, err)
-			require.Equal(t, "hello", string(got))
-			return conn
-		}
+	// Each subtest runs in a synctest bubble (inFaultBubble): synctest.Wait
+	// knows when the data and EOF have reached the client.
+	setup := func(t *testing.T, srv *faultServer, opts ...sshdial.Option) net.Conn {
+		target := srv.target(t, func(c net.Conn) { c.Write([]byte("hello")) })
+		client := srv.dial(t)
+		conn, err := sshdial.New(client, opts...).Dial("tcp", target)
+		require.NoError(t, err)
+		t.Cleanup(func() { conn.Close() })
+		synctest.Wait() // the data and EOF reach the client
+		srv.stall()
+		t.Cleanup(srv.resume)
+		got := make([]byte, 5)
+		_, err = io.ReadFull(conn, got)
+		require.NoError(t, err)
+		require.Equal(t, "hello", string(got))
+		return conn
+	}
 
-		t.Run("deadline then resume", func(t *testing.T) {
-			conn := setup(t)
-			require.NoError(t, conn.SetReadDeadline(time.Now().Add(500*time.Millisecond)))
-			_, err := conn.Read(make([]byte, 1))
-			require.ErrorIs(t, err, os.ErrDeadlineExceeded, "the EOF is not proven yet")
-			require.False(t, errors.Is(err, io.EOF))
-			srv.resume()
-			require.NoError(t, conn.SetReadDeadline(time.Time{}))
-			res := make(chan error, 1)
-			go func() { _, err := conn.Read(make([]byte, 1)); res <- err }()
-			err = await(t, 10*time.Second, "Read after the resume", res)
-			require.True(t, err == io.EOF, "want io.EOF itself, got %#v", err)
-		})
+	t.Run("deadline then resume", inFaultBubble(func(t *testing.T, srv *faultServer) {
+		conn := setup(t, srv)
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(500*time.Millisecond)))
+		_, err := conn.Read(make([]byte, 1))
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded, "the EOF is not proven yet")
+		require.False(t, errors.Is(err, io.EOF))
+		srv.resume()
+		require.NoError(t, conn.SetReadDeadline(time.Time{}))
+		res := make(chan error, 1)
+		go func() { _, err := conn.Read(make([]byte, 1)); res <- err }()
+		err = await(t, 10*time.Second, "Read after the resume", res)
+		require.True(t, err == io.EOF, "want io.EOF itself, got %#v", err)
+	}))
 
-		t.Run("close", func(t *testing.T) {
-			conn := setup(t)
-			res := make(chan error, 1)
-			go func() { _, err := conn.Read(make([]byte, 1)); res <- err }()
-			waitBlocked()
-			conn.Close()
-			err := await(t, 2*time.Second, "Read after Close", res)
-			require.ErrorIs(t, err, net.ErrClosed)
-			require.False(t, errors.Is(err, io.EOF))
-		})
+	t.Run("close", inFaultBubble(func(t *testing.T, srv *faultServer) {
+		conn := setup(t, srv)
+		res := make(chan error, 1)
+		go func() { _, err := conn.Read(make([]byte, 1)); res <- err }()
+		synctest.Wait() // the Read waits for the EOF's proof
+		require.Empty(t, res, "the Read returned before Close")
+		conn.Close()
+		err := await(t, 2*time.Second, "Read after Close", res)
+		require.ErrorIs(t, err, net.ErrClosed)
+		require.False(t, errors.Is(err, io.EOF))
+	}))
 
-		t.Run("keepalive", func(t *testing.T) {
-			conn := setup(t, sshdial.WithKeepalive(100*time.Millisecond, 400*time.Millisecond))
-			res := make(chan error, 1)
-			go func() { _, err := conn.Read(make([]byte, 1)); res <- err }()
-			err := await(t, 10*time.Second, "Read on the stalled server", res)
-			require.ErrorIs(t, err, sshdial.ErrServerNotResponding)
-			require.False(t, errors.Is(err, io.EOF))
-		})
-	})
+	t.Run("keepalive", inFaultBubble(func(t *testing.T, srv *faultServer) {
+		conn := setup(t, srv, sshdial.WithKeepalive(100*time.Millisecond, 400*time.Millisecond))
+		res := make(chan error, 1)
+		go func() { _, err := conn.Read(make([]byte, 1)); res <- err }()
+		err := await(t, 10*time.Second, "Read on the stalled server", res)
+		require.ErrorIs(t, err, sshdial.ErrServerNotResponding)
+		require.False(t, errors.Is(err, io.EOF))
+	}))
 }
 
 // localCloseOverTransport dials an sshtest server through transport, makes
@@ -472,10 +474,10 @@ func TestUnixSocketEnds(t *testing.T) {
 // and after a drop Writes report the lost connection while Reads keep
 // reporting io.EOF.
 func TestCloseReadDuringFaults(t *testing.T) {
-	forEachFaultPeer(t, func(t *testing.T, srv *faultServer) {
+	inBubbleNet(t, func(t *testing.T, b *bubble) {
+		srv := b.faultServer()
 		client := srv.dial(t)
-		l := serve(t, "tcp", echo)
-		c, err := sshdial.New(client).Dial("tcp", l.Addr().String())
+		c, err := sshdial.New(client).Dial("tcp", srv.target(t, echo))
 		require.NoError(t, err)
 		defer c.Close()
 		require.NoError(t, testutil.RoundTrip(c, "ping"))
@@ -485,7 +487,8 @@ func TestCloseReadDuringFaults(t *testing.T) {
 		t.Cleanup(srv.resume)
 		res := make(chan error, 1)
 		go func() { _, err := c.Read(make([]byte, 1)); res <- err }()
-		waitBlocked()
+		synctest.Wait() // the Read waits for the stalled server
+		require.Empty(t, res, "the Read returned before CloseRead")
 		require.NoError(t, sc.CloseRead())
 		err = await(t, 2*time.Second, "Read after CloseRead", res)
 		require.True(t, err == io.EOF, "got %#v", err)
@@ -494,10 +497,9 @@ func TestCloseReadDuringFaults(t *testing.T) {
 		require.NoError(t, err)
 
 		srv.drop()
-		require.Eventually(t, func() bool {
-			_, err := c.Write([]byte("x"))
-			return errors.Is(err, sshdial.ErrSSHConnectionLost)
-		}, 20*time.Second, 20*time.Millisecond)
+		synctest.Wait() // the client has seen the connection end
+		_, err = c.Write([]byte("x"))
+		require.ErrorIs(t, err, sshdial.ErrSSHConnectionLost)
 		_, err = c.Read(make([]byte, 1))
 		require.True(t, err == io.EOF, "got %#v", err)
 	})

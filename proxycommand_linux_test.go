@@ -315,7 +315,7 @@ func TestProxyCommandReconnectAfterServerRestart(t *testing.T) {
 	require.NoError(t, testutil.RoundTrip(c, "ping"))
 
 	res := backgroundRead(c)
-	waitBlocked()
+	waitBlockedIn(t, "sshdial.(*Conn).Read")
 	s.srv.Signal(syscall.SIGKILL, true)
 	err = await(t, 10*time.Second, "Read after kill -9 of sshd", res)
 	require.ErrorIs(t, err, sshdial.ErrSSHConnectionLost)
