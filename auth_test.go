@@ -72,14 +72,13 @@ func authAgent(t *testing.T, files ...string) string {
 	})
 	// The socket file exists from bind on, before ssh-agent listens: wait
 	// until it answers.
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if c, err := net.Dial("unix", sock); err == nil {
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
 			c.Close()
-			break
 		}
-		require.True(t, time.Now().Before(deadline), "ssh-agent did not listen on its socket")
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err == nil
+	}, 5*time.Second, 10*time.Millisecond, "ssh-agent did not listen on its socket")
 	authAgentAdd(t, sock, files...)
 	return sock
 }

@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"runtime"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"testing/synctest"
-	"time"
 
+	"github.com/sshdial/sshdial"
 	"github.com/sshdial/sshdial/internal/memconn"
 	"github.com/sshdial/sshdial/sshtest"
 	"github.com/stretchr/testify/require"
@@ -98,40 +96,9 @@ func (b *bubble) faultServer() *faultServer {
 	}
 }
 
-// waitBlockedIn waits until a goroutine is parked with fn on its stack
-// (fn as stack traces print it, e.g. "sshdial.(*Conn).Read"): a call
-// started in the background has reached the point where it waits. It is
-// for tests over real sockets (OpenSSH's sshd, a ProxyCommand), where
-// synctest.Wait cannot be used; those inside a bubble use synctest.Wait.
-func waitBlockedIn(t *testing.T, fn string) {
-	t.Helper()
-	require.Eventually(t, func() bool { return blockedIn(fn) }, 20*time.Second, time.Millisecond,
-		"no goroutine is waiting in %s", fn)
-}
-
-// blockedIn reports whether a goroutine that is neither running nor
-// runnable has fn on its stack.
-func blockedIn(fn string) bool {
-	buf := make([]byte, 1<<16)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		header, stack, _ := strings.Cut(g, "\n")
-		if strings.Contains(header, "[running]") || strings.Contains(header, "[runnable]") {
-			continue
-		}
-		if strings.Contains(stack, fn+"(") {
-			return true
-		}
-	}
-	return false
-}
+// waitBlockedIn waits until a goroutine is parked in fn (see
+// sshdial.WaitBlockedIn, in waitblocked_export_test.go).
+var waitBlockedIn = sshdial.WaitBlockedIn
 
 // inFaultBubble returns a subtest that runs f in a bubble (inBubbleNet),
 // against the bubble's faultServer.

@@ -67,7 +67,7 @@ func TestManyConnsEndAtOnce(t *testing.T) {
 				results <- result{b, err, after, time.Now()}
 			}()
 		}
-		time.Sleep(100 * time.Millisecond) // every reader is blocked
+		waitBlockedIn(t, "sshdial.(*Conn).Read", n) // every reader is blocked
 		start := time.Now()
 		close(gate)
 		var slowest time.Duration
@@ -382,7 +382,7 @@ func TestConcurrentCallsDuringDrop(t *testing.T) {
 			wg.Go(func() { // deadline mover, and half-closes
 				for k := 0; !stop.Load() && k < 1000; k++ {
 					c.SetDeadline(time.Now().Add(time.Duration(mrand.IntN(30)) * time.Millisecond))
-					time.Sleep(5 * time.Millisecond)
+					time.Sleep(5 * time.Millisecond) // the mover's pace: the calls under test run meanwhile
 					if k == 20 && i%4 == 2 {
 						c.CloseWrite()
 					}
@@ -393,6 +393,9 @@ func TestConcurrentCallsDuringDrop(t *testing.T) {
 				c.SetDeadline(time.Time{})
 			})
 		}
+		// Real-time sleeps on purpose: they are the load phases, before and
+		// after the drop, during which the calls under test run (endless
+		// streams never let a synctest bubble's clock move).
 		time.Sleep(500 * time.Millisecond)
 		srv.drop()
 		dropped := time.Now()
@@ -567,6 +570,8 @@ func TestPoolKeepaliveStallCycles(t *testing.T) {
 			}
 		})
 	}
+	// Real-time sleeps on purpose: they are the phases of the stall cycle,
+	// through which the workers under test go on dialing over real sockets.
 	for range 3 {
 		time.Sleep(700 * time.Millisecond)
 		srv.Stall()
