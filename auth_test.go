@@ -72,14 +72,13 @@ func authAgent(t *testing.T, files ...string) string {
 	})
 	// The socket file exists from bind on, before ssh-agent listens: wait
 	// until it answers.
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if c, err := net.Dial("unix", sock); err == nil {
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
 			c.Close()
-			break
 		}
-		require.True(t, time.Now().Before(deadline), "ssh-agent did not listen on its socket")
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err == nil
+	}, 5*time.Second, 10*time.Millisecond, "ssh-agent did not listen on its socket")
 	authAgentAdd(t, sock, files...)
 	return sock
 }
@@ -344,10 +343,9 @@ func TestAuthEncryptedPEMKey(t *testing.T) {
 
 	_, _, _, err = authMethods(context.Background(), authConfig{User: srv.User, AgentSocket: "none",
 		Passphrase: func(string) ([]byte, error) { return []byte("not-the-pem-pass"), nil }})
-	require.Error(t, err)
+	require.ErrorIs(t, err, x509.IncorrectPasswordError)
 	assert.Contains(t, err.Error(), file)
 	assert.NotContains(t, err.Error(), "not-the-pem-pass")
-	assert.ErrorIs(t, err, x509.IncorrectPasswordError)
 
 	methods, log = authSetup(t, authConfig{User: srv.User, AgentSocket: "none",
 		Passphrase: func(string) ([]byte, error) { return nil, nil }})
@@ -364,9 +362,8 @@ func TestAuthWrongPassphrase(t *testing.T) {
 	methods, log := authSetup(t, authConfig{User: srv.User, AgentSocket: "none",
 		Passphrase: func(string) ([]byte, error) { return []byte("wrong-guess"), nil }})
 	err := authLogin(t, srv, methods, log)
-	require.Error(t, err)
+	require.ErrorIs(t, err, x509.IncorrectPasswordError)
 	assert.Contains(t, err.Error(), file)
-	assert.ErrorIs(t, err, x509.IncorrectPasswordError)
 	assert.NotErrorIs(t, err, ErrAuthFailed, "a wrong passphrase is not the server refusing")
 	for _, s := range []string{err.Error(), log.String()} {
 		assert.NotContains(t, s, "wrong-guess")
@@ -595,11 +592,12 @@ func TestAuthPassword(t *testing.T) {
 	})
 	t.Run("callback error", func(t *testing.T) {
 		addr, _ := authPasswordServer(t)
+		cancelled := errors.New("prompt cancelled")
 		methods, log := authSetup(t, authConfig{User: "u", AgentSocket: "none",
-			Password: func() (string, error) { return "", errors.New("prompt cancelled") }})
+			Password: func() (string, error) { return "", cancelled }})
 		_, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: "u", Auth: methods,
 			HostKeyCallback: ssh.InsecureIgnoreHostKey()})
-		require.Error(t, err)
+		require.ErrorIs(t, err, cancelled, "the login ends with the callback's error")
 		assert.Contains(t, log.String(), "password: no password: prompt cancelled")
 		assert.Empty(t, log.accepted())
 	})

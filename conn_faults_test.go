@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sshdial/sshdial"
@@ -66,7 +67,7 @@ func TestManyConnsEndAtOnce(t *testing.T) {
 				results <- result{b, err, after, time.Now()}
 			}()
 		}
-		time.Sleep(100 * time.Millisecond) // every reader is blocked
+		waitBlockedIn(t, "sshdial.(*Conn).Read", n) // every reader is blocked
 		start := time.Now()
 		close(gate)
 		var slowest time.Duration
@@ -89,57 +90,58 @@ func TestManyConnsEndAtOnce(t *testing.T) {
 // with ErrServerNotResponding. Once the server resumes, the EOF reads as a
 // bare io.EOF.
 func TestServerStallsRightAfterEOF(t *testing.T) {
-	forEachFaultPeer(t, func(t *testing.T, srv *faultServer) {
-		l := serve(t, "tcp", func(c net.Conn) { c.Write([]byte("hello")) })
-		setup := func(t *testing.T, opts ...sshdial.Option) net.Conn {
-			client := srv.dial(t)
-			conn, err := sshdial.New(client, opts...).Dial("tcp", l.Addr().String())
-			require.NoError(t, err)
-			t.Cleanup(func() { conn.Close() })
-			time.Sleep(300 * time.Millisecond) // the data and EOF reach the client
-			srv.stall()
-			t.Cleanup(srv.resume)
-			got := make([]byte, 5)
-			_, err = io.ReadFull(conn, got)
-			require.NoError(t, err)
-			require.Equal(t, "hello", string(got))
-			return conn
-		}
+	// Each subtest runs in a synctest bubble (inFaultBubble): synctest.Wait
+	// knows when the data and EOF have reached the client.
+	setup := func(t *testing.T, srv *faultServer, opts ...sshdial.Option) net.Conn {
+		target := srv.target(t, func(c net.Conn) { c.Write([]byte("hello")) })
+		client := srv.dial(t)
+		conn, err := sshdial.New(client, opts...).Dial("tcp", target)
+		require.NoError(t, err)
+		t.Cleanup(func() { conn.Close() })
+		synctest.Wait() // the data and EOF reach the client
+		srv.stall()
+		t.Cleanup(srv.resume)
+		got := make([]byte, 5)
+		_, err = io.ReadFull(conn, got)
+		require.NoError(t, err)
+		require.Equal(t, "hello", string(got))
+		return conn
+	}
 
-		t.Run("deadline then resume", func(t *testing.T) {
-			conn := setup(t)
-			require.NoError(t, conn.SetReadDeadline(time.Now().Add(500*time.Millisecond)))
-			_, err := conn.Read(make([]byte, 1))
-			require.ErrorIs(t, err, os.ErrDeadlineExceeded, "the EOF is not proven yet")
-			require.False(t, errors.Is(err, io.EOF))
-			srv.resume()
-			require.NoError(t, conn.SetReadDeadline(time.Time{}))
-			res := make(chan error, 1)
-			go func() { _, err := conn.Read(make([]byte, 1)); res <- err }()
-			err = await(t, 10*time.Second, "Read after the resume", res)
-			require.True(t, err == io.EOF, "want io.EOF itself, got %#v", err)
-		})
+	t.Run("deadline then resume", inFaultBubble(func(t *testing.T, srv *faultServer) {
+		conn := setup(t, srv)
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(500*time.Millisecond)))
+		_, err := conn.Read(make([]byte, 1))
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded, "the EOF is not proven yet")
+		require.False(t, errors.Is(err, io.EOF))
+		srv.resume()
+		require.NoError(t, conn.SetReadDeadline(time.Time{}))
+		res := make(chan error, 1)
+		go func() { _, err := conn.Read(make([]byte, 1)); res <- err }()
+		err = await(t, 10*time.Second, "Read after the resume", res)
+		require.True(t, err == io.EOF, "want io.EOF itself, got %#v", err)
+	}))
 
-		t.Run("close", func(t *testing.T) {
-			conn := setup(t)
-			res := make(chan error, 1)
-			go func() { _, err := conn.Read(make([]byte, 1)); res <- err }()
-			waitBlocked()
-			conn.Close()
-			err := await(t, 2*time.Second, "Read after Close", res)
-			require.ErrorIs(t, err, net.ErrClosed)
-			require.False(t, errors.Is(err, io.EOF))
-		})
+	t.Run("close", inFaultBubble(func(t *testing.T, srv *faultServer) {
+		conn := setup(t, srv)
+		res := make(chan error, 1)
+		go func() { _, err := conn.Read(make([]byte, 1)); res <- err }()
+		synctest.Wait() // the Read waits for the EOF's proof
+		require.Empty(t, res, "the Read returned before Close")
+		conn.Close()
+		err := await(t, 2*time.Second, "Read after Close", res)
+		require.ErrorIs(t, err, net.ErrClosed)
+		require.False(t, errors.Is(err, io.EOF))
+	}))
 
-		t.Run("keepalive", func(t *testing.T) {
-			conn := setup(t, sshdial.WithKeepalive(100*time.Millisecond, 400*time.Millisecond))
-			res := make(chan error, 1)
-			go func() { _, err := conn.Read(make([]byte, 1)); res <- err }()
-			err := await(t, 10*time.Second, "Read on the stalled server", res)
-			require.ErrorIs(t, err, sshdial.ErrServerNotResponding)
-			require.False(t, errors.Is(err, io.EOF))
-		})
-	})
+	t.Run("keepalive", inFaultBubble(func(t *testing.T, srv *faultServer) {
+		conn := setup(t, srv, sshdial.WithKeepalive(100*time.Millisecond, 400*time.Millisecond))
+		res := make(chan error, 1)
+		go func() { _, err := conn.Read(make([]byte, 1)); res <- err }()
+		err := await(t, 10*time.Second, "Read on the stalled server", res)
+		require.ErrorIs(t, err, sshdial.ErrServerNotResponding)
+		require.False(t, errors.Is(err, io.EOF))
+	}))
 }
 
 // localCloseOverTransport dials an sshtest server through transport, makes
@@ -153,7 +155,8 @@ func localCloseOverTransport(t *testing.T, inner *sshtest.Server, transport net.
 	client := ssh.NewClient(sc, chans, reqs)
 	t.Cleanup(func() { client.Close() })
 	_, r := cutDownload(t, client, viaRead, "client.Close", func() { client.Close() })
-	require.Error(t, r.err)
+	var opErr *net.OpError
+	require.ErrorAs(t, r.err, &opErr, "Read's errors are *net.OpError values")
 	require.False(t, errors.Is(r.err, io.EOF), "%v", r.err)
 	if !exact {
 		require.True(t, errors.Is(r.err, sshdial.ErrSSHConnectionClosed) || errors.Is(r.err, sshdial.ErrSSHConnectionLost), "%v", r.err)
@@ -379,7 +382,7 @@ func TestConcurrentCallsDuringDrop(t *testing.T) {
 			wg.Go(func() { // deadline mover, and half-closes
 				for k := 0; !stop.Load() && k < 1000; k++ {
 					c.SetDeadline(time.Now().Add(time.Duration(mrand.IntN(30)) * time.Millisecond))
-					time.Sleep(5 * time.Millisecond)
+					time.Sleep(5 * time.Millisecond) // the mover's pace: the calls under test run meanwhile
 					if k == 20 && i%4 == 2 {
 						c.CloseWrite()
 					}
@@ -390,6 +393,9 @@ func TestConcurrentCallsDuringDrop(t *testing.T) {
 				c.SetDeadline(time.Time{})
 			})
 		}
+		// Real-time sleeps on purpose: they are the load phases, before and
+		// after the drop, during which the calls under test run (endless
+		// streams never let a synctest bubble's clock move).
 		time.Sleep(500 * time.Millisecond)
 		srv.drop()
 		dropped := time.Now()
@@ -471,10 +477,10 @@ func TestUnixSocketEnds(t *testing.T) {
 // and after a drop Writes report the lost connection while Reads keep
 // reporting io.EOF.
 func TestCloseReadDuringFaults(t *testing.T) {
-	forEachFaultPeer(t, func(t *testing.T, srv *faultServer) {
+	inBubbleNet(t, func(t *testing.T, b *bubble) {
+		srv := b.faultServer()
 		client := srv.dial(t)
-		l := serve(t, "tcp", echo)
-		c, err := sshdial.New(client).Dial("tcp", l.Addr().String())
+		c, err := sshdial.New(client).Dial("tcp", srv.target(t, echo))
 		require.NoError(t, err)
 		defer c.Close()
 		require.NoError(t, testutil.RoundTrip(c, "ping"))
@@ -484,7 +490,8 @@ func TestCloseReadDuringFaults(t *testing.T) {
 		t.Cleanup(srv.resume)
 		res := make(chan error, 1)
 		go func() { _, err := c.Read(make([]byte, 1)); res <- err }()
-		waitBlocked()
+		synctest.Wait() // the Read waits for the stalled server
+		require.Empty(t, res, "the Read returned before CloseRead")
 		require.NoError(t, sc.CloseRead())
 		err = await(t, 2*time.Second, "Read after CloseRead", res)
 		require.True(t, err == io.EOF, "got %#v", err)
@@ -493,10 +500,9 @@ func TestCloseReadDuringFaults(t *testing.T) {
 		require.NoError(t, err)
 
 		srv.drop()
-		require.Eventually(t, func() bool {
-			_, err := c.Write([]byte("x"))
-			return errors.Is(err, sshdial.ErrSSHConnectionLost)
-		}, 20*time.Second, 20*time.Millisecond)
+		synctest.Wait() // the client has seen the connection end
+		_, err = c.Write([]byte("x"))
+		require.ErrorIs(t, err, sshdial.ErrSSHConnectionLost)
 		_, err = c.Read(make([]byte, 1))
 		require.True(t, err == io.EOF, "got %#v", err)
 	})
@@ -564,6 +570,8 @@ func TestPoolKeepaliveStallCycles(t *testing.T) {
 			}
 		})
 	}
+	// Real-time sleeps on purpose: they are the phases of the stall cycle,
+	// through which the workers under test go on dialing over real sockets.
 	for range 3 {
 		time.Sleep(700 * time.Millisecond)
 		srv.Stall()
@@ -634,7 +642,7 @@ func poolDialDuringStall(t *testing.T, cfgTimeout time.Duration) error {
 // through a Pool whose only server stalls returns once the keepalive check
 // fails and the retry's handshake times out (config.Timeout).
 func TestPoolDialWithoutContextOnStalledServer(t *testing.T) {
-	require.Error(t, poolDialDuringStall(t, 2*time.Second))
+	require.ErrorIs(t, poolDialDuringStall(t, 2*time.Second), sshdial.ErrServerNotResponding)
 }
 
 // TestPoolDialWithoutContextOrTimeoutOnStalledServer: the same with a

@@ -64,19 +64,11 @@ func TestReleasedSendBufferIsEmpty(t *testing.T) {
 	close(ch.release) // the channel Write fails; the writer then closes
 	<-ch.closed
 	close(reqs)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	require.Eventually(t, func() bool {
 		c.mu.Lock()
-		gone := c.pending == nil
-		c.mu.Unlock()
-		if gone {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the writer did not release its buffer")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer c.mu.Unlock()
+		return c.pending == nil
+	}, 5*time.Second, time.Millisecond, "the writer did not release its buffer")
 	if n := len(*queued); n != 0 {
 		t.Fatalf("a buffer went back to the pool holding %d bytes", n)
 	}

@@ -8,7 +8,9 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sshdial/sshdial"
@@ -52,7 +54,7 @@ func TestCloseWriteThenReadReply(t *testing.T) {
 		require.NoError(t, conn.(*sshdial.Conn).CloseWrite())
 
 		_, err = conn.Write([]byte("x"))
-		require.Error(t, err, "Write after CloseWrite")
+		require.ErrorIs(t, err, syscall.EPIPE, "Write after CloseWrite")
 
 		reply, err := io.ReadAll(conn)
 		require.NoError(t, err, "reading the reply to EOF")
@@ -66,38 +68,41 @@ func TestCloseWriteThenReadReply(t *testing.T) {
 // TestCloseRead checks that CloseRead wakes a blocked Read with io.EOF,
 // discards later input, and leaves writing working.
 func TestCloseRead(t *testing.T) {
-	_, client := newSSHTest(t)
-	got := make(chan []byte, 1)
-	l := testutil.Serve(t, "tcp", func(c net.Conn) {
-		buf := make([]byte, 5)
-		io.ReadFull(c, buf)
-		got <- buf
-		c.Write([]byte("ignored"))
-		io.Copy(io.Discard, c)
-	})
-	conn, err := sshdial.New(client).Dial("tcp", l.Addr().String())
-	require.NoError(t, err)
-	defer conn.Close()
-	sc := conn.(*sshdial.Conn)
+	inBubbleNet(t, func(t *testing.T, b *bubble) {
+		client := b.client(t)
+		got := make(chan []byte, 1)
+		addr := b.serve(func(c net.Conn) {
+			buf := make([]byte, 5)
+			io.ReadFull(c, buf)
+			got <- buf
+			c.Write([]byte("ignored"))
+			io.Copy(io.Discard, c)
+		})
+		conn, err := sshdial.New(client).Dial("tcp", addr)
+		require.NoError(t, err)
+		defer conn.Close()
+		sc := conn.(*sshdial.Conn)
 
-	readErr := make(chan error, 1)
-	go func() {
-		_, err := sc.Read(make([]byte, 10))
-		readErr <- err
-	}()
-	time.Sleep(20 * time.Millisecond)
-	require.NoError(t, sc.CloseRead())
-	select {
-	case err := <-readErr:
+		readErr := make(chan error, 1)
+		go func() {
+			_, err := sc.Read(make([]byte, 10))
+			readErr <- err
+		}()
+		synctest.Wait() // the Read waits for data
+		require.Empty(t, readErr, "the Read returned before CloseRead")
+		require.NoError(t, sc.CloseRead())
+		select {
+		case err := <-readErr:
+			require.Equal(t, io.EOF, err)
+		case <-time.After(5 * time.Second):
+			t.Fatal("CloseRead did not wake Read")
+		}
+		_, err = sc.Write([]byte("hello"))
+		require.NoError(t, err)
+		require.Equal(t, []byte("hello"), <-got)
+		_, err = sc.Read(make([]byte, 10))
 		require.Equal(t, io.EOF, err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("CloseRead did not wake Read")
-	}
-	_, err = sc.Write([]byte("hello"))
-	require.NoError(t, err)
-	require.Equal(t, []byte("hello"), <-got)
-	_, err = sc.Read(make([]byte, 10))
-	require.Equal(t, io.EOF, err)
+	})
 }
 
 // stalledConn returns a Conn through an sshtest server that is then
@@ -111,43 +116,59 @@ func stalledConn(t *testing.T) (*sshdial.Conn, func()) {
 	return conn.(*sshdial.Conn), srv.Resume
 }
 
+// stalledBubbleConn is stalledConn in a bubble (inBubbleNet).
+func stalledBubbleConn(t *testing.T, b *bubble) *sshdial.Conn {
+	addr := b.serve(func(c net.Conn) { io.Copy(io.Discard, c) })
+	conn, err := sshdial.New(b.client(t)).Dial("tcp", addr)
+	require.NoError(t, err)
+	b.srv.Stall()
+	t.Cleanup(b.srv.Resume)
+	return conn.(*sshdial.Conn)
+}
+
 func TestCloseWakesReadWhileServerStalled(t *testing.T) {
-	conn, _ := stalledConn(t)
-	errc := make(chan error, 1)
-	go func() {
-		_, err := conn.Read(make([]byte, 100))
-		errc <- err
-	}()
-	time.Sleep(50 * time.Millisecond)
-	var closeErr, readErr error
-	testutil.Within(t, time.Second, "Close", func() { closeErr = conn.Close() })
-	require.NoError(t, closeErr)
-	testutil.Within(t, time.Second, "Read after Close", func() { readErr = <-errc })
-	require.ErrorIs(t, readErr, net.ErrClosed)
-	var opErr *net.OpError
-	require.ErrorAs(t, readErr, &opErr)
-	require.Equal(t, "read", opErr.Op)
-	require.NoError(t, conn.Close(), "a second Close")
+	inBubbleNet(t, func(t *testing.T, b *bubble) {
+		conn := stalledBubbleConn(t, b)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := conn.Read(make([]byte, 100))
+			errc <- err
+		}()
+		synctest.Wait() // the Read waits for the stalled server
+		require.Empty(t, errc, "the Read returned before Close")
+		var closeErr, readErr error
+		testutil.Within(t, time.Second, "Close", func() { closeErr = conn.Close() })
+		require.NoError(t, closeErr)
+		testutil.Within(t, time.Second, "Read after Close", func() { readErr = <-errc })
+		require.ErrorIs(t, readErr, net.ErrClosed)
+		var opErr *net.OpError
+		require.ErrorAs(t, readErr, &opErr)
+		require.Equal(t, "read", opErr.Op)
+		require.NoError(t, conn.Close(), "a second Close")
+	})
 }
 
 func TestCloseWakesWriteWhileServerStalled(t *testing.T) {
-	conn, _ := stalledConn(t)
-	big := make([]byte, 32<<20) // far more than the window and buffers hold
-	type result struct {
-		n   int
-		err error
-	}
-	res := make(chan result, 1)
-	go func() {
-		n, err := conn.Write(big)
-		res <- result{n, err}
-	}()
-	time.Sleep(100 * time.Millisecond)
-	testutil.Within(t, time.Second, "Close", func() { conn.Close() })
-	var r result
-	testutil.Within(t, time.Second, "Write after Close", func() { r = <-res })
-	require.ErrorIs(t, r.err, net.ErrClosed)
-	require.Less(t, r.n, len(big))
+	inBubbleNet(t, func(t *testing.T, b *bubble) {
+		conn := stalledBubbleConn(t, b)
+		big := make([]byte, 32<<20) // far more than the window and buffers hold
+		type result struct {
+			n   int
+			err error
+		}
+		res := make(chan result, 1)
+		go func() {
+			n, err := conn.Write(big)
+			res <- result{n, err}
+		}()
+		synctest.Wait() // every buffer and window is full: the Write waits
+		require.Empty(t, res, "the Write returned before Close")
+		testutil.Within(t, time.Second, "Close", func() { conn.Close() })
+		var r result
+		testutil.Within(t, time.Second, "Write after Close", func() { r = <-res })
+		require.ErrorIs(t, r.err, net.ErrClosed)
+		require.Less(t, r.n, len(big))
+	})
 }
 
 // collector serves a target that reads a connection to its end and sends
@@ -235,7 +256,6 @@ func TestDeadlinesFireWhileServerStalled(t *testing.T) {
 // requireTimeout checks the timeout error contract.
 func requireTimeout(t *testing.T, err error, op string) {
 	t.Helper()
-	require.Error(t, err)
 	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 	ne, ok := err.(net.Error) // a plain assertion, as nettest and many clients do
 	require.True(t, ok, "%T is not a net.Error", err)

@@ -69,7 +69,7 @@ func (w *advWriter) Write(p []byte) (int, error) {
 	case 1: // a partial write that fails
 		n, err = cut, errAdvWriter
 	case 2:
-		time.Sleep(pause)
+		time.Sleep(pause) // a slow writer is the behaviour under test
 	}
 	w.mu.Lock()
 	w.hash.Write(p[:n])
@@ -224,12 +224,12 @@ func TestWriteToConcurrentCallsThenClose(t *testing.T) {
 		wg.Go(func() {
 			rng := mrand.New(mrand.NewPCG(8, 9))
 			for !closed.Load() {
-				time.Sleep(time.Duration(100+rng.IntN(1000)) * time.Microsecond)
+				time.Sleep(time.Duration(100+rng.IntN(1000)) * time.Microsecond) // the mover's pace
 				conn.SetReadDeadline(time.Now().Add(time.Duration(rng.IntN(3000)-500) * time.Microsecond))
 			}
 		})
 
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // on purpose: the churn under test runs for a second before Close
 		closeAt := time.Now()
 		closed.Store(true)
 		conn.Close()
@@ -423,7 +423,7 @@ func TestWriteToWriterFailureDuringStopIsNotLost(t *testing.T) {
 				boom := errors.New("disk full")
 				w.release <- func([]byte) (int, error) { return 0, boom }
 				r := <-res
-				assert.Error(t, r.err, "WriteTo reported success though its writer failed")
+				assert.ErrorIs(t, r.err, boom, "WriteTo did not return its writer's error")
 			})
 		})
 	}

@@ -45,7 +45,7 @@ func TestConnectSurvivesServerRestart(t *testing.T) {
 	require.EqualValues(t, 1, accepted.Load())
 
 	res := backgroundRead(c)
-	waitBlocked()
+	waitBlockedIn(t, "sshdial.(*Conn).Read")
 	srv.Signal(syscall.SIGKILL, true)
 	err = await(t, 10*time.Second, "Read after kill -9 of sshd", res)
 	require.ErrorIs(t, err, sshdial.ErrSSHConnectionLost)
@@ -89,7 +89,7 @@ func TestConnectDetectsStalledLink(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, testutil.RoundTrip(c, "ping"))
 	read := backgroundRead(c)
-	waitBlocked()
+	waitBlockedIn(t, "sshdial.(*Conn).Read")
 
 	srv.Signal(syscall.SIGSTOP, true)
 	stalled := time.Now()
@@ -103,7 +103,7 @@ func TestConnectDetectsStalledLink(t *testing.T) {
 	require.ErrorIs(t, err, sshdial.ErrServerNotResponding)
 	// interval × (count+1) = 3 s, with room for a loaded machine.
 	require.Less(t, took, 3*time.Second+2*time.Second)
-	require.Error(t, await(t, 20*time.Second, "Dial on a stalled link", dial))
+	require.ErrorIs(t, await(t, 20*time.Second, "Dial on a stalled link", dial), sshdial.ErrServerNotResponding)
 }
 
 // TestCloseDuringReconnect: Close while a reconnect to a stalled server is
@@ -125,7 +125,7 @@ func TestCloseDuringReconnect(t *testing.T) {
 		_, err := d.Dial("tcp", target)
 		dial <- err
 	}()
-	waitBlocked()
+	waitBlockedIn(t, "sshdial.(*Dialer).DialContext") // waiting for the reconnect
 	closed := make(chan error, 1)
 	go func() { closed <- d.Close() }()
 	require.NoError(t, await(t, 5*time.Second, "Close during a reconnect", closed))

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sshdial/sshdial"
@@ -318,15 +319,15 @@ func TestCancelledDial(t *testing.T) {
 
 // TestContextOutlivesDial checks that the context bounds the dial only.
 func TestContextOutlivesDial(t *testing.T) {
-	_, client := newSSHTest(t)
-	l := testutil.EchoServer(t, "tcp")
-	ctx, cancel := context.WithCancel(context.Background())
-	conn, err := sshdial.New(client).DialContext(ctx, "tcp", l.Addr().String())
-	require.NoError(t, err)
-	defer conn.Close()
-	cancel()
-	time.Sleep(10 * time.Millisecond)
-	require.NoError(t, testutil.RoundTrip(conn, "ping"))
+	inBubbleNet(t, func(t *testing.T, b *bubble) {
+		ctx, cancel := context.WithCancel(context.Background())
+		conn, err := sshdial.New(b.client(t)).DialContext(ctx, "tcp", b.serve(echo))
+		require.NoError(t, err)
+		defer conn.Close()
+		cancel()
+		synctest.Wait() // whatever the cancel would set off has run
+		require.NoError(t, testutil.RoundTrip(conn, "ping"))
+	})
 }
 
 func TestUnixSocket(t *testing.T) {

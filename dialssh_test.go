@@ -48,7 +48,7 @@ func TestDialSSHBoundedByContext(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err := sshdial.DialSSH(ctx, srv.Addr(), srv.ClientConfig())
-	require.Error(t, err)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Less(t, time.Since(start), 3*time.Second)
 
 	_, err = sshdial.DialSSH(context.Background(), srv.Addr(), nil)

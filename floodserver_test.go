@@ -15,6 +15,7 @@ import (
 
 	"github.com/sshdial/sshdial"
 	"github.com/sshdial/sshdial/internal/testutil"
+	"github.com/stretchr/testify/assert"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -114,14 +115,8 @@ func floodRoundTrip(t *testing.T, d *sshdial.Dialer, msg string) {
 // goroutines more than base, after giving them time to end.
 func boundedGoroutines(t *testing.T, base, limit int, what string) {
 	t.Helper()
-	var n int
-	for i := 0; i < 100; i++ {
-		if n = runtime.NumGoroutine(); n <= base+limit {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Errorf("%s: %d goroutines, %d before: the client grows with the flood", what, n, base)
+	assert.Eventually(t, func() bool { return runtime.NumGoroutine() <= base+limit }, 5*time.Second, 50*time.Millisecond,
+		"%s: more goroutines than %d before: the client grows with the flood", what, base)
 }
 
 // A hostile SSH server that floods the client with global requests (with
@@ -209,7 +204,7 @@ func TestHostileServerFloods(t *testing.T) {
 			held.SetDeadline(time.Now().Add(90 * time.Second))
 			for i := 0; i < 20; i++ {
 				floodRoundTrip(t, d, tc.name)
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond) // on purpose: the round trips are spread over the flood
 			}
 			select {
 			case got := <-sent:

@@ -42,7 +42,7 @@ func TestConnectHostileHandshake(t *testing.T) {
 				if _, err := io.WriteString(c, "\x1b[31mnot yet\x1b]0;title\x07\r\n"); err != nil {
 					return
 				}
-				time.Sleep(100 * time.Millisecond)
+				time.Sleep(100 * time.Millisecond) // on purpose: a server that trickles is what is under test
 			}
 		}},
 		{"endless version line", func(c net.Conn) {

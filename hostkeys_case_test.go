@@ -1,84 +1,16 @@
 package sshdial
 
 import (
-	"bytes"
-	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sshdial/sshdial/internal/opensshd"
 	"golang.org/x/crypto/ssh"
 )
-
-// hkOpenSSHAlias runs OpenSSH's client against srv with HostKeyAlias alias,
-// the known_hosts file kh and StrictHostKeyChecking yes, and returns its
-// error and standard error.
-func hkOpenSSHAlias(t *testing.T, srv *opensshd.Server, alias, kh string) (error, string) {
-	t.Helper()
-	home := t.TempDir()
-	block, err := ssh.MarshalPrivateKey(srv.ClientPrivateKey, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(home, "id")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("ssh", "-F", "/dev/null",
-		"-o", "BatchMode=yes",
-		"-o", "UserKnownHostsFile="+kh,
-		"-o", "GlobalKnownHostsFile=/dev/null",
-		"-o", "StrictHostKeyChecking=yes",
-		"-o", "HostKeyAlias="+alias,
-		"-o", "IdentitiesOnly=yes",
-		"-p", strconv.Itoa(hkPort(t, srv)), "-i", keyFile,
-		srv.User+"@127.0.0.1", "true")
-	cmd.Env = append(os.Environ(), "HOME="+home)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err = cmd.Run()
-	return err, stderr.String()
-}
-
-// hkConnectAlias runs Connect against srv through a config file that gives
-// it HostKeyAlias alias, with known_hosts kh and the strict mode.
-func hkConnectAlias(t *testing.T, srv *opensshd.Server, alias, kh, strict string) error {
-	t.Helper()
-	dir := t.TempDir()
-	t.Setenv("HOME", dir)
-	t.Setenv("SSH_AUTH_SOCK", "")
-	block, err := ssh.MarshalPrivateKey(srv.ClientPrivateKey, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(dir, "id")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	config := filepath.Join(dir, "config")
-	text := fmt.Sprintf("Host target\n  HostName 127.0.0.1\n  Port %d\n  User %s\n  HostKeyAlias %s\n  IdentityFile %s\n  IdentitiesOnly yes\n",
-		hkPort(t, srv), srv.User, alias, keyFile)
-	if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	d, err := Connect(ctx, "target", WithConfigFile(config), WithKnownHostsFile(kh), WithStrictHostKeyChecking(strict))
-	if err == nil {
-		d.Close()
-	}
-	return err
-}
 
 // ssh(1) lowercases host names and HostKeyAlias, and known_hosts patterns,
 // in ASCII only (tolower in the C locale): a name with a letter outside
@@ -89,15 +21,8 @@ func hkConnectAlias(t *testing.T, srv *opensshd.Server, alias, kh, strict string
 // accepted. Conversely the Kelvin sign K (U+212A) is no "k" to ssh.
 func TestHostKeyAliasNonASCIICase(t *testing.T) {
 	srv := opensshd.Start(t)
-	_, wrong, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wrongSigner, err := ssh.NewSignerFromKey(wrong)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wrongKey := string(ssh.MarshalAuthorizedKey(wrongSigner.PublicKey()))
+	wrong := hkOtherKey(t)
+	wrongKey := string(ssh.MarshalAuthorizedKey(wrong))
 	rightKey := string(ssh.MarshalAuthorizedKey(srv.HostKey))
 
 	// Another key under the alias itself: changed, for OpenSSH and here.

@@ -1,8 +1,6 @@
 package sshdial
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"testing"
@@ -22,15 +20,8 @@ func TestHostKeyCapitalsWithoutTempDir(t *testing.T) {
 	port := hkPort(t, srv)
 	unrelated := "Other.Example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
 	right := unrelated + fmt.Sprintf("[LocalHost]:%d %s", port, ssh.MarshalAuthorizedKey(srv.HostKey))
-	_, wrong, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wrongSigner, err := ssh.NewSignerFromKey(wrong)
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed := unrelated + fmt.Sprintf("[LocalHost]:%d %s", port, ssh.MarshalAuthorizedKey(wrongSigner.PublicKey()))
+	wrongKey := hkOtherKey(t)
+	changed := unrelated + fmt.Sprintf("[LocalHost]:%d %s", port, ssh.MarshalAuthorizedKey(wrongKey))
 	rightFile := hkWrite(t, "known_hosts", []byte(right))
 	changedFile := hkWrite(t, "known_hosts", []byte(changed))
 

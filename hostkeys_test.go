@@ -2,203 +2,20 @@ package sshdial
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/sshdial/sshdial/internal/opensshd"
 	"github.com/sshdial/sshdial/internal/testutil"
 	"golang.org/x/crypto/ssh"
 	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
 )
-
-// hkPort returns the server's port.
-func hkPort(t *testing.T, srv *opensshd.Server) int {
-	t.Helper()
-	_, p, err := net.SplitHostPort(srv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := strconv.Atoi(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
-}
-
-// hkRun runs an OpenSSH tool and returns its standard output.
-func hkRun(t *testing.T, name string, args ...string) []byte {
-	t.Helper()
-	var stderr bytes.Buffer
-	cmd := exec.Command(name, args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
-	}
-	return out
-}
-
-// hkKeyscan runs ssh-keyscan against the server with the given extra
-// arguments (e.g. -t ed25519, -H) and returns the known_hosts lines.
-func hkKeyscan(t *testing.T, srv *opensshd.Server, args ...string) []byte {
-	t.Helper()
-	args = append(append([]string{"-p", strconv.Itoa(hkPort(t, srv))}, args...), "127.0.0.1")
-	out := hkRun(t, "ssh-keyscan", args...)
-	if len(bytes.TrimSpace(out)) == 0 {
-		t.Fatalf("ssh-keyscan %v printed nothing", args)
-	}
-	return out
-}
-
-// hkWrite writes a file in a new temporary directory and returns its path.
-func hkWrite(t *testing.T, name string, data []byte) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// hkKeygen runs ssh-keygen to make a key pair of type typ in a temporary
-// directory and returns the private key's path (the public key is path.pub).
-func hkKeygen(t *testing.T, typ string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), typ)
-	args := []string{"-q", "-t", typ, "-N", "", "-f", p}
-	if typ == "rsa" {
-		args = append(args, "-b", "2048")
-	}
-	hkRun(t, "ssh-keygen", args...)
-	return p
-}
-
-// hkPublicKey reads an OpenSSH public key file.
-func hkPublicKey(t *testing.T, path string) ssh.PublicKey {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _, _, _, err := ssh.ParseAuthorizedKey(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
-}
-
-// hkTwoKeyServer starts sshd with its ed25519 host key and an RSA one.
-func hkTwoKeyServer(t *testing.T) *opensshd.Server {
-	t.Helper()
-	return opensshd.Start(t, "HostKey "+hkKeygen(t, "rsa"))
-}
-
-// hkDial logs in to the server with the callback and algorithms that
-// hostKeyCheck returned, and reports the host key the server presented.
-func hkDial(t *testing.T, srv *opensshd.Server, cb ssh.HostKeyCallback, algos []string) (ssh.PublicKey, error) {
-	t.Helper()
-	var presented ssh.PublicKey
-	config := &ssh.ClientConfig{
-		User: srv.User,
-		Auth: []ssh.AuthMethod{ssh.PublicKeys(srv.ClientKey)},
-		HostKeyCallback: func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-			presented = key
-			return cb(hostname, remote, key)
-		},
-		HostKeyAlgorithms: algos,
-		Timeout:           10 * time.Second,
-	}
-	c, err := ssh.Dial("tcp", srv.Addr, config)
-	if err != nil {
-		return presented, err
-	}
-	return presented, c.Close()
-}
-
-// hkCheckDial runs hostKeyCheck for the server with the files and dials.
-func hkCheckDial(t *testing.T, srv *opensshd.Server, files []string, writeFile, strict string) (ssh.PublicKey, error) {
-	t.Helper()
-	return hkCheckDialAs(t, srv, "127.0.0.1", files, writeFile, strict)
-}
-
-// hkCheckDialAs is hkCheckDial for the server reached by the name host.
-func hkCheckDialAs(t *testing.T, srv *opensshd.Server, host string, files []string, writeFile, strict string) (ssh.PublicKey, error) {
-	t.Helper()
-	cb, algos, err := hostKeyCheck(host, hkPort(t, srv), files, writeFile, strict, nil)
-	if err != nil {
-		t.Fatalf("hostKeyCheck: %v", err)
-	}
-	return hkDial(t, srv, cb, algos)
-}
-
-// hkOpenSSH runs OpenSSH's client against the server with known_hosts file
-// knownHosts and strict host key checking, and returns its error and
-// standard error.
-func hkOpenSSH(t *testing.T, srv *opensshd.Server, knownHosts string) (error, string) {
-	t.Helper()
-	return hkOpenSSHAs(t, srv, "127.0.0.1", knownHosts)
-}
-
-// hkOpenSSHAs is hkOpenSSH for the server reached by the name host.
-func hkOpenSSHAs(t *testing.T, srv *opensshd.Server, host, knownHosts string) (error, string) {
-	t.Helper()
-	home := t.TempDir()
-	block, err := ssh.MarshalPrivateKey(srv.ClientPrivateKey, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(home, "id")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("ssh", "-F", "/dev/null",
-		"-o", "BatchMode=yes",
-		"-o", "UserKnownHostsFile="+knownHosts,
-		"-o", "GlobalKnownHostsFile=/dev/null",
-		"-o", "StrictHostKeyChecking=yes",
-		"-o", "IdentitiesOnly=yes",
-		"-p", strconv.Itoa(hkPort(t, srv)), "-i", keyFile,
-		srv.User+"@"+host, "true")
-	cmd.Env = append(os.Environ(), "HOME="+home)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err = cmd.Run()
-	return err, stderr.String()
-}
-
-func hkHostKeyError(t *testing.T, err error, sentinel error) *HostKeyError {
-	t.Helper()
-	if !errors.Is(err, sentinel) {
-		t.Fatalf("error %v, want %v", err, sentinel)
-	}
-	var hkErr *HostKeyError
-	if !errors.As(err, &hkErr) {
-		t.Fatalf("error %T %v is no *HostKeyError", err, err)
-	}
-	return hkErr
-}
-
-func hkContains(t *testing.T, msg string, want ...string) {
-	t.Helper()
-	for _, w := range want {
-		if !strings.Contains(msg, w) {
-			t.Errorf("error %q\nlacks %q", msg, w)
-		}
-	}
-}
 
 // x/crypto's knownhosts alone fails with the file OpenSSH records by
 // default (ed25519 only) against a server that also has RSA; with the
@@ -313,18 +130,11 @@ func TestHostKeyChanged(t *testing.T) {
 	srv := hkTwoKeyServer(t)
 	port := hkPort(t, srv)
 	host := fmt.Sprintf("[127.0.0.1]:%d", port)
-	_, wrong, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wrongSigner, err := ssh.NewSignerFromKey(wrong)
-	if err != nil {
-		t.Fatal(err)
-	}
+	wrongKey := hkOtherKey(t)
 	kh := hkWrite(t, "known_hosts", []byte(
 		"# a comment\n"+
 			"example.com "+string(ssh.MarshalAuthorizedKey(srv.HostKey))+
-			host+" "+string(ssh.MarshalAuthorizedKey(wrongSigner.PublicKey()))))
+			host+" "+string(ssh.MarshalAuthorizedKey(wrongKey))))
 
 	for _, strict := range []string{"yes", "accept-new"} {
 		_, err := hkCheckDial(t, srv, []string{kh}, kh, strict)
@@ -333,7 +143,7 @@ func TestHostKeyChanged(t *testing.T) {
 			t.Errorf("%s: error fields %+v", strict, hkErr)
 		}
 		remove := fmt.Sprintf("ssh-keygen -R '%s' -f %s", host, kh)
-		hkContains(t, err.Error(), kh+":3", ssh.FingerprintSHA256(wrongSigner.PublicKey()), remove)
+		hkContains(t, err.Error(), kh+":3", ssh.FingerprintSHA256(wrongKey), remove)
 		if strict == "yes" {
 			t.Logf("changed: %v", err)
 		}
@@ -347,7 +157,7 @@ func TestHostKeyChanged(t *testing.T) {
 	}
 	// OpenSSH with "no" goes on through a changed key with forwarding
 	// disabled; forwarding is all sshdial does, so it refuses.
-	_, err = hkCheckDial(t, srv, []string{kh}, kh, "no")
+	_, err := hkCheckDial(t, srv, []string{kh}, kh, "no")
 	hkHostKeyError(t, err, ErrHostKeyChanged)
 	if data, _ := os.ReadFile(kh); strings.Count(string(data), "\n") != 3 {
 		t.Errorf("StrictHostKeyChecking no wrote to known_hosts with a changed key:\n%s", data)
@@ -377,18 +187,6 @@ func TestHostKeyRevoked(t *testing.T) {
 	if err, _ := hkOpenSSH(t, srv, kh); err == nil {
 		t.Error("OpenSSH connects with a revoked key")
 	}
-}
-
-// hkCertServer starts sshd with an ed25519 host key certified by a new CA
-// for the principal; it comes before the default host key, so sshd offers
-// it for ssh-ed25519.
-func hkCertServer(t *testing.T, principal string) (srv *opensshd.Server, hostKey, ca ssh.PublicKey) {
-	t.Helper()
-	caKey := hkKeygen(t, "ed25519")
-	key := hkKeygen(t, "ed25519")
-	hkRun(t, "ssh-keygen", "-q", "-s", caKey, "-I", "id", "-h", "-n", principal, key+".pub")
-	srv = opensshd.Start(t, "HostKey "+key, "HostCertificate "+key+"-cert.pub")
-	return srv, hkPublicKey(t, key+".pub"), hkPublicKey(t, caKey+".pub")
 }
 
 func TestHostKeyCertAuthority(t *testing.T) {
@@ -524,20 +322,13 @@ func TestHostKeyAcceptNewRereads(t *testing.T) {
 		t.Errorf("known_hosts:\n%s\nwant only:\n%s", data, line)
 	}
 
-	_, wrong, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wrongSigner, err := ssh.NewSignerFromKey(wrong)
-	if err != nil {
-		t.Fatal(err)
-	}
+	wrongKey := hkOtherKey(t)
 	kh = filepath.Join(t.TempDir(), "known_hosts")
 	cb, algos, err = hostKeyCheck("127.0.0.1", port, []string{kh}, kh, "accept-new", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := fmt.Sprintf("[127.0.0.1]:%d %s", port, ssh.MarshalAuthorizedKey(wrongSigner.PublicKey()))
+	other := fmt.Sprintf("[127.0.0.1]:%d %s", port, ssh.MarshalAuthorizedKey(wrongKey))
 	if err := os.WriteFile(kh, []byte(other), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -623,15 +414,7 @@ func TestHostKeyAcceptNewConcurrent(t *testing.T) {
 // Without a server: the line format for port 22, names that must not be
 // written, missing and unreadable files, bad arguments.
 func TestKnownHostsLine(t *testing.T) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := signer.PublicKey()
+	key := hkOtherKey(t)
 	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 22}
 	blob := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))
 
@@ -713,15 +496,8 @@ func TestKnownHostsLine(t *testing.T) {
 func TestHostKeyPatternCase(t *testing.T) {
 	srv := hkTwoKeyServer(t)
 	port := hkPort(t, srv)
-	_, wrong, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wrongSigner, err := ssh.NewSignerFromKey(wrong)
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed := fmt.Sprintf("[LOCALHOST]:%d %s", port, ssh.MarshalAuthorizedKey(wrongSigner.PublicKey()))
+	wrongKey := hkOtherKey(t)
+	changed := fmt.Sprintf("[LOCALHOST]:%d %s", port, ssh.MarshalAuthorizedKey(wrongKey))
 	for _, strict := range []string{"yes", "accept-new", "no"} {
 		for _, name := range []string{"localhost", "LocalHost"} {
 			kh := hkWrite(t, "known_hosts", []byte(changed))
@@ -744,7 +520,7 @@ func TestHostKeyPatternCase(t *testing.T) {
 	// OpenSSH.
 	right := bytes.Replace(hkKeyscan(t, srv, "-t", "ed25519"), []byte("[127.0.0.1]"), []byte("[LocalHost]"), 1)
 	hashed := hkKeyscan(t, srv, "-H", "-t", "rsa")
-	data := append(append([]byte("@revoked *.Example.COM "+string(ssh.MarshalAuthorizedKey(wrongSigner.PublicKey()))+"other.example,"), right...), hashed...)
+	data := append(append([]byte("@revoked *.Example.COM "+string(ssh.MarshalAuthorizedKey(wrongKey))+"other.example,"), right...), hashed...)
 	kh = hkWrite(t, "known_hosts", data)
 	for _, name := range []string{"localhost", "LOCALHOST"} {
 		if _, err := hkCheckDialAs(t, srv, name, []string{kh}, "", "yes"); err != nil {

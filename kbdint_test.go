@@ -173,26 +173,18 @@ func TestKeyboardInteractiveReconnect(t *testing.T) {
 		sshdial.WithLogger(slog.New(slog.NewTextHandler(&logBuf, nil))))
 	require.NoError(t, err)
 
+	cbErr := errors.New("a one-time code is needed and nobody is there")
 	a.mu.Lock()
-	a.err = errors.New("a one-time code is needed and nobody is there")
+	a.err = cbErr
 	a.mu.Unlock()
 	srv.CloseClientConnections()
 	target := serve(t, "tcp", echo).Addr().String()
-	deadline := time.Now().Add(20 * time.Second)
-	var dialErr error
-	for time.Now().Before(deadline) {
-		// Until the loss is noticed, a dial may still go to the old connection.
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		var c interface{ Close() error }
-		c, dialErr = d.DialContext(ctx, "tcp", target)
-		cancel()
-		if dialErr != nil {
-			break
-		}
-		c.Close()
-		time.Sleep(20 * time.Millisecond)
-	}
-	require.ErrorContains(t, dialErr, "a one-time code is needed")
+	// Until the loss is noticed, a dial may still go to the old connection.
+	require.Eventually(t, func() bool { return d.Stats().SSHConnections == 0 }, 20*time.Second, 10*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_, dialErr := d.DialContext(ctx, "tcp", target)
+	require.ErrorIs(t, dialErr, cbErr, "WithKeyboardInteractive: the login ends with the callback's error")
 	require.Contains(t, logBuf.String(), "a one-time code is needed")
 
 	a.mu.Lock()

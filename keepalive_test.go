@@ -6,11 +6,11 @@ import (
 	"net"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sshdial/sshdial"
 	"github.com/sshdial/sshdial/internal/testutil"
-	"github.com/sshdial/sshdial/sshtest"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -70,6 +70,8 @@ func TestKeepaliveWithOpenSSH(t *testing.T) {
 	conn, err := d.Dial("tcp", l.Addr().String())
 	require.NoError(t, err)
 	defer conn.Close()
+	// On purpose: 15 keepalive intervals pass against a real sshd; that
+	// the connection survives them is what is under test.
 	time.Sleep(300 * time.Millisecond)
 	require.NoError(t, testutil.RoundTrip(conn, "ping"))
 	_, err = conn.Write([]byte("x"))
@@ -82,28 +84,29 @@ func TestKeepaliveWithOpenSSH(t *testing.T) {
 func TestKeepaliveOff(t *testing.T) {
 	const interval = 20 * time.Millisecond
 	const keepalive = "keepalive@openssh.com"
-	// dialAndWait dials through a new server with opts, and returns the
-	// server once the Conn has worked for a while, with the keepalives it
-	// had received by then: counted before the Conn closes, since the
-	// end of a channel may send one probe of the link (link.go), which is
-	// no keepalive.
-	dialAndWait := func(t *testing.T, opts ...sshdial.Option) (*sshtest.Server, int) {
-		srv, client := newSSHTest(t)
-		l := testutil.EchoServer(t, "tcp")
-		conn, err := sshdial.New(client, opts...).Dial("tcp", l.Addr().String())
+	// dialAndWait dials through a new server in a synctest bubble b with
+	// opts, and returns the keepalives the server got once the Conn has
+	// worked for 15 intervals of the bubble's time: the wait is what is
+	// under test (nothing is sent), and fake time makes it exact and
+	// instant. They are counted before the Conn closes, since the end of
+	// a channel may send one probe of the link (link.go), the same
+	// request, which is no keepalive.
+	dialAndWait := func(t *testing.T, b *bubble, opts ...sshdial.Option) int {
+		conn, err := sshdial.New(b.client(t), opts...).Dial("tcp", b.serve(echo))
 		require.NoError(t, err)
 		defer conn.Close()
 		require.NoError(t, testutil.RoundTrip(conn, "ping"))
-		time.Sleep(15 * interval) // nothing to wait for: the absence of keepalives is under test
+		time.Sleep(15 * interval)
 		require.NoError(t, testutil.RoundTrip(conn, "ping"))
-		return srv, srv.GlobalRequests(keepalive)
+		synctest.Wait() // every request sent has been counted
+		return b.srv.GlobalRequests(keepalive)
 	}
 
 	t.Run("on", func(t *testing.T) {
-		srv, _ := dialAndWait(t, sshdial.WithKeepalive(interval, time.Second))
-		// Under load the ticks may come late, but they come.
-		require.Eventually(t, func() bool { return srv.GlobalRequests(keepalive) >= 3 }, 10*time.Second, time.Millisecond,
-			"the observation works: keepalives are seen")
+		inBubbleNet(t, func(t *testing.T, b *bubble) {
+			require.GreaterOrEqual(t, dialAndWait(t, b, sshdial.WithKeepalive(interval, time.Second)), 14,
+				"the observation works: a keepalive each interval")
+		})
 	})
 	// Every duration is short, so that an option misread as "on" would
 	// send keepalives within the wait.
@@ -118,8 +121,9 @@ func TestKeepaliveOff(t *testing.T) {
 		{"turned off after on", []sshdial.Option{sshdial.WithKeepalive(interval, interval), sshdial.WithKeepalive(0, interval)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, seen := dialAndWait(t, tc.opts...)
-			require.Zero(t, seen)
+			inBubbleNet(t, func(t *testing.T, b *bubble) {
+				require.Zero(t, dialAndWait(t, b, tc.opts...))
+			})
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial"
+	"github.com/stretchr/testify/assert"
 )
 
 // A program may wrap one long-lived *ssh.Client of its own in a Dialer per
@@ -38,15 +39,7 @@ func TestNewPerUseGrowsNoGoroutines(t *testing.T) {
 		for i := 0; i < n; i++ {
 			use(dial)
 		}
-		var now int
-		for i := 0; i < 100; i++ {
-			if now = runtime.NumGoroutine(); now < base+n/4 {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if now >= base+n/4 {
-			t.Errorf("dial %v: %d goroutines after %d Dialers from New, each closed, over one client (%d before)", dial, now, n, base)
-		}
+		assert.Eventually(t, func() bool { return runtime.NumGoroutine() < base+n/4 }, 2*time.Second, 20*time.Millisecond,
+			"dial %v: goroutines left after %d Dialers from New, each closed, over one client (%d before)", dial, n, base)
 	}
 }

@@ -244,7 +244,7 @@ func TestPoolClose(t *testing.T) {
 	require.NoError(t, pool.Close())
 	var readErr error
 	testutil.Within(t, 5*time.Second, "Read after Pool.Close", func() { _, readErr = c.Read(make([]byte, 1)) })
-	require.Error(t, readErr)
+	require.ErrorIs(t, readErr, sshdial.ErrDialerClosed, "Close's doc: blocked and later calls fail with ErrDialerClosed")
 	_, err = pool.Dial("tcp", l.Addr().String())
 	require.ErrorIs(t, err, sshdial.ErrDialerClosed)
 	require.ErrorIs(t, err, net.ErrClosed)
@@ -278,21 +278,30 @@ func TestPoolBadInput(t *testing.T) {
 
 	pool := sshdial.NewPool(1, dial)
 	defer pool.Close()
-	for _, tc := range []struct{ network, address string }{
-		{"udp", "127.0.0.1:53"},
-		{"tcp", "127.0.0.1"},
-		{"tcp", "127.0.0.1:70000"},
-		{"tcp", ":80"},
+	// DialContext's errors are *net.OpError values with Op "dial"; no
+	// sentinel is documented for bad input, so the text is checked.
+	requireDialError := func(t *testing.T, err error, want string) {
+		t.Helper()
+		var opErr *net.OpError
+		require.ErrorAs(t, err, &opErr)
+		require.Equal(t, "dial", opErr.Op)
+		require.ErrorContains(t, err, want)
+	}
+	for _, tc := range []struct{ network, address, want string }{
+		{"udp", "127.0.0.1:53", "unknown network udp"},
+		{"tcp", "127.0.0.1", "missing port"},
+		{"tcp", "127.0.0.1:70000", "port out of range"},
+		{"tcp", ":80", "missing host"},
 	} {
 		_, err := pool.Dial(tc.network, tc.address)
-		require.Error(t, err, "%s %s", tc.network, tc.address)
+		requireDialError(t, err, tc.want)
 	}
 	//lint:ignore SA1012 a nil context is bad input under test
 	_, err = pool.DialContext(nil, "tcp", "127.0.0.1:1") //nolint:staticcheck
-	require.Error(t, err)
+	requireDialError(t, err, "nil context")
 	badOption := sshdial.NewPool(1, dial, sshdial.WithOriginator(netip.AddrPort{}))
 	defer badOption.Close()
 	_, err = badOption.Dial("tcp", "127.0.0.1:1")
-	require.Error(t, err)
+	requireDialError(t, err, "WithOriginator: invalid address")
 	require.Zero(t, calls.Load(), "bad input must fail before an SSH connection is made")
 }

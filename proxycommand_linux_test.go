@@ -110,19 +110,14 @@ func (s *pcSetup) requireReaped(t *testing.T, d time.Duration) {
 	t.Helper()
 	pids := s.pids(t)
 	require.NotEmpty(t, pids, "no ProxyCommand recorded its pid")
-	deadline := time.Now().Add(d)
-	for _, pid := range pids {
-		for {
-			state := procState(pid)
-			if state == "" {
-				break
+	require.Eventually(t, func() bool {
+		for _, pid := range pids {
+			if procState(pid) != "" {
+				return false
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("ProxyCommand process %d is still there (state %s) %v after the end", pid, state, d)
-			}
-			time.Sleep(20 * time.Millisecond)
 		}
-	}
+		return true
+	}, d, 20*time.Millisecond, "a ProxyCommand process (of %v) is still there %v after the end", pids, d)
 }
 
 // procState returns the state letter of pid (Z for a zombie), or "" when
@@ -231,12 +226,11 @@ func TestProxyCommandMisbehaving(t *testing.T) {
 			}()
 			err := await(t, 15*time.Second, "Connect through a misbehaving ProxyCommand", res)
 			t.Logf("%v", err)
-			require.Error(t, err)
+			require.ErrorContains(t, err, "ProxyCommand for viacmd", "the error does not say the ProxyCommand was in the way")
 			require.NotErrorIs(t, err, context.DeadlineExceeded)
 			if tc.want != "" {
 				require.Contains(t, err.Error(), tc.want)
 			}
-			require.Contains(t, err.Error(), "ProxyCommand for viacmd", "the error does not say the ProxyCommand was in the way")
 			s.requireNoSecret(t, err)
 			s.requireReaped(t, 5*time.Second)
 		})
@@ -316,7 +310,7 @@ func TestProxyCommandReconnectAfterServerRestart(t *testing.T) {
 	require.NoError(t, testutil.RoundTrip(c, "ping"))
 
 	res := backgroundRead(c)
-	waitBlocked()
+	waitBlockedIn(t, "sshdial.(*Conn).Read")
 	s.srv.Signal(syscall.SIGKILL, true)
 	err = await(t, 10*time.Second, "Read after kill -9 of sshd", res)
 	require.ErrorIs(t, err, sshdial.ErrSSHConnectionLost)
@@ -327,23 +321,27 @@ func TestProxyCommandReconnectAfterServerRestart(t *testing.T) {
 	down, cancelDown := context.WithTimeout(context.Background(), 5*time.Second)
 	_, err = d.DialContext(down, "tcp", target)
 	cancelDown()
-	require.Error(t, err)
+	require.ErrorContains(t, err, "the ProxyCommand for viacmd ended")
 	t.Logf("dial while sshd is down: %v", err)
 	s.requireNoSecret(t, err)
 
 	require.NoError(t, s.srv.Restart())
-	var dialErr error
-	for range 50 { // the Dialer may wait before its next reconnect
+	// The Dialer may wait before its next reconnect. The condition runs
+	// on another goroutine, one call at a time: its errors are checked here.
+	var dialErrs []error
+	require.Eventually(t, func() bool {
 		up, cancelUp := context.WithTimeout(context.Background(), 10*time.Second)
-		c, dialErr = d.DialContext(up, "tcp", target)
-		cancelUp()
-		if dialErr == nil {
-			break
+		defer cancelUp()
+		var err error
+		c, err = d.DialContext(up, "tcp", target)
+		if err != nil {
+			dialErrs = append(dialErrs, err)
 		}
-		s.requireNoSecret(t, dialErr)
-		time.Sleep(200 * time.Millisecond)
+		return err == nil
+	}, 30*time.Second, 200*time.Millisecond, "no dial after the restart")
+	for _, err := range dialErrs {
+		s.requireNoSecret(t, err)
 	}
-	require.NoError(t, dialErr)
 	require.NoError(t, testutil.RoundTrip(c, "pong"))
 	c.Close()
 	require.NoError(t, d.Close())

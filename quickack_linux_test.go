@@ -189,7 +189,7 @@ func TestQuickAckReadErrors(t *testing.T) {
 		q, _ := tcpPair(t)
 		errc := make(chan error, 1)
 		go func() { _, err := q.Read(make([]byte, 1024)); errc <- err }()
-		time.Sleep(20 * time.Millisecond)
+		WaitBlockedIn(t, "sshdial.(*quickAckConn).Read")
 		q.Close()
 		select {
 		case err := <-errc:

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sshdial/sshdial"
@@ -16,30 +17,33 @@ import (
 // (blocked calls return ErrDialerClosed) and leaves the caller's client
 // open; later dials fail with ErrDialerClosed.
 func TestCloseOfNewDialer(t *testing.T) {
-	_, client := newSSHTest(t)
-	target := serve(t, "tcp", echo).Addr().String()
-	d := sshdial.New(client)
-	c, err := d.Dial("tcp", target)
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, testutil.RoundTrip(c, "ping"))
+	inBubbleNet(t, func(t *testing.T, b *bubble) {
+		client := b.client(t)
+		target := b.serve(echo)
+		d := sshdial.New(client)
+		c, err := d.Dial("tcp", target)
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, testutil.RoundTrip(c, "ping"))
 
-	res := backgroundRead(c)
-	waitBlocked()
-	require.NoError(t, d.Close())
-	err = await(t, 5*time.Second, "Read after Dialer.Close", res)
-	require.ErrorIs(t, err, sshdial.ErrDialerClosed)
-	require.ErrorIs(t, err, net.ErrClosed)
+		res := backgroundRead(c)
+		synctest.Wait() // the Read waits for data
+		require.Empty(t, res, "the Read returned before Close")
+		require.NoError(t, d.Close())
+		err = await(t, 5*time.Second, "Read after Dialer.Close", res)
+		require.ErrorIs(t, err, sshdial.ErrDialerClosed)
+		require.ErrorIs(t, err, net.ErrClosed)
 
-	_, err = d.Dial("tcp", target)
-	require.ErrorIs(t, err, sshdial.ErrDialerClosed)
-	require.NoError(t, d.Close(), "a second Close")
+		_, err = d.Dial("tcp", target)
+		require.ErrorIs(t, err, sshdial.ErrDialerClosed)
+		require.NoError(t, d.Close(), "a second Close")
 
-	// The client is still the caller's, and works.
-	c2, err := sshdial.New(client).Dial("tcp", target)
-	require.NoError(t, err)
-	require.NoError(t, testutil.RoundTrip(c2, "ping"))
-	c2.Close()
+		// The client is still the caller's, and works.
+		c2, err := sshdial.New(client).Dial("tcp", target)
+		require.NoError(t, err)
+		require.NoError(t, testutil.RoundTrip(c2, "ping"))
+		c2.Close()
+	})
 }
 
 // TestStats: dials, failures, bytes each way and open Conns are counted.
@@ -55,7 +59,7 @@ func TestStats(t *testing.T) {
 	_, err = io.ReadFull(c, make([]byte, 5))
 	require.NoError(t, err)
 	_, err = d.Dial("tcp", "127.0.0.1:1") // refused by the server
-	require.Error(t, err)
+	require.ErrorIs(t, err, sshdial.ErrTargetUnreachable)
 
 	st := d.Stats()
 	require.EqualValues(t, 2, st.Dials)

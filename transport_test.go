@@ -121,7 +121,6 @@ func TestHTTPClientTimeoutWithStalledServer(t *testing.T) {
 	defer srv.Resume()
 	start := time.Now()
 	_, err = hc.Get(origin.URL)
-	require.Error(t, err)
 	var ne net.Error
 	require.ErrorAs(t, err, &ne)
 	require.True(t, ne.Timeout(), "%v", err)
@@ -336,7 +335,7 @@ func TestProxyFromURLBadInput(t *testing.T) {
 		require.ErrorContains(t, err, want, raw)
 	}
 	_, err := sshdial.FromURL(nil, nil)
-	require.Error(t, err)
+	require.ErrorContains(t, err, "nil URL")
 
 	// A password URL is accepted, and its password never shows in errors.
 	u, _ := url.Parse("ssh://u:secret@host:0?known_hosts=" + kh)

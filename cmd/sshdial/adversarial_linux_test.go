@@ -65,24 +65,22 @@ func advTagged(words ...string) []int {
 // advReap waits up to limit for pid (an orphan this process reaps, as
 // PR_SET_CHILD_SUBREAPER makes it) to exit, and returns its exit status.
 func advReap(pid int, limit time.Duration) (int, error) {
-	deadline := time.Now().Add(limit)
-	for {
-		var ws unix.WaitStatus
-		got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
-		if err != nil {
-			return -1, err
-		}
-		if got == pid {
-			if ws.Signaled() {
-				return -1, fmt.Errorf("killed by %v", ws.Signal())
-			}
-			return ws.ExitStatus(), nil
-		}
-		if time.Now().After(deadline) {
-			return -1, fmt.Errorf("still running after %v", limit)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var ws unix.WaitStatus
+	var err error
+	reaped := eventually(limit, 20*time.Millisecond, func() bool {
+		var got int
+		got, err = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		return err != nil || got == pid
+	})
+	switch {
+	case err != nil:
+		return -1, err
+	case !reaped:
+		return -1, fmt.Errorf("still running after %v", limit)
+	case ws.Signaled():
+		return -1, fmt.Errorf("killed by %v", ws.Signal())
 	}
+	return ws.ExitStatus(), nil
 }
 
 // advBackground runs the command with -f as a user's shell would, and
@@ -111,8 +109,7 @@ func newAdvBackground(t *testing.T) *advBackground {
 // (sshd's session processes, whose sshd was stopped), waiting up to 5s for
 // them to exit: else they would be left as zombies.
 func advReapOrphans() {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually(5*time.Second, 50*time.Millisecond, func() bool {
 		running := 0
 		dirs, _ := os.ReadDir("/proc")
 		for _, d := range dirs {
@@ -137,11 +134,8 @@ func advReapOrphans() {
 				running++
 			}
 		}
-		if running == 0 || time.Now().After(deadline) {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return running == 0
+	})
 }
 
 // pids returns the background processes left running.
@@ -292,20 +286,16 @@ func TestAdvBackground(t *testing.T) {
 		pid := b.one()
 		// The retry happens in the background process.
 		blocker.Close()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			conn, err := net.DialTimeout("tcp", "127.0.0.1:"+busy, 2*time.Second)
-			if err == nil {
+		var err error
+		if !eventually(20*time.Second, 200*time.Millisecond, func() bool {
+			var conn net.Conn
+			if conn, err = net.DialTimeout("tcp", "127.0.0.1:"+busy, 2*time.Second); err == nil {
 				err = testutil.RoundTrip(conn, "retried in the background")
 				conn.Close()
-				if err == nil {
-					break
-				}
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the background process did not take port %s 20s after it was freed: %v", busy, err)
-			}
-			time.Sleep(200 * time.Millisecond)
+			return err == nil
+		}) {
+			t.Fatalf("the background process did not take port %s 20s after it was freed: %v", busy, err)
 		}
 		b.stop(pid)
 	})
@@ -388,7 +378,7 @@ func TestAdvBackground(t *testing.T) {
 			t.Fatal(err)
 		}
 		syscall.Kill(pid, syscall.SIGTERM)
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond) // on purpose: the tunnel must outlast the signal by a while
 		if err := testutil.RoundTrip(conn, "during the grace period"); err != nil {
 			t.Fatalf("the open tunnel broke at SIGTERM in the background: %v", err)
 		}
@@ -577,12 +567,8 @@ func TestAdvRemoteDynamic(t *testing.T) {
 		if advCounter(t, line, "sent") == 0 || advCounter(t, line, "received") == 0 {
 			t.Errorf("status does not count the bytes both ways: %s", line)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for advCounter(t, advStatusLine(t, c, "-R 0:"), "open") != 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("tunnels still open 10s after their clients closed: %s", advStatusLine(t, c, "-R 0:"))
-			}
-			time.Sleep(50 * time.Millisecond)
+		if !eventually(10*time.Second, 50*time.Millisecond, func() bool { return advCounter(t, advStatusLine(t, c, "-R 0:"), "open") == 0 }) {
+			t.Fatalf("tunnels still open 10s after their clients closed: %s", advStatusLine(t, c, "-R 0:"))
 		}
 	})
 }
@@ -722,14 +708,8 @@ func TestAdvPassphrase(t *testing.T) {
 		term := advOnTerminal(t, line())
 		waitFor(t, term.out, prompt, 30*time.Second)
 		for i := 1; i <= 3; i++ {
-			if i > 1 {
-				deadline := time.Now().Add(30 * time.Second)
-				for strings.Count(term.out.String(), again) < i-1 {
-					if time.Now().After(deadline) {
-						t.Fatalf("no prompt %d:\n%s", i, term.out)
-					}
-					time.Sleep(20 * time.Millisecond)
-				}
+			if i > 1 && !eventually(30*time.Second, 20*time.Millisecond, func() bool { return strings.Count(term.out.String(), again) >= i-1 }) {
+				t.Fatalf("no prompt %d:\n%s", i, term.out)
 			}
 			io.WriteString(term.in, fmt.Sprintf("wrong%d\r", i))
 		}
@@ -754,8 +734,7 @@ func TestAdvPassphrase(t *testing.T) {
 		// The shell under script goes on after the command (trap) and
 		// shows the terminal's settings.
 		term := advOnTerminal(t, "trap : INT; "+line()+"; echo EXIT=$?; stty -a; echo END")
-		waitFor(t, term.out, prompt, 30*time.Second)
-		time.Sleep(200 * time.Millisecond)
+		waitFor(t, term.out, prompt, 30*time.Second) // echo is off before the prompt shows (prompter.read)
 		io.WriteString(term.in, "\x03")
 		code := waitFor(t, term.out, "EXIT=", 15*time.Second)
 		waitFor(t, term.out, "END", 15*time.Second)
@@ -950,6 +929,7 @@ func TestAdvBackgroundForegroundSignal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	accepted := make(chan struct{}, 2)
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -957,6 +937,10 @@ func TestAdvBackgroundForegroundSignal(t *testing.T) {
 				return
 			}
 			defer c.Close()
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
 		}
 	}()
 	_, port, _ := net.SplitHostPort(l.Addr().String())
@@ -970,7 +954,11 @@ func TestAdvBackgroundForegroundSignal(t *testing.T) {
 			}
 			done := make(chan error, 1)
 			go func() { done <- cmd.Wait() }()
-			time.Sleep(1500 * time.Millisecond)
+			select { // the forwards are being set up: the command is connecting
+			case <-accepted:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the command did not connect within 20s")
+			}
 			cmd.Process.Signal(sig)
 			select {
 			case err := <-done:
@@ -980,7 +968,7 @@ func TestAdvBackgroundForegroundSignal(t *testing.T) {
 				<-done
 				t.Errorf("the foreground of -f still waits 10s after %v", sig)
 			}
-			time.Sleep(500 * time.Millisecond)
+			time.Sleep(500 * time.Millisecond) // on purpose: no background process may appear in this while
 			b.none("after " + sig.String() + " to the foreground")
 		})
 	}
@@ -1006,7 +994,7 @@ func TestAdvGraceForProxies(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.cancel()
-			time.Sleep(500 * time.Millisecond)
+			time.Sleep(500 * time.Millisecond) // on purpose: the tunnel must outlast the shutdown by a while
 			if err := testutil.RoundTrip(conn, "during the grace period"); err != nil {
 				t.Fatalf("the open %s tunnel broke at shutdown, within --grace 20s: %v", kind, err)
 			}

@@ -58,7 +58,14 @@ func TestStuckAgentCommand(t *testing.T) {
 	done := make(chan struct{})
 	var once sync.Once
 	release := func() { once.Do(func() { close(done) }) }
-	mute := serveAgentSocket(t, func(c net.Conn) { <-done })
+	muted := make(chan struct{}, 1) // an agent connection reached mute
+	mute := serveAgentSocket(t, func(c net.Conn) {
+		select {
+		case muted <- struct{}{}:
+		default:
+		}
+		<-done
+	})
 
 	keyring := agent.NewKeyring()
 	if err := keyring.Add(agent.AddedKey{PrivateKey: f.srv.ClientPrivateKey}); err != nil {
@@ -105,7 +112,11 @@ func TestStuckAgentCommand(t *testing.T) {
 
 	t.Run("mute-sigint", func(t *testing.T) {
 		_, cmd, exited := start(t, mute, "-o", "ConnectTimeout=60")
-		time.Sleep(time.Second) // in the listing of the agent's keys
+		select { // in the listing of the agent's keys
+		case <-muted:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the command did not connect to the agent within 30s")
+		}
 		begin := time.Now()
 		cmd.Process.Signal(syscall.SIGINT)
 		exitsWithin(t, exited, 3500*time.Millisecond, "^C while the agent lists nothing")

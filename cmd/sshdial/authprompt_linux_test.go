@@ -109,7 +109,7 @@ func TestAuthPrompts(t *testing.T) {
 	if _, err := pw(); !errors.Is(err, errNotAsked) {
 		t.Fatalf("after stop, a password: %v", err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // on purpose: nothing may be written to the screen in this while
 	if s := scr.String(); strings.Count(s, "Passcode: ") != 1 || strings.Count(s, "password: ") != 2 || strings.Contains(s, "Welcome") {
 		t.Fatalf("asked after stop:\n%s", s)
 	}

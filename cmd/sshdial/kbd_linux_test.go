@@ -60,11 +60,8 @@ func onTerminal(t *testing.T, args ...string) (*testutil.SyncBuffer, io.Writer) 
 // waitCount waits until text shows count times.
 func waitCount(t *testing.T, out *testutil.SyncBuffer, text string, count int, timeout time.Duration) {
 	t.Helper()
-	for deadline := time.Now().Add(timeout); strings.Count(out.String(), text) < count; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%q not shown %d times after %v", text, count, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !eventually(timeout, 20*time.Millisecond, func() bool { return strings.Count(out.String(), text) >= count }) {
+		t.Fatalf("%q not shown %d times after %v", text, count, timeout)
 	}
 }
 
@@ -145,7 +142,7 @@ func TestKeyboardInteractiveOnTerminal(t *testing.T) {
 				io.Copy(io.Discard, c)
 				c.Close()
 			}
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // the pace of the dials that set off the reconnects
 		}
 	}
 	if n := strings.Count(out.String(), "Passcode: "); n != 2 {

@@ -423,6 +423,8 @@ func TestOpenSSHRestart(t *testing.T) {
 		}
 		during <- err
 	}()
+	// On purpose: sshd stays down for a while (past the keepalive check)
+	// with the request waiting on -L, which is what is under test.
 	time.Sleep(1500 * time.Millisecond)
 	if err := f.srv.Restart(); err != nil {
 		t.Fatal(err)
@@ -438,27 +440,20 @@ func TestOpenSSHRestart(t *testing.T) {
 		t.Fatalf("-D after sshd restarted: %q %v", out, err)
 	}
 	// -R comes back on its own, on the same port.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got, err := httpGet("http://" + rAddr + "/after-R")
-		if err == nil && got == "origin:/after-R" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("-R on %s not back 30s after sshd restarted: %q %v", rAddr, got, err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	var got string
+	var err error
+	if !eventually(30*time.Second, 200*time.Millisecond, func() bool {
+		got, err = httpGet("http://" + rAddr + "/after-R")
+		return err == nil && got == "origin:/after-R"
+	}) {
+		t.Fatalf("-R on %s not back 30s after sshd restarted: %q %v", rAddr, got, err)
 	}
 	// So does the remote dynamic forward.
-	for {
-		out, err := curl("--socks5-hostname", rdAddr, "http://localhost:"+originPort+"/after-R-dynamic")
-		if err == nil && out == "origin:/after-R-dynamic" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("-R dynamic on %s not back 30s after sshd restarted: %q %v", rdAddr, out, err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if !eventually(30*time.Second, 200*time.Millisecond, func() bool {
+		got, err = curl("--socks5-hostname", rdAddr, "http://localhost:"+originPort+"/after-R-dynamic")
+		return err == nil && got == "origin:/after-R-dynamic"
+	}) {
+		t.Fatalf("-R dynamic on %s not back 30s after sshd restarted: %q %v", rdAddr, got, err)
 	}
 	if st := c.s.d.Stats(); st.Reconnects < 1 {
 		t.Errorf("Stats().Reconnects = %d, want 1 or more", st.Reconnects)
@@ -553,16 +548,12 @@ func TestForwardRetriedLater(t *testing.T) {
 	o := origin(t)
 	c := startCLI(t, f.args("-o", "ExitOnForwardFailure=no", "-L", busy+":"+o.Listener.Addr().String())...)
 	blocker.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got, err := httpGet("http://" + busy + "/late")
-		if err == nil && got == "origin:/late" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("-L on %s not set up 10s after the port was freed: %v\n%s", busy, err, c.stderr)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if !eventually(10*time.Second, 200*time.Millisecond, func() bool {
+		var got string
+		got, err = httpGet("http://" + busy + "/late")
+		return err == nil && got == "origin:/late"
+	}) {
+		t.Fatalf("-L on %s not set up 10s after the port was freed: %v\n%s", busy, err, c.stderr)
 	}
 }
 
@@ -694,21 +685,15 @@ func TestSignals(t *testing.T) {
 // waitFor waits until out holds marker and returns the word after it.
 func waitFor(t *testing.T, out *testutil.SyncBuffer, marker string, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		s := out.String()
-		if i := strings.Index(s, marker); i >= 0 {
-			rest := s[i+len(marker):]
-			if j := strings.IndexAny(rest, " \n"); j >= 0 {
-				return rest[:j]
-			}
-			return rest
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q after %v:\n%s", marker, timeout, s)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var s string
+	if !eventually(timeout, 20*time.Millisecond, func() bool { s = out.String(); return strings.Contains(s, marker) }) {
+		t.Fatalf("no %q after %v:\n%s", marker, timeout, s)
 	}
+	rest := s[strings.Index(s, marker)+len(marker):]
+	if j := strings.IndexAny(rest, " \n"); j >= 0 {
+		return rest[:j]
+	}
+	return rest
 }
 
 // The command on a terminal (script(1) gives it one) with an encrypted
@@ -771,7 +756,7 @@ func init() {
 		}
 		go func() {
 			for {
-				time.Sleep(200 * time.Millisecond)
+				time.Sleep(200 * time.Millisecond) // the watchdog's pace: the parent's death has no event here
 				if syscall.Kill(pid, 0) != nil {
 					os.Exit(exitError)
 				}

@@ -47,17 +47,13 @@ type screen struct {
 
 func (s *screen) waitFor(t *testing.T, text string, count int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	if !eventually(10*time.Second, 5*time.Millisecond, func() bool {
 		s.mu.Lock()
-		n := strings.Count(s.buf.String(), text)
-		s.mu.Unlock()
-		if n >= count {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
+		defer s.mu.Unlock()
+		return strings.Count(s.buf.String(), text) >= count
+	}) {
+		t.Fatalf("the terminal never showed %q %d times:\n%s", text, count, s.String())
 	}
-	t.Fatalf("the terminal never showed %q %d times:\n%s", text, count, s.String())
 }
 
 func (s *screen) String() string {
@@ -171,7 +167,7 @@ func TestPassphrasePrompt(t *testing.T) {
 	if r := get(ask(key)); string(r.pass) != "right horse" {
 		t.Fatalf("after stop, a known passphrase: %q, %v", r.pass, r.err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // on purpose: nothing may be written to the screen in this while
 	if scr.String() != before {
 		t.Fatalf("asked after stop:\n%s", strings.TrimPrefix(scr.String(), before))
 	}

@@ -146,7 +146,7 @@ func stormCLI(t *testing.T) (f *fixture, dr *dropper, logins func() int, clients
 					conn.Close()
 				}
 			}()
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond) // the load's pace
 		}
 		wg.Wait()
 	}

@@ -182,10 +182,8 @@ func TestStdioConnectionLost(t *testing.T) {
 		go func() {
 			res <- stdioResult{code: runStdio(ctx, d, target, 10*time.Second, pr, &out, &errOut)}
 		}()
-		for deadline := time.Now().Add(10 * time.Second); out.String() != "hello"; time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: nothing came through: %q", lose, out.String())
-			}
+		if !eventually(10*time.Second, 10*time.Millisecond, func() bool { return out.String() == "hello" }) {
+			t.Fatalf("%s: nothing came through: %q", lose, out.String())
 		}
 		want := exitConnection
 		if lose == "connection" {
