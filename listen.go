@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	policy "github.com/sshdial/sshdial/internal/backoff"
 	"github.com/sshdial/sshdial/internal/wire"
 	"golang.org/x/crypto/ssh"
 )
@@ -435,7 +436,7 @@ func (l *Listener) lose(sc *sshConn, err error) {
 // server refuses, or the listener or Dialer closes.
 func (l *Listener) reforward() {
 	d := l.d
-	delay := backoffMin
+	b := policy.Backoff{} // the defaults, as the SSH connection's
 	for {
 		select {
 		case <-l.done:
@@ -465,6 +466,7 @@ func (l *Listener) reforward() {
 			l.signal()
 			return
 		}
+		delay := b.Fail()
 		d.log().Warn("sshdial: making the remote forward again failed", "err", err, "retry_in", delay)
 		t := time.NewTimer(delay)
 		select {
@@ -473,7 +475,6 @@ func (l *Listener) reforward() {
 		case <-d.ctx.Done():
 		}
 		t.Stop()
-		delay = min(2*delay, backoffMax)
 	}
 }
 
