@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	policy "github.com/sshdial/sshdial/internal/backoff"
 	"github.com/sshdial/sshdial/internal/wire"
 	"golang.org/x/crypto/ssh"
 )
@@ -54,19 +55,61 @@ const listenBacklog = 128
 // Listener is a listener on the SSH server's side, made by Dialer.Listen.
 // Its methods may be called concurrently.
 type Listener struct {
+	// Concurrency contract.
+	//
+	// Goroutines that act on a Listener:
+	//   - The two routers of its SSH connection (see the contract above,
+	//     shared by every listener of the connection): enqueue appends to
+	//     backlog and wakes Accept; when the connection ends, lose takes sc
+	//     away.
+	//   - reforward, on a Dialer that owns its SSH connections: started by
+	//     lose, with the port the server had given as its argument, and
+	//     counted in Dialer.wg. It makes the forward again (forward sets sc
+	//     and addr) or sets lost, and ends then, or when the listener or
+	//     the Dialer closes. lose starts it only for the sc the listener
+	//     holds, which only reforward gives it back, so there is one at a
+	//     time (a second may start while the first returns, having
+	//     nothing left to do).
+	//   - cancel's goroutine (one per Close, counted in Dialer.wg): the
+	//     cancel request, bounded to 10 s. refuseAll's: one per batch of
+	//     refusals.
+	//   - Accept and accept run in the caller's goroutine: they take
+	//     tunnels off backlog and accept them; Close, in the caller's or in
+	//     the Dialer's Close.
+	//
+	// Who closes what: Close records why (closeErr), closes done (once),
+	// takes sc and backlog, refuses the backlog, unregisters the listener
+	// from the Dialer, cancels the forward on the server and releases sc.
+	// Whoever sets sc to nil releases the load the listener counted on it:
+	// Close or lose. A forward that the server grants after Close (its
+	// request was on the wire) is cancelled by forward itself: it checks
+	// done under mu before it sets sc, and again after it routes. The
+	// Dialer's Close calls Close on every listener. A Conn that Accept
+	// returned belongs to the caller.
+	//
+	// Locks: mu guards sc, addr, backlog, lost and closeErr. No other lock
+	// (router.mu, Dialer.mu) is held while mu is taken or taken while mu
+	// is held, and none is held across a request, an accept or a refusal.
+	// d, network and spec are set before the Listener is shared and never
+	// change (the port a forward asks for is an argument of forward, not a
+	// field). done is closed once, by Close. wake has room for one signal:
+	// every change of the state under mu is followed by signal(), and
+	// Accept re-checks the state after each wake, so a change made after
+	// its check leaves a signal for its wait and is never missed.
 	d       *Dialer
-	network string // "tcp" or "unix"
-	spec    forwardSpec
+	network string      // "tcp" or "unix"
+	spec    forwardSpec // as Listen was asked: port 0 stays 0 after the server chose
 
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
 	wake      chan struct{} // capacity 1: the backlog or the state changed
 
-	mu      sync.Mutex
-	sc      *sshConn         // the SSH connection of the forward; nil while it is being made again
-	addr    net.Addr         // what the server listens on
-	backlog []ssh.NewChannel // tunnels waiting for Accept
-	lost    error            // why the forward is gone for good
+	mu       sync.Mutex
+	sc       *sshConn         // the SSH connection of the forward; nil while it is being made again
+	addr     net.Addr         // what the server listens on
+	backlog  []ssh.NewChannel // tunnels waiting for Accept
+	lost     error            // why the forward is gone for good
+	closeErr error            // what Accept reports after Close; set before done is closed
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -106,7 +149,7 @@ func (d *Dialer) listen(ctx context.Context, network, address string) (net.Liste
 	if err != nil {
 		return fail(err)
 	}
-	if err := l.forward(ctx, sc); err != nil {
+	if err := l.forward(ctx, sc, spec.port); err != nil {
 		d.release(sc)
 		return fail(err)
 	}
@@ -163,9 +206,11 @@ func parseListenAddress(network, address string) (forwardSpec, string, error) {
 	return forwardSpec{}, "", net.UnknownNetworkError(network)
 }
 
-// forward asks the server of sc to listen, and routes the tunnels to l. On
-// success sc carries l (its load counts l).
-func (l *Listener) forward(ctx context.Context, sc *sshConn) error {
+// forward asks the server of sc to listen on port (tcp; 0 lets the server
+// choose) or on l's path (unix), and routes the tunnels to l. On success sc
+// carries l (its load counts l). When l was closed meanwhile, it cancels
+// the forward and fails with net.ErrClosed.
+func (l *Listener) forward(ctx context.Context, sc *sshConn, port uint32) error {
 	r, err := sc.router()
 	if err != nil {
 		return err
@@ -173,16 +218,15 @@ func (l *Listener) forward(ctx context.Context, sc *sshConn) error {
 	r.begin()
 	defer r.end()
 
-	reqType, payload := l.forwardRequest("", l.spec.port)
+	reqType, payload := l.forwardRequest("", port)
 	ok, reply, err := sc.request(ctx, reqType, payload)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return l.refused()
+		return l.refused(port)
 	}
 	var addr net.Addr
-	port := l.spec.port
 	if l.network == "unix" {
 		addr = &net.UnixAddr{Name: l.spec.path, Net: "unix"}
 	} else {
@@ -195,14 +239,27 @@ func (l *Listener) forward(ctx context.Context, sc *sshConn) error {
 		}
 		addr = listenAddr(l.spec.host, port)
 	}
+	// sc is published before the route, so that Accept never takes a
+	// tunnel without it. A Close before that cancels nothing: this
+	// forward cancels itself. A Close after it cancels the forward, and
+	// its route is removed by whichever of Close and the check below
+	// comes after r.add.
 	l.mu.Lock()
+	if isClosed(l.done) {
+		l.mu.Unlock()
+		l.cancel(sc, port)
+		return net.ErrClosed
+	}
 	moved := l.addr != nil && l.addr.String() != addr.String()
 	l.sc, l.addr = sc, addr
 	l.mu.Unlock()
+	r.add(l, port)
+	if isClosed(l.done) {
+		r.remove(l)
+	}
 	if moved {
 		l.d.log().Warn("sshdial: the SSH server listens on another port after a reconnect", "addr", addr.String())
 	}
-	r.add(l, port)
 	return nil
 }
 
@@ -215,9 +272,9 @@ func (l *Listener) forwardRequest(prefix string, port uint32) (string, []byte) {
 	return prefix + "tcpip-forward", ssh.Marshal(&wire.TCPIPForward{BindAddr: l.spec.host, BindPort: port})
 }
 
-// refused is the error of a forward the server refused.
-func (l *Listener) refused() error {
-	what := "listen on " + net.JoinHostPort(l.spec.host, strconv.Itoa(int(l.spec.port)))
+// refused is the error of a forward on port the server refused.
+func (l *Listener) refused(port uint32) error {
+	what := "listen on " + net.JoinHostPort(l.spec.host, strconv.Itoa(int(port)))
 	hint := "OpenSSH: AllowTcpForwarding must allow remote forwarding, the port must be free, and a bind address beyond loopback needs GatewayPorts clientspecified"
 	if l.network == "unix" {
 		what = "listen on unix socket " + l.spec.path
@@ -261,7 +318,10 @@ func (sc *sshConn) request(ctx context.Context, typ string, payload []byte) (boo
 }
 
 // Accept waits for the next connection to the listener and returns it as a
-// *Conn.
+// *Conn. After Close it fails with an error wrapping net.ErrClosed, and
+// ErrDialerClosed too when the Dialer's Close closed the listener. When the
+// forward was lost for good (the server refused it after a reconnect), it
+// fails with an error wrapping ErrForwardRefused: the Dialer tries no more.
 func (l *Listener) Accept() (net.Conn, error) {
 	for {
 		l.mu.Lock()
@@ -280,7 +340,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 			if nc != nil {
 				go nc.Reject(ssh.ConnectionFailed, "listener closed")
 			}
-			return nil, l.opError(net.ErrClosed)
+			l.mu.Lock()
+			err := l.closeErr
+			l.mu.Unlock()
+			return nil, l.opError(err)
 		case nc != nil:
 			if c := l.accept(sc, nc, addr); c != nil {
 				return c, nil
@@ -357,31 +420,39 @@ func (l *Listener) signal() {
 // wait for the server's answer.
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
+		l.d.mu.Lock()
+		byDialer := l.d.closed
+		delete(l.d.listeners, l)
+		l.d.mu.Unlock()
+		l.mu.Lock()
+		l.closeErr = net.ErrClosed
+		if byDialer {
+			l.closeErr = ErrDialerClosed // wraps net.ErrClosed
+		}
+		l.mu.Unlock()
 		close(l.done)
 		l.mu.Lock()
-		sc, backlog := l.sc, l.backlog
+		sc, backlog, port := l.sc, l.backlog, l.port()
 		l.sc, l.backlog = nil, nil
 		l.mu.Unlock()
 		refuseAll(backlog, ssh.ConnectionFailed, "listener closed")
-		l.d.mu.Lock()
-		delete(l.d.listeners, l)
-		l.d.mu.Unlock()
 		if sc != nil {
-			l.cancel(sc)
+			l.cancel(sc, port)
 			l.d.release(sc)
 		}
 	})
 	return nil
 }
 
-// cancel unroutes l and asks the server to stop listening, in the
-// background.
-func (l *Listener) cancel(sc *sshConn) {
+// cancel unroutes l and asks the server of sc to stop listening on port
+// (tcp) or l's path (unix), in the background.
+func (l *Listener) cancel(sc *sshConn, port uint32) {
 	r, err := sc.router()
 	if err != nil {
 		return
 	}
-	reqType, payload := l.forwardRequest("cancel-", r.remove(l))
+	r.remove(l)
+	reqType, payload := l.forwardRequest("cancel-", port)
 	d := l.d
 	d.wg.Add(1)
 	go func() {
@@ -418,6 +489,7 @@ func (l *Listener) lose(sc *sshConn, err error) {
 	if !owned {
 		l.lost = err
 	}
+	port := l.port()
 	l.mu.Unlock()
 	l.d.release(sc)
 	l.signal()
@@ -425,17 +497,33 @@ func (l *Listener) lose(sc *sshConn, err error) {
 		l.d.wg.Add(1)
 		go func() {
 			defer l.d.wg.Done()
-			l.reforward()
+			l.reforward(port)
 		}()
 	}
 }
 
-// reforward makes the forward again after a reconnect, first on the port
-// the server had given, with backoff between tries, until it works, the
-// server refuses, or the listener or Dialer closes.
-func (l *Listener) reforward() {
+// port returns the TCP port the server listens on, 0 if none; l.mu is
+// held.
+func (l *Listener) port() uint32 {
+	switch a := l.addr.(type) {
+	case *net.TCPAddr:
+		return uint32(a.Port)
+	case hostAddr:
+		if _, p, err := net.SplitHostPort(string(a)); err == nil {
+			if n, err := strconv.ParseUint(p, 10, 16); err == nil {
+				return uint32(n)
+			}
+		}
+	}
+	return 0
+}
+
+// reforward makes the forward again after a reconnect, first on port (the
+// one the server had given), with backoff between tries, until it works,
+// the server refuses, or the listener or Dialer closes.
+func (l *Listener) reforward(port uint32) {
 	d := l.d
-	delay := backoffMin
+	b := policy.Backoff{} // the defaults, as the SSH connection's
 	for {
 		select {
 		case <-l.done:
@@ -447,13 +535,15 @@ func (l *Listener) reforward() {
 		ctx, cancel := context.WithTimeout(d.ctx, defaultConnectTimeout)
 		sc, err := d.acquire(ctx, true)
 		if err == nil {
-			err = l.reforwardOn(ctx, sc)
+			err = l.reforwardOn(ctx, sc, port)
 			if err != nil {
 				d.release(sc)
 			}
 		}
 		cancel()
 		switch {
+		case isClosed(l.done) || d.ctx.Err() != nil:
+			return
 		case err == nil:
 			d.log().Info("sshdial: remote forward made again", "addr", l.Addr().String())
 			return
@@ -465,6 +555,7 @@ func (l *Listener) reforward() {
 			l.signal()
 			return
 		}
+		delay := b.Fail()
 		d.log().Warn("sshdial: making the remote forward again failed", "err", err, "retry_in", delay)
 		t := time.NewTimer(delay)
 		select {
@@ -473,31 +564,16 @@ func (l *Listener) reforward() {
 		case <-d.ctx.Done():
 		}
 		t.Stop()
-		delay = min(2*delay, backoffMax)
 	}
 }
 
-// reforwardOn asks for the port the server gave before, and for any port
-// if that one is refused and the listener asked for any.
-func (l *Listener) reforwardOn(ctx context.Context, sc *sshConn) error {
-	asked := l.spec
-	l.mu.Lock()
-	if a, ok := l.addr.(*net.TCPAddr); ok && l.network == "tcp" {
-		l.spec.port = uint32(a.Port)
-	} else if ha, ok := l.addr.(hostAddr); ok {
-		if _, p, err := net.SplitHostPort(string(ha)); err == nil {
-			if n, err := strconv.Atoi(p); err == nil {
-				l.spec.port = uint32(n)
-			}
-		}
+// reforwardOn asks for port, the one the server gave before, and for any
+// port if that one is refused and the listener asked for any.
+func (l *Listener) reforwardOn(ctx context.Context, sc *sshConn, port uint32) error {
+	err := l.forward(ctx, sc, port)
+	if errors.Is(err, ErrForwardRefused) && l.spec.port == 0 && port != 0 {
+		err = l.forward(ctx, sc, 0)
 	}
-	l.mu.Unlock()
-	err := l.forward(ctx, sc)
-	if errors.Is(err, ErrForwardRefused) && asked.port == 0 && l.spec.port != 0 {
-		l.spec.port = 0
-		err = l.forward(ctx, sc)
-	}
-	l.spec.port = asked.port
 	return err
 }
 
@@ -691,23 +767,21 @@ func (r *router) add(l *Listener, port uint32) {
 	r.mu.Unlock()
 }
 
-// remove unroutes l and returns the port it had.
-func (r *router) remove(l *Listener) uint32 {
+// remove unroutes l.
+func (r *router) remove(l *Listener) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if l.network == "unix" {
 		if r.unix[l.spec.path] == l {
 			delete(r.unix, l.spec.path)
 		}
-		return 0
+		return
 	}
 	for k, x := range r.tcp {
 		if x == l {
 			delete(r.tcp, k)
-			return k.port
 		}
 	}
-	return 0
 }
 
 // lostListeners tells the listeners on sc that its SSH connection ended.

@@ -78,3 +78,38 @@ func TestListenMovesWhenItsPortIsTaken(t *testing.T) {
 	defer mu.Unlock()
 	require.Contains(t, logs.String(), "listens on another port")
 }
+
+// TestListenRefusedAfterRestart (Connect): the port a listener asked for
+// by number is taken while sshd is down; after the restart the server
+// refuses the forward, and Accept fails with an error wrapping
+// ErrForwardRefused that names the port: the listener asked for that port,
+// not any.
+func TestListenRefusedAfterRestart(t *testing.T) {
+	srv := opensshd.Start(t)
+	homeFor(t, srv)
+	d := connectTo(t, srv)
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := free.Addr().String()
+	free.Close()
+	l, err := d.Listen(context.Background(), "tcp", addr)
+	require.NoError(t, err)
+	defer l.Close()
+	res := backgroundAccept(l)
+
+	srv.Signal(syscall.SIGKILL, true)
+	var squatter net.Listener
+	require.Eventually(t, func() bool {
+		squatter, err = net.Listen("tcp", addr) // free once sshd's session is gone
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond)
+	defer squatter.Close()
+	require.NoError(t, srv.Restart())
+
+	err = await(t, 30*time.Second, "Accept after the forward was refused", res)
+	require.ErrorIs(t, err, sshdial.ErrForwardRefused)
+	_, port, _ := net.SplitHostPort(addr)
+	require.Contains(t, err.Error(), ":"+port+" ")
+	_, err = l.Accept()
+	require.ErrorIs(t, err, sshdial.ErrForwardRefused, "for good")
+}

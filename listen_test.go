@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,6 +168,7 @@ func TestListenCloseWakesAccept(t *testing.T) {
 		require.NoError(t, l.Close())
 		err = await(t, 5*time.Second, "Accept after Close", res)
 		require.ErrorIs(t, err, net.ErrClosed)
+		require.NotErrorIs(t, err, sshdial.ErrDialerClosed, "the listener's Close is not the Dialer's")
 		_, err = l.Accept()
 		require.ErrorIs(t, err, net.ErrClosed)
 		require.NoError(t, l.Close(), "a second Close")
@@ -185,7 +187,8 @@ func TestListenCloseWakesAccept(t *testing.T) {
 	})
 }
 
-// TestListenClosedByDialer: the Dialer's Close closes its listeners.
+// TestListenClosedByDialer: the Dialer's Close closes its listeners, and
+// Accept says so: its error wraps ErrDialerClosed (and net.ErrClosed).
 func TestListenClosedByDialer(t *testing.T) {
 	_, client := newSSHTest(t)
 	d := sshdial.New(client)
@@ -194,7 +197,9 @@ func TestListenClosedByDialer(t *testing.T) {
 	res := backgroundAccept(l)
 	waitBlocked()
 	require.NoError(t, d.Close())
-	require.ErrorIs(t, await(t, 5*time.Second, "Accept after the Dialer's Close", res), net.ErrClosed)
+	err = await(t, 5*time.Second, "Accept after the Dialer's Close", res)
+	require.ErrorIs(t, err, sshdial.ErrDialerClosed)
+	require.ErrorIs(t, err, net.ErrClosed)
 	_, err = d.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	require.ErrorIs(t, err, sshdial.ErrDialerClosed)
 }
@@ -370,4 +375,48 @@ func TestListenRoutesByAddressAndPort(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestListenClosedWhileForwardMadeAgain (NewPool): a listener closed while
+// its forward is being made again after a reconnect, its request on the
+// wire, does not come back to life when the server then says yes: the
+// forward is cancelled and the server stops listening.
+func TestListenClosedWhileForwardMadeAgain(t *testing.T) {
+	srv := sshtest.NewServer()
+	defer srv.Close()
+	var stallNext atomic.Bool
+	stalled := make(chan struct{}, 1)
+	d := sshdial.NewPool(1, func(ctx context.Context) (*ssh.Client, error) {
+		c, err := sshdial.DialSSH(ctx, srv.Addr(), srv.ClientConfig())
+		if err == nil && stallNext.Load() {
+			// Logged in: the server now takes nothing more, so the
+			// forward's request waits for its reply.
+			srv.Stall()
+			stalled <- struct{}{}
+		}
+		return c, err
+	})
+	defer d.Close()
+	l, err := d.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+
+	stallNext.Store(true)
+	srv.CloseClientConnections()
+	await(t, 10*time.Second, "the reconnect", stalled)
+	require.NoError(t, l.Close())
+	srv.Resume()
+
+	require.Eventually(t, func() bool {
+		return srv.GlobalRequests("cancel-tcpip-forward") >= 1
+	}, 10*time.Second, 20*time.Millisecond, "the forward made after Close is cancelled")
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	}, 10*time.Second, 20*time.Millisecond, "the server stops listening")
+	_, err = l.Accept()
+	require.ErrorIs(t, err, net.ErrClosed)
 }

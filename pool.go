@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
+	policy "github.com/sshdial/sshdial/internal/backoff"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -42,36 +42,15 @@ type attempt struct {
 	err  error         // set before done is closed
 }
 
-// backoff spaces out failed attempts; guarded by Dialer.mu.
-type backoff struct {
-	failures int
-	next     time.Time // no attempt starts before
-}
-
-const (
-	backoffMin = 250 * time.Millisecond
-	backoffMax = 30 * time.Second
-)
+// backoff spaces out the attempts to make a Dialer's SSH connections: the
+// one retry policy (internal/backoff), from 250 ms to 30 s, with Ended's
+// rule that only an SSH connection that stayed up backoffStable resets it;
+// guarded by Dialer.mu.
+type backoff = policy.Backoff
 
 // backoffStable is how long an SSH connection must stay up for its loss to
 // reset the backoff (a variable for tests).
 var backoffStable = 30 * time.Second
-
-// failed records a failed attempt and returns the delay before the next.
-func (b *backoff) failed() time.Duration {
-	b.failures++
-	delay := backoffMax
-	if b.failures < 20 {
-		delay = min(backoffMin<<(b.failures-1), backoffMax)
-	}
-	// Full jitter on the upper half: many clients that lost the same
-	// server do not come back in step.
-	delay = delay/2 + rand.N(delay/2+1)
-	b.next = time.Now().Add(delay)
-	return delay
-}
-
-func (b *backoff) succeeded() { *b = backoff{} }
 
 // NewPool returns a Dialer of at most size SSH connections, each made by
 // dial and used with opts, which it owns: its Close closes them. dial is
@@ -187,7 +166,7 @@ func (d *Dialer) leastLoaded() *sshConn {
 func (d *Dialer) startAttempt(s *slot) *attempt {
 	a := &attempt{done: make(chan struct{})}
 	s.attempt = a
-	wait := time.Until(d.backoff.next)
+	wait := d.backoff.Wait()
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -221,9 +200,9 @@ func (d *Dialer) startAttempt(s *slot) *attempt {
 			if d.closed {
 				err = ErrDialerClosed
 			} else {
-				delay := d.backoff.failed()
+				delay := d.backoff.Fail()
 				d.log().Warn("sshdial: connecting to the SSH server failed",
-					"err", err, "attempt", d.backoff.failures, "next_attempt_after", delay)
+					"err", err, "attempt", d.backoff.Failures(), "next_attempt_after", delay)
 			}
 			a.err = err
 		} else {
@@ -252,12 +231,8 @@ func (d *Dialer) install(s *slot, client *ssh.Client) *sshConn {
 		d.dropLocked(sc)
 		lived := time.Since(up)
 		var delay time.Duration
-		switch {
-		case d.closed:
-		case lived >= backoffStable:
-			d.backoff.succeeded()
-		default:
-			delay = d.backoff.failed()
+		if !d.closed {
+			delay = d.backoff.Ended(lived, backoffStable)
 		}
 		d.mu.Unlock()
 		if d.ctx.Err() == nil {

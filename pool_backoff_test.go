@@ -93,7 +93,7 @@ func TestReconnectAfterStableConnection(t *testing.T) {
 		waitLost(t, d)
 	}
 	d.mu.Lock()
-	failures := d.backoff.failures
+	failures := d.backoff.Failures()
 	d.mu.Unlock()
 	if failures < 3 {
 		t.Fatalf("after 3 short-lived connections the backoff counts %d failures", failures)
@@ -105,10 +105,10 @@ func TestReconnectAfterStableConnection(t *testing.T) {
 	srv.CloseClientConnections()
 	waitLost(t, d)
 	d.mu.Lock()
-	failures, next := d.backoff.failures, d.backoff.next
+	failures, wait := d.backoff.Failures(), d.backoff.Wait()
 	d.mu.Unlock()
-	if failures != 0 || time.Until(next) > 0 {
-		t.Errorf("after a connection that stayed up, the backoff counts %d failures and waits until %v", failures, time.Until(next))
+	if failures != 0 || wait > 0 {
+		t.Errorf("after a connection that stayed up, the backoff counts %d failures and waits %v more", failures, wait)
 	}
 }
 

@@ -23,7 +23,7 @@ const (
 	exitOK         = 0   // clean shutdown (SIGINT, SIGTERM once the forwards are up), -h, -V, demo
 	exitError      = 1   // any other error (the demo failed, ...)
 	exitUsage      = 2   // bad command line
-	exitForward    = 3   // a forward could not be set up at start (ExitOnForwardFailure=yes)
+	exitForward    = 3   // a forward could not be set up at start, or was lost for good (ExitOnForwardFailure=yes)
 	exitConnection = 255 // connecting, host key or authentication failed at start, as ssh
 )
 
@@ -97,18 +97,21 @@ Keepalives are on (ServerAliveInterval 15s, ServerAliveCountMax 3 unless set).
 A lost SSH connection is made again when a tunnel needs it; -L, -D and
 --http-proxy keep listening meanwhile, and new connections wait up to
 ConnectTimeout (default 30s) for it, then are closed. -R forwards are
-requested again after a reconnect. A forward that cannot be set up at start
-is an error (exit 3), as with ExitOnForwardFailure=yes; with
--o ExitOnForwardFailure=no it is logged and retried.
+requested again after a reconnect (a refused one for three minutes, while
+the lost session may hold its port). A forward that cannot be set up at
+start, or a -R forward still refused after that, is an error
+(exit 3), as with ExitOnForwardFailure=yes; with -o ExitOnForwardFailure=no
+it is logged, and one that failed at start is retried (one refused after a
+reconnect is not: the status shows it failed).
 
 Environment: GOGC is 400 unless set (the Go default is 100: set GOGC=100
 for a smaller heap, or GOMEMLIMIT to bound it); GOMAXPROCS as for any Go
 program.
 
 Exit codes: 0 clean shutdown; 1 other error; 2 bad command line;
-3 a forward could not be set up at start; 255 connection, host key or
-authentication failure at start (as ssh), or a signal before the forwards
-were up.
+3 a forward could not be set up at start, or a -R forward was lost for
+good after a reconnect; 255 connection, host key or authentication failure at
+start (as ssh), or a signal before the forwards were up.
 `
 
 func main() {
@@ -263,9 +266,13 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 		defer t.Stop()
 		tick = t.C
 	}
-	for ctx.Err() == nil {
+	var failed *forwardError
+	for ctx.Err() == nil && failed == nil {
 		select {
 		case <-ctx.Done():
+		case failed = <-s.failed:
+			fmt.Fprintf(stderr, "sshdial: %v\n", failed)
+			fmt.Fprintln(stderr, "sshdial: (the forward is lost for good; -o ExitOnForwardFailure=no keeps sshdial running without it)")
 		case <-statusSig:
 			s.writeStatus(stderr)
 		case <-tick:
@@ -278,6 +285,9 @@ func runWith(ctx context.Context, hurry <-chan struct{}, args []string, stdout, 
 		s.writeStatus(stderr)
 	}
 	logger.Info("stopped")
+	if failed != nil {
+		return exitForward
+	}
 	return exitOK
 }
 

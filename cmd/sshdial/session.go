@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial"
+	"github.com/sshdial/sshdial/internal/backoff"
 )
 
 // forward is one -L, -R, -D or --http-proxy, with its counters.
@@ -70,6 +71,10 @@ type session struct {
 	wg       sync.WaitGroup // accept loops and retries
 	tunnels  sync.WaitGroup
 
+	// failed receives the first forward lost for good while the session
+	// runs, with ExitOnForwardFailure: the command then ends (exit 3).
+	failed chan *forwardError
+
 	mu     sync.Mutex
 	active map[io.Closer]struct{} // the client side of open -L and -R tunnels
 }
@@ -82,6 +87,7 @@ func newSession(o *options, d *sshdial.Dialer, log *slog.Logger) *session {
 		dialWait: 30 * time.Second,
 		started:  time.Now(),
 		active:   map[io.Closer]struct{}{},
+		failed:   make(chan *forwardError, 1),
 	}
 	if o.connectTimeout > 0 {
 		s.dialWait = o.connectTimeout
@@ -134,25 +140,48 @@ func (s *session) start(ctx context.Context) error {
 	return nil
 }
 
-// retryForward tries to set f up again, with backoff, until it works or
-// the session stops.
+// retryForward tries to set f up again, with backoff, until it works, the
+// session stops, or the Dialer is closed.
 func (s *session) retryForward(f *forward) {
-	delay := time.Second
+	b := backoff.Backoff{Min: time.Second, Max: 30 * time.Second}
 	for {
-		if !s.sleep(delay) {
+		if !s.sleep(b.Fail()) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(s.hardCtx, s.dialWait)
 		err := s.startForward(ctx, f)
 		cancel()
-		if err == nil {
+		switch {
+		case err == nil:
 			s.log.Info("forward set up after retrying", "forward", f.kind+" "+f.text)
+			return
+		case errors.Is(err, sshdial.ErrDialerClosed):
+			s.forwardFailed(f, err)
 			return
 		}
 		f.setState("", "retrying: "+err.Error())
-		s.log.Warn("forward still failing", "forward", f.kind+" "+f.text, "err", err, "retry_in", 2*delay)
-		delay = min(2*delay, 30*time.Second)
+		s.log.Warn("forward still failing", "forward", f.kind+" "+f.text, "err", err, "retry_in", b.Wait().Round(time.Millisecond))
 	}
+}
+
+// forwardFailed reports f lost for good while the session runs: the
+// library gave up on a -R forward (the server refused it after a
+// reconnect) or the Dialer was closed. Nothing tries it again. With
+// ExitOnForwardFailure the session ends (exit 3), as when a forward fails
+// at start; without, f shows as failed and the other forwards go on.
+func (s *session) forwardFailed(f *forward, err error) {
+	if s.stopping.Load() {
+		return
+	}
+	f.setState("", "failed: "+err.Error())
+	if s.o.exitOnFwdFail {
+		select {
+		case s.failed <- &forwardError{f, err}:
+		default: // another forward's failure ends the session already
+		}
+		return
+	}
+	s.log.Error("forward failed; not retried (ExitOnForwardFailure=no)", "forward", f.kind+" "+f.text, "err", err)
 }
 
 // sleep waits for d, or returns false when the session stops first.
@@ -337,43 +366,40 @@ func (s *session) serveLocal(f *forward, l net.Listener) {
 }
 
 // acceptLoop accepts until l is closed or lost for good (a remote forward
-// the server refused after a reconnect), pausing after other errors.
+// the server refused after a reconnect), pausing after other errors (such
+// as EMFILE) with backoff.
 func acceptLoop(s *session, f *forward, l net.Listener, handle func(net.Conn)) error {
-	delay := 5 * time.Millisecond
+	b := backoff.Backoff{Min: 5 * time.Millisecond, Max: time.Second}
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			if s.stopping.Load() || errors.Is(err, net.ErrClosed) || errors.Is(err, sshdial.ErrForwardRefused) {
 				return err
 			}
-			s.log.Warn("accept failed", "forward", f.kind+" "+f.text, "err", err)
+			delay := b.Fail()
+			s.log.Warn("accept failed", "forward", f.kind+" "+f.text, "err", err, "retry_in", delay)
 			if !s.sleep(delay) {
 				return err
 			}
-			delay = min(2*delay, time.Second)
 			continue
 		}
-		delay = 5 * time.Millisecond
+		b.Reset()
 		handle(c)
 	}
 }
 
 // serveRemote accepts -R's connections from the SSH server and connects
-// each to the local target. When the forward is lost for good (the server
-// refuses it after a reconnect), it is requested again with backoff.
+// each to the local target. The library makes the forward again after a
+// reconnect; when it gives up (the server refused the forward then) or the
+// Dialer is closed, the forward has failed for good: forwardFailed reports
+// it, and nothing here asks again.
 func (s *session) serveRemote(f *forward, l net.Listener) {
-	var mu sync.Mutex
-	cur := l
 	f.mu.Lock()
-	f.stop = func() {
-		mu.Lock()
-		cur.Close()
-		mu.Unlock()
-	}
+	f.stop = func() { l.Close() }
 	f.mu.Unlock()
 	f.setState(l.Addr().String(), "listening")
 	s.log.Info("forwarding", "forward", "-R "+f.text, "listen", "remote "+l.Addr().String(), "target", f.target())
-	var serveOn func(l net.Listener) error
+	var serve func() error
 	if f.spec.dynamic {
 		ps := s.newProxy(f, func(ctx context.Context, network, address string) (net.Conn, error) {
 			var nd net.Dialer
@@ -382,7 +408,7 @@ func (s *session) serveRemote(f *forward, l net.Listener) {
 		f.mu.Lock()
 		f.proxy = ps
 		f.mu.Unlock()
-		serveOn = func(l net.Listener) error { return ps.ServeSOCKS(context.Background(), l) }
+		serve = func() error { return ps.ServeSOCKS(context.Background(), l) }
 	} else {
 		target := f.spec.target
 		handle := func(c net.Conn) {
@@ -393,44 +419,19 @@ func (s *session) serveRemote(f *forward, l net.Listener) {
 				return nd.DialContext(ctx, target.network(), target.String())
 			})
 		}
-		serveOn = func(l net.Listener) error { return acceptLoop(s, f, l, handle) }
+		serve = func() error { return acceptLoop(s, f, l, handle) }
 	}
 	s.wg.Go(func() {
-		for {
-			err := serveOn(l)
-			if s.stopping.Load() {
-				return
-			}
-			l.Close()
-			// The forward is gone for good on this request: ask anew.
-			s.log.Error("remote forward lost; requesting it again", "forward", "-R "+f.text, "err", err)
-			f.setState("", "requesting again")
-			delay := time.Second
-			for {
-				if !s.sleep(delay) {
-					return
-				}
-				ctx, cancel := context.WithTimeout(s.hardCtx, s.dialWait)
-				network, addr := remoteListenAddr(f.spec.listen)
-				nl, err := s.d.Listen(ctx, network, addr)
-				cancel()
-				if err == nil {
-					mu.Lock()
-					cur, l = nl, nl
-					mu.Unlock()
-					if s.stopping.Load() {
-						nl.Close()
-						return
-					}
-					f.setState(nl.Addr().String(), "listening")
-					s.log.Info("remote forward set up again", "forward", "-R "+f.text, "listen", "remote "+nl.Addr().String())
-					break
-				}
-				f.setState("", "retrying: "+err.Error())
-				s.log.Warn("remote forward still failing", "forward", "-R "+f.text, "err", err, "retry_in", 2*delay)
-				delay = min(2*delay, 30*time.Second)
-			}
+		err := serve()
+		if s.stopping.Load() {
+			return
 		}
+		l.Close()
+		if err == nil || (errors.Is(err, net.ErrClosed) && !errors.Is(err, sshdial.ErrDialerClosed)) {
+			// Only the Dialer's Close closes it while the session runs.
+			err = sshdial.ErrDialerClosed
+		}
+		s.forwardFailed(f, err)
 	})
 }
 

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sshdial/sshdial/internal/testutil"
+)
+
+// runCLI starts the command in-process like startCLI, for a test that
+// expects it to end by itself: the caller checks the exit code (stop
+// returns it), and the command is stopped when the test ends.
+func runCLI(t *testing.T, args ...string) *cli {
+	t.Helper()
+	ready := make(chan *session, 1)
+	testReady = func(s *session) { ready <- s }
+	defer func() { testReady = nil }()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &cli{cancel: cancel, done: make(chan int, 1), stderr: &testutil.SyncBuffer{}}
+	go func() { c.done <- run(ctx, args, io.Discard, c.stderr) }()
+	select {
+	case c.s = <-ready:
+	case code := <-c.done:
+		cancel()
+		t.Fatalf("sshdial %q exited %d:\n%s", args, code, c.stderr)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("sshdial %q not ready after 30s:\n%s", args, c.stderr)
+	}
+	t.Cleanup(func() {
+		c.stop(t)
+		if t.Failed() {
+			t.Logf("sshdial stderr:\n%s", c.stderr)
+		}
+	})
+	return c
+}
+
+// exited waits for the command to end by itself and returns its exit code.
+func (c *cli) exited(t *testing.T, within time.Duration) int {
+	t.Helper()
+	select {
+	case code := <-c.done:
+		c.done <- code
+		return code
+	case <-time.After(within):
+		t.Fatalf("sshdial did not exit within %v:\n%s", within, c.stderr)
+		return -1
+	}
+}
+
+// state returns the status state of the n-th forward of kind.
+func (c *cli) state(kind string, n int) string {
+	for _, f := range c.s.forwards {
+		if f.kind == kind {
+			if n == 0 {
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				return f.state
+			}
+			n--
+		}
+	}
+	return ""
+}
+
+// refuseAfterRestart starts sshdial with a -R on a fixed port of
+// 127.0.0.1 and a -L, checks -R, and then makes the server refuse that
+// forward after a reconnect: sshd is killed, the port taken, sshd started
+// again. It returns the command, the -R's port and the squatter that holds
+// it.
+func refuseAfterRestart(t *testing.T, extra ...string) (c *cli, port string, squatter net.Listener) {
+	f := newFixture(t)
+	o := origin(t)
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ = net.SplitHostPort(free.Addr().String())
+	free.Close()
+	args := append(extra, "-R", "127.0.0.1:"+port+":"+o.Listener.Addr().String(), "-L", "0:"+o.Listener.Addr().String())
+	c = runCLI(t, f.args(args...)...)
+	if got, err := httpGet("http://127.0.0.1:" + port + "/before"); err != nil || got != "origin:/before" {
+		t.Fatalf("-R before the restart: %q %v", got, err)
+	}
+
+	f.srv.Signal(syscall.SIGKILL, true) // sshd and its sessions
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		squatter, err = net.Listen("tcp", "127.0.0.1:"+port) // free once sshd's session is gone
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the -R port %s not free 10s after sshd was killed: %v", port, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Cleanup(func() { squatter.Close() })
+	if err := f.srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	return c, port, squatter
+}
+
+// A -R forward the server refuses after a reconnect is lost for good (the
+// library gave up): with ExitOnForwardFailure (the default) the command
+// ends with exit 3 and says why, as when a forward fails at start.
+func TestRemoteForwardRefusedAfterReconnectExits(t *testing.T) {
+	c, port, _ := refuseAfterRestart(t)
+	if code := c.exited(t, 60*time.Second); code != exitForward {
+		t.Fatalf("exit %d, want %d:\n%s", code, exitForward, c.stderr)
+	}
+	for _, w := range []string{"-R 127.0.0.1:" + port + ":", "refused", "ExitOnForwardFailure=no"} {
+		if !strings.Contains(c.stderr.String(), w) {
+			t.Errorf("stderr lacks %q:\n%s", w, c.stderr)
+		}
+	}
+}
+
+// With ExitOnForwardFailure=no, it is shown as failed and not requested
+// again on top of the library's tries: once the port is free again, the
+// server still does not listen on it; the other forwards go on.
+func TestRemoteForwardRefusedAfterReconnectNotRetried(t *testing.T) {
+	c, port, squatter := refuseAfterRestart(t, "-o", "ExitOnForwardFailure=no")
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.HasPrefix(c.state("-R", 0), "failed: ") {
+		if time.Now().After(deadline) {
+			t.Fatalf("-R state %q 60s after the restart, want failed", c.state("-R", 0))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := c.state("-R", 0); !strings.Contains(st, "refused") {
+		t.Errorf("-R state %q does not say the server refused it", st)
+	}
+	squatter.Close()
+	// A retry would come within a few seconds (backoff from 1 s): watch
+	// the port for 4 s.
+	end := time.Now().Add(4 * time.Second)
+	for time.Now().Before(end) {
+		if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
+			conn.Close()
+			t.Fatalf("the server listens on the -R port %s again: the command requested the forward on top of the library", port)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got, err := httpGet("http://" + c.addr("-L", 0) + "/after"); err != nil || got != "origin:/after" {
+		t.Fatalf("-L beside the failed -R: %q %v", got, err)
+	}
+	if st := c.state("-R", 0); !strings.HasPrefix(st, "failed: ") {
+		t.Errorf("-R state %q, want failed", st)
+	}
+	if code := c.stop(t); code != exitOK {
+		t.Errorf("exit %d after SIGINT, want %d", code, exitOK)
+	}
+}
+
+// A Dialer closed while the session runs (nothing in the command does
+// that but its shutdown) ends the -R forward for good: the command does
+// not request it again, and with ExitOnForwardFailure it exits 3.
+func TestRemoteForwardDialerClosed(t *testing.T) {
+	f := newFixture(t)
+	o := origin(t)
+	c := runCLI(t, f.args("-R", "0:"+o.Listener.Addr().String())...)
+	c.s.d.Close()
+	if code := c.exited(t, 30*time.Second); code != exitForward {
+		t.Fatalf("exit %d, want %d:\n%s", code, exitForward, c.stderr)
+	}
+	if !strings.Contains(c.stderr.String(), "Dialer is closed") {
+		t.Errorf("stderr does not say the Dialer is closed:\n%s", c.stderr)
+	}
+}
+
+// With ExitOnForwardFailure=no, a forward retried since the start stops
+// being retried once the Dialer is closed, and shows as failed.
+func TestForwardRetryStopsWhenDialerClosed(t *testing.T) {
+	f := newFixture(t, "AllowTcpForwarding local")
+	c := runCLI(t, f.args("-o", "ExitOnForwardFailure=no", "-R", "0:127.0.0.1:1")...)
+	if st := c.state("-R", 0); !strings.HasPrefix(st, "retrying: ") {
+		t.Fatalf("-R state %q, want retrying", st)
+	}
+	c.s.d.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.HasPrefix(c.state("-R", 0), "failed: ") {
+		if time.Now().After(deadline) {
+			t.Fatalf("-R state %q 30s after the Dialer's Close, want failed", c.state("-R", 0))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := c.state("-R", 0); !strings.Contains(st, "Dialer is closed") {
+		t.Errorf("-R state %q does not say the Dialer is closed", st)
+	}
+	if code := c.stop(t); code != exitOK {
+		t.Errorf("exit %d after SIGINT, want %d", code, exitOK)
+	}
+}
