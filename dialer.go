@@ -744,8 +744,11 @@ func (d *Dialer) isClosed() bool {
 // made again in the background and the forward requested again, first on
 // the same port; Accept waits meanwhile. If the server gives another port
 // (the listener asked for port 0 and the old one is taken), Addr reports
-// the new one and the change is logged. A forward that cannot be made
-// again makes Accept fail with an error wrapping ErrForwardRefused.
+// the new one and the change is logged. A server that refuses the forward
+// is asked again, with backoff, for three minutes (the lost connection's
+// session on the server may still hold the port until the server notices
+// it is gone); a forward still refused then makes Accept fail with an error
+// wrapping ErrForwardRefused.
 func (d *Dialer) Listen(ctx context.Context, network, address string) (net.Listener, error) {
 	return d.listen(ctx, network, address)
 }

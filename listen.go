@@ -520,10 +520,12 @@ func (l *Listener) port() uint32 {
 
 // reforward makes the forward again after a reconnect, first on port (the
 // one the server had given), with backoff between tries, until it works,
-// the server refuses, or the listener or Dialer closes.
+// the server has refused it for RefusedPatience in a row, or the listener
+// or Dialer closes.
 func (l *Listener) reforward(port uint32) {
 	d := l.d
-	b := policy.Backoff{} // the defaults, as the SSH connection's
+	b := policy.Backoff{}      // the defaults, as the SSH connection's
+	var refusedSince time.Time // the first of the refusals in a row
 	for {
 		select {
 		case <-l.done:
@@ -548,23 +550,48 @@ func (l *Listener) reforward(port uint32) {
 			d.log().Info("sshdial: remote forward made again", "addr", l.Addr().String())
 			return
 		case errors.Is(err, ErrForwardRefused):
-			d.log().Error("sshdial: the SSH server refused the remote forward after a reconnect", "err", err)
+			if refusedSince.IsZero() {
+				refusedSince = time.Now()
+			}
+			if left := policy.RefusedPatience() - time.Since(refusedSince); left > 0 {
+				delay := b.Fail()
+				d.log().Warn("sshdial: the SSH server refused the remote forward after a reconnect; asking again, "+
+					"since the lost connection's session on the server may still hold the port",
+					"err", err, "retry_in", delay, "gives_up_in", left.Round(time.Second))
+				if !l.pause(delay) {
+					return
+				}
+				continue
+			}
+			d.log().Error("sshdial: the SSH server refused the remote forward after a reconnect; giving up",
+				"err", err, "refused_for", time.Since(refusedSince).Round(time.Second))
 			l.mu.Lock()
 			l.lost = err
 			l.mu.Unlock()
 			l.signal()
 			return
 		}
+		refusedSince = time.Time{} // only refusals in a row count
 		delay := b.Fail()
 		d.log().Warn("sshdial: making the remote forward again failed", "err", err, "retry_in", delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-l.done:
-		case <-d.ctx.Done():
+		if !l.pause(delay) {
+			return
 		}
-		t.Stop()
 	}
+}
+
+// pause waits delay before the next try of reforward; false when the
+// listener or the Dialer closed meanwhile.
+func (l *Listener) pause(delay time.Duration) bool {
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-l.done:
+	case <-l.d.ctx.Done():
+	}
+	return false
 }
 
 // reforwardOn asks for port, the one the server gave before, and for any

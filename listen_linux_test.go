@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial"
+	"github.com/sshdial/sshdial/internal/backoff"
 	"github.com/sshdial/sshdial/internal/opensshd"
 	"github.com/stretchr/testify/require"
 )
@@ -85,6 +86,8 @@ func TestListenMovesWhenItsPortIsTaken(t *testing.T) {
 // ErrForwardRefused that names the port: the listener asked for that port,
 // not any.
 func TestListenRefusedAfterRestart(t *testing.T) {
+	old := backoff.SetRefusedPatience(3 * time.Second)
+	t.Cleanup(func() { backoff.SetRefusedPatience(old) })
 	srv := opensshd.Start(t)
 	homeFor(t, srv)
 	d := connectTo(t, srv)
@@ -112,4 +115,49 @@ func TestListenRefusedAfterRestart(t *testing.T) {
 	require.Contains(t, err.Error(), ":"+port+" ")
 	_, err = l.Accept()
 	require.ErrorIs(t, err, sshdial.ErrForwardRefused, "for good")
+}
+
+// TestListenRefusedUntilPortFree (Connect): after a reconnect the server
+// refuses the forward while its port is taken (as by the lost
+// connection's own session, which the server has not yet noticed is
+// gone); the refusal is asked again, and once the port is free the forward
+// comes back on it and Accept goes on.
+func TestListenRefusedUntilPortFree(t *testing.T) {
+	old := backoff.SetRefusedPatience(2 * time.Minute)
+	t.Cleanup(func() { backoff.SetRefusedPatience(old) })
+	srv := opensshd.Start(t)
+	homeFor(t, srv)
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	d := connectTo(t, srv, sshdial.WithLogger(slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))))
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := free.Addr().String()
+	free.Close()
+	l, err := d.Listen(context.Background(), "tcp", addr)
+	require.NoError(t, err)
+	serveHTTP(t, l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "back")
+	}))
+
+	srv.Signal(syscall.SIGKILL, true)
+	var squatter net.Listener
+	require.Eventually(t, func() bool {
+		squatter, err = net.Listen("tcp", addr) // free once sshd's session is gone
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, srv.Restart())
+	refusals := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return bytes.Count(logs.Bytes(), []byte("asking again"))
+	}
+	require.Eventually(t, func() bool { return refusals() >= 2 }, 60*time.Second, 20*time.Millisecond,
+		"the refused forward is asked again")
+	squatter.Close()
+	require.Eventually(t, func() bool {
+		body, err := get("http://" + addr + "/")
+		return err == nil && body == "back"
+	}, 60*time.Second, 100*time.Millisecond, "the forward comes back on its port once it is free")
+	require.Equal(t, addr, l.Addr().String())
 }

@@ -118,11 +118,15 @@ set). A lost SSH connection is made again when a tunnel needs it, with
 backoff; -L, -D and --http-proxy keep listening meanwhile, and a new
 connection waits up to ConnectTimeout (default 30s) for it. Open tunnels of
 a lost connection end with a reset, never a clean EOF. -R forwards are
-requested again after a reconnect, on the same port.
+requested again after a reconnect, on the same port; one the server
+refuses is asked again for three minutes, since the lost connection's
+session on the server may still hold the port.
 
-A forward that cannot be set up at start ends sshdial with exit status 3,
-as with ExitOnForwardFailure=yes; with -o ExitOnForwardFailure=no it is
-logged and retried with backoff while the others run.
+A forward that cannot be set up at start, or a -R forward still refused
+three minutes after a reconnect, ends sshdial with exit status 3, as with
+ExitOnForwardFailure=yes. With -o ExitOnForwardFailure=no it is logged
+while the others run: one that failed at start is retried with backoff,
+one lost after a reconnect is shown as failed.
 
 GOGC is 400 unless set (set GOGC=100 or GOMEMLIMIT for a smaller heap).
 
@@ -131,7 +135,7 @@ GOGC is 400 unless set (set GOGC=100 or GOMEMLIMIT for a smaller heap).
 	0    clean shutdown (SIGINT, SIGTERM), -h, -V, sshdial demo
 	1    any other error
 	2    bad command line
-	3    a forward could not be set up at start
+	3    a forward could not be set up at start, or was lost for good after a reconnect
 	255  connecting, the host key check or authentication failed at start, as ssh,
 	     or SIGINT or SIGTERM came before the connection was up
 

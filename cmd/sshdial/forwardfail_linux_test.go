@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sshdial/sshdial/internal/backoff"
 	"github.com/sshdial/sshdial/internal/testutil"
 )
 
@@ -75,6 +76,10 @@ func (c *cli) state(kind string, n int) string {
 // again. It returns the command, the -R's port and the squatter that holds
 // it.
 func refuseAfterRestart(t *testing.T, extra ...string) (c *cli, port string, squatter net.Listener) {
+	// The library asks a refused forward again for this long before it
+	// gives up (three minutes by default).
+	old := backoff.SetRefusedPatience(3 * time.Second)
+	t.Cleanup(func() { backoff.SetRefusedPatience(old) })
 	f := newFixture(t)
 	o := origin(t)
 	free, err := net.Listen("tcp", "127.0.0.1:0")

@@ -14,6 +14,7 @@ package backoff
 
 import (
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 )
 
@@ -92,4 +93,27 @@ func (b *Backoff) bounds() (lo, hi time.Duration) {
 		hi = DefaultMax
 	}
 	return lo, max(lo, hi)
+}
+
+// DefaultRefusedPatience is RefusedPatience unless a test changes it.
+const DefaultRefusedPatience = 3 * time.Minute
+
+var refusedPatience atomic.Int64 // nanoseconds; 0 means DefaultRefusedPatience
+
+// RefusedPatience is how long a remote forward that the SSH server refuses
+// after a reconnect is asked for again, with backoff, before it is given
+// up: the port is often still held by the server's session of the lost
+// connection, until the server notices it is gone (its ClientAlive checks,
+// or TCP keepalives). Safe for concurrent use.
+func RefusedPatience() time.Duration {
+	if d := time.Duration(refusedPatience.Load()); d > 0 {
+		return d
+	}
+	return DefaultRefusedPatience
+}
+
+// SetRefusedPatience sets RefusedPatience (zero: the default) and returns
+// the value before; for tests.
+func SetRefusedPatience(d time.Duration) time.Duration {
+	return time.Duration(refusedPatience.Swap(int64(d)))
 }
