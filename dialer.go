@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	policy "github.com/sshdial/sshdial/internal/backoff"
 	"github.com/sshdial/sshdial/internal/wire"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/net/proxy"
@@ -60,7 +61,7 @@ type Dialer struct {
 	mu        sync.Mutex
 	slots     []*slot
 	closed    bool
-	backoff   backoff
+	backoff   policy.Backoff // spaces out connects (pool.go): from 250 ms to 30 s; reset only by a connection that stayed up backoffStable
 	listeners map[*Listener]struct{}
 
 	stats stats

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	policy "github.com/sshdial/sshdial/internal/backoff"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -29,6 +28,21 @@ import (
 // too, and only one that stayed up that long resets the backoff: a server
 // that drops every connection right after the login is not logged in to
 // more than a few times a second, whatever the pattern.
+//
+// Concurrency contract. The slots, the backoff and closed are guarded by
+// Dialer.mu, which is never held across a network call (lock order:
+// Dialer.mu, then an sshConn's mu). These goroutines run, each counted in
+// Dialer.wg before it starts, so that Close, after cancelling d.ctx and
+// closing the SSH connections, waits for them:
+//   - an attempt (startAttempt): waits out the backoff, makes the SSH
+//     connection with d.ctx (which Close cancels), then takes mu to put it
+//     in its slot, or to record the failure, and closes attempt.done, which
+//     every dial waiting for it selects on beside its own context;
+//   - a watcher per SSH connection (install): waits for the connection to
+//     end, then takes mu to empty the slot and feed the backoff (its
+//     Conns learn of the end from their own link, link.go, not from it);
+//   - with jump hosts, one per SSH connection (connectHops): closes the
+//     jump hosts' connections once the destination's has ended.
 
 // slot is a place for one owned SSH connection; guarded by Dialer.mu.
 type slot struct {
@@ -41,12 +55,6 @@ type attempt struct {
 	done chan struct{} // closed when it ends
 	err  error         // set before done is closed
 }
-
-// backoff spaces out the attempts to make a Dialer's SSH connections: the
-// one retry policy (internal/backoff), from 250 ms to 30 s, with Ended's
-// rule that only an SSH connection that stayed up backoffStable resets it;
-// guarded by Dialer.mu.
-type backoff = policy.Backoff
 
 // backoffStable is how long an SSH connection must stay up for its loss to
 // reset the backoff (a variable for tests).
