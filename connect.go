@@ -736,7 +736,7 @@ func (d *Dialer) hopConfig(ctx context.Context, h *hop, last bool, home string) 
 	if h.HostKeyAlias != "" {
 		name, port = h.HostKeyAlias, 22
 	}
-	callback, algorithms, err := hostKeyCheckWith(&d.hostKeys, name, port, append(append([]string(nil), files...), h.GlobalKnownHostsFiles...), writeFile, strict, d.log())
+	callback, algorithms, err := hostKeyCheck(&d.hostKeys, name, port, append(append([]string(nil), files...), h.GlobalKnownHostsFiles...), writeFile, strict, d.log())
 	if err != nil {
 		cleanup()
 		return nil, nil, nil, err

@@ -76,34 +76,6 @@ func hostKeyAlgorithms(known []string) []string {
 	return algos
 }
 
-// hostKeyCheck returns the callback and the host key algorithms to offer for
-// a server reached as hostname:port (hostname is HostKeyAlias when set),
-// reading files (missing files are empty; other unreadable files are an
-// error, since skipping one could turn a changed key into an unknown one).
-//
-// strict is "yes" or "ask" (refuse unknown keys), "accept-new" (append an
-// unknown key to writeFile, creating it and its directory 0600/0700, and
-// accept it) or "no" (as accept-new, with a warning logged, and an unknown
-// key is accepted even when it cannot be recorded). Whatever the mode, a
-// changed key, a @revoked one and a certificate that its trusted authority
-// did not issue for the host are refused: OpenSSH with "no" goes on through
-// a changed key with forwarding disabled, and forwarding is all sshdial
-// does. OpenSSH's spellings "true", "false" and "off" are accepted too, and
-// "" means "ask". Keys recorded are logged to log, as ssh's "Permanently
-// added" warning.
-//
-// algorithms is the order x/crypto should negotiate: the key types
-// known_hosts holds for this host first, so that a file holding only the
-// ed25519 key works against a server that also has RSA, then the others in
-// OpenSSH's order. Hashed names, [host]:port entries, wildcards,
-// @cert-authority (host certificates) and @revoked lines work.
-//
-// The callback checks hostname:port whatever address x/crypto passes it (a
-// jump host's target or an alias), and may be used for several handshakes.
-func hostKeyCheck(hostname string, port int, files []string, writeFile string, strict string, log *slog.Logger) (cb ssh.HostKeyCallback, algorithms []string, err error) {
-	return hostKeyCheckWith(nil, hostname, port, files, writeFile, strict, log)
-}
-
 // hostKeyMemory is what one Dialer remembers across its connections of the
 // keys that accept-new or "no" accepted, per host as known_hosts names it:
 // when the key could not be kept in a known_hosts file (UserKnownHostsFile
@@ -136,9 +108,33 @@ func (m *hostKeyMemory) set(host string, key ssh.PublicKey) {
 	m.keys[host] = key.Marshal()
 }
 
-// hostKeyCheckWith is hostKeyCheck for a Dialer that remembers, in mem (nil:
-// nothing), the keys it accepted without a known_hosts line.
-func hostKeyCheckWith(mem *hostKeyMemory, hostname string, port int, files []string, writeFile string, strict string, log *slog.Logger) (cb ssh.HostKeyCallback, algorithms []string, err error) {
+// hostKeyCheck returns the callback and the host key algorithms to offer for
+// a server reached as hostname:port (hostname is HostKeyAlias when set),
+// reading files (missing files are empty; other unreadable files are an
+// error, since skipping one could turn a changed key into an unknown one).
+//
+// strict is "yes" or "ask" (refuse unknown keys), "accept-new" (append an
+// unknown key to writeFile, creating it and its directory 0600/0700, and
+// accept it) or "no" (as accept-new, with a warning logged, and an unknown
+// key is accepted even when it cannot be recorded). Whatever the mode, a
+// changed key, a @revoked one and a certificate that its trusted authority
+// did not issue for the host are refused: OpenSSH with "no" goes on through
+// a changed key with forwarding disabled, and forwarding is all sshdial
+// does. OpenSSH's spellings "true", "false" and "off" are accepted too, and
+// "" means "ask". Keys recorded are logged to log, as ssh's "Permanently
+// added" warning.
+//
+// algorithms is the order x/crypto should negotiate: the key types
+// known_hosts holds for this host first, so that a file holding only the
+// ed25519 key works against a server that also has RSA, then the others in
+// OpenSSH's order. Hashed names, [host]:port entries, wildcards,
+// @cert-authority (host certificates) and @revoked lines work.
+//
+// The callback checks hostname:port whatever address x/crypto passes it (a
+// jump host's target or an alias), and may be used for several handshakes.
+// mem (nil: nothing) is what a Dialer remembers of the keys it accepted
+// without a known_hosts line (see hostKeyMemory).
+func hostKeyCheck(mem *hostKeyMemory, hostname string, port int, files []string, writeFile string, strict string, log *slog.Logger) (cb ssh.HostKeyCallback, algorithms []string, err error) {
 	if hostname == "" {
 		return nil, nil, errors.New("sshdial: host key check: empty host name")
 	}

@@ -138,7 +138,7 @@ func hkCheckDial(t *testing.T, srv *opensshd.Server, files []string, writeFile, 
 // hkCheckDialAs is hkCheckDial for the server reached by the name host.
 func hkCheckDialAs(t *testing.T, srv *opensshd.Server, host string, files []string, writeFile, strict string) (ssh.PublicKey, error) {
 	t.Helper()
-	cb, algos, err := hostKeyCheck(host, hkPort(t, srv), files, writeFile, strict, nil)
+	cb, algos, err := hostKeyCheck(nil, host, hkPort(t, srv), files, writeFile, strict, nil)
 	if err != nil {
 		t.Fatalf("hostKeyCheck: %v", err)
 	}

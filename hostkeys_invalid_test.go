@@ -22,7 +22,7 @@ func TestHostKeyFileWithNoValidLine(t *testing.T) {
 	} {
 		badFile := hkWrite(t, "bad_known_hosts", []byte(bad))
 		var log bytes.Buffer
-		cb, algos, err := hostKeyCheck("127.0.0.1", hkPort(t, srv), []string{badFile, good}, "", "yes", slog.New(slog.NewTextHandler(&log, nil)))
+		cb, algos, err := hostKeyCheck(nil, "127.0.0.1", hkPort(t, srv), []string{badFile, good}, "", "yes", slog.New(slog.NewTextHandler(&log, nil)))
 		if err != nil {
 			t.Fatalf("%q: hostKeyCheck: %v", bad, err)
 		}

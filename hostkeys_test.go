@@ -33,7 +33,7 @@ func TestHostKeyEd25519KnownHostsTwoKeyServer(t *testing.T) {
 		t.Fatalf("x/crypto knownhosts alone: %v, want a key mismatch (does the server have its RSA key?)", err)
 	}
 
-	cb, algos, err := hostKeyCheck("127.0.0.1", hkPort(t, srv), []string{kh}, "", "yes", nil)
+	cb, algos, err := hostKeyCheck(nil, "127.0.0.1", hkPort(t, srv), []string{kh}, "", "yes", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestHostKeyCertAuthority(t *testing.T) {
 	caLine := fmt.Sprintf("@cert-authority [127.0.0.1]:%d %s", port, ssh.MarshalAuthorizedKey(ca))
 	kh := hkWrite(t, "known_hosts", []byte(caLine))
 
-	cb, algos, err := hostKeyCheck("127.0.0.1", port, []string{kh}, "", "yes", nil)
+	cb, algos, err := hostKeyCheck(nil, "127.0.0.1", port, []string{kh}, "", "yes", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestHostKeyAcceptNew(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "home", ".ssh")
 	kh := filepath.Join(dir, "known_hosts")
 
-	cb, algos, err := hostKeyCheck("127.0.0.1", hkPort(t, srv), []string{kh}, kh, "accept-new", nil)
+	cb, algos, err := hostKeyCheck(nil, "127.0.0.1", hkPort(t, srv), []string{kh}, kh, "accept-new", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestHostKeyAcceptNewRereads(t *testing.T) {
 	line := hkKeyscan(t, srv, "-t", "ed25519")
 
 	kh := filepath.Join(t.TempDir(), "known_hosts")
-	cb, algos, err := hostKeyCheck("127.0.0.1", port, []string{kh}, kh, "accept-new", nil)
+	cb, algos, err := hostKeyCheck(nil, "127.0.0.1", port, []string{kh}, kh, "accept-new", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +324,7 @@ func TestHostKeyAcceptNewRereads(t *testing.T) {
 
 	wrongKey := hkOtherKey(t)
 	kh = filepath.Join(t.TempDir(), "known_hosts")
-	cb, algos, err = hostKeyCheck("127.0.0.1", port, []string{kh}, kh, "accept-new", nil)
+	cb, algos, err = hostKeyCheck(nil, "127.0.0.1", port, []string{kh}, kh, "accept-new", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func TestHostKeyAcceptNewRereads(t *testing.T) {
 	}
 
 	write := filepath.Join(t.TempDir(), "known_hosts")
-	cb, algos, err = hostKeyCheck("127.0.0.1", port, nil, write, "accept-new", nil)
+	cb, algos, err = hostKeyCheck(nil, "127.0.0.1", port, nil, write, "accept-new", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +380,7 @@ func TestHostKeyAcceptNewConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cb, algos, err := hostKeyCheck("127.0.0.1", port, []string{kh}, kh, "accept-new", nil)
+			cb, algos, err := hostKeyCheck(nil, "127.0.0.1", port, []string{kh}, kh, "accept-new", nil)
 			if err == nil {
 				_, err = hkDial(t, srv, cb, algos)
 			}
@@ -429,7 +429,7 @@ func TestKnownHostsLine(t *testing.T) {
 		{"::1", 2222, "[::1]:2222 " + blob + "\n"},
 	} {
 		kh := filepath.Join(t.TempDir(), "known_hosts")
-		cb, _, err := hostKeyCheck(tc.host, tc.port, []string{kh}, kh, "accept-new", nil)
+		cb, _, err := hostKeyCheck(nil, tc.host, tc.port, []string{kh}, kh, "accept-new", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -440,7 +440,7 @@ func TestKnownHostsLine(t *testing.T) {
 		if string(data) != tc.want {
 			t.Errorf("%s %d: wrote %q, want %q", tc.host, tc.port, data, tc.want)
 		}
-		cb, _, err = hostKeyCheck(tc.host, tc.port, []string{kh}, "", "yes", nil)
+		cb, _, err = hostKeyCheck(nil, tc.host, tc.port, []string{kh}, "", "yes", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -452,7 +452,7 @@ func TestKnownHostsLine(t *testing.T) {
 	// A name with pattern characters is not written.
 	for _, host := range []string{"*", "a,b", "a b", "!a", "|1|x", "@revoked"} {
 		kh := filepath.Join(t.TempDir(), "known_hosts")
-		cb, _, err := hostKeyCheck(host, 22, []string{kh}, kh, "accept-new", nil)
+		cb, _, err := hostKeyCheck(nil, host, 22, []string{kh}, kh, "accept-new", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -464,12 +464,12 @@ func TestKnownHostsLine(t *testing.T) {
 	}
 
 	// Missing files are empty; a file that cannot be read is an error.
-	cb, _, err := hostKeyCheck("example.com", 22, []string{filepath.Join(t.TempDir(), "none")}, "", "yes", nil)
+	cb, _, err := hostKeyCheck(nil, "example.com", 22, []string{filepath.Join(t.TempDir(), "none")}, "", "yes", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hkHostKeyError(t, cb("x:22", remote, key), ErrHostKeyUnknown)
-	if _, _, err := hostKeyCheck("example.com", 22, []string{t.TempDir()}, "", "yes", nil); err == nil {
+	if _, _, err := hostKeyCheck(nil, "example.com", 22, []string{t.TempDir()}, "", "yes", nil); err == nil {
 		t.Error("a directory as known_hosts is no error")
 	}
 
@@ -483,8 +483,8 @@ func TestKnownHostsLine(t *testing.T) {
 		{"h", "", "maybe", 22},
 		{"h", "", "accept-new", 22},
 	} {
-		if _, _, err := hostKeyCheck(bad.host, bad.port, nil, bad.write, bad.strict, nil); err == nil {
-			t.Errorf("hostKeyCheck(%q, %d, %q, %q) is no error", bad.host, bad.port, bad.write, bad.strict)
+		if _, _, err := hostKeyCheck(nil, bad.host, bad.port, nil, bad.write, bad.strict, nil); err == nil {
+			t.Errorf("hostKeyCheck(nil, %q, %d, %q, %q) is no error", bad.host, bad.port, bad.write, bad.strict)
 		}
 	}
 }
@@ -556,7 +556,7 @@ func TestHostKeyStrictNo(t *testing.T) {
 	kh := hkWrite(t, "known_hosts", nil)
 	var logs testutil.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	cb, algos, err := hostKeyCheck("127.0.0.1", hkPort(t, srv), []string{kh}, kh, "no", log)
+	cb, algos, err := hostKeyCheck(nil, "127.0.0.1", hkPort(t, srv), []string{kh}, kh, "no", log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -572,7 +572,7 @@ func TestHostKeyStrictNo(t *testing.T) {
 
 	// Nowhere to record it: accepted, with a warning.
 	logs.Reset()
-	cb, algos, err = hostKeyCheck("127.0.0.1", hkPort(t, srv), nil, "", "no", log)
+	cb, algos, err = hostKeyCheck(nil, "127.0.0.1", hkPort(t, srv), nil, "", "no", log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -584,7 +584,7 @@ func TestHostKeyStrictNo(t *testing.T) {
 	// accept-new logs what it added, at INFO.
 	logs.Reset()
 	kh = hkWrite(t, "known_hosts", nil)
-	cb, algos, err = hostKeyCheck("127.0.0.1", hkPort(t, srv), []string{kh}, kh, "accept-new", log)
+	cb, algos, err = hostKeyCheck(nil, "127.0.0.1", hkPort(t, srv), []string{kh}, kh, "accept-new", log)
 	if err != nil {
 		t.Fatal(err)
 	}
