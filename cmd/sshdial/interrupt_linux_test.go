@@ -65,7 +65,7 @@ func TestInterruptWhileConnecting(t *testing.T) {
 			run(t, sig, []string{"-F", "none", "-D", "127.0.0.1:0", "-o", "ConnectTimeout=60", "-p", port, "u@" + host}, func() {
 				select {
 				case c := <-accepted:
-					defer c.Close()
+					t.Cleanup(func() { c.Close() }) // open, and silent, until the command has exited
 				case <-time.After(20 * time.Second):
 					t.Fatal("sshdial never connected")
 				}
