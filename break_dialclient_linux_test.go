@@ -315,3 +315,30 @@ func TestBreakDialClientProxyCommand(t *testing.T) {
 	noLeak(t, "dest died", ignore, fds, kids)
 	client.Close()
 }
+
+// TestBreakDialClientJumpRefusesForwarding: a jump host that refuses
+// the channel to the next hop (AllowTcpForwarding no) fails DialClient
+// with the server's refusal, naming the hop, and its connection is
+// closed.
+func TestBreakDialClientJumpRefusesForwarding(t *testing.T) {
+	jump := opensshd.StartWith(t, opensshd.Options{Config: []string{"AllowTcpForwarding no"}})
+	dest := opensshd.Start(t)
+	h := newHome(t)
+	h.writeKey(t, jump, "id_ed25519", "")
+	h.write(t, "known_hosts", keyscan(t, jump.Addr, "ed25519")+keyscan(t, dest.Addr, "ed25519"))
+	h.write(t, "config", fmt.Sprintf("Host jump\n  HostName 127.0.0.1\n  Port %s\n  User %s\nHost inner\n  HostName 127.0.0.1\n  Port %s\n  User %s\n  ProxyJump jump\n",
+		portOf(jump.Addr), jump.User, portOf(dest.Addr), dest.User))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	warm, err := sshdial.DialClient(ctx, "jump")
+	require.NoError(t, err)
+	warm.Close()
+	sessionsGone(t, "warm-up", jump)
+	ignore, fds, kids := goleak.IgnoreCurrent(), fdCount(t), len(children())
+
+	_, err = sshdial.DialClient(ctx, "inner")
+	require.ErrorIs(t, err, sshdial.ErrProhibited)
+	require.ErrorContains(t, err, "hop 2 of 2")
+	sessionsGone(t, "refused", jump)
+	noLeak(t, "refused", ignore, fds, kids)
+}
