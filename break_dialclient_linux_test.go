@@ -107,7 +107,8 @@ func sessionsGone(t *testing.T, what string, srv *opensshd.Server) {
 }
 
 // TestBreakDialClientJumpChain: through two jump hosts (ProxyJump j1,j2),
-// the client runs commands and forwards ports; Close closes the jump
+// the client runs commands and forwards ports, after its context and its
+// ConnectTimeout have ended; Close closes the jump
 // hosts' connections (their sshd serves nobody after), and nothing is
 // left: no goroutine, no fd.
 func TestBreakDialClientJumpChain(t *testing.T) {
@@ -121,10 +122,15 @@ func TestBreakDialClientJumpChain(t *testing.T) {
 	sessionsGone(t, "warm-up", c.dest)
 	ignore, fds, kids := goleak.IgnoreCurrent(), fdCount(t), len(children())
 
-	client, err := sshdial.DialClient(ctx, "dest")
+	// The context ends right after, and so does the ConnectTimeout: the
+	// client is not bound by either.
+	dctx, dcancel := context.WithCancel(ctx)
+	client, err := sshdial.DialClient(dctx, "dest", sshdial.WithConnectTimeout(2*time.Second))
+	dcancel()
 	require.NoError(t, err)
 	require.NotEmpty(t, c.j1.Sessions())
 	require.NotEmpty(t, c.j2.Sessions())
+	time.Sleep(2500 * time.Millisecond)
 	s, err := client.NewSession()
 	require.NoError(t, err)
 	out, err := s.Output("echo two-jumps")
