@@ -49,6 +49,23 @@ Host alias2
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Match exec sees %r and %p as ssh gives them.
+	execCfg := filepath.Join(t.TempDir(), "config")
+	if err := os.WriteFile(execCfg, []byte("Match exec \"test %r = lflag\"\n  Port 5555\nMatch exec \"test %p = 2202\"\n  User portmatched\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type oracleCase struct {
+		cfg  string
+		args []string
+	}
+	var runs []oracleCase
+	for _, args := range [][]string{
+		{"-l", "lflag", "h"}, {"lflag@h"}, {"h", "-l", "lflag"}, {"d@h", "-o", "User=lflag"}, {"-o", "User=lflag", "d@h"},
+		{"-p", "2202", "h"}, {"ssh://h:2202"}, {"ssh://h:2202", "-p", "1"}, {"-o", "Port=2202", "h"}, {"h", "-o", "Port=2202"},
+		{"ssh://h:2203", "-o", "Port=2202"},
+	} {
+		runs = append(runs, oracleCase{execCfg, args})
+	}
 	for _, args := range [][]string{
 		// The destination first: a later -o User or -o Port loses.
 		{"d@h", "-o", "User=oline"},
@@ -78,6 +95,10 @@ Host alias2
 		{"::1"}, {"u@::1"}, {"-l", "x", "u@::1"}, {"fe80::1"}, {"x.v6"}, {"-l", "q", "x.v6"},
 		{"a@b@h"}, {"-l", "a@b", "h"}, {"ssh://a%40b@h"}, {"a@b@h", "-l", "c"},
 	} {
+		runs = append(runs, oracleCase{cfg, args})
+	}
+	for _, r := range runs {
+		cfg, args := r.cfg, r.args
 		out, err := exec.Command(sshPath, append([]string{"-G", "-F", cfg}, args...)...).Output()
 		if err != nil {
 			t.Fatalf("ssh -G %q: %v", args, err)
