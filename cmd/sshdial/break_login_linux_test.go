@@ -177,3 +177,67 @@ func TestBreakInterruptAtPasswordPrompt(t *testing.T) {
 		}
 	}
 }
+
+// TestBreakInterruptWithProxyCommand: SIGINT while a ProxyCommand that
+// never speaks SSH runs exits 255 with a message, and the command does not
+// outlive sshdial.
+func TestBreakInterruptWithProxyCommand(t *testing.T) {
+	marker := fmt.Sprintf("347.%d", os.Getpid())
+	cmd := exec.Command(os.Args[0], "-F", "none", "-o", "ProxyCommand=sleep "+marker, "-o", "ConnectTimeout=60", "-D", "127.0.0.1:0", "u@h")
+	cmd.Env = append(os.Environ(), "SSHDIAL_TEST_MAIN=1", "HOME="+t.TempDir(), "SSH_AUTH_SOCK=")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// A file, not a pipe: the ProxyCommand inherits it, and Wait must
+	// not wait for the command to close it.
+	errFile, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errFile.Close()
+	cmd.Stderr = errFile
+	stderr := fileText(errFile.Name())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	sleeping := func() bool { return exec.Command("pgrep", "-f", "^sleep "+regexp.QuoteMeta(marker)+"$").Run() == nil }
+	for deadline := time.Now().Add(20 * time.Second); !sleeping(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the ProxyCommand never started:\n%s", stderr)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitConnection {
+			t.Fatalf("exit %v, want status %d\n%s", err, exitConnection, stderr)
+		}
+		if !strings.Contains(stderr.String(), "interrupted") {
+			t.Fatalf("no message that it was interrupted:\n%s", stderr)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("sshdial did not exit after SIGINT\n%s", stderr)
+	}
+	for deadline := time.Now().Add(10 * time.Second); sleeping(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			out, _ := exec.Command("pgrep", "-f", "^sleep "+regexp.QuoteMeta(marker)+"$").Output()
+			for _, f := range strings.Fields(string(out)) {
+				var pid int
+				if _, err := fmt.Sscan(f, &pid); err == nil {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+			t.Fatal("the ProxyCommand outlived sshdial")
+		}
+	}
+}
+
+// fileText shows a file's text when formatted.
+type fileText string
+
+func (f fileText) String() string {
+	b, _ := os.ReadFile(string(f))
+	return string(b)
+}
