@@ -180,6 +180,12 @@ func TestBreakDialClientFailuresLeakNothing(t *testing.T) {
 	sessionsGone(t, "auth refused, j1", c.j1)
 	sessionsGone(t, "auth refused, j2", c.j2)
 	noLeak(t, "auth refused", ignore, fds, kids)
+	// The same through Connect.
+	_, err = sshdial.Connect(ctx, "dest", sshdial.WithConfigLines("IdentitiesOnly yes", "IdentityFile "+filepath.Join(c.home.dir, "nokey")))
+	require.ErrorIs(t, err, sshdial.ErrAuthFailed)
+	sessionsGone(t, "Connect: auth refused, j1", c.j1)
+	sessionsGone(t, "Connect: auth refused, j2", c.j2)
+	noLeak(t, "Connect: auth refused", ignore, fds, kids)
 
 	// The destination's sshd is stopped: the TCP connection is taken by
 	// the kernel, no banner comes; ctx ends it.
