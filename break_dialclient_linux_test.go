@@ -354,3 +354,42 @@ func TestBreakDialClientJumpRefusesForwarding(t *testing.T) {
 	sessionsGone(t, "refused", jump)
 	noLeak(t, "refused", ignore, fds, kids)
 }
+
+// TestBreakDialClientCancelAnywhere: a context ended at any moment of a
+// login through two jump hosts fails DialClient with the context's error
+// (or gives a working client when the login won), and leaves nothing
+// behind.
+func TestBreakDialClientCancelAnywhere(t *testing.T) {
+	c := newChain(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	warm, err := sshdial.DialClient(ctx, "dest")
+	require.NoError(t, err)
+	full := time.Since(start)
+	warm.Close()
+	for _, s := range []*opensshd.Server{c.j1, c.j2, c.dest} {
+		sessionsGone(t, "warm-up", s)
+	}
+	ignore, fds, kids := goleak.IgnoreCurrent(), fdCount(t), len(children())
+	const runs = 16
+	for i := range runs {
+		delay := full * time.Duration(i) / runs
+		short, cancelShort := context.WithCancel(ctx)
+		time.AfterFunc(delay, cancelShort)
+		client, err := sshdial.DialClient(short, "dest")
+		cancelShort()
+		if err != nil {
+			require.ErrorIs(t, err, context.Canceled, "cancelled after %v", delay)
+			continue
+		}
+		s, err := client.NewSession()
+		require.NoError(t, err, "a client returned after %v", delay)
+		s.Close()
+		client.Close()
+	}
+	for _, s := range []*opensshd.Server{c.j1, c.j2, c.dest} {
+		sessionsGone(t, "after the runs", s)
+	}
+	noLeak(t, "after the runs", ignore, fds, kids)
+}
