@@ -20,41 +20,35 @@ func TestBreakBadOptionValues(t *testing.T) {
 	newHome(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	bad := map[string]sshdial.ConnectOption{
-		"WithUser":                  sshdial.WithUser(""),
-		"WithUser(NUL)":             sshdial.WithUser("a\x00b"),
-		"WithUser(LF)":              sshdial.WithUser("a\nb"),
-		"WithUser(DEL)":             sshdial.WithUser("a\x7f"),
-		"WithUser(ESC)":             sshdial.WithUser("\x1b[2J"),
-		"WithPort(0)":               sshdial.WithPort(0),
-		"WithPort(-1)":              sshdial.WithPort(-1),
-		"WithPort(65536)":           sshdial.WithPort(65536),
-		"WithPort(1<<40)":           sshdial.WithPort(1 << 40),
-		"WithClientConfig":          sshdial.WithClientConfig(nil),
-		"WithResolvedConfig":        sshdial.WithResolvedConfig(nil),
-		"WithResolvedConfig(zero)":  sshdial.WithResolvedConfig(&sshdial.ResolvedConfig{}),
-		"WithAddressFamily":         sshdial.WithAddressFamily("inet7"),
-		"WithStrictHostKeyChecking": sshdial.WithStrictHostKeyChecking("ask"),
-		"WithConnectTimeout":        sshdial.WithConnectTimeout(-time.Second),
-		"WithConnectTimeout(0)":     sshdial.WithConnectTimeout(0),
-		"WithPool":                  sshdial.WithPool(0),
-		"WithOriginator":            sshdial.WithOriginator(netip.AddrPort{}),
-		"WithControl":               sshdial.WithControl("/x", sshdial.ControlPolicy(99)),
-		"nil option":                nil,
-	}
-	want := func(name string) string {
-		for i, c := range name {
-			if c == '(' && name != "WithPort(0)" && name != "WithPort(-1)" && name != "WithPort(65536)" {
-				return name[:i]
-			}
-		}
-		if name == "WithPort(1<<40)" {
-			return "WithPort"
-		}
-		return name
+	// Each bad option, and what its error names.
+	bad := map[string]struct {
+		opt  sshdial.ConnectOption
+		want string
+	}{
+		"WithUser":                  {sshdial.WithUser(""), "WithUser"},
+		"WithUser(NUL)":             {sshdial.WithUser("a\x00b"), "WithUser"},
+		"WithUser(LF)":              {sshdial.WithUser("a\nb"), "WithUser"},
+		"WithUser(DEL)":             {sshdial.WithUser("a\x7f"), "WithUser"},
+		"WithUser(ESC)":             {sshdial.WithUser("\x1b[2J"), "WithUser"},
+		"WithPort(0)":               {sshdial.WithPort(0), "WithPort(0)"},
+		"WithPort(-1)":              {sshdial.WithPort(-1), "WithPort(-1)"},
+		"WithPort(65536)":           {sshdial.WithPort(65536), "WithPort(65536)"},
+		"WithPort(1<<40)":           {sshdial.WithPort(1 << 40), "WithPort"},
+		"WithClientConfig":          {sshdial.WithClientConfig(nil), "WithClientConfig"},
+		"WithResolvedConfig":        {sshdial.WithResolvedConfig(nil), "WithResolvedConfig"},
+		"WithResolvedConfig(zero)":  {sshdial.WithResolvedConfig(&sshdial.ResolvedConfig{}), "WithResolvedConfig"},
+		"WithAddressFamily":         {sshdial.WithAddressFamily("inet7"), "WithAddressFamily"},
+		"WithStrictHostKeyChecking": {sshdial.WithStrictHostKeyChecking("ask"), "WithStrictHostKeyChecking"},
+		"WithConnectTimeout":        {sshdial.WithConnectTimeout(-time.Second), "WithConnectTimeout"},
+		"WithConnectTimeout(0)":     {sshdial.WithConnectTimeout(0), "WithConnectTimeout"},
+		"WithPool":                  {sshdial.WithPool(0), "WithPool"},
+		"WithOriginator":            {sshdial.WithOriginator(netip.AddrPort{}), "WithOriginator"},
+		"WithControl":               {sshdial.WithControl("/x", sshdial.ControlPolicy(99)), "WithControl"},
+		"nil option":                {nil, "nil option"},
 	}
 	good := sshdial.WithConfigFile("none")
-	for name, opt := range bad {
+	for name, b := range bad {
+		opt := b.opt
 		for order, opts := range map[string][]sshdial.ConnectOption{
 			"alone":  {good, opt},
 			"first":  {opt, good, sshdial.WithPort(22), sshdial.WithUser("u"), sshdial.WithConnectTimeout(time.Second)},
@@ -64,16 +58,16 @@ func TestBreakBadOptionValues(t *testing.T) {
 			label := name + " " + order
 			require.NotPanics(t, func() {
 				_, err := sshdial.Connect(ctx, "127.0.0.1:1", opts...)
-				require.ErrorContains(t, err, want(name), label)
+				require.ErrorContains(t, err, b.want, label)
 				_, err = sshdial.DialClient(ctx, "127.0.0.1:1", opts...)
-				require.ErrorContains(t, err, want(name), label)
+				require.ErrorContains(t, err, b.want, label)
 			}, label)
 		}
 	}
 	// ResolveConfig: the ones it takes, and a nil one.
 	for _, name := range []string{"WithUser(NUL)", "WithPort(0)", "WithPort(65536)", "nil option"} {
-		_, err := sshdial.ResolveConfig(ctx, "h", good, bad[name], good)
-		require.ErrorContains(t, err, want(name), name)
+		_, err := sshdial.ResolveConfig(ctx, "h", good, bad[name].opt, good)
+		require.ErrorContains(t, err, bad[name].want, name)
 	}
 	// A user ssh refuses on its command line, given as WithUser, is
 	// refused as the destination's user@ is (it reaches %r of
