@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sshdial/sshdial/internal/sshconfig"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/net/proxy"
 )
@@ -169,8 +170,10 @@ func (d *Dialer) connectOpts() *connectSettings {
 // from the config files and the other options.
 //
 // The options that config replaces are errors beside it rather than
-// silently ignored: WithPassword (the destination's only) and a WithUser
-// where config has a User always; WithIdentityFile, WithKnownHostsFile,
+// silently ignored: WithPassword (the destination's only), a WithUser
+// where config has a User, and WithConfigLines lines (the destination's
+// only) about authentication, host keys, and User where config has one,
+// always; WithIdentityFile, WithKnownHostsFile,
 // WithAgentSocket, WithPassphrase, WithKeyboardInteractive and
 // WithStrictHostKeyChecking when there is no jump host for them to apply
 // to.
@@ -488,10 +491,26 @@ func (cs *connectSettings) checkClientConfig(jumps bool) error {
 			}
 		}
 	}
+	// WithConfigLines apply to the destination alone, jump hosts or not.
+	for _, line := range cs.configLines {
+		kw, _ := sshconfig.LineKeyword(line)
+		if clientConfigKeys[kw] || (kw == "user" && cs.clientConfig.User != "") {
+			given = append(given, "WithConfigLines("+kw+")")
+		}
+	}
 	if len(given) == 0 {
 		return nil
 	}
 	return fmt.Errorf("sshdial: WithClientConfig replaces what %s would set for the destination: set it in the ssh.ClientConfig instead", strings.Join(given, ", "))
+}
+
+// clientConfigKeys are the ssh_config keywords (lowercase) whose values
+// WithClientConfig's config replaces for the destination: authentication
+// and the host key check.
+var clientConfigKeys = map[string]bool{
+	"identityfile": true, "certificatefile": true, "identitiesonly": true, "identityagent": true,
+	"preferredauthentications": true, "numberofpasswordprompts": true,
+	"userknownhostsfile": true, "globalknownhostsfile": true, "stricthostkeychecking": true, "hostkeyalias": true,
 }
 
 // maxHops bounds a chain of jump hosts, which a ProxyJump loop would make

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"slices"
 
 	"github.com/sshdial/sshdial/internal/sshconfig"
 )
@@ -81,13 +82,16 @@ func ConfigKeys() []ConfigKey {
 // WithAddressFamily) apply on top of it and are not in it.
 type ResolvedConfig struct {
 	destination string
+	lines       []string // the WithConfigLines it was resolved with
 	c           *sshconfig.Config
 }
 
 // WithResolvedConfig makes Connect use rc, which ResolveConfig returned for
 // the same destination, instead of evaluating the config files again (and
 // running their Match exec commands again). Jump hosts are still
-// resolved from the files.
+// resolved from the files. A WithUser, WithPort or WithConfigLines given
+// beside it must say what rc was resolved with (or be left out): one that
+// rc does not reflect is an error rather than silently ignored.
 func WithResolvedConfig(rc *ResolvedConfig) ConnectOption {
 	return connectOption(func(d *Dialer) {
 		if rc == nil || rc.c == nil {
@@ -107,6 +111,15 @@ func (cs *connectSettings) destinationHop(dest string) (*hop, bool, error) {
 	}
 	if rc.destination != dest {
 		return nil, true, fmt.Errorf("sshdial: WithResolvedConfig: resolved for %q, not %q", rc.destination, dest)
+	}
+	// What rc does not reflect would be silently ignored.
+	switch {
+	case cs.user != "" && cs.user != rc.c.User:
+		return nil, true, fmt.Errorf("sshdial: WithResolvedConfig: resolved for user %q, not WithUser's %q: give WithUser to ResolveConfig", rc.c.User, cs.user)
+	case cs.port != 0 && cs.port != rc.c.Port:
+		return nil, true, fmt.Errorf("sshdial: WithResolvedConfig: resolved for port %d, not WithPort's %d: give WithPort to ResolveConfig", rc.c.Port, cs.port)
+	case len(cs.configLines) > 0 && !slices.Equal(cs.configLines, rc.lines):
+		return nil, true, errors.New("sshdial: WithResolvedConfig: resolved without the lines of WithConfigLines given beside it: give them to ResolveConfig")
 	}
 	h, err := hopFromConfig(rc.c, cs.proxyCommand != nil)
 	return h, true, err
@@ -139,7 +152,8 @@ func ResolveConfig(ctx context.Context, destination string, opts ...ConnectOptio
 	if _, err := hopFromConfig(c, false); err != nil {
 		return nil, err
 	}
-	return &ResolvedConfig{destination: destination, c: c}, nil
+	lines := slices.Clone(d.connectOpts().configLines)
+	return &ResolvedConfig{destination: destination, lines: lines, c: c}, nil
 }
 
 // Get returns the values of key (lowercase, as ssh -G prints it: "port",

@@ -34,6 +34,11 @@ type options struct {
 	// configLines are -o, -i and -J as ssh_config lines, in command-line
 	// order: read before the config files, so they win, as in ssh.
 	configLines []string
+	// shadowed are -o User and -o Port lines given after the user or port
+	// was named (by -l, -p, an earlier -o or the destination): ssh reads
+	// and ignores them, so they are checked and not passed on (passed on,
+	// they would win over a destination given before them).
+	shadowed    []string
 	dump        bool   // -G: print the evaluated configuration
 	background  bool   // -f
 	family      string // -4: "inet", -6: "inet6"; "": from the config
@@ -274,11 +279,19 @@ func (o *options) shortValue(c byte, val string) error {
 			o.port, o.portSeen = p, true
 		}
 	case 'o':
+		var seen *bool
 		switch configKeyword(val) {
 		case "user":
-			o.userSeen = true
+			seen = &o.userSeen
 		case "port":
-			o.portSeen = true
+			seen = &o.portSeen
+		}
+		if seen != nil && *seen {
+			o.shadowed = append(o.shadowed, val)
+			return nil
+		}
+		if seen != nil {
+			*seen = true
 		}
 		o.configLines = append(o.configLines, val)
 		return nil
@@ -328,7 +341,7 @@ func quoteConfigArg(s string) string {
 // unknown keyword or a bad value is a usage error, as with ssh), and
 // refuses a ProxyCommand beside a ProxyJump on the command line.
 func (o *options) checkConfigLines() error {
-	for _, line := range o.familyLines() {
+	for _, line := range append(o.familyLines(), o.shadowed...) {
 		if _, err := sshconfig.ReadCommandLine([]string{line}); err != nil {
 			return usagef("%q: %s", line, strings.TrimPrefix(err.Error(), "sshconfig: command-line line 1: "))
 		}

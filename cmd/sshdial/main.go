@@ -338,7 +338,12 @@ func configure(ctx context.Context, o *options, copts []sshdial.ConnectOption) (
 		}
 		return ""
 	}
-	o.login = first("user") + "@" + first("hostname")
+	// As ssh's prompt: the host is HostKeyAlias when set.
+	loginHost := first("hostkeyalias")
+	if loginHost == "" {
+		loginHost = first("hostname")
+	}
+	o.login = first("user") + "@" + loginHost
 	o.batch = first("batchmode") == "yes"
 	o.gatewayPorts = first("gatewayports") == "yes"
 	o.exitOnFwdFail = !rc.IsSet("exitonforwardfailure") || first("exitonforwardfailure") == "yes"
