@@ -113,8 +113,10 @@ func challengeFunc(ctx context.Context, answer func(context.Context, Challenge) 
 			// round once PAM is done.
 			return nil, nil
 		}
-		return answer(ctx, Challenge{Host: host, User: user, Name: name, Instruction: instruction,
-			Questions: questions, Echo: echos})
+		return bounded(ctx, func() ([]string, error) {
+			return answer(ctx, Challenge{Host: host, User: user, Name: name, Instruction: instruction,
+				Questions: questions, Echo: echos})
+		})
 	}
 }
 

@@ -221,7 +221,7 @@ func TestBreakDialClientFailuresLeakNothing(t *testing.T) {
 	mid, cancelMid := context.WithCancel(ctx)
 	asked := 0
 	_, err = sshdial.DialClient(mid, "dest", sshdial.WithConfigLines("IdentitiesOnly yes", "IdentityFile "+enc),
-		sshdial.WithPassphrase(func(string) ([]byte, error) {
+		sshdial.WithPassphrase(func(context.Context, string) ([]byte, error) {
 			asked++
 			cancelMid()
 			time.Sleep(100 * time.Millisecond)

@@ -144,8 +144,8 @@ type connectSettings struct {
 	jumpsSet     bool    // WithJump was given (with no hops: none)
 	proxyCommand *string // WithProxyCommand's command, if given
 	poolSize     int
-	passphrase   func(file string) ([]byte, error)
-	password     func() (string, error)
+	passphrase   func(ctx context.Context, file string) ([]byte, error)
+	password     func(ctx context.Context) (string, error)
 	challenge    func(ctx context.Context, c Challenge) ([]string, error)
 	identities   []string // tried before the config's identity files
 	knownHosts   []string // replace UserKnownHostsFile
@@ -281,15 +281,26 @@ func WithPool(n int) ConnectOption {
 // WithPassphrase gives Connect a way to decrypt encrypted private keys:
 // passphrase is called with the key file's path, only when the server would
 // accept that key. Without it, encrypted keys are skipped.
-func WithPassphrase(passphrase func(file string) ([]byte, error)) ConnectOption {
+//
+// ctx is the context of the connection being made, as for
+// WithKeyboardInteractive; when it ends, the login goes on without waiting
+// for passphrase to return (it should return then too: its result is
+// dropped). The passphrase is never logged or put in an error.
+func WithPassphrase(passphrase func(ctx context.Context, file string) ([]byte, error)) ConnectOption {
 	return connectOption(func(d *Dialer) { d.connectOpts().passphrase = passphrase })
 }
 
 // WithPassword lets Connect log in to the destination with a password,
 // after the keys and keyboard-interactive; password is called when the
 // server asks, and again after a refused password, up to
-// NumberOfPasswordPrompts times (default 3).
-func WithPassword(password func() (string, error)) ConnectOption {
+// NumberOfPasswordPrompts times (default 3). An error from password ends
+// that method with the error wrapped.
+//
+// ctx is the context of the connection being made, as for
+// WithKeyboardInteractive; when it ends, the login fails with ctx's error
+// without waiting for password to return (it should return then too: its
+// result is dropped). The password is never logged or put in an error.
+func WithPassword(password func(ctx context.Context) (string, error)) ConnectOption {
 	return connectOption(func(d *Dialer) { d.connectOpts().password = password })
 }
 
@@ -304,7 +315,9 @@ func WithPassword(password func() (string, error)) ConnectOption {
 //
 // ctx is the context of the connection being made: Connect's for the
 // first (bounded by ConnectTimeout when set), ConnectTimeout's for a
-// reconnect, which nobody may be there to answer. An error from answer ends that login attempt with that error
+// reconnect, which nobody may be there to answer; when it ends, the login
+// fails with its error without waiting for answer to return (answer should
+// return then too: its answers are dropped). An error from answer ends that login attempt with that error
 // (unless another method is left to try): a Dialer's reconnect fails, is
 // logged, and the next dial tries again. answer may be called from several
 // goroutines at once (the hops of a pool). The answers are never logged or
@@ -723,10 +736,10 @@ func (d *Dialer) hopConfig(ctx context.Context, h *hop, last bool, home string) 
 		IdentitiesOnly:   h.IdentitiesOnly,
 		AgentSocket:      agentSocket,
 		Home:             home,
-		Passphrase:       cs.passphrase,
+		Passphrase:       boundedPassphrase(ctx, cs.passphrase),
 	}
 	if last {
-		ac.Password = cs.password
+		ac.Password = boundedPassword(ctx, cs.password)
 	}
 	if cs.challenge != nil {
 		ac.KeyboardInteractive = challengeFunc(ctx, cs.challenge, h.Alias, h.User)
@@ -766,4 +779,52 @@ func (d *Dialer) hopConfig(ctx context.Context, h *hop, last bool, home string) 
 		HostKeyCallback:   callback,
 		HostKeyAlgorithms: algorithms,
 	}, tried, cleanup, nil
+}
+
+// bounded calls f and returns what it returns, or ctx's error as soon as
+// ctx ends: a callback of the caller's that blocks (a prompt nobody
+// answers) cannot hold a login past its context. f goes on in its
+// goroutine until it returns; its results are then dropped.
+func bounded[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+// boundedPassphrase is WithPassphrase's callback for a login bounded by
+// ctx; nil stays nil.
+func boundedPassphrase(ctx context.Context, f func(context.Context, string) ([]byte, error)) func(string) ([]byte, error) {
+	if f == nil {
+		return nil
+	}
+	return func(file string) ([]byte, error) {
+		return bounded(ctx, func() ([]byte, error) { return f(ctx, file) })
+	}
+}
+
+// boundedPassword is WithPassword's callback for a login bounded by ctx;
+// nil stays nil.
+func boundedPassword(ctx context.Context, f func(context.Context) (string, error)) func() (string, error) {
+	if f == nil {
+		return nil
+	}
+	return func() (string, error) {
+		return bounded(ctx, func() (string, error) { return f(ctx) })
+	}
 }

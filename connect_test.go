@@ -238,7 +238,7 @@ func TestConnectAgentAndPassphrase(t *testing.T) {
 		h.writeKey(t, srv, "id_ed25519", "open sesame")
 		defer os.Remove(filepath.Join(h.sshDir, "id_ed25519"))
 		asked := 0
-		d, err := sshdial.Connect(ctx, dest, sshdial.WithPassphrase(func(file string) ([]byte, error) {
+		d, err := sshdial.Connect(ctx, dest, sshdial.WithPassphrase(func(_ context.Context, file string) ([]byte, error) {
 			asked++
 			return []byte("open sesame"), nil
 		}))

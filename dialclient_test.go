@@ -171,12 +171,12 @@ func TestWithClientConfigConflicts(t *testing.T) {
 	cc := &ssh.ClientConfig{User: "me", HostKeyCallback: ssh.InsecureIgnoreHostKey()}
 	base := []sshdial.ConnectOption{sshdial.WithConfigFile(""), sshdial.WithClientConfig(cc)}
 	for name, opt := range map[string]sshdial.ConnectOption{
-		"WithPassword":              sshdial.WithPassword(func() (string, error) { return "", nil }),
+		"WithPassword":              sshdial.WithPassword(func(context.Context) (string, error) { return "", nil }),
 		"WithUser":                  sshdial.WithUser("other"),
 		"WithIdentityFile":          sshdial.WithIdentityFile("/nonexistent"),
 		"WithKnownHostsFile":        sshdial.WithKnownHostsFile("/nonexistent"),
 		"WithAgentSocket":           sshdial.WithAgentSocket("none"),
-		"WithPassphrase":            sshdial.WithPassphrase(func(string) ([]byte, error) { return nil, nil }),
+		"WithPassphrase":            sshdial.WithPassphrase(func(context.Context, string) ([]byte, error) { return nil, nil }),
 		"WithKeyboardInteractive":   sshdial.WithKeyboardInteractive(func(context.Context, sshdial.Challenge) ([]string, error) { return nil, nil }),
 		"WithStrictHostKeyChecking": sshdial.WithStrictHostKeyChecking("yes"),
 	} {

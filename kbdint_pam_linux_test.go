@@ -111,7 +111,7 @@ func TestPasswordOpenSSHPAM(t *testing.T) {
 	newHome(t).write(t, "known_hosts", keyscan(t, srv.Addr, "ed25519"))
 	var tries []string
 	pw := []string{"wrong-horse", "correct-horse"}
-	d, err := kbdConnect(t, fmt.Sprintf("%s@%s", srv.User, srv.Addr), sshdial.WithPassword(func() (string, error) {
+	d, err := kbdConnect(t, fmt.Sprintf("%s@%s", srv.User, srv.Addr), sshdial.WithPassword(func(context.Context) (string, error) {
 		p := pw[len(tries)%len(pw)]
 		tries = append(tries, p)
 		return p, nil

@@ -159,7 +159,7 @@ func parseURL(u *url.URL) (string, []ConnectOption, error) {
 		return fail("agent must be yes or no")
 	}
 	if password, ok := u.User.Password(); ok {
-		opts = append(opts, WithPassword(func() (string, error) { return password, nil }))
+		opts = append(opts, WithPassword(func(context.Context) (string, error) { return password, nil }))
 	}
 
 	dest := "ssh://" + u.Host

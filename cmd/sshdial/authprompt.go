@@ -65,9 +65,9 @@ func (p *prompter) challenge(ctx context.Context, c sshdial.Challenge) ([]string
 // password returns Connect's WithPassword callback for destination: it asks
 // "destination's password:" without echo, and after a refused password says
 // so before asking again, as ssh does.
-func (p *prompter) password(destination string) func() (string, error) {
+func (p *prompter) password(destination string) func(context.Context) (string, error) {
 	asked := 0
-	return func() (string, error) {
+	return func(context.Context) (string, error) { // the prompt ends with stop, as the passphrase's
 		if isDone(p.stopped) {
 			return "", fmt.Errorf("%s asks for a password: %w", destination, errNotAsked)
 		}

@@ -84,7 +84,7 @@ func TestAuthPrompts(t *testing.T) {
 	pres := make(chan result, 2)
 	for i := range 2 {
 		go func() {
-			s, err := pw()
+			s, err := pw(context.Background())
 			pres <- result{[]string{s}, err}
 		}()
 		scr.waitFor(t, "alice@bastion's password: ", i+1)
@@ -106,7 +106,7 @@ func TestAuthPrompts(t *testing.T) {
 	if r := get(ask(sshdial.Challenge{Host: "bastion", Instruction: "Welcome"})); r.err != nil || len(r.answers) != 0 {
 		t.Fatalf("after stop, a round without questions: %q, %v", r.answers, r.err)
 	}
-	if _, err := pw(); !errors.Is(err, errNotAsked) {
+	if _, err := pw(context.Background()); !errors.Is(err, errNotAsked) {
 		t.Fatalf("after stop, a password: %v", err)
 	}
 	time.Sleep(50 * time.Millisecond) // on purpose: nothing may be written to the screen in this while

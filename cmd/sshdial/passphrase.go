@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -70,8 +71,9 @@ func newPrompterOn(tty *os.File, out io.Writer) *prompter {
 
 // passphrase is Connect's WithPassphrase callback. An empty answer gives no
 // passphrase, and the key is not used; so does a key whose passphrase was
-// not asked for before stop.
-func (p *prompter) passphrase(file string) ([]byte, error) {
+// not asked for before stop. The prompt itself ends with the connect's
+// context (see stop), so ctx is not looked at.
+func (p *prompter) passphrase(_ context.Context, file string) ([]byte, error) {
 	p.knownMu.Lock()
 	pass, ok := p.known[file]
 	p.knownMu.Unlock()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
@@ -106,7 +107,7 @@ func TestPassphrasePrompt(t *testing.T) {
 	ask := func(file string) <-chan result {
 		res := make(chan result, 1)
 		go func() {
-			pass, err := p.passphrase(file)
+			pass, err := p.passphrase(context.Background(), file)
 			res <- result{pass, err}
 		}()
 		return res
