@@ -341,6 +341,8 @@ func newConnectDialer(destination string, opts []Option) (*Dialer, error) {
 		}
 	}
 
+	d.controlFromConfig(dest.ControlPath, dest.ControlMaster) // WithControl/WithControlPath win
+
 	switch {
 	case d.keepaliveSet:
 	case dest.KeepaliveOff:
