@@ -196,7 +196,11 @@ func TestControlMasterValuesLikeSSH(t *testing.T) {
 		out, err := cmd.Output()
 		require.NoError(t, err, "ssh -o ControlMaster=%s -W: %s", value, stderr.String())
 		require.Equal(t, "hello", string(out))
-		time.Sleep(200 * time.Millisecond) // sshd logs a login before ssh -W's data flows; let a slow log catch up
+		// sshd logs a login before ssh -W's data flows: give the reader
+		// of its log time to catch up on a loaded machine.
+		for deadline := time.Now().Add(3 * time.Second); logins(srv) == total && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
 		sshLogged := logins(srv) - total
 		require.Contains(t, []int{0, 1}, sshLogged)
 		total += sshLogged
