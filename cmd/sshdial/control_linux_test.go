@@ -70,7 +70,7 @@ func waitSSHDLogins(t *testing.T, srv *opensshd.Server, want int, what string) {
 }
 
 // With a ControlMaster named by -S or by -o ControlPath (tokens
-// expanded), -L and -D tunnels go through the master: sshd's log shows the
+// expanded), -L, -D and -W tunnels go through the master: sshd's log shows the
 // master's login only. -S none shares nothing; a master that dies leaves
 // the next tunnel to sshdial's own login.
 func TestControlMasterTunnels(t *testing.T) {
@@ -125,6 +125,16 @@ func TestControlMasterTunnels(t *testing.T) {
 			waitSSHDLogins(t, f.srv, logins, strings.Join(way, " ")+": sshdial logged in by itself")
 		})
 	}
+
+	t.Run("W", func(t *testing.T) {
+		argv := f.stdioCommand(t, target)
+		argv = append([]string{argv[0], "-S", m.Sock}, argv[1:]...)
+		code, out, stderr := runBinary(t, "through -W", argv...)
+		if code != 0 || out != "through -W" {
+			t.Fatalf("sshdial -S -W exited %d, stdout %q\nstderr: %s", code, out, stderr)
+		}
+		waitSSHDLogins(t, f.srv, logins, "-S with -W: sshdial logged in by itself")
+	})
 
 	t.Run("S-none", func(t *testing.T) {
 		c := startCLI(t, f.args("-S", "none", "-o", "ControlPath="+m.Sock, "-L", "0:"+target, "-D", "0")...)
