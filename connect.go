@@ -446,6 +446,8 @@ func newConnectDialer(ctx context.Context, destination string, opts []ConnectOpt
 		}
 	}
 
+	d.controlFromConfig(dest.ControlPath, dest.ControlMaster) // WithControl/WithControlPath win
+
 	switch {
 	case d.keepaliveSet:
 	case dest.KeepaliveOff:

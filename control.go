@@ -39,6 +39,16 @@ const (
 //
 // path is used as given: no ~ or % tokens are expanded. An empty path, or
 // "none", turns connection sharing off, as ControlPath none does.
+//
+// Without WithControlPath or WithControl, Connect takes the ControlPath
+// and ControlMaster of the destination's ssh_config (tokens expanded as
+// ssh expands them): with ControlMaster no (the default), auto or autoask
+// it dials through the master that answers there, and otherwise through
+// its own SSH connection (ControlFallback), logging which; with
+// ControlMaster yes or ask it uses its own SSH connection, as ssh does
+// (ssh then becomes the master; sshdial never does). The options win over
+// the config, "none" included; they apply to the destination, never to
+// jump hosts.
 func WithControlPath(path string) Option { return WithControl(path, ControlFallback) }
 
 // WithControl makes the Dialer dial through the ControlMaster at path,
@@ -76,16 +86,30 @@ func WithControl(path string, policy ControlPolicy) Option {
 	})
 }
 
-// controlFromConfig is the hook for ssh_config's ControlPath (already
-// expanded: ~ and % tokens) and ControlMaster: it sets d's control path
-// unless WithControlPath or WithControl was given. sshdial never becomes a
-// master, so every ControlMaster value (no, auto, yes, ask, autoask) means
-// "use a master if one answers": ControlFallback.
+// controlFromConfig applies ssh_config's ControlPath (already expanded: ~
+// and % tokens; "" for none) and ControlMaster to d, for Connect's
+// destination, unless WithControlPath or WithControl was given: the option
+// wins, "none" included.
+//
+// It follows what ssh does before it connects (mux.c, muxclient): with
+// ControlMaster no (the default), auto or autoask, ssh uses the master
+// that answers at ControlPath and otherwise connects by itself; so does
+// the Dialer (ControlFallback), which never becomes a master itself. With
+// ControlMaster yes or ask, ssh does not look for a master at all: it
+// connects by itself to become the master (and, when a master already
+// listens there, goes on without sharing). sshdial never becomes a master,
+// so with yes or ask the Dialer uses its own SSH connection and ignores
+// the ControlPath, and logs that once.
 func (d *Dialer) controlFromConfig(controlPath, controlMaster string) {
-	if d.control != nil {
+	if d.control != nil || controlPath == "" || strings.EqualFold(controlPath, "none") {
 		return
 	}
-	_ = controlMaster
+	switch controlMaster {
+	case "yes", "ask":
+		d.log().Info("sshdial: ControlPath not used: with ControlMaster "+controlMaster+" ssh uses no existing master (it becomes one), and sshdial never becomes a master; ControlMaster auto shares a running master",
+			"control_path", controlPath)
+		return
+	}
 	WithControlPath(controlPath).apply(d)
 }
 
@@ -122,7 +146,10 @@ func (d *Dialer) findMaster(ctx context.Context) (found bool, err error) {
 	case cs.policy == ControlRequired:
 		d.Close()
 		return false, fmt.Errorf("sshdial: Connect: %w: %w", ErrNoControlMaster, err)
+	case errors.Is(err, sshmux.ErrUnsupported):
+		return false, nil // logged by noMaster
 	}
+	d.log().Info("sshdial: no ControlMaster answers: connecting by itself", "control_path", cs.path, "err", err)
 	return false, nil
 }
 

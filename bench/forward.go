@@ -28,6 +28,7 @@ type forward struct {
 	proc   *testproc.Process
 	local  map[string]string // -L: target address -> local address
 	socks  string            // -D: the SOCKS5 address
+	master int               // the pid of the ControlMaster it goes through, if any: its CPU counts too
 }
 
 // forwardKind says which binary a forward runs and how.
@@ -42,6 +43,9 @@ type forwardKind struct {
 	// baseline: the x/crypto forwarder, which runs with its own cipher
 	// choice and without -cli-args.
 	baseline bool
+	// viaMaster: the -cli binary with -S, through the ControlMaster of
+	// each cipher, without -cli-args.
+	viaMaster bool
 }
 
 var (
@@ -58,6 +62,8 @@ func cliKinds() []forwardKind {
 	kinds := []forwardKind{
 		{name: "sshdial -L", bin: *flagCLI},
 		{name: "sshdial -D", bin: *flagCLI, socks: true},
+		{name: cliViaMasterL, bin: *flagCLI, viaMaster: true},
+		{name: cliViaMasterD, bin: *flagCLI, socks: true, viaMaster: true},
 	}
 	if xfwdBin != "" {
 		kinds = append(kinds,
@@ -160,8 +166,15 @@ type dialerFunc func(network, addr string) (net.Conn, error)
 
 func (f dialerFunc) Dial(network, addr string) (net.Conn, error) { return f(network, addr) }
 
-// cpu returns the process's CPU time so far, from /proc.
-func (f *forward) cpu() time.Duration { return procCPU(f.proc.Pid()) }
+// cpu returns the process's CPU time so far, and its ControlMaster's, from
+// /proc.
+func (f *forward) cpu() time.Duration {
+	t := procCPU(f.proc.Pid())
+	if f.master != 0 {
+		t += procCPU(f.master)
+	}
+	return t
+}
 
 // procCPU returns the CPU time so far of process pid, from /proc.
 func procCPU(pid int) time.Duration {

@@ -54,7 +54,7 @@ var (
 	flagProfile = flag.String("cpuprofile", "", "write a CPU profile of the run here")
 	flagCLI     = flag.String("cli", "", "also measure this binary as \"sshdial -L\" and \"sshdial -D\": a forwarding proxy process that takes ssh's -N -L/-D -i -o UserKnownHostsFile= -o StrictHostKeyChecking= -p flags; and, as a baseline for it, bench/xfwd (\"x/crypto -L\", \"x/crypto -D\"), the same on x/crypto's ssh.Client written the plain way")
 	flagCLIArgs = flag.String("cli-args", "", "more arguments for the -cli binary, space-separated; {cipher} in them is replaced by the cipher, and then the -cli modes run with each cipher, else with the binary's own choice in the "+ciphers[0]+" rows only")
-	flagOnly    = flag.String("only", "", "measure only these parts, comma-separated ("+strings.Join(parts, ", ")+"): a probe that logs its figures and writes no report")
+	flagOnly    = flag.String("only", "", "measure only these parts, comma-separated ("+strings.Join(parts, ", ")+"): a probe that logs its figures, and writes a report of those parts only with -out (no -png)")
 )
 
 // parts are what a run measures, in order; -only picks some.
@@ -102,8 +102,8 @@ func main() {
 				log.Fatalf("-only: unknown part %q (%s)", p, strings.Join(parts, ", "))
 			}
 		}
-		if *flagOut != "" || *flagPNG != "" {
-			log.Fatal("-only makes a partial run: it writes no -out or -png")
+		if *flagPNG != "" {
+			log.Fatal("-only makes a partial run: it writes no -png")
 		}
 	}
 	stopOnSignal()
@@ -121,7 +121,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if *flagOnly != "" {
+	if *flagOnly != "" && *flagOut == "" {
 		return // the figures were logged
 	}
 	report := r.markdown()
@@ -229,12 +229,30 @@ func setup() (*env, error) {
 			}
 		}
 	}
+	// A ControlMaster per cipher, for the via-master modes.
+	for _, c := range ciphers {
+		m, err := sshd.LaunchMaster("-o", "Ciphers="+c)
+		if err != nil {
+			return e, err
+		}
+		e.masters[c] = m
+		e.closers = append(e.closers, m.Close)
+	}
 	if *flagCLI != "" {
 		xfwdBin = filepath.Join(dir, "xfwd")
 		if out, err := exec.Command("go", "build", "-o", xfwdBin, "github.com/sshdial/sshdial/bench/xfwd").CombinedOutput(); err != nil {
 			return e, fmt.Errorf("building bench/xfwd: %v\n%s", err, out)
 		}
 		for _, kind := range cliKinds() {
+			if kind.viaMaster {
+				for _, c := range ciphers {
+					if err := start(kind, c, []string{"-S", e.masters[c].Sock}); err != nil {
+						return e, err
+					}
+					e.forwards[key(kind.name, c)].master = e.masters[c].Pid()
+				}
+				continue
+			}
 			if kind.baseline {
 				if err := start(kind, "", nil); err != nil {
 					return e, err
@@ -257,15 +275,6 @@ func setup() (*env, error) {
 		if out, err := exec.Command(*flagCLI, "-V").CombinedOutput(); err == nil && len(out) > 0 {
 			e.cliVersion += ", " + strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
 		}
-	}
-	// A ControlMaster per cipher, for the via-master modes.
-	for _, c := range ciphers {
-		m, err := sshd.LaunchMaster("-o", "Ciphers="+c)
-		if err != nil {
-			return e, err
-		}
-		e.masters[c] = m
-		e.closers = append(e.closers, m.Close)
 	}
 	e.sshdVersion = versionOf(opensshd.Path(), "-V")
 	e.sshVers = versionOf("ssh", "-V")
@@ -340,8 +349,10 @@ func (e *env) modes(cipher string) ([]mode, func(), error) {
 
 // The modes through a ControlMaster.
 const (
-	viaMaster = "sshdial via master"
-	muxRaw    = "mux raw"
+	viaMaster     = "sshdial via master"
+	muxRaw        = "mux raw"
+	cliViaMasterL = "sshdial -L via master" // the -cli binary with -S sock
+	cliViaMasterD = "sshdial -D via master"
 )
 
 // muxDial opens the master's stdio forwards directly (internal/sshmux).

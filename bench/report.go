@@ -41,15 +41,52 @@ func (r *results) markdown() string {
 	p("Measured by `bench/` in one run: the sshdial Conn, x/crypto's own tunnel conn (\"x/crypto raw\"), ")
 	p("OpenSSH `ssh -L` and `ssh -D` (reached with x/net/proxy's SOCKS5 client) and direct TCP, through a throwaway OpenSSH sshd on 127.0.0.1. ")
 	if r.cli != "" {
-		p("\"sshdial -L\" and \"sshdial -D\" are the -cli binary (%s) run as `ssh -L` and `ssh -D` are. ", r.cli)
+		p("\"sshdial -L\" and \"sshdial -D\" are the -cli binary (%s) run as `ssh -L` and `ssh -D` are; \"%s\" and \"%s\" the same with `-S sock`, through the ControlMaster of the cipher below (its CPU counts with theirs). ", r.cli, cliViaMasterL, cliViaMasterD)
 		p("\"x/crypto -L\" and \"x/crypto -D\" are their baseline, bench/xfwd: the same forwarding process written the plain way on x/crypto's ssh.Client (io.Copy each way, no keepalive or reconnect), run the same way, so that sshdial -L / x/crypto -L is what the sshdial command adds, and x/crypto -L / ssh -L what a Go process on x/crypto costs against OpenSSH's C client. ")
 	}
 	p("\"%s\" is a Dialer made with `WithControl(sock, ControlRequired)` dialing through a running OpenSSH ControlMaster (`ssh -M -N -S sock`, one per cipher, logged in to the same sshd), and \"%s\" the master's stdio forward (internal/sshmux) used directly, without the Conn around it; the master's CPU counts as a forwarding process's. ", viaMaster, muxRaw)
 	p("Each figure is the median of %d repetitions, with min–max in parentheses; ratios compare medians of the same run. In each repetition (and each round of dials) the modes run in a random order.\n\n", r.reps)
 	p("- Date: %s\n- Machine: %s\n- Go: %s, golang.org/x/crypto %s\n- sshd: %s; ssh: %s\n- Command: `%s`\n\n",
 		r.started.UTC().Format("2006-01-02 15:04 MST"), r.machine, r.goVersion, r.xcrypto, r.sshd, r.sshClient, r.command)
-	p("![throughput and latency](docs/bench.png)\n\n")
+	if *flagOnly == "" {
+		p("![throughput and latency](docs/bench.png)\n\n")
+	} else {
+		p("A partial run (-only %s): the other parts were not measured.\n\n", *flagOnly)
+	}
+	if want("throughput") {
+		r.throughputSection(p)
+	}
+	if want("dial") {
+		r.dialSection(p)
+	}
+	if want("ping") {
+		r.pingSection(p)
+	}
+	if want("tunnels") {
+		r.tunnelSection(p)
+	}
+	if want("pool") {
+		r.poolSection(p)
+	}
+	if len(r.peakRSS) > 0 {
+		p("\n## Forwarding processes' memory\n\n")
+		p("Peak resident memory (VmHWM) of each forwarding process at the end of the run, after everything above went through it.\n\n")
+		p("| mode | cipher | peak RSS MiB |\n|---|---|---|\n")
+		for _, row := range r.peakRSS {
+			p("| %s | %s | %.1f |\n", row.mode, cmp.Or(row.cipher, "its own choice"), float64(row.bytes)/(1<<20))
+		}
+	}
+	if want("gobench") {
+		p("\n## Conn hot paths (`go test -bench . -benchmem` in the repository root)\n\n")
+		p("The library's own benchmarks, sshdial against x/crypto's conn (\"raw\"), both through sshtest on loopback: ns per operation, throughput, bytes and allocations per operation.\n\n```\n%s\n```\n", strings.Join(r.goBench, "\n"))
+	}
+	return b.String()
+}
 
+// printf is the report's writer.
+type printf func(format string, args ...any)
+
+func (r *results) throughputSection(p printf) {
 	p("## Throughput (MB/s) and client CPU (CPU-seconds per GiB)\n\n")
 	p("%d MiB per run, or what moved in %v. Upload is client→target, download target→client. ", r.size>>20, *flagMaxTime)
 	p("CPU is this process's (the client side; targets run in a child process), plus the forwarding process's for `ssh -L`, `ssh -D`, the -cli modes and the ControlMaster's.\n\n")
@@ -73,12 +110,14 @@ func (r *results) markdown() string {
 				p(" (target ≥ 1.0×: %s)", verdict(ours.med >= sshL.med))
 			}
 			p("\n")
-			if via, ok := r.throughput[key(cipher, dir, viaMaster)]; ok {
-				p("- %s: %s / `ssh -L` = %s", dir, viaMaster, ratio(via, sshL))
-				if dir == "download" {
-					p(" (target ≥ 1.0×: %s)", verdict(via.med >= sshL.med))
+			for _, m := range []string{viaMaster, cliViaMasterL, cliViaMasterD} {
+				if via, ok := r.throughput[key(cipher, dir, m)]; ok {
+					p("- %s: %s / `ssh -L` = %s", dir, m, ratio(via, sshL))
+					if dir == "download" {
+						p(" (target ≥ 1.0×: %s)", verdict(via.med >= sshL.med))
+					}
+					p("\n")
 				}
-				p("\n")
 			}
 			p("%s", r.forwardRatios("  - "+dir+" ", func(m string) (stat, bool) {
 				v, ok := r.throughput[key(cipher, dir, m)]
@@ -91,7 +130,9 @@ func (r *results) markdown() string {
 			tunedRaw, r.cpuPerGiB[key(cipher, "download", "x/crypto raw"+gcSuffix)].med, ratio(tunedRaw, r.throughput[key(cipher, "download", "ssh -L")]))
 		p("\n")
 	}
+}
 
+func (r *results) dialSection(p printf) {
 	p("## Channel open (dial) latency, µs\n\n%d sequential dials in all, each closed at once, the modes taking turns every %d dials in a random order; p50 and p99 per repetition.\n\n", *flagDials, dialBurst)
 	p("| mode | p50 | p99 |\n|---|---|---|\n")
 	for _, m := range r.dialOrder {
@@ -106,7 +147,9 @@ func (r *results) markdown() string {
 	p("- p50 sshdial / raw = %s (target ≤ 1.05×: %s); sshdial p99 = %.0f µs (target ≤ 2000 µs: %s); without QUICKACK p99 = %.0f µs.\n\n",
 		ratio(ours.p50, raw.p50), verdict(ours.p50.med <= 1.05*raw.p50.med), ours.p99.med, verdict(ours.p99.med <= 2000),
 		r.dial["sshdial, no QUICKACK"].p99.med)
+}
 
+func (r *results) pingSection(p printf) {
 	p("## 64-byte ping-pong, µs\n\n%d round trips in all, on one connection per mode and repetition, the modes taking turns every %d round trips in a random order.\n\n| mode | p50 | p99 |\n|---|---|---|\n", *flagPings, pingBurst)
 	for _, m := range r.pingOrder {
 		p("| %s | %s | %s |\n", m, r.ping[m].p50, r.ping[m].p99)
@@ -114,11 +157,15 @@ func (r *results) markdown() string {
 	ours, raw, sshL := r.ping["sshdial"], r.ping["x/crypto raw"], r.ping["ssh -L"]
 	p("\n- p50 sshdial / raw = %s (target ≤ 1.1×: %s); sshdial / `ssh -L` = %s.\n",
 		ratio(ours.p50, raw.p50), verdict(ours.p50.med <= 1.1*raw.p50.med), ratio(ours.p50, sshL.p50))
-	if via, ok := r.ping[viaMaster]; ok {
-		p("- p50 %s / `ssh -L` = %s (target ≤ 1.05×: %s).\n", viaMaster, ratio(via.p50, sshL.p50), verdict(via.p50.med <= 1.05*sshL.p50.med))
+	for _, m := range []string{viaMaster, cliViaMasterL, cliViaMasterD} {
+		if via, ok := r.ping[m]; ok {
+			p("- p50 %s / `ssh -L` = %s (target ≤ 1.05×: %s).\n", m, ratio(via.p50, sshL.p50), verdict(via.p50.med <= 1.05*sshL.p50.med))
+		}
 	}
 	p("%s\n", r.forwardRatios("- p50 ", func(m string) (stat, bool) { v, ok := r.ping[m]; return v.p50, ok }))
+}
 
+func (r *results) tunnelSection(p printf) {
 	p("## Concurrent tunnels on one SSH connection\n\nThrough sshtest in the targets' process (OpenSSH's sshd slows down quadratically with thousands of channels: 10,000 did not finish in minutes). Opened by 32 dialers; memory (live heap plus goroutine stacks, after GC) and goroutines per idle tunnel, then after one 64-byte echo each; goroutines left 20 s after closing them all. One run each.\n\n")
 	p("| tunnels | mode | open time | memory/tunnel idle | memory/tunnel after echo | goroutines/tunnel idle | after echo | left after Close |\n|---|---|---|---|---|---|---|---|\n")
 	rawHeap := map[int]float64{}
@@ -135,6 +182,9 @@ func (r *results) markdown() string {
 				t.n, t.heapAfterEcho/rawHeap[t.n], verdict(t.heapAfterEcho <= 2*rawHeap[t.n]), t.leftAfterClose, verdict(t.leftAfterClose == 0))
 		}
 	}
+}
+
+func (r *results) poolSection(p printf) {
 	p("\n## Parallel transfers over a pool of SSH connections\n\n")
 	p("%d transfers at once, each of 1/%d of %d MiB or what moved in %v, %s, through a Dialer (`NewPool`) of 1 and of 2 SSH connections to the same sshd; MB/s of all together.\n\n",
 		parallelTransfers, parallelTransfers, r.size>>20, *flagMaxTime, ciphers[0])
@@ -145,17 +195,6 @@ func (r *results) markdown() string {
 	one, two := strconv.Itoa(poolSizes[0]), strconv.Itoa(poolSizes[len(poolSizes)-1])
 	p("\n- 2 SSH connections / 1: upload %s, download %s.\n",
 		ratio(r.pool[key("upload", two)], r.pool[key("upload", one)]), ratio(r.pool[key("download", two)], r.pool[key("download", one)]))
-	if len(r.peakRSS) > 0 {
-		p("\n## Forwarding processes' memory\n\n")
-		p("Peak resident memory (VmHWM) of each forwarding process at the end of the run, after everything above went through it.\n\n")
-		p("| mode | cipher | peak RSS MiB |\n|---|---|---|\n")
-		for _, row := range r.peakRSS {
-			p("| %s | %s | %.1f |\n", row.mode, cmp.Or(row.cipher, "its own choice"), float64(row.bytes)/(1<<20))
-		}
-	}
-	p("\n## Conn hot paths (`go test -bench . -benchmem` in the repository root)\n\n")
-	p("The library's own benchmarks, sshdial against x/crypto's conn (\"raw\"), both through sshtest on loopback: ns per operation, throughput, bytes and allocations per operation.\n\n```\n%s\n```\n", strings.Join(r.goBench, "\n"))
-	return b.String()
 }
 
 // forwardRatios compares the forwarding processes, one line each for the
@@ -167,9 +206,10 @@ func (r *results) forwardRatios(prefix string, value func(mode string) (stat, bo
 	var b strings.Builder
 	for _, pair := range [][2]string{{"ssh -D", "ssh -L"}, {"sshdial -L", "ssh -L"}, {"sshdial -D", "ssh -D"},
 		{"x/crypto -L", "ssh -L"}, {"x/crypto -D", "ssh -D"}, {"sshdial -L", "x/crypto -L"}, {"sshdial -D", "x/crypto -D"},
-		{viaMaster, "ssh -L"}, {muxRaw, "ssh -L"}, {viaMaster, "ssh -D"}, {viaMaster, muxRaw}, {viaMaster, "sshdial"}} {
+		{viaMaster, "ssh -L"}, {muxRaw, "ssh -L"}, {viaMaster, "ssh -D"}, {viaMaster, muxRaw}, {viaMaster, "sshdial"},
+		{cliViaMasterL, "ssh -L"}, {cliViaMasterD, "ssh -L"}, {cliViaMasterD, "ssh -D"}, {cliViaMasterL, "sshdial -L"}, {cliViaMasterD, "sshdial -D"}} {
 		dial := strings.HasPrefix(prefix, "- dial")
-		if dial && (pair[0] == "ssh -D" || (pair[1] == "ssh -L" && (pair[0] == viaMaster || pair[0] == muxRaw))) {
+		if dial && (pair[0] == "ssh -D" || (pair[1] == "ssh -L" && (pair[0] == viaMaster || pair[0] == muxRaw || pair[0] == cliViaMasterD))) {
 			continue // ssh -L's dial is a local connect only
 		}
 		if !dial && pair == [2]string{viaMaster, "ssh -D"} {

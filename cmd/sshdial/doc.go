@@ -12,7 +12,7 @@ Usage:
 	sshdial [-GgNqTvV] [-D [bind:]port] [-F configfile] [-i identity_file]
 	        [-J jump[,jump]] [-L forward] [-l user] [-o option] [-p port] [-R forward]
 	        [--http-proxy [bind:]port] [--status interval] [--grace duration]
-	        [-W host:port] destination
+	        [-S ctl_path] [-W host:port] destination
 	sshdial demo
 
 The destination is what ssh takes: [user@]host, ssh://[user@]host[:port]
@@ -72,6 +72,14 @@ decides.
 		(sshdial -h lists them); other keys ssh knows are accepted and
 		ignored, unknown ones are an error. -o, -i and -J apply to the
 		destination, not to its jump hosts.
+	-S ctl_path
+		The control socket of a running OpenSSH ControlMaster (ssh -M), as
+		ssh -S: -L, -D, --http-proxy and -W tunnels go through it, with no
+		login of their own; when none answers, sshdial logs in by itself
+		(and says so), and -R always does. -S none turns sharing off. The
+		config's ControlPath works the same, unless its ControlMaster is yes
+		or ask (ssh then uses no running master). sshdial never becomes a
+		master.
 	-G
 		Print the configuration evaluated for the destination, as ssh -G
 		does for the keys sshdial uses, and exit.

@@ -60,6 +60,7 @@ type options struct {
 	stdio           *endpoint     // -W host:port
 	dynamic, httpPx []forwardSpec // listen only
 
+	controlPath *string // -S: a ControlPath line before -o's (it wins over -o ControlPath, as in ssh)
 }
 
 // endpoint is one end of a forward: a TCP host:port or a unix socket path.
@@ -95,7 +96,7 @@ type forwardSpec struct {
 const usageLine = "usage: sshdial [-GgNqTvV] [-D [bind:]port] [-F configfile] [-i identity_file]\n" +
 	"               [-J jump[,jump]] [-L forward] [-l user] [-o option] [-p port] [-R forward]\n" +
 	"               [--http-proxy [bind:]port] [--status interval] [--grace duration]\n" +
-	"               [-W host:port] destination\n" +
+	"               [-S ctl_path] [-W host:port] destination\n" +
 	"       sshdial demo\n"
 
 // parseArgs parses an OpenSSH-style command line.
@@ -144,7 +145,7 @@ func parseArgs(args []string) (*options, error) {
 		// A cluster of short options: -NvL 8080:host:80, -L8080:host:80.
 		for j := 1; j < len(a); j++ {
 			c := a[j]
-			if !strings.ContainsRune("DFiJLloOpRwW", rune(c)) || c == 'O' || c == 'w' {
+			if !strings.ContainsRune("DFiJLloOpRSwW", rune(c)) || c == 'O' || c == 'w' {
 				if err := o.shortFlag(c); err != nil {
 					return nil, err
 				}
@@ -295,6 +296,10 @@ func (o *options) shortValue(c byte, val string) error {
 		}
 		o.configLines = append(o.configLines, val)
 		return nil
+	case 'S':
+		// As ssh's -S: the ControlPath ("none": no sharing), the last
+		// -S winning, over -o ControlPath too.
+		o.controlPath = &val
 	case 'W':
 		return o.setStdio(val)
 	}
@@ -362,10 +367,13 @@ func (o *options) checkConfigLines() error {
 }
 
 // familyLines are the ssh_config lines of the command line: those of -4,
-// -6 and -g first (they set their value whatever -o says, as in ssh), then
-// -o, -i and -J in order.
+// -6, -g and -S first (they set their value whatever -o says, as in ssh),
+// then -o, -i and -J in order.
 func (o *options) familyLines() []string {
 	var lines []string
+	if o.controlPath != nil {
+		lines = append(lines, "ControlPath "+quoteConfigArg(*o.controlPath))
+	}
 	if o.family != "" {
 		lines = append(lines, "AddressFamily "+o.family)
 	}

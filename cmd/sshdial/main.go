@@ -65,6 +65,14 @@ Connection:
   -J jump[,jump]     ProxyJump; -J none ignores the config's
   -F configfile      instead of ~/.ssh/config and /etc/ssh/ssh_config
                      (-F none: no config file)
+  -S ctl_path        ControlPath, as ssh -S (-S none: no sharing): -L, -D,
+                     --http-proxy and -W tunnels go through the OpenSSH
+                     ControlMaster (ssh -M) listening there, with no login of
+                     their own; with none answering (logged), and for -R,
+                     sshdial logs in by itself. The config's ControlPath
+                     works the same unless its ControlMaster is yes or ask
+                     (then, as ssh, no master is used); sshdial never becomes
+                     a master
   -o Key=Value       a config line, read before the config files (its value
                      wins), as ssh -o ("-o 'Key Value'" too). The keys sshdial uses:
 @CONFIGKEYS@
