@@ -194,12 +194,6 @@ func sink(t *testing.T, srv *faultServer) string {
 	return addr
 }
 
-// waitBlocked gives a background call time to block; the tests measure
-// from the fault that follows, not from here. It only guesses: use
-// synctest.Wait in a bubble (inBubbleNet), or waitBlockedIn over real
-// sockets. Left for listen_test.go, which another change rewrites.
-func waitBlocked() { time.Sleep(200 * time.Millisecond) }
-
 // TestWriteWaitingForBufferWakesOnFailure: a Write larger than every buffer
 // waits for the writer; when the channel or the SSH connection fails, it
 // must return with an error that says which, not hang until Close.

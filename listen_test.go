@@ -2,6 +2,7 @@ package sshdial_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -164,7 +165,7 @@ func TestListenCloseWakesAccept(t *testing.T) {
 		l, err := d.Listen(context.Background(), "tcp", "127.0.0.1:0")
 		require.NoError(t, err)
 		res := backgroundAccept(l)
-		waitBlocked()
+		waitBlockedIn(t, "sshdial.(*Listener).Accept")
 		require.NoError(t, l.Close())
 		err = await(t, 5*time.Second, "Accept after Close", res)
 		require.ErrorIs(t, err, net.ErrClosed)
@@ -195,7 +196,7 @@ func TestListenClosedByDialer(t *testing.T) {
 	l, err := d.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	res := backgroundAccept(l)
-	waitBlocked()
+	waitBlockedIn(t, "sshdial.(*Listener).Accept")
 	require.NoError(t, d.Close())
 	err = await(t, 5*time.Second, "Accept after the Dialer's Close", res)
 	require.ErrorIs(t, err, sshdial.ErrDialerClosed)
@@ -239,16 +240,18 @@ func TestListenBadInputAndRefusal(t *testing.T) {
 		{"tcp4", "[::1]:0"}, {"tcp6", "127.0.0.1:0"}, {"unix", ""}, {"unix", "a\x00b"},
 	} {
 		_, err := d.Listen(context.Background(), c.network, c.address)
-		require.Error(t, err, "%s %q", c.network, c.address)
 		var opErr *net.OpError
-		require.ErrorAs(t, err, &opErr)
+		require.ErrorAs(t, err, &opErr, "%s %q", c.network, c.address)
 		require.Equal(t, "listen", opErr.Op)
+		var addrErr *net.AddrError
+		var unknown net.UnknownNetworkError
+		require.True(t, errors.As(err, &addrErr) || errors.As(err, &unknown), "%s %q: %v is no address or network error", c.network, c.address, err)
 	}
 	_, err := (*sshdial.Dialer)(nil).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	require.Error(t, err)
+	require.ErrorIs(t, err, sshdial.ErrNilDialer)
 	//lint:ignore SA1012 a nil context is the bad input under test
 	_, err = d.Listen(nil, "tcp", "127.0.0.1:0") //nolint:staticcheck
-	require.Error(t, err)
+	require.ErrorContains(t, err, "nil context")
 
 	srv := opensshd.Start(t, "AllowTcpForwarding local")
 	od := sshdial.New(srv.Dial(t))

@@ -59,6 +59,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sshdial/sshdial/internal/backoff"
 )
 
 // DialFunc opens a connection to address ("host:port"; host may be a name,
@@ -214,7 +216,7 @@ func (s *Server) serve(ctx context.Context, l net.Listener, handle func(*session
 
 	var wg sync.WaitGroup
 	var err error
-	var delay time.Duration
+	pause := backoff.Backoff{Min: 5 * time.Millisecond, Max: time.Second} // the command's accept loops' policy
 	for {
 		c, aerr := l.Accept()
 		if aerr != nil {
@@ -223,7 +225,7 @@ func (s *Server) serve(ctx context.Context, l net.Listener, handle func(*session
 			}
 			var te interface{ Temporary() bool }
 			if errors.As(aerr, &te) && te.Temporary() { // EMFILE and the like
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				delay := pause.Fail()
 				s.logger().Warn("proxy: accept", "err", aerr, "retry_in", delay)
 				select {
 				case <-time.After(delay):
@@ -235,7 +237,7 @@ func (s *Server) serve(ctx context.Context, l net.Listener, handle func(*session
 			err = aerr
 			break
 		}
-		delay = 0
+		pause.Reset()
 		s.mu.Lock()
 		if s.draining {
 			s.mu.Unlock()
