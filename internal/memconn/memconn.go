@@ -121,10 +121,12 @@ func (c *Conn) CloseWrite() error { c.w.closeWrite(); return nil }
 // CloseRead discards buffered and later data; the other end's writes fail.
 func (c *Conn) CloseRead() error { c.r.closeRead(); return nil }
 
-// Close closes both directions.
+// Close closes both directions: reading first, so that a Read of this end
+// fails with net.ErrClosed, as on a closed socket, and never sees the
+// io.EOF of a peer that reacted to this end's EOF.
 func (c *Conn) Close() error {
-	c.w.closeWrite()
 	c.r.closeRead()
+	c.w.closeWrite()
 	return nil
 }
 
