@@ -170,13 +170,12 @@ func (d *Dialer) connectOpts() *connectSettings {
 // from the config files and the other options.
 //
 // The options that config replaces are errors beside it rather than
-// silently ignored: WithPassword (the destination's only), a WithUser
-// where config has a User, and WithConfigLines lines (the destination's
-// only) about authentication, host keys, and User where config has one,
-// always; WithIdentityFile, WithKnownHostsFile,
-// WithAgentSocket, WithPassphrase, WithKeyboardInteractive and
-// WithStrictHostKeyChecking when there is no jump host for them to apply
-// to.
+// silently ignored. Always: WithPassword (the destination's only), a
+// WithUser where config has a User, and WithConfigLines lines (the
+// destination's only) about authentication, host keys, or User where
+// config has one. With no jump host for them to apply to: WithIdentityFile,
+// WithKnownHostsFile, WithAgentSocket, WithPassphrase,
+// WithKeyboardInteractive and WithStrictHostKeyChecking.
 func WithClientConfig(config *ssh.ClientConfig) ConnectOption {
 	return connectOption(func(d *Dialer) {
 		if config == nil {
@@ -317,9 +316,10 @@ func WithPassword(password func(ctx context.Context) (string, error)) ConnectOpt
 // first (bounded by ConnectTimeout when set), ConnectTimeout's for a
 // reconnect, which nobody may be there to answer; when it ends, the login
 // fails with its error without waiting for answer to return (answer should
-// return then too: its answers are dropped). An error from answer ends that login attempt with that error
-// (unless another method is left to try): a Dialer's reconnect fails, is
-// logged, and the next dial tries again. answer may be called from several
+// return then too: its answers are dropped). An error from answer ends
+// that login attempt with that error (unless another method is left to
+// try): a Dialer's reconnect fails, is logged, and the next dial tries
+// again. answer may be called from several
 // goroutines at once (the hops of a pool). The answers are never logged or
 // put in an error.
 func WithKeyboardInteractive(answer func(ctx context.Context, c Challenge) ([]string, error)) ConnectOption {
