@@ -34,11 +34,6 @@ type options struct {
 	// configLines are -o, -i and -J as ssh_config lines, in command-line
 	// order: read before the config files, so they win, as in ssh.
 	configLines []string
-	// shadowed are -o User and -o Port lines given after the user or port
-	// was named (by -l, -p, an earlier -o or the destination): ssh reads
-	// and ignores them, so they are checked and not passed on (passed on,
-	// they would win over a destination given before them).
-	shadowed    []string
 	dump        bool   // -G: print the evaluated configuration
 	background  bool   // -f
 	family      string // -4: "inet", -6: "inet6"; "": from the config
@@ -280,19 +275,14 @@ func (o *options) shortValue(c byte, val string) error {
 			o.port, o.portSeen = p, true
 		}
 	case 'o':
-		var seen *bool
+		// An -o User/Port after -l/-p or a destination's user/port loses
+		// to it (passed on as WithUser/WithPort, which win), and one after
+		// an earlier -o loses as the reader keeps the first: as in ssh.
 		switch configKeyword(val) {
 		case "user":
-			seen = &o.userSeen
+			o.userSeen = true
 		case "port":
-			seen = &o.portSeen
-		}
-		if seen != nil && *seen {
-			o.shadowed = append(o.shadowed, val)
-			return nil
-		}
-		if seen != nil {
-			*seen = true
+			o.portSeen = true
 		}
 		o.configLines = append(o.configLines, val)
 		return nil
@@ -346,7 +336,7 @@ func quoteConfigArg(s string) string {
 // unknown keyword or a bad value is a usage error, as with ssh), and
 // refuses a ProxyCommand beside a ProxyJump on the command line.
 func (o *options) checkConfigLines() error {
-	for _, line := range append(o.familyLines(), o.shadowed...) {
+	for _, line := range o.familyLines() {
 		if _, err := sshconfig.ReadCommandLine([]string{line}); err != nil {
 			return usagef("%q: %s", line, strings.TrimPrefix(err.Error(), "sshconfig: command-line line 1: "))
 		}
