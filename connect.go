@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -132,28 +133,29 @@ func DialClient(ctx context.Context, destination string, opts ...ConnectOption) 
 
 // connectSettings are what the options of Connect set.
 type connectSettings struct {
-	clientConfig *ssh.ClientConfig // for the destination, used as given
-	configFile   *string           // nil: ~/.ssh/config, then the system's
-	configLines  []string          // WithConfigLines
-	systemConfig *string           // WithSystemConfigFile; nil: /etc/ssh/ssh_config
-	noMatchExec  bool              // WithMatchExec(false)
-	resolved     *ResolvedConfig   // WithResolvedConfig
-	user         string            // WithUser; "": the destination's or the config's
-	port         int               // WithPort; 0: the destination's or the config's
-	jumps        []string
-	jumpsSet     bool    // WithJump was given (with no hops: none)
-	proxyCommand *string // WithProxyCommand's command, if given
-	poolSize     int
-	passphrase   func(ctx context.Context, file string) ([]byte, error)
-	password     func(ctx context.Context) (string, error)
-	challenge    func(ctx context.Context, c Challenge) ([]string, error)
-	identities   []string // tried before the config's identity files
-	knownHosts   []string // replace UserKnownHostsFile
-	agentSocket  *string  // nil: IdentityAgent, or $SSH_AUTH_SOCK
-	strict       string   // "": from the config
-	timeout      time.Duration
-	network      string       // WithAddressFamily: "tcp4" or "tcp6"; "": from the config
-	forward      proxy.Dialer // reaches the first hop; nil: a net.Dialer
+	clientConfig   *ssh.ClientConfig // for the destination, used as given
+	configFile     *string           // nil: ~/.ssh/config, then the system's
+	configLines    []string          // WithConfigLines
+	systemConfig   *string           // WithSystemConfigFile; nil: /etc/ssh/ssh_config
+	noMatchExec    bool              // WithMatchExec(false)
+	resolved       *ResolvedConfig   // WithResolvedConfig
+	user           string            // WithUser; "": the destination's or the config's
+	port           int               // WithPort; 0: the destination's or the config's
+	jumps          []string
+	jumpsSet       bool    // WithJump was given (with no hops: none)
+	proxyCommand   *string // WithProxyCommand's command, if given
+	poolSize       int
+	passphrase     func(ctx context.Context, file string) ([]byte, error)
+	password       func(ctx context.Context) (string, error)
+	challenge      func(ctx context.Context, c Challenge) ([]string, error)
+	identities     []string // tried before the config's identity files
+	knownHosts     []string // replace UserKnownHostsFile
+	knownHostsNone bool     // WithKnownHostsFile("none"): no user file
+	agentSocket    *string  // nil: IdentityAgent, or $SSH_AUTH_SOCK
+	strict         string   // "": from the config
+	timeout        time.Duration
+	network        string       // WithAddressFamily: "tcp4" or "tcp6"; "": from the config
+	forward        proxy.Dialer // reaches the first hop; nil: a net.Dialer
 }
 
 // connectOpts returns d's Connect settings, made on first use.
@@ -244,9 +246,16 @@ func WithJump(hosts ...string) ConnectOption {
 // Closing the SSH connection sends the command SIGHUP, and SIGKILL two
 // seconds later if it still runs; nothing waits for it. It replaces
 // ProxyCommand and ProxyJump from the config file; "none" connects
-// directly. It cannot be given with WithJump hosts.
+// directly. It cannot be given with WithJump hosts. An empty command is an
+// error.
 func WithProxyCommand(command string) ConnectOption {
-	return connectOption(func(d *Dialer) { d.connectOpts().proxyCommand = &command })
+	return connectOption(func(d *Dialer) {
+		if command == "" {
+			d.optionErr = errors.New(`sshdial: WithProxyCommand: empty command ("none" connects directly)`)
+			return
+		}
+		d.connectOpts().proxyCommand = &command
+	})
 }
 
 // WithAddressFamily makes Connect reach the first hop over IPv4 only
@@ -327,9 +336,14 @@ func WithKeyboardInteractive(answer func(ctx context.Context, c Challenge) ([]st
 }
 
 // WithIdentityFile makes Connect offer the keys in these files (and their
-// -cert.pub certificates) before those the config file names.
+// -cert.pub certificates) before those the config file names. An empty
+// path is an error.
 func WithIdentityFile(paths ...string) ConnectOption {
 	return connectOption(func(d *Dialer) {
+		if slices.Contains(paths, "") {
+			d.optionErr = errors.New("sshdial: WithIdentityFile: empty path")
+			return
+		}
 		cs := d.connectOpts()
 		cs.identities = append(cs.identities, paths...)
 	})
@@ -337,18 +351,34 @@ func WithIdentityFile(paths ...string) ConnectOption {
 
 // WithKnownHostsFile makes Connect check host keys against these files
 // instead of UserKnownHostsFile (~/.ssh/known_hosts); with accept-new, new
-// keys go to the first.
+// keys go to the first. WithKnownHostsFile("none") reads and writes no
+// user file, as UserKnownHostsFile none (the GlobalKnownHostsFile is still
+// read). An empty path is an error.
 func WithKnownHostsFile(paths ...string) ConnectOption {
 	return connectOption(func(d *Dialer) {
+		if slices.Contains(paths, "") {
+			d.optionErr = errors.New(`sshdial: WithKnownHostsFile: empty path ("none" is no file)`)
+			return
+		}
 		cs := d.connectOpts()
-		cs.knownHosts = append(cs.knownHosts, paths...)
+		if len(paths) == 1 && paths[0] == "none" {
+			cs.knownHosts, cs.knownHostsNone = nil, true
+			return
+		}
+		cs.knownHosts, cs.knownHostsNone = append(cs.knownHosts, paths...), false
 	})
 }
 
 // WithAgentSocket makes Connect ask the ssh-agent at path for keys instead
-// of $SSH_AUTH_SOCK's; "none" uses no agent.
+// of $SSH_AUTH_SOCK's; "none" uses no agent. An empty path is an error.
 func WithAgentSocket(path string) ConnectOption {
-	return connectOption(func(d *Dialer) { d.connectOpts().agentSocket = &path })
+	return connectOption(func(d *Dialer) {
+		if path == "" {
+			d.optionErr = errors.New(`sshdial: WithAgentSocket: empty path ("none" uses no agent)`)
+			return
+		}
+		d.connectOpts().agentSocket = &path
+	})
 }
 
 // WithStrictHostKeyChecking sets how Connect treats unknown host keys, as
@@ -495,7 +525,7 @@ func (cs *connectSettings) checkClientConfig(jumps bool) error {
 			set  bool
 		}{
 			{"WithIdentityFile", len(cs.identities) > 0},
-			{"WithKnownHostsFile", len(cs.knownHosts) > 0},
+			{"WithKnownHostsFile", len(cs.knownHosts) > 0 || cs.knownHostsNone},
 			{"WithAgentSocket", cs.agentSocket != nil},
 			{"WithPassphrase", cs.passphrase != nil},
 			{"WithKeyboardInteractive", cs.challenge != nil},
@@ -753,7 +783,10 @@ func (d *Dialer) hopConfig(ctx context.Context, h *hop, last bool, home string) 
 	}
 
 	files := h.UserKnownHostsFiles
-	if len(cs.knownHosts) > 0 {
+	switch {
+	case cs.knownHostsNone:
+		files = nil
+	case len(cs.knownHosts) > 0:
 		files = cs.knownHosts
 	}
 	var writeFile string
