@@ -119,7 +119,10 @@ func DialClient(ctx context.Context, destination string, opts ...ConnectOption) 
 	if len(dialerOnly) > 0 && probe.optionErr == nil {
 		return nil, fmt.Errorf("sshdial: DialClient: %s configure a Dialer, not a client", strings.Join(dialerOnly, ", "))
 	}
-	d, err := newConnectDialer(ctx, destination, opts)
+	// Sharing off, as WithControlPath("none"): the config's ControlPath is
+	// not looked at (nor logged about).
+	noSharing := connectOption(func(d *Dialer) { d.control = &controlState{} })
+	d, err := newConnectDialer(ctx, destination, append(slices.Clip(opts), noSharing))
 	if err != nil {
 		return nil, err
 	}
