@@ -443,15 +443,16 @@ func newConnectDialer(ctx context.Context, destination string, opts []ConnectOpt
 	// expands only the command it runs.
 	src := cs.configSource(ctx, home, localUser)
 	first := true // the lines of WithConfigLines are the destination's only
-	resolve := func(d string) (*hop, error) {
+	resolve := func(d string) (h *hop, err error) {
 		if first {
 			first = false
-			if h, ok, err := cs.destinationHop(d); ok {
-				return h, err
+			h, ok, err := cs.destinationHop(d)
+			if !ok {
+				h, err = src.hop(d, true)
 			}
-			return src.hop(d, true)
+			return checkHopName(h, err)
 		}
-		return src.hop(d, false)
+		return checkHopName(src.hop(d, false))
 	}
 	own := !cs.jumpsSet
 	if cs.proxyCommand != nil {
@@ -506,6 +507,16 @@ func newConnectDialer(ctx context.Context, destination string, opts []ConnectOpt
 		return d.connectHops(ctx, hops, home)
 	}
 	return d, nil
+}
+
+// checkHopName refuses a hop whose host name cannot be one (over 255
+// bytes, as DNS allows): it could only fail later, with errors and logs
+// that repeat it whole.
+func checkHopName(h *hop, err error) (*hop, error) {
+	if err == nil && len(h.HostName) > 255 {
+		return nil, fmt.Errorf("sshdial: host name %s is longer than 255 bytes", shortAddr(h.HostName))
+	}
+	return h, err
 }
 
 // checkClientConfig reports the options that WithClientConfig would
@@ -571,12 +582,12 @@ const maxHops = 10
 // ProxyJump when own is true, else jumps.
 func hopChain(resolve func(string) (*hop, error), destination string, jumps []string, own bool, depth int) ([]*hop, error) {
 	if depth >= maxHops {
-		return nil, fmt.Errorf("sshdial: more than %d jump hosts before %q (a ProxyJump loop?)", maxHops, destination)
+		return nil, fmt.Errorf("sshdial: more than %d jump hosts before %s (a ProxyJump loop?)", maxHops, shortAddr(destination))
 	}
 	dest, err := resolve(destination)
 	if err != nil {
 		if depth > 0 {
-			return nil, fmt.Errorf("sshdial: jump host %q: %w", destination, err)
+			return nil, fmt.Errorf("sshdial: jump host %s: %w", shortAddr(destination), err)
 		}
 		return nil, err
 	}
@@ -593,12 +604,12 @@ func hopChain(resolve func(string) (*hop, error), destination string, jumps []st
 	for _, j := range jumps[1:] {
 		h, err := resolve(j)
 		if err != nil {
-			return nil, fmt.Errorf("sshdial: jump host %q: %w", j, err)
+			return nil, fmt.Errorf("sshdial: jump host %s: %w", shortAddr(j), err)
 		}
 		hops = append(hops, h)
 	}
 	if len(hops) >= maxHops {
-		return nil, fmt.Errorf("sshdial: more than %d jump hosts before %q (a ProxyJump loop?)", maxHops, destination)
+		return nil, fmt.Errorf("sshdial: more than %d jump hosts before %s (a ProxyJump loop?)", maxHops, shortAddr(destination))
 	}
 	return append(hops, dest), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,4 +57,22 @@ func TestKnownHostsFileNone(t *testing.T) {
 		sshdial.WithStrictHostKeyChecking("yes"))
 	require.NoError(t, err)
 	d.Close()
+}
+
+// TestLongAndControlNamesInErrors: a host name over 255 bytes, as a
+// destination or a jump host, is refused with an error of bounded size;
+// a config path with a control character is quoted in the error.
+func TestLongAndControlNamesInErrors(t *testing.T) {
+	newHome(t)
+	ctx := context.Background()
+	long := strings.Repeat("a", 1<<20)
+	_, err := sshdial.Connect(ctx, "127.0.0.1:1", sshdial.WithConfigFile(""), sshdial.WithJump(long))
+	require.ErrorContains(t, err, "longer than 255 bytes")
+	require.Less(t, len(err.Error()), 1000)
+	_, err = sshdial.DialClient(ctx, long, sshdial.WithConfigFile(""))
+	require.ErrorContains(t, err, "longer than 255 bytes")
+	require.Less(t, len(err.Error()), 1000)
+	_, err = sshdial.Connect(ctx, "h", sshdial.WithConfigFile("/nonexistent/a\x00b\x1b[31m"))
+	require.ErrorContains(t, err, `\x00b\x1b[31m`)
+	require.NotContains(t, err.Error(), "\x1b")
 }

@@ -309,7 +309,7 @@ func (r *reader) files() error {
 			return err
 		}
 		if !found {
-			return fmt.Errorf("sshconfig: cannot open config file %s: it does not exist or is not readable", o.ConfigFile)
+			return fmt.Errorf("sshconfig: cannot open config file %q: it does not exist or is not readable", o.ConfigFile)
 		}
 		return nil
 	}
