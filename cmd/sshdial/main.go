@@ -24,7 +24,7 @@ const (
 	exitError      = 1   // any other error (the demo failed, ...)
 	exitUsage      = 2   // bad command line
 	exitForward    = 3   // a forward could not be set up at start, or was lost for good (ExitOnForwardFailure=yes)
-	exitConnection = 255 // connecting, host key or authentication failed at start, as ssh
+	exitConnection = 255 // connecting, host key or authentication failed at start, as ssh, or interrupted while connecting
 )
 
 // helpText is the help after the usage line; the -o keys come from the
