@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"io"
 	"net"
 	"strings"
 	"syscall"
@@ -10,7 +8,6 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial/internal/backoff"
-	"github.com/sshdial/sshdial/internal/testutil"
 )
 
 // runCLI starts the command in-process like startCLI, for a test that
@@ -18,28 +15,7 @@ import (
 // returns it), and the command is stopped when the test ends.
 func runCLI(t *testing.T, args ...string) *cli {
 	t.Helper()
-	ready := make(chan *session, 1)
-	testReady = func(s *session) { ready <- s }
-	defer func() { testReady = nil }()
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &cli{cancel: cancel, done: make(chan int, 1), stderr: &testutil.SyncBuffer{}}
-	go func() { c.done <- run(ctx, args, io.Discard, c.stderr) }()
-	select {
-	case c.s = <-ready:
-	case code := <-c.done:
-		cancel()
-		t.Fatalf("sshdial %q exited %d:\n%s", args, code, c.stderr)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatalf("sshdial %q not ready after 30s:\n%s", args, c.stderr)
-	}
-	t.Cleanup(func() {
-		c.stop(t)
-		if t.Failed() {
-			t.Logf("sshdial stderr:\n%s", c.stderr)
-		}
-	})
-	return c
+	return launchCLI(t, false, args...)
 }
 
 // exited waits for the command to end by itself and returns its exit code.
