@@ -11,8 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestBreakMatchExecContext: the context bounds a Match exec command
-// that forks a grandchild which outlives it holding its standard output
+// TestBreakMatchExecContext: the context of ResolveConfig, Connect and
+// DialClient bounds a Match exec command (the error matches the context's),
+// also one that forks a grandchild which outlives it holding its standard output
 // and error, a command that ignores SIGTERM and SIGHUP, and a context
 // already ended runs no command at all. A command that exits at once but
 // leaves a grandchild running does not hold the resolution either.
@@ -28,11 +29,16 @@ func TestBreakMatchExecContext(t *testing.T) {
 		"grandchild": `sh -c 'sleep 3 & sleep 3 & wait'`,
 		"no signals": `sh -c 'trap : TERM HUP INT; sleep 3'`,
 		"holds fds":  `exec 3>&1 4>&2; sleep 3 <&- & wait`,
+		"plain":      `sleep 3`,
 	} {
 		cfg := write(name, "Match exec \""+command+"\"\n  Port 2\n")
 		for what, call := range map[string]func(ctx context.Context) error{
 			"ResolveConfig": func(ctx context.Context) error {
 				_, err := sshdial.ResolveConfig(ctx, "h", sshdial.WithConfigFile(cfg))
+				return err
+			},
+			"Connect": func(ctx context.Context) error {
+				_, err := sshdial.Connect(ctx, "h", sshdial.WithConfigFile(cfg))
 				return err
 			},
 			"DialClient": func(ctx context.Context) error {
@@ -71,4 +77,6 @@ func TestBreakMatchExecContext(t *testing.T) {
 		require.ErrorIs(t, call(), context.Canceled, what)
 		require.NoFileExists(t, mark, "%s ran a Match exec command with its context ended", what)
 	}
+	_, err = sshdial.ResolveConfig(nil, "h") //nolint:staticcheck // a nil context is the input under test
+	require.ErrorContains(t, err, "nil context")
 }
