@@ -58,7 +58,7 @@ func TestDialClientUserAndPort(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	client, err := sshdial.DialClient(ctx, "nobody-here@127.0.0.1:1",
-		sshdial.WithUser(srv.User), sshdial.WithPort(mustPort(t, srv.Addr)))
+		sshdial.WithUser(srv.User), sshdial.WithPort(int(netip.MustParseAddrPort(srv.Addr).Port())))
 	require.NoError(t, err)
 	require.Equal(t, srv.User, client.User())
 	client.Close()
@@ -82,7 +82,7 @@ func TestDialClientRefusesDialerOptions(t *testing.T) {
 		"WithPool":       sshdial.WithPool(2),
 		"WithKeepalive":  sshdial.WithKeepalive(time.Second, time.Second),
 		"WithControl":    sshdial.WithControlPath(filepath.Join(h.dir, "ctl")),
-		"WithOriginator": sshdial.WithOriginator(mustAddrPort(t, "127.0.0.1:9")),
+		"WithOriginator": sshdial.WithOriginator(netip.MustParseAddrPort("127.0.0.1:9")),
 	} {
 		_, err := sshdial.DialClient(ctx, dest, opt)
 		require.ErrorContains(t, err, name+" configure", name)
@@ -244,17 +244,4 @@ func TestWithUserPortAgainstSSH(t *testing.T) {
 			require.Equal(t, []string{v}, rc.Get(k), "%s: %s", name, k)
 		}
 	}
-}
-
-func mustPort(t *testing.T, addr string) int {
-	t.Helper()
-	ap := mustAddrPort(t, addr)
-	return int(ap.Port())
-}
-
-func mustAddrPort(t *testing.T, addr string) netip.AddrPort {
-	t.Helper()
-	ap, err := netip.ParseAddrPort(addr)
-	require.NoError(t, err)
-	return ap
 }
