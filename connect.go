@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/sshdial/sshdial/internal/sshconfig"
 	"golang.org/x/crypto/ssh"
@@ -197,7 +198,7 @@ func WithClientConfig(config *ssh.ClientConfig) ConnectOption {
 // their own users.
 func WithUser(user string) ConnectOption {
 	return connectOption(func(d *Dialer) {
-		if user == "" || strings.ContainsFunc(user, isControl) {
+		if user == "" || strings.ContainsFunc(user, unicode.IsControl) {
 			d.optionErr = errors.New("sshdial: WithUser: want a user name without control characters")
 			return
 		}
@@ -217,9 +218,6 @@ func WithPort(port int) ConnectOption {
 		d.connectOpts().port = port
 	})
 }
-
-// isControl reports whether r is an ASCII control character.
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // WithConfigFile makes Connect read the ssh_config file at path instead of
 // ~/.ssh/config and /etc/ssh/ssh_config, as ssh -F; "" or "none" reads
