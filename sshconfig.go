@@ -2,13 +2,9 @@ package sshdial
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -46,192 +42,6 @@ type hop struct {
 	NumberOfPasswordPrompts  int    // 0: the default (3); -1: none (ssh_config's 0, password and keyboard-interactive off)
 
 	tokens sshconfig.Tokens // the % tokens of the connection, for ProxyCommand
-}
-
-// parseDestination splits [user@]host[:port], [user@][v6addr]:port and ssh://[user@]host[:port]
-// (no path, query or fragment; a password in the URL is refused). port is 0 when not given.
-//
-// As OpenSSH does, the user is everything before the last '@' (a user name may hold '@'),
-// except in an ssh:// URL, where an '@' in the user must be percent-encoded. A bare IPv6
-// address (more than one ':' and no brackets) is a host without a port.
-func parseDestination(dest string) (user, host string, port int, err error) {
-	if strings.TrimSpace(dest) == "" {
-		return "", "", 0, errors.New("sshdial: empty destination")
-	}
-	if len(dest) >= 6 && strings.EqualFold(dest[:6], "ssh://") {
-		return parseSSHURL(dest)
-	}
-	rest := dest
-	if i := strings.LastIndexByte(dest, '@'); i >= 0 {
-		user, rest = dest[:i], dest[i+1:]
-		if user == "" {
-			return "", "", 0, fmt.Errorf("sshdial: destination %q: empty user before '@'", dest)
-		}
-	}
-	host, portStr, err := splitHostPortOpt(rest)
-	if err != nil {
-		return "", "", 0, fmt.Errorf("sshdial: destination %q: %w", dest, err)
-	}
-	if portStr != "" {
-		if port, err = parsePortNumber(portStr); err != nil {
-			return "", "", 0, fmt.Errorf("sshdial: destination %q: %w", dest, err)
-		}
-	}
-	if err := checkHostName(host); err != nil {
-		return "", "", 0, fmt.Errorf("sshdial: destination %q: %w", dest, err)
-	}
-	if user != "" {
-		if err := checkRemoteUser(user); err != nil {
-			return "", "", 0, fmt.Errorf("sshdial: destination %q: %w", dest, err)
-		}
-	}
-	return user, host, port, nil
-}
-
-// parseSSHURL parses ssh://[user[;params]@]host[:port][/] as OpenSSH's parse_uri does,
-// refusing a password, a path, a query and a fragment.
-func parseSSHURL(dest string) (user, host string, port int, err error) {
-	// The URL is never quoted in an error in full: it might hold a password.
-	u, perr := url.Parse("ssh://" + dest[6:])
-	if perr != nil {
-		return "", "", 0, errors.New("sshdial: destination is not a valid ssh:// URL")
-	}
-	if u.User != nil {
-		if _, has := u.User.Password(); has {
-			return "", "", 0, errors.New("sshdial: ssh:// destination holds a password; passwords are not accepted in URLs")
-		}
-		user = u.User.Username()
-		if i := strings.IndexByte(user, ';'); i >= 0 {
-			user = user[:i] // connection parameters: ignored, as OpenSSH does
-		}
-		if user == "" {
-			return "", "", 0, errors.New("sshdial: ssh:// destination has an empty user before '@'")
-		}
-	}
-	safe := *u
-	safe.User = nil
-	if u.Path != "" && u.Path != "/" {
-		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q has a path; only ssh://[user@]host[:port] is accepted", safe.Redacted())
-	}
-	if u.RawQuery != "" || u.ForceQuery {
-		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q has a query; only ssh://[user@]host[:port] is accepted", safe.Redacted())
-	}
-	if u.Fragment != "" || strings.Contains(dest, "#") {
-		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q has a fragment; only ssh://[user@]host[:port] is accepted", safe.Redacted())
-	}
-	host = u.Hostname()
-	if p := u.Port(); p != "" {
-		if port, err = parsePortNumber(p); err != nil {
-			return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q: %w", safe.Redacted(), err)
-		}
-	} else if strings.HasSuffix(u.Host, ":") {
-		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q: empty port after ':'", safe.Redacted())
-	}
-	if err := checkHostName(host); err != nil {
-		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q: %w", safe.Redacted(), err)
-	}
-	if user != "" {
-		if err := checkRemoteUser(user); err != nil {
-			return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q: %w", safe.Redacted(), err)
-		}
-	}
-	return user, host, port, nil
-}
-
-// splitHostPortOpt splits host[:port] and [host]:port; a bare IPv6 address has no port.
-func splitHostPortOpt(s string) (host, port string, err error) {
-	if strings.HasPrefix(s, "[") {
-		end := strings.IndexByte(s, ']')
-		if end < 0 {
-			return "", "", errors.New("missing ']' after '['")
-		}
-		host, rest := s[1:end], s[end+1:]
-		switch {
-		case rest == "":
-			return host, "", nil
-		case rest[0] == ':':
-			if rest[1:] == "" {
-				return "", "", errors.New("empty port after ':'")
-			}
-			return host, rest[1:], nil
-		default:
-			return "", "", fmt.Errorf("unexpected %q after ']'", rest)
-		}
-	}
-	switch strings.Count(s, ":") {
-	case 0:
-		return s, "", nil
-	case 1:
-		i := strings.IndexByte(s, ':')
-		if s[i+1:] == "" {
-			return "", "", errors.New("empty port after ':'")
-		}
-		return s[:i], s[i+1:], nil
-	default:
-		// A bare IPv6 address; [addr]:port gives a port.
-		if _, err := netip.ParseAddr(s); err != nil {
-			return "", "", fmt.Errorf("%q has several ':' but is not an IPv6 address (write [host]:port)", s)
-		}
-		return s, "", nil
-	}
-}
-
-// parsePortNumber parses a TCP port, 1 to 65535.
-func parsePortNumber(s string) (int, error) {
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return 0, fmt.Errorf("port %q is not a number", s)
-		}
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > 65535 {
-		return 0, fmt.Errorf("port %q is out of range 1-65535", s)
-	}
-	return n, nil
-}
-
-// checkHostName refuses what OpenSSH's ssh_valid_hostname refuses, and brackets.
-func checkHostName(h string) error {
-	if h == "" {
-		return errors.New("empty host name")
-	}
-	if h[0] == '-' {
-		return fmt.Errorf("host name %q starts with '-'", h)
-	}
-	for _, r := range h {
-		if unicode.IsSpace(r) || unicode.IsControl(r) {
-			return fmt.Errorf("host name %q contains a space or control character", h)
-		}
-		if strings.ContainsRune("'`\"$\\;&<>|(){},[]@", r) {
-			return fmt.Errorf("host name %q contains the invalid character %q", h, r)
-		}
-	}
-	return nil
-}
-
-// checkRemoteUser refuses what OpenSSH's ssh_valid_ruser refuses.
-func checkRemoteUser(u string) error {
-	if u == "" {
-		return errors.New("empty user name")
-	}
-	if u[0] == '-' {
-		return fmt.Errorf("user name %q starts with '-'", u)
-	}
-	for i, r := range u {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("user name %q contains a control character", u)
-		}
-		if strings.ContainsRune("'`\";&<>|(){}", r) {
-			return fmt.Errorf("user name %q contains the invalid character %q", u, r)
-		}
-		if unicode.IsSpace(r) && strings.HasPrefix(u[i+1:], "-") {
-			return fmt.Errorf("user name %q has '-' after a space", u)
-		}
-	}
-	if strings.HasSuffix(u, `\`) {
-		return fmt.Errorf("user name %q ends with '\\'", u)
-	}
-	return nil
 }
 
 // systemConfigPath is the system's ssh_config, read after the user's unless
@@ -294,7 +104,7 @@ func (src *configSource) options(destUser string, destPort int, lines bool) sshc
 
 // resolveConfig evaluates the config for dest as ssh -G does.
 func (src *configSource) resolveConfig(dest string, lines bool) (*sshconfig.Config, error) {
-	destUser, host, destPort, err := parseDestination(dest)
+	destUser, host, destPort, err := sshconfig.ParseDestination(dest)
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +186,7 @@ func hopFromConfig(c *sshconfig.Config, ignoreProxyCommand bool) (*hop, error) {
 		return nil, fmt.Errorf("sshdial: no user name for %s: none in the destination or config, and the local user name is unknown", c.Host)
 	}
 	if c.IsSet("user") {
-		if err := checkRemoteUser(h.User); err != nil {
+		if err := sshconfig.CheckRemoteUser(h.User); err != nil {
 			return nil, fmt.Errorf("sshdial: User %q: %w", h.User, err)
 		}
 	}
@@ -408,7 +218,7 @@ func hopFromConfig(c *sshconfig.Config, ignoreProxyCommand bool) (*hop, error) {
 	}
 	if c.ProxyJump != "" {
 		for _, j := range strings.Split(c.ProxyJump, ",") {
-			if _, _, _, err := parseDestination(j); err != nil {
+			if _, _, _, err := sshconfig.ParseDestination(j); err != nil {
 				return nil, fmt.Errorf("sshdial: invalid ProxyJump %q: %w", c.ProxyJump, err)
 			}
 			h.ProxyJump = append(h.ProxyJump, j)

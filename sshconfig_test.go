@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sshdial/sshdial/internal/sshconfig"
 )
 
 func TestParseDestination(t *testing.T) {
@@ -41,9 +43,9 @@ func TestParseDestination(t *testing.T) {
 		{"DOMAIN\\John Doe@host", "DOMAIN\\John Doe", "host", 0},
 	}
 	for _, c := range ok {
-		u, h, p, err := parseDestination(c.in)
+		u, h, p, err := sshconfig.ParseDestination(c.in)
 		if err != nil || u != c.user || h != c.host || p != c.port {
-			t.Errorf("parseDestination(%q) = %q, %q, %d, %v; want %q, %q, %d", c.in, u, h, p, err, c.user, c.host, c.port)
+			t.Errorf("sshconfig.ParseDestination(%q) = %q, %q, %d, %v; want %q, %q, %d", c.in, u, h, p, err, c.user, c.host, c.port)
 		}
 	}
 	bad := []struct{ in, want string }{
@@ -80,12 +82,12 @@ func TestParseDestination(t *testing.T) {
 		{"ssh://ho st", "not a valid"},
 	}
 	for _, c := range bad {
-		_, _, _, err := parseDestination(c.in)
+		_, _, _, err := sshconfig.ParseDestination(c.in)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("parseDestination(%q) error = %v; want one containing %q", c.in, err, c.want)
+			t.Errorf("sshconfig.ParseDestination(%q) error = %v; want one containing %q", c.in, err, c.want)
 		}
 		if err != nil && strings.Contains(err.Error(), "secret") {
-			t.Errorf("parseDestination(%q) error %q reveals the password", c.in, err)
+			t.Errorf("sshconfig.ParseDestination(%q) error %q reveals the password", c.in, err)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -524,23 +523,12 @@ func parseForward(flag, s string) (forwardSpec, error) {
 }
 
 // destinationParts returns the user (user@) and port (ssh://host:port, or
-// host:port, which sshdial also takes) that destination names; "" and 0
-// for none.
+// host:port, which sshdial also takes) that destination names, as Connect
+// reads them; "" and 0 for none, or for a destination Connect will refuse.
 func destinationParts(destination string) (user string, port int) {
-	if len(destination) >= 6 && strings.EqualFold(destination[:6], "ssh://") {
-		u, err := url.Parse(destination)
-		if err != nil {
-			return "", 0
-		}
-		port, _ = strconv.Atoi(u.Port())
-		return u.User.Username(), port
-	}
-	rest := destination
-	if i := strings.LastIndexByte(destination, '@'); i >= 0 {
-		user, rest = destination[:i], destination[i+1:]
-	}
-	if _, p, err := net.SplitHostPort(rest); err == nil {
-		port, _ = strconv.Atoi(p)
+	user, _, port, err := sshconfig.ParseDestination(destination)
+	if err != nil {
+		return "", 0
 	}
 	return user, port
 }

@@ -104,6 +104,8 @@ func TestLoginFlagsAgainstSSH(t *testing.T) {
 		{"d@h", "-o", "User=oline"},
 		{"ssh://d@h:2202", "-o", "Port=2204", "-o", "User=oline", "-p", "2201"},
 		{"-o", "User=oline", "d@h", "-l", "lflag"},
+		{"ssh://u;fp=x@h:2", "-l", "lflag"},
+		{"ssh://me%40corp@h", "-o", "User=oline"},
 	} {
 		out, err := exec.Command(sshPath, append([]string{"-G", "-F", "/dev/null"}, args...)...).Output()
 		if err != nil {

@@ -1,0 +1,199 @@
+package sshconfig
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// ParseDestination splits what a user types after ssh, the destination of
+// sshdial.Connect and of the command: [user@]host[:port],
+// [user@][v6addr]:port and ssh://[user@]host[:port] (no path, query or
+// fragment; a password in the URL is refused). port is 0 when not given.
+//
+// As OpenSSH does, the user is everything before the last '@' (a user name may hold '@'),
+// except in an ssh:// URL, where an '@' in the user must be percent-encoded. A bare IPv6
+// address (more than one ':' and no brackets) is a host without a port.
+func ParseDestination(dest string) (user, host string, port int, err error) {
+	if strings.TrimSpace(dest) == "" {
+		return "", "", 0, errors.New("sshdial: empty destination")
+	}
+	if len(dest) >= 6 && strings.EqualFold(dest[:6], "ssh://") {
+		return parseSSHURL(dest)
+	}
+	rest := dest
+	if i := strings.LastIndexByte(dest, '@'); i >= 0 {
+		user, rest = dest[:i], dest[i+1:]
+		if user == "" {
+			return "", "", 0, fmt.Errorf("sshdial: destination %q: empty user before '@'", dest)
+		}
+	}
+	host, portStr, err := splitHostPortOpt(rest)
+	if err != nil {
+		return "", "", 0, fmt.Errorf("sshdial: destination %q: %w", dest, err)
+	}
+	if portStr != "" {
+		if port, err = parseDestinationPort(portStr); err != nil {
+			return "", "", 0, fmt.Errorf("sshdial: destination %q: %w", dest, err)
+		}
+	}
+	if err := checkDestinationHost(host); err != nil {
+		return "", "", 0, fmt.Errorf("sshdial: destination %q: %w", dest, err)
+	}
+	if user != "" {
+		if err := CheckRemoteUser(user); err != nil {
+			return "", "", 0, fmt.Errorf("sshdial: destination %q: %w", dest, err)
+		}
+	}
+	return user, host, port, nil
+}
+
+// parseSSHURL parses ssh://[user[;params]@]host[:port][/] as OpenSSH's parse_uri does,
+// refusing a password, a path, a query and a fragment.
+func parseSSHURL(dest string) (user, host string, port int, err error) {
+	// The URL is never quoted in an error in full: it might hold a password.
+	u, perr := url.Parse("ssh://" + dest[6:])
+	if perr != nil {
+		return "", "", 0, errors.New("sshdial: destination is not a valid ssh:// URL")
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			return "", "", 0, errors.New("sshdial: ssh:// destination holds a password; passwords are not accepted in URLs")
+		}
+		user = u.User.Username()
+		if i := strings.IndexByte(user, ';'); i >= 0 {
+			user = user[:i] // connection parameters: ignored, as OpenSSH does
+		}
+		if user == "" {
+			return "", "", 0, errors.New("sshdial: ssh:// destination has an empty user before '@'")
+		}
+	}
+	safe := *u
+	safe.User = nil
+	if u.Path != "" && u.Path != "/" {
+		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q has a path; only ssh://[user@]host[:port] is accepted", safe.Redacted())
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q has a query; only ssh://[user@]host[:port] is accepted", safe.Redacted())
+	}
+	if u.Fragment != "" || strings.Contains(dest, "#") {
+		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q has a fragment; only ssh://[user@]host[:port] is accepted", safe.Redacted())
+	}
+	host = u.Hostname()
+	if p := u.Port(); p != "" {
+		if port, err = parseDestinationPort(p); err != nil {
+			return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q: %w", safe.Redacted(), err)
+		}
+	} else if strings.HasSuffix(u.Host, ":") {
+		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q: empty port after ':'", safe.Redacted())
+	}
+	if err := checkDestinationHost(host); err != nil {
+		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q: %w", safe.Redacted(), err)
+	}
+	if user != "" {
+		if err := CheckRemoteUser(user); err != nil {
+			return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q: %w", safe.Redacted(), err)
+		}
+	}
+	return user, host, port, nil
+}
+
+// splitHostPortOpt splits host[:port] and [host]:port; a bare IPv6 address has no port.
+func splitHostPortOpt(s string) (host, port string, err error) {
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return "", "", errors.New("missing ']' after '['")
+		}
+		host, rest := s[1:end], s[end+1:]
+		switch {
+		case rest == "":
+			return host, "", nil
+		case rest[0] == ':':
+			if rest[1:] == "" {
+				return "", "", errors.New("empty port after ':'")
+			}
+			return host, rest[1:], nil
+		default:
+			return "", "", fmt.Errorf("unexpected %q after ']'", rest)
+		}
+	}
+	switch strings.Count(s, ":") {
+	case 0:
+		return s, "", nil
+	case 1:
+		i := strings.IndexByte(s, ':')
+		if s[i+1:] == "" {
+			return "", "", errors.New("empty port after ':'")
+		}
+		return s[:i], s[i+1:], nil
+	default:
+		// A bare IPv6 address; [addr]:port gives a port.
+		if _, err := netip.ParseAddr(s); err != nil {
+			return "", "", fmt.Errorf("%q has several ':' but is not an IPv6 address (write [host]:port)", s)
+		}
+		return s, "", nil
+	}
+}
+
+// parseDestinationPort parses a TCP port, 1 to 65535.
+func parseDestinationPort(s string) (int, error) {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("port %q is not a number", s)
+		}
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Errorf("port %q is out of range 1-65535", s)
+	}
+	return n, nil
+}
+
+// checkDestinationHost refuses what OpenSSH's ssh_valid_hostname refuses, and brackets.
+func checkDestinationHost(h string) error {
+	if h == "" {
+		return errors.New("empty host name")
+	}
+	if h[0] == '-' {
+		return fmt.Errorf("host name %q starts with '-'", h)
+	}
+	for _, r := range h {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return fmt.Errorf("host name %q contains a space or control character", h)
+		}
+		if strings.ContainsRune("'`\"$\\;&<>|(){},[]@", r) {
+			return fmt.Errorf("host name %q contains the invalid character %q", h, r)
+		}
+	}
+	return nil
+}
+
+// CheckRemoteUser refuses what OpenSSH's ssh_valid_ruser refuses.
+func CheckRemoteUser(u string) error {
+	if u == "" {
+		return errors.New("empty user name")
+	}
+	if u[0] == '-' {
+		return fmt.Errorf("user name %q starts with '-'", u)
+	}
+	for i, r := range u {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("user name %q contains a control character", u)
+		}
+		if strings.ContainsRune("'`\";&<>|(){}", r) {
+			return fmt.Errorf("user name %q contains the invalid character %q", u, r)
+		}
+		if unicode.IsSpace(r) && strings.HasPrefix(u[i+1:], "-") {
+			return fmt.Errorf("user name %q has '-' after a space", u)
+		}
+	}
+	if strings.HasSuffix(u, `\`) {
+		return fmt.Errorf("user name %q ends with '\\'", u)
+	}
+	return nil
+}
