@@ -277,7 +277,7 @@ func (o *options) shortValue(c byte, val string) error {
 		// An -o User/Port after -l/-p or a destination's user/port loses
 		// to it (passed on as WithUser/WithPort, which win), and one after
 		// an earlier -o loses as the reader keeps the first: as in ssh.
-		switch configKeyword(val) {
+		switch kw, _ := sshconfig.LineKeyword(val); kw {
 		case "user":
 			o.userSeen = true
 		case "port":
@@ -531,13 +531,4 @@ func destinationParts(destination string) (user string, port int) {
 		return "", 0
 	}
 	return user, port
-}
-
-// configKeyword returns the keyword of a config line, lowercase.
-func configKeyword(line string) string {
-	line = strings.TrimLeft(line, " \t")
-	if i := strings.IndexAny(line, " \t="); i >= 0 {
-		line = line[:i]
-	}
-	return strings.ToLower(line)
 }

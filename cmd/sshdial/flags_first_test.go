@@ -105,6 +105,7 @@ func TestLoginFlagsAgainstSSH(t *testing.T) {
 		{"ssh://d@h:2202", "-o", "Port=2204", "-o", "User=oline", "-p", "2201"},
 		{"-o", "User=oline", "d@h", "-l", "lflag"},
 		{"ssh://u;fp=x@h:2", "-l", "lflag"},
+		{"-o", `"User" oline`, "-l", "lflag", "h"},
 		{"ssh://me%40corp@h", "-o", "User=oline"},
 	} {
 		out, err := exec.Command(sshPath, append([]string{"-G", "-F", "/dev/null"}, args...)...).Output()
