@@ -99,6 +99,11 @@ func TestWaitListening(t *testing.T) {
 	if err := p.WaitListening(addr, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	// The helper prints once it listens, so the line may reach the
+	// output a moment after the port answers.
+	for deadline := time.Now().Add(10 * time.Second); p.Output() != "listening\n" && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if got := p.Output(); got != "listening\n" {
 		t.Errorf("output %q, want %q", got, "listening\n")
 	}
