@@ -15,6 +15,7 @@ import (
 	"github.com/sshdial/sshdial"
 	"github.com/sshdial/sshdial/internal/opensshd"
 	"github.com/sshdial/sshdial/internal/testutil"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/ssh"
@@ -64,6 +65,18 @@ func fdCount(t *testing.T) int {
 	return len(entries)
 }
 
+// fdTargets lists this process's file descriptors and what they are, for
+// the message of a leak.
+func fdTargets() string {
+	entries, _ := os.ReadDir("/proc/self/fd")
+	var b strings.Builder
+	for _, e := range entries {
+		target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		fmt.Fprintf(&b, "%s->%s ", e.Name(), target)
+	}
+	return b.String()
+}
+
 // children are the processes whose parent is this process.
 func children() []int {
 	var out []int
@@ -91,8 +104,10 @@ func children() []int {
 // children than the sshd servers, as many fds as before.
 func noLeak(t *testing.T, what string, ignore goleak.Option, fds int, kids int) {
 	t.Helper()
-	require.Eventually(t, func() bool { return fdCount(t) <= fds }, 10*time.Second, 20*time.Millisecond,
-		"%s: file descriptors: %d, were %d", what, fdCount(t), fds)
+	if !assert.Eventually(t, func() bool { return fdCount(t) <= fds }, 10*time.Second, 20*time.Millisecond,
+		"%s: file descriptors: %d, were %d", what, fdCount(t), fds) {
+		t.Fatalf("%s: open now: %s", what, fdTargets())
+	}
 	require.Eventually(t, func() bool { return len(children()) <= kids }, 10*time.Second, 20*time.Millisecond,
 		"%s: child processes: %v", what, children())
 	require.NoError(t, goleak.Find(ignore), what)
