@@ -606,66 +606,6 @@ func TestAdvRemoteDynamicSpecs(t *testing.T) {
 	}
 }
 
-// advTerminal runs shell line under script(1), on a terminal of its own.
-type advTerminal struct {
-	in   io.WriteCloser
-	out  *testutil.SyncBuffer
-	done chan struct{}
-	code int
-}
-
-func advOnTerminal(t *testing.T, line string) *advTerminal {
-	t.Helper()
-	script, err := exec.LookPath("script")
-	if err != nil {
-		t.Fatal("script(1) is missing (util-linux)")
-	}
-	cmd := exec.Command(script, "-qfec", line, "/dev/null")
-	cmd.Env = append(os.Environ(), "SSHDIAL_TEST_MAIN=1", "SHELL=/bin/sh")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	term := &advTerminal{out: &testutil.SyncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = term.out, term.out
-	if term.in, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		cmd.Wait()
-		term.code = cmd.ProcessState.ExitCode()
-		close(term.done)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-term.done
-		if t.Failed() {
-			t.Logf("the terminal showed:\n%s", term.out)
-		}
-	})
-	return term
-}
-
-// exit waits for the command under script to end and returns its code.
-func (term *advTerminal) exit(t *testing.T, limit time.Duration) int {
-	t.Helper()
-	select {
-	case <-term.done:
-		return term.code
-	case <-time.After(limit):
-		t.Fatalf("still running after %v:\n%s", limit, term.out)
-		return -1
-	}
-}
-
-func advQuote(words []string) string {
-	q := make([]string, len(words))
-	for i, w := range words {
-		q[i] = "'" + w + "'"
-	}
-	return strings.Join(q, " ")
-}
-
 // Passphrase prompts on a terminal, attacked: a wrong one then the right
 // one, an empty answer, three wrong ones, BatchMode=yes, and ^C at the
 // prompt, which must give the terminal its echo back.
@@ -674,15 +614,15 @@ func TestAdvPassphrase(t *testing.T) {
 	echo := testutil.EchoServer(t, "tcp")
 	key := f.encryptedClientKey(t, "open sesame")
 	line := func(extra ...string) string {
-		return advQuote(append([]string{os.Args[0], "-N", "-v", "-L", "0:" + echo.Addr().String(), "-i", key,
+		return shellQuote(append([]string{os.Args[0], "-N", "-v", "-L", "0:" + echo.Addr().String(), "-i", key,
 			"-o", "UserKnownHostsFile=" + f.knownHosts, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=20",
-			"-p", f.port}, append(extra, f.srv.User+"@127.0.0.1")...))
+			"-p", f.port}, append(extra, f.srv.User+"@127.0.0.1")...)...)
 	}
 	prompt := "Enter passphrase for key '" + key + "': "
 	again := "Bad passphrase, try again for '" + key + "': "
 
 	t.Run("wrong-then-right", func(t *testing.T) {
-		term := advOnTerminal(t, line())
+		term := onTerminal(t, nil, "exec "+line())
 		waitFor(t, term.out, prompt, 30*time.Second)
 		io.WriteString(term.in, "staple\r")
 		waitFor(t, term.out, again, 30*time.Second)
@@ -693,7 +633,7 @@ func TestAdvPassphrase(t *testing.T) {
 		}
 	})
 	t.Run("empty", func(t *testing.T) {
-		term := advOnTerminal(t, line())
+		term := onTerminal(t, nil, "exec "+line())
 		waitFor(t, term.out, prompt, 30*time.Second)
 		io.WriteString(term.in, "\r")
 		if code := term.exit(t, 40*time.Second); code != exitConnection {
@@ -705,7 +645,7 @@ func TestAdvPassphrase(t *testing.T) {
 		}
 	})
 	t.Run("three-wrong", func(t *testing.T) {
-		term := advOnTerminal(t, line())
+		term := onTerminal(t, nil, "exec "+line())
 		waitFor(t, term.out, prompt, 30*time.Second)
 		for i := 1; i <= 3; i++ {
 			if i > 1 && !eventually(30*time.Second, 20*time.Millisecond, func() bool { return strings.Count(term.out.String(), again) >= i-1 }) {
@@ -722,7 +662,7 @@ func TestAdvPassphrase(t *testing.T) {
 		}
 	})
 	t.Run("batchmode", func(t *testing.T) {
-		term := advOnTerminal(t, line("-o", "BatchMode=yes"))
+		term := onTerminal(t, nil, "exec "+line("-o", "BatchMode=yes"))
 		if code := term.exit(t, 40*time.Second); code != exitConnection {
 			t.Errorf("BatchMode=yes with only an encrypted key: exit %d, want %d", code, exitConnection)
 		}
@@ -733,7 +673,7 @@ func TestAdvPassphrase(t *testing.T) {
 	t.Run("ctrl-c", func(t *testing.T) {
 		// The shell under script goes on after the command (trap) and
 		// shows the terminal's settings.
-		term := advOnTerminal(t, "trap : INT; "+line()+"; echo EXIT=$?; stty -a; echo END")
+		term := onTerminal(t, nil, "trap : INT; "+line()+"; echo EXIT=$?; stty -a; echo END")
 		waitFor(t, term.out, prompt, 30*time.Second) // echo is off before the prompt shows (prompter.read)
 		io.WriteString(term.in, "\x03")
 		code := waitFor(t, term.out, "EXIT=", 15*time.Second)

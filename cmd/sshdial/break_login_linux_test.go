@@ -14,47 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/sshdial/sshdial/sshtest"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
-
-// terminalRun runs argv under script(1), on a terminal of its own, and
-// returns what the terminal shows, where to type, and the exit status
-// once it exits (script -e passes the command's on).
-func terminalRun(t *testing.T, env []string, argv ...string) (*testutil.SyncBuffer, io.Writer, <-chan error) {
-	t.Helper()
-	script, err := exec.LookPath("script")
-	if err != nil {
-		t.Fatal("script(1) is missing (util-linux)")
-	}
-	line := append([]string(nil), argv...)
-	for i, w := range line {
-		line[i] = "'" + w + "'"
-	}
-	cmd := exec.Command(script, "-qfec", strings.Join(line, " "), "/dev/null")
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out := &testutil.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("the terminal showed:\n%s", out)
-		}
-	})
-	return out, stdin, done
-}
 
 // passwordServer is an in-process server that takes the password
 // "open-sesame" only, with a known_hosts file naming it as the given
@@ -115,10 +78,8 @@ func TestBreakPasswordPromptAsSSH(t *testing.T) {
 	} {
 		common := []string{"-F", cfg, "-o", "UserKnownHostsFile=" + kh, "-o", "GlobalKnownHostsFile=/dev/null",
 			"-o", "StrictHostKeyChecking=yes", "-o", "PreferredAuthentications=password", "-o", "ConnectTimeout=20"}
-		sshOut, _, sshDone := terminalRun(t, env, append(append([]string{sshPath, "-N"}, common...), args...)...)
-		want := waitPrompt(t, sshOut, sshDone, "ssh")
-		out, _, done := terminalRun(t, append(env, "SSHDIAL_TEST_MAIN=1"), append(append([]string{os.Args[0], "-N", "-D", "127.0.0.1:0"}, common...), args...)...)
-		got := waitPrompt(t, out, done, "sshdial")
+		want := waitPrompt(t, onTerminal(t, env, execLine(append(append([]string{sshPath, "-N"}, common...), args...)...)), "ssh")
+		got := waitPrompt(t, onTerminal(t, env, execLine(append(append([]string{os.Args[0], "-N", "-D", "127.0.0.1:0"}, common...), args...)...)), "sshdial")
 		if got != want {
 			t.Errorf("%q: sshdial asks %q, ssh asks %q", args, got, want)
 		}
@@ -126,19 +87,19 @@ func TestBreakPasswordPromptAsSSH(t *testing.T) {
 }
 
 // waitPrompt waits for the password prompt on out and returns it.
-func waitPrompt(t *testing.T, out *testutil.SyncBuffer, done <-chan error, who string) string {
+func waitPrompt(t *testing.T, term *terminal, who string) string {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m := promptRE.FindString(out.String()); m != "" {
+		if m := promptRE.FindString(term.out.String()); m != "" {
 			return m
 		}
 		select {
-		case err := <-done:
-			t.Fatalf("%s exited (%v) without asking:\n%s", who, err, out)
+		case <-term.done:
+			t.Fatalf("%s exited (status %d) without asking:\n%s", who, term.code, term.out)
 		default:
 		}
 	}
-	t.Fatalf("%s never asked:\n%s", who, out)
+	t.Fatalf("%s never asked:\n%s", who, term.out)
 	return ""
 }
 
@@ -149,12 +110,12 @@ func TestBreakInterruptAtPasswordPrompt(t *testing.T) {
 	srv, kh := passwordServer(t)
 	host, port, _ := net.SplitHostPort(srv.Addr())
 	for _, how := range []string{"^C", "SIGTERM"} {
-		env := []string{"HOME=" + t.TempDir(), "SSH_AUTH_SOCK=", "SSHDIAL_TEST_MAIN=1"}
-		out, typing, done := terminalRun(t, env, os.Args[0], "-N", "-D", "127.0.0.1:0", "-F", "none",
-			"-o", "UserKnownHostsFile="+kh, "-o", "ConnectTimeout=60", "-l", "pwuser", "-p", port, host)
-		waitPrompt(t, out, done, "sshdial")
+		env := []string{"HOME=" + t.TempDir(), "SSH_AUTH_SOCK="}
+		term := onTerminal(t, env, execLine(os.Args[0], "-N", "-D", "127.0.0.1:0", "-F", "none",
+			"-o", "UserKnownHostsFile="+kh, "-o", "ConnectTimeout=60", "-l", "pwuser", "-p", port, host))
+		waitPrompt(t, term, "sshdial")
 		if how == "^C" {
-			io.WriteString(typing, "\x03")
+			io.WriteString(term.in, "\x03")
 		} else {
 			pids, _ := exec.Command("pgrep", "-f", "-n", "^"+regexp.QuoteMeta(os.Args[0])+" -N -D").Output()
 			var pid int
@@ -163,17 +124,11 @@ func TestBreakInterruptAtPasswordPrompt(t *testing.T) {
 			}
 			syscall.Kill(pid, syscall.SIGTERM)
 		}
-		select {
-		case err := <-done:
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != exitConnection {
-				t.Fatalf("%s: exit %v, want status %d", how, err, exitConnection)
-			}
-			if !strings.Contains(out.String(), "interrupted") {
-				t.Fatalf("%s: no message that it was interrupted", how)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatalf("%s at the prompt: sshdial did not exit", how)
+		if code := term.exit(t, 20*time.Second); code != exitConnection {
+			t.Fatalf("%s: exit status %d, want %d", how, code, exitConnection)
+		}
+		if !strings.Contains(term.out.String(), "interrupted") {
+			t.Fatalf("%s: no message that it was interrupted", how)
 		}
 	}
 }

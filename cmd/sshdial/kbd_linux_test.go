@@ -5,11 +5,9 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,44 +16,6 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
-
-// onTerminal runs the command (this test binary as sshdial) with args on a
-// terminal that script(1) gives it; what it shows is in the buffer, and
-// what is written to the returned writer is typed. It is killed when the
-// test ends.
-func onTerminal(t *testing.T, args ...string) (*testutil.SyncBuffer, io.Writer) {
-	t.Helper()
-	script, err := exec.LookPath("script")
-	if err != nil {
-		t.Fatal("script(1) is missing (util-linux)")
-	}
-	line := append([]string{os.Args[0]}, args...)
-	for i, w := range line {
-		line[i] = "'" + w + "'"
-	}
-	cmd := exec.Command(script, "-qfec", strings.Join(line, " "), "/dev/null")
-	cmd.Env = append(os.Environ(), "SSHDIAL_TEST_MAIN=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out := &testutil.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("the terminal showed:\n%s", out)
-		}
-	})
-	return out, stdin
-}
 
 // waitCount waits until text shows count times.
 func waitCount(t *testing.T, out *testutil.SyncBuffer, text string, count int, timeout time.Duration) {
@@ -98,9 +58,10 @@ func TestKeyboardInteractiveOnTerminal(t *testing.T) {
 	host, port, _ := net.SplitHostPort(srv.Addr())
 	echo := testutil.EchoServer(t, "tcp")
 
-	out, typing := onTerminal(t, "-N", "-v", "-L", "0:"+echo.Addr().String(), "-F", "none",
+	term := onTerminal(t, nil, execLine(os.Args[0], "-N", "-v", "-L", "0:"+echo.Addr().String(), "-F", "none",
 		"-o", "UserKnownHostsFile="+kh, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=5",
-		"-p", port, "kbduser@"+host)
+		"-p", port, "kbduser@"+host))
+	out, typing := term.out, term.in
 	waitCount(t, out, "Passcode: ", 1, 30*time.Second)
 	if !strings.Contains(out.String(), "Duo two-factor login") {
 		t.Fatal("the server's instruction was not shown")

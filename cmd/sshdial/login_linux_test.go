@@ -42,9 +42,10 @@ func TestLoginFlagsOnTerminal(t *testing.T) {
 	}
 	host, port, _ := net.SplitHostPort(srv.Addr())
 
-	out, typing := onTerminal(t, "-N", "-D", "127.0.0.1:0", "-F", "none",
+	term := onTerminal(t, nil, execLine(os.Args[0], "-N", "-D", "127.0.0.1:0", "-F", "none",
 		"-o", "UserKnownHostsFile="+kh, "-o", "ConnectTimeout=20",
-		"-l", "pwuser", "-p", port, "-l", "ignored", host)
+		"-l", "pwuser", "-p", port, "-l", "ignored", host))
+	out, typing := term.out, term.in
 	waitCount(t, out, "pwuser@"+host+"'s password: ", 1, 30*time.Second)
 	io.WriteString(typing, "open-sesame\r")
 	waitFor(t, out, "listen=", 30*time.Second)

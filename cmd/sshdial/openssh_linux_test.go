@@ -709,37 +709,12 @@ func waitFor(t *testing.T, out *testutil.SyncBuffer, marker string, timeout time
 // identity file: it asks for the passphrase without echo, logs in with the
 // key, and forwards.
 func TestPassphrasePromptOnTerminal(t *testing.T) {
-	script, err := exec.LookPath("script")
-	if err != nil {
-		t.Fatal("script(1) is missing (util-linux)")
-	}
 	f := newFixture(t)
 	echo := testutil.EchoServer(t, "tcp")
 	key := f.encryptedClientKey(t, "open sesame")
-	line := []string{os.Args[0], "-N", "-v", "-L", "0:" + echo.Addr().String(), "-i", key,
-		"-o", "UserKnownHostsFile=" + f.knownHosts, "-o", "StrictHostKeyChecking=yes", "-p", f.port, f.srv.User + "@127.0.0.1"}
-	for i, w := range line {
-		line[i] = "'" + w + "'"
-	}
-	cmd := exec.Command(script, "-qfec", strings.Join(line, " "), "/dev/null")
-	cmd.Env = append(os.Environ(), "SSHDIAL_TEST_MAIN=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out := &testutil.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		// The command under script ends with script: its terminal hangs up.
-		cmd.Process.Kill()
-		<-done
-	})
+	term := onTerminal(t, nil, execLine(os.Args[0], "-N", "-v", "-L", "0:"+echo.Addr().String(), "-i", key,
+		"-o", "UserKnownHostsFile="+f.knownHosts, "-o", "StrictHostKeyChecking=yes", "-p", f.port, f.srv.User+"@127.0.0.1"))
+	out, stdin := term.out, term.in
 
 	waitFor(t, out, "Enter passphrase for key '"+key+"': ", 30*time.Second)
 	io.WriteString(stdin, "open sesame\r")
