@@ -213,14 +213,18 @@ func (c *Conn) fail(err error) {
 // sends, and so worth waiting for.
 func (c *Conn) shutdown(err error) bool {
 	// The write half learns of the close before done is closed, so that a
-	// caller who saw a Read fail on done also sees Write fail.
+	// caller who saw a Read fail on done also sees Write fail. done is
+	// closed before the writer can act on closing: once the channel's
+	// close is sent, the server's reply may end the data, and readLoop
+	// must then find done closed, or it takes the end for a clean EOF
+	// and Read returns io.EOF instead of the close's error.
 	c.mu.Lock()
 	c.failErr = err
 	c.closing = true
 	closeIsNext := c.writer != writerBusy && c.pending == nil
+	close(c.done)
 	c.startWriter()
 	c.mu.Unlock()
-	close(c.done)
 	c.readDeadline.stop()
 	c.writeDeadline.stop()
 	if c.onClose != nil {
