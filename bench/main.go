@@ -54,6 +54,7 @@ var (
 	flagProfile = flag.String("cpuprofile", "", "write a CPU profile of the run here")
 	flagCLI     = flag.String("cli", "", "also measure this binary as \"sshdial -L\" and \"sshdial -D\": a forwarding proxy process that takes ssh's -N -L/-D -i -o UserKnownHostsFile= -o StrictHostKeyChecking= -p flags; and, as a baseline for it, bench/xfwd (\"x/crypto -L\", \"x/crypto -D\"), the same on x/crypto's ssh.Client written the plain way")
 	flagCLIArgs = flag.String("cli-args", "", "more arguments for the -cli binary, space-separated; {cipher} in them is replaced by the cipher, and then the -cli modes run with each cipher, else with the binary's own choice in the "+ciphers[0]+" rows only")
+	flagModes   = flag.String("modes", "", "measure only the modes named here, comma-separated (\"ssh -L,sshdial via master\"), in the parts that compare modes; all when empty")
 	flagOnly    = flag.String("only", "", "measure only these parts, comma-separated ("+strings.Join(parts, ", ")+"): a probe that logs its figures, and writes a report of those parts only with -out (no -png)")
 )
 
@@ -344,7 +345,25 @@ func (e *env) modes(cipher string) ([]mode, func(), error) {
 		mode{name: viaMaster, dial: func(a string) (net.Conn, error) { return viaDialer.Dial("tcp", a) }, extraCPU: masterCPU},
 		mode{name: muxRaw, dial: muxDial(muxClient), extraCPU: masterCPU},
 	)
-	return modes, func() { client.Close(); viaDialer.Close() }, nil
+	return selectModes(modes), func() { client.Close(); viaDialer.Close() }, nil
+}
+
+// selectModes keeps the modes that -modes names, or all when it is empty.
+func selectModes(modes []mode) []mode {
+	if *flagModes == "" {
+		return modes
+	}
+	keep := map[string]bool{}
+	for _, n := range strings.Split(*flagModes, ",") {
+		keep[strings.TrimSpace(n)] = true
+	}
+	var out []mode
+	for _, m := range modes {
+		if keep[m.name] {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // The modes through a ControlMaster.
