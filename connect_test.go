@@ -1,7 +1,6 @@
 package sshdial_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/pem"
 	"errors"
@@ -135,9 +134,8 @@ func TestConnectAsANewUserWould(t *testing.T) {
 	h := homeFor(t, srv)
 	h.write(t, "config", fmt.Sprintf("Host db-bastion\n  HostName 127.0.0.1\n  Port %s\n  User %s\n", portOf(srv.Addr), srv.User))
 
-	var logs bytes.Buffer
-	var logMu sync.Mutex
-	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, nil))
+	logs := &testutil.SyncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	d, err := sshdial.Connect(ctx, "db-bastion", sshdial.WithLogger(logger))
@@ -150,21 +148,8 @@ func TestConnectAsANewUserWould(t *testing.T) {
 	_, err = c.Read(make([]byte, 1))
 	require.ErrorIs(t, err, net.ErrClosed, "Close closes the Dialer's Conns")
 
-	logMu.Lock()
-	defer logMu.Unlock()
 	require.Contains(t, logs.String(), "ssh-ed25519 SHA256:", "the host key is logged")
 	require.Contains(t, logs.String(), "id_ed25519", "the key that logged in is logged")
-}
-
-type lockedWriter struct {
-	w  io.Writer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // TestConnectHostKeys: an unknown key and a changed key are refused with

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -119,9 +118,8 @@ func TestControlPathFromConfigOwnConnection(t *testing.T) {
 	requireEchoThrough(t, d)
 
 	// No master there: own connection, logged.
-	var logs bytes.Buffer
-	var logMu sync.Mutex
-	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, nil))
+	logs := &testutil.SyncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, nil))
 	h.write(t, "config", "Host *\n  ControlPath "+filepath.Join(dir, "nothing-%h")+"\n")
 	d = connectTo(t, srv, sshdial.WithLogger(logger))
 	total++
@@ -132,9 +130,7 @@ func TestControlPathFromConfigOwnConnection(t *testing.T) {
 	c.Close()
 	require.NoError(t, err)
 	require.NotContains(t, c.LocalAddr().String(), "nothing")
-	logMu.Lock()
 	logged := logs.String()
-	logMu.Unlock()
 	require.Contains(t, logged, "no ControlMaster answers")
 
 	// The option wins over the config: none over a master there...

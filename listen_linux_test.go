@@ -1,13 +1,12 @@
 package sshdial_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/sshdial/sshdial"
 	"github.com/sshdial/sshdial/internal/backoff"
 	"github.com/sshdial/sshdial/internal/opensshd"
+	"github.com/sshdial/sshdial/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -51,9 +51,8 @@ func TestListenSurvivesServerRestart(t *testing.T) {
 func TestListenMovesWhenItsPortIsTaken(t *testing.T) {
 	srv := opensshd.Start(t)
 	homeFor(t, srv)
-	var logs bytes.Buffer
-	var mu sync.Mutex
-	d := connectTo(t, srv, sshdial.WithLogger(slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))))
+	logs := &testutil.SyncBuffer{}
+	d := connectTo(t, srv, sshdial.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
 	l, err := d.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	serveHTTP(t, l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -75,8 +74,6 @@ func TestListenMovesWhenItsPortIsTaken(t *testing.T) {
 	body, err := get("http://" + l.Addr().String() + "/")
 	require.NoError(t, err)
 	require.Equal(t, "moved", body)
-	mu.Lock()
-	defer mu.Unlock()
 	require.Contains(t, logs.String(), "listens on another port")
 }
 
@@ -127,9 +124,8 @@ func TestListenRefusedUntilPortFree(t *testing.T) {
 	t.Cleanup(func() { backoff.SetRefusedPatience(old) })
 	srv := opensshd.Start(t)
 	homeFor(t, srv)
-	var logs bytes.Buffer
-	var mu sync.Mutex
-	d := connectTo(t, srv, sshdial.WithLogger(slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))))
+	logs := &testutil.SyncBuffer{}
+	d := connectTo(t, srv, sshdial.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
 	free, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := free.Addr().String()
@@ -147,11 +143,7 @@ func TestListenRefusedUntilPortFree(t *testing.T) {
 		return err == nil
 	}, 10*time.Second, 20*time.Millisecond)
 	require.NoError(t, srv.Restart())
-	refusals := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return bytes.Count(logs.Bytes(), []byte("asking again"))
-	}
+	refusals := func() int { return strings.Count(logs.String(), "asking again") }
 	require.Eventually(t, func() bool { return refusals() >= 2 }, 60*time.Second, 20*time.Millisecond,
 		"the refused forward is asked again")
 	squatter.Close()
