@@ -75,7 +75,7 @@ type Conn struct {
 	stats   *stats      // the Dialer's byte counts; nil in unit tests
 	direct  *directConn // a ControlMaster's forward: the methods go to it (conn_direct.go)
 
-	done      chan struct{} // closed by shutdown (Close or fail)
+	done      chan struct{} // closed by shutdown (Close or fail), under mu, before the writer may send the close
 	closeOnce sync.Once
 	failErr   error         // why the Conn was failed; set under mu before done is closed
 	closeSent chan struct{} // closed by the writer once ch.Close was called
