@@ -66,13 +66,29 @@ func fdCount(t *testing.T) int {
 }
 
 // fdTargets lists this process's file descriptors and what they are, for
-// the message of a leak.
+// the message of a leak; a pidfd also names its process (from fdinfo) and
+// that process's command line, or "gone".
 func fdTargets() string {
 	entries, _ := os.ReadDir("/proc/self/fd")
 	var b strings.Builder
 	for _, e := range entries {
 		target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
 		fmt.Fprintf(&b, "%s->%s ", e.Name(), target)
+		if !strings.Contains(target, "pidfd") {
+			continue
+		}
+		info, _ := os.ReadFile(filepath.Join("/proc/self/fdinfo", e.Name()))
+		for _, line := range strings.Split(string(info), "\n") {
+			if pid, ok := strings.CutPrefix(line, "Pid:"); ok {
+				pid = strings.TrimSpace(pid)
+				cmdline, err := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+				what := strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
+				if err != nil {
+					what = "gone"
+				}
+				fmt.Fprintf(&b, "(pid %s: %q) ", pid, what)
+			}
+		}
 	}
 	return b.String()
 }
