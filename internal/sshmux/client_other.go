@@ -63,3 +63,18 @@ func (c *Conn) RemoteAddr() net.Addr               { return nil }
 func (c *Conn) SetDeadline(t time.Time) error      { return ErrUnsupported }
 func (c *Conn) SetReadDeadline(t time.Time) error  { return ErrUnsupported }
 func (c *Conn) SetWriteDeadline(t time.Time) error { return ErrUnsupported }
+
+// HandOver returns an error wrapping ErrUnsupported.
+func (c *Client) HandOver(ctx context.Context, host string, port int, fd int) (*Forward, error) {
+	return nil, ErrUnsupported
+}
+
+// Forward is a connection handed over to a master; on this system none
+// can be.
+type Forward struct{}
+
+// Wait returns ErrUnsupported.
+func (f *Forward) Wait() error { return ErrUnsupported }
+
+// Close returns ErrUnsupported.
+func (f *Forward) Close() error { return ErrUnsupported }

@@ -115,22 +115,16 @@ func (c *Client) OpenStdioFwd(ctx context.Context, host string, port int) (*Conn
 }
 
 func (c *Client) openStdioFwd(ctx context.Context, host string, port uint32, raddr net.Addr) (*Conn, error) {
-	ctl, err := c.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
 	// in: the master reads what we write (its "stdin"); out: the master
 	// writes what the target sends (its "stdout"). Two socketpairs, so
 	// that the master's close of its stdout is an EOF here even while its
 	// stdin is still open.
 	inOurs, inTheirs, err := socketpair()
 	if err != nil {
-		ctl.Close()
 		return nil, fmt.Errorf("sshmux: socketpair: %w", err)
 	}
 	outOurs, outTheirs, err := socketpair()
 	if err != nil {
-		ctl.Close()
 		syscall.Close(inOurs)
 		syscall.Close(inTheirs)
 		return nil, fmt.Errorf("sshmux: socketpair: %w", err)
@@ -148,7 +142,6 @@ func (c *Client) openStdioFwd(ctx context.Context, host string, port uint32, rad
 	wr, err1 := fdConn(inOurs)
 	rd, err2 := fdConn(outOurs)
 	if err := errors.Join(err1, err2); err != nil {
-		ctl.Close()
 		for _, c := range []*net.UnixConn{wr, rd} {
 			if c != nil {
 				c.Close()
@@ -156,39 +149,11 @@ func (c *Client) openStdioFwd(ctx context.Context, host string, port uint32, rad
 		}
 		return nil, fmt.Errorf("sshmux: %w", err)
 	}
-	err = withContext(ctx, ctl, func() error {
-		// The hello and the request go in one write; the master reads
-		// them in turn. Then the descriptors, one per message with one
-		// byte of data each, as mux.c's mm_receive_fd reads them.
-		req := append(helloMsg(), stdioFwdMsg(1, host, port)...)
-		if _, err := ctl.Write(req); err != nil {
-			return err
-		}
-		for _, fd := range []int{inTheirs, outTheirs} {
-			if _, _, err := ctl.WriteMsgUnix([]byte{0}, syscall.UnixRights(fd), nil); err != nil {
-				return err
-			}
-		}
-		if err := readHello(ctl); err != nil {
-			return err
-		}
-		// The reply comes once the SSH server confirmed (or refused) the
-		// channel: one round trip to the server.
-		m, err := readPacket(ctl)
-		if err != nil {
-			return err
-		}
-		return parseSessionOpened(m, 1)
-	})
+	ctl, _, err := c.stdioFwd(ctx, host, port, inTheirs, outTheirs, false)
 	if err != nil {
-		ctl.Close()
 		wr.Close()
 		rd.Close()
-		var refused *RefusedError
-		if errors.As(err, &refused) {
-			return nil, err
-		}
-		return nil, c.wrap("stdio forward", err)
+		return nil, err
 	}
 	conn := &Conn{
 		client: c,
@@ -200,6 +165,151 @@ func (c *Client) openStdioFwd(ctx context.Context, host string, port uint32, rad
 		raddr:  raddr,
 	}
 	return conn, nil
+}
+
+// stdioFwd makes the request of a stdio forward on a new control
+// connection, with in and out as the master's "stdin" and "stdout", and
+// returns the control connection, which owns the forward (request ID 1;
+// later requests on it must use higher IDs), and with alive the master's
+// PID, from an alive check (ID 0) sent first in the same exchange. The
+// caller keeps in and out.
+func (c *Client) stdioFwd(ctx context.Context, host string, port uint32, in, out int, alive bool) (*net.UnixConn, int, error) {
+	ctl, err := c.connect(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	var pid int
+	err = withContext(ctx, ctl, func() error {
+		// The hello, the alive check and the request go in one write;
+		// the master reads them in turn, a packet at a time. Then the
+		// descriptors, one per message with one byte of data each, as
+		// mux.c's mm_receive_fd reads them.
+		req := helloMsg()
+		if alive {
+			req = append(req, aliveMsg(0)...)
+		}
+		req = append(req, stdioFwdMsg(1, host, port)...)
+		if _, err := ctl.Write(req); err != nil {
+			return err
+		}
+		for _, fd := range []int{in, out} {
+			if _, _, err := ctl.WriteMsgUnix([]byte{0}, syscall.UnixRights(fd), nil); err != nil {
+				return err
+			}
+		}
+		if err := readHello(ctl); err != nil {
+			return err
+		}
+		if alive {
+			m, err := readPacket(ctl)
+			if err != nil {
+				return err
+			}
+			if pid, err = parseAlive(m, 0); err != nil {
+				return err
+			}
+		}
+		// The reply comes once the SSH server confirmed (or refused) the
+		// channel: one round trip to the server.
+		m, err := readPacket(ctl)
+		if err != nil {
+			return err
+		}
+		return parseSessionOpened(m, 1)
+	})
+	if err != nil {
+		ctl.Close()
+		var refused *RefusedError
+		if errors.As(err, &refused) {
+			return nil, 0, err
+		}
+		return nil, 0, c.wrap("stdio forward", err)
+	}
+	return ctl, pid, nil
+}
+
+// HandOver asks the master to open a TCP connection to host:port through
+// its SSH connection (port -1: to the Unix socket at path host on the
+// server's side) and to read and write it through the socket fd itself,
+// as `ssh -W` does with its standard input and output: the master gets
+// duplicates of fd as both, and the data never passes through this
+// process. fd is typically a connection this program accepted; it stays
+// the caller's, who must keep it open until Wait returns (see Forward).
+// The errors are those of OpenStdioFwd.
+func (c *Client) HandOver(ctx context.Context, host string, port int, fd int) (*Forward, error) {
+	p := uint32(port)
+	if port == -1 {
+		port, p = 1, portStreamLocal
+	}
+	if err := checkTarget(host, port); err != nil {
+		return nil, err
+	}
+	ctl, pid, err := c.stdioFwd(ctx, host, p, fd, fd, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Forward{client: c, ctl: ctl, pid: pid}, nil
+}
+
+// Forward is a connection handed over to the master by HandOver. The
+// master reads and writes the socket directly; this side only learns when
+// the forward is over, from the control connection that owns it.
+//
+// The master holds two descriptors of the socket and, when the target
+// sends EOF, closes one of them (close(2), not shutdown): the peer of the
+// socket sees nothing of that while the master (or anyone) holds another
+// descriptor. The master ends the whole forward once both directions are
+// done and the SSH server confirmed its close: then it closes its
+// descriptors and the control connection, and Wait returns. That is when
+// the caller should close its own descriptor, which is the last one, so
+// that the peer reads EOF then; and when the master died instead, close
+// it with a reset (SO_LINGER 0), so that the peer never takes a cut-short
+// transfer for a complete one. A caller that closed its descriptor early
+// would turn a lost master into a clean EOF for the peer.
+//
+// Wait and Close may be called concurrently.
+type Forward struct {
+	client *Client
+	ctl    *net.UnixConn // owns the forward; the master closes it at the end
+	pid    int           // the master's, for telling a new master from it
+	closed atomic.Bool
+}
+
+// Wait blocks until the forward is over. It returns nil when the master
+// ended it (both directions done, or the socket or the target failed), an
+// error wrapping ErrMasterLost when the master died or no longer answers
+// (a master on the same path with another PID counts as lost), and
+// net.ErrClosed after Close.
+func (f *Forward) Wait() error {
+	var buf [256]byte
+	for {
+		if _, err := f.ctl.Read(buf[:]); err != nil {
+			break
+		}
+	}
+	if f.closed.Load() {
+		return net.ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	defer cancel()
+	pid, err := f.client.aliveCheck(ctx)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w (%v)", ErrMasterLost, err)
+	case pid != f.pid:
+		return fmt.Errorf("%w: the master at %s is another process now (PID %d, was %d)", ErrMasterLost, f.client.path, pid, f.pid)
+	}
+	return nil
+}
+
+// Close ends the forward: the master closes its descriptors of the socket
+// and drops what it has not sent yet. Wait then returns net.ErrClosed.
+// Calling Close again returns net.ErrClosed.
+func (f *Forward) Close() error {
+	if f.closed.Swap(true) {
+		return net.ErrClosed
+	}
+	return f.ctl.Close()
 }
 
 // OpenRemoteFwd asks the master to listen on listenHost:listenPort on the

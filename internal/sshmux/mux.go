@@ -26,7 +26,10 @@
 //     not show here while the other descriptor still holds the socket,
 //     and the EOF would come only when the master ends the whole forward,
 //     a round trip to the SSH server later. So a Conn passes one end of
-//     each of two socketpairs.
+//     each of two socketpairs. HandOver, which passes a socket the caller
+//     accepted as both (so that the data never passes through this
+//     process), takes that later EOF, and leaves the last descriptor to
+//     the caller (see Forward).
 //   - On the target's EOF the master also stops reading "stdin" and ends
 //     the forward (channels.c, channel_input_ieof: force_drain, the same
 //     for `ssh -W`): unlike a TCP connection, a forward through a master
