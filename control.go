@@ -82,7 +82,7 @@ func WithControl(path string, policy ControlPolicy) Option {
 		if path == "" || strings.EqualFold(path, "none") {
 			path = "" // off, and set: the config's ControlPath is not used
 		}
-		d.control = &controlState{path: path, policy: policy, conns: map[*Conn]struct{}{}}
+		d.control = &controlState{path: path, policy: policy, conns: map[*Conn]struct{}{}, handed: map[*handedConn]struct{}{}}
 	})
 }
 
@@ -123,10 +123,11 @@ type controlState struct {
 	policy ControlPolicy
 
 	mu          sync.Mutex
-	client      *sshmux.Client     // the master that answered last; nil when none
-	usedMaster  bool               // the last dial went through a master, for logging changes
-	loggedOther bool               // the "unsupported here" event was logged
-	conns       map[*Conn]struct{} // open Conns through a master
+	client      *sshmux.Client           // the master that answered last; nil when none
+	usedMaster  bool                     // the last dial went through a master, for logging changes
+	loggedOther bool                     // the "unsupported here" event was logged
+	conns       map[*Conn]struct{}       // open Conns through a master
+	handed      map[*handedConn]struct{} // connections handed over to a master, until Wait ends
 	closed      bool
 }
 
@@ -203,12 +204,34 @@ func (cs *controlState) noMaster(d *Dialer, err error) {
 // reports handled false when d has none, or when no master answers and d
 // may fall back to its own SSH connection.
 func (d *Dialer) dialViaMaster(ctx context.Context, network string, t *target) (c *Conn, err error, handled bool) {
+	var mc *sshmux.Conn
+	err, handled = d.viaMaster(ctx, network, t, func(client *sshmux.Client, host string, port int) (err error) {
+		if port < 0 {
+			mc, err = client.OpenStdioFwdUnix(ctx, host)
+		} else {
+			mc, err = client.OpenStdioFwd(ctx, host, port)
+		}
+		return err
+	})
+	if err != nil || !handled {
+		return nil, err, handled
+	}
+	return d.newMasterConn(d.control, mc, t)
+}
+
+// viaMaster runs open, which asks the master for a forward to host and
+// port (-1: host is a Unix socket path), when d has a control path. It
+// finds the master first, and looks again once when the master it had
+// found is gone. It reports handled false when d has no control path, or
+// when no master answers and d may fall back to its own SSH connection;
+// otherwise err is the dial's error, nil when open succeeded.
+func (d *Dialer) viaMaster(ctx context.Context, network string, t *target, open func(client *sshmux.Client, host string, port int) error) (err error, handled bool) {
 	cs := d.control
 	if cs == nil || cs.path == "" {
-		return nil, nil, false
+		return nil, false
 	}
-	fail := func(err error) (*Conn, error, bool) {
-		return nil, &net.OpError{Op: "dial", Net: network, Addr: t.raddr, Err: err}, true
+	fail := func(err error) (error, bool) {
+		return &net.OpError{Op: "dial", Net: network, Addr: t.raddr, Err: err}, true
 	}
 	cs.mu.Lock()
 	closed := cs.closed
@@ -227,26 +250,21 @@ func (d *Dialer) dialViaMaster(ctx context.Context, network string, t *target) (
 				return fail(ctx.Err())
 			}
 			if cs.policy == ControlFallback {
-				return nil, nil, false
+				return nil, false
 			}
 			return fail(fmt.Errorf("%w: %w", ErrNoControlMaster, err))
 		}
-		var mc *sshmux.Conn
-		if port < 0 {
-			mc, err = client.OpenStdioFwdUnix(ctx, host)
-		} else {
-			mc, err = client.OpenStdioFwd(ctx, host, port)
-		}
+		err = open(client, host, port)
 		var refused *sshmux.RefusedError
 		switch {
 		case err == nil:
-			return d.newMasterConn(cs, mc, t)
+			return nil, true
 		case errors.As(err, &refused) && port < 0 && cs.policy == ControlFallback:
 			// Masters before OpenSSH 9.4 turn a Unix socket into a
 			// TCP connect to a host named by the path, which fails;
 			// and the master does not say why. The Dialer's own SSH
 			// connection tells.
-			return nil, nil, false
+			return nil, false
 		case errors.As(err, &refused):
 			// The master does not pass on the server's reason.
 			msg := "through the ControlMaster: " + refused.Reason
@@ -268,7 +286,7 @@ func (d *Dialer) dialViaMaster(ctx context.Context, network string, t *target) (
 		return fail(err)
 	}
 	if cs.policy == ControlFallback {
-		return nil, nil, false
+		return nil, false
 	}
 	return fail(ErrNoControlMaster)
 }
@@ -339,8 +357,15 @@ func (d *Dialer) closeControl() {
 	for c := range cs.conns {
 		conns = append(conns, c)
 	}
+	handed := make([]*handedConn, 0, len(cs.handed))
+	for h := range cs.handed {
+		handed = append(handed, h)
+	}
 	cs.mu.Unlock()
 	for _, c := range conns {
 		c.fail(ErrDialerClosed)
+	}
+	for _, h := range handed {
+		h.fail(ErrDialerClosed)
 	}
 }

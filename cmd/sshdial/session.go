@@ -14,6 +14,7 @@ import (
 
 	"github.com/sshdial/sshdial"
 	"github.com/sshdial/sshdial/internal/backoff"
+	"github.com/sshdial/sshdial/internal/handover"
 )
 
 // forward is one -L, -R, -D or --http-proxy, with its counters.
@@ -318,22 +319,35 @@ func (s *session) untrack(c io.Closer) {
 }
 
 // tunnel connects client to the target dial returns, and copies between
-// them until both ends are done.
-func (s *session) tunnel(f *forward, client net.Conn, from string, dial func(ctx context.Context) (net.Conn, error)) {
-	if !s.track(client) {
+// them until both ends are done. When hand is not nil it is tried first:
+// it gives client to the ControlMaster the Dialer dials through, which then
+// reads and writes client itself (see handedTunnel), and reports false
+// when there is none to give it to.
+func (s *session) tunnel(f *forward, client net.Conn, from string, dial func(ctx context.Context) (net.Conn, error), hand func(ctx context.Context) (handover.Forward, bool, error)) {
+	end := &tunnelEnd{c: client}
+	if !s.track(end) {
 		client.Close()
 		return
 	}
 	f.open.Add(1)
 	f.total.Add(1)
 	go func() {
-		defer s.untrack(client)
+		defer s.untrack(end)
 		defer f.open.Add(-1)
+		if hand != nil {
+			fw, handled, err := hand(s.hardCtx)
+			if handled {
+				if err != nil {
+					s.tunnelFailed(f, client, from, err)
+					return
+				}
+				s.handedTunnel(f, end, fw, from)
+				return
+			}
+		}
 		target, err := dial(s.hardCtx)
 		if err != nil {
-			f.failed.Add(1)
-			s.log.Warn("tunnel failed", "forward", f.kind+" "+f.text, "from", from, "target", f.target(), "err", err)
-			client.Close()
+			s.tunnelFailed(f, client, from, err)
 			return
 		}
 		s.log.Debug("tunnel open", "forward", f.kind+" "+f.text, "from", from, "target", f.target())
@@ -345,6 +359,63 @@ func (s *session) tunnel(f *forward, client net.Conn, from string, dial func(ctx
 		}
 		s.log.Debug("tunnel closed", attrs...)
 	}()
+}
+
+func (s *session) tunnelFailed(f *forward, client net.Conn, from string, err error) {
+	f.failed.Add(1)
+	s.log.Warn("tunnel failed", "forward", f.kind+" "+f.text, "from", from, "target", f.target(), "err", err)
+	client.Close()
+}
+
+// handedTunnel waits for a tunnel whose client connection the ControlMaster
+// reads and writes itself: no copy here, so the tunnel is as fast as
+// `ssh -L`'s. The Forward closes the client connection when the master
+// ends the tunnel (a reset when the master died), and its byte counts,
+// from the kernel, reach the forward's totals only then.
+func (s *session) handedTunnel(f *forward, end *tunnelEnd, fw handover.Forward, from string) {
+	end.set(fw)
+	s.log.Debug("tunnel open", "forward", f.kind+" "+f.text, "from", from, "target", f.target(), "through", "the ControlMaster, which reads and writes the connection itself")
+	start := time.Now()
+	sent, received, err := fw.Wait()
+	attrs := []any{"forward", f.kind + " " + f.text, "from", from}
+	if sent >= 0 {
+		f.sent.Add(sent)
+		f.received.Add(received)
+		attrs = append(attrs, "sent", sent, "received", received)
+	}
+	attrs = append(attrs, "duration", time.Since(start).Round(time.Millisecond))
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		attrs = append(attrs, "err", err)
+	}
+	s.log.Debug("tunnel closed", attrs...)
+}
+
+// tunnelEnd is what closes an open tunnel when the grace period ends: its
+// client connection, or, once the connection was handed over to the
+// ControlMaster, the Forward (closing only this process's descriptor of
+// the connection would not end it).
+type tunnelEnd struct {
+	mu     sync.Mutex
+	c      io.Closer
+	closed bool // Close was called: a closer set later is closed at once
+}
+
+func (e *tunnelEnd) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closed = true
+	return e.c.Close()
+}
+
+// set makes c what Close closes; it closes c at once when Close came
+// first.
+func (e *tunnelEnd) set(c io.Closer) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.c = c
+	if e.closed {
+		c.Close()
+	}
 }
 
 // serveLocal accepts -L's local connections and forwards each through the
@@ -360,6 +431,10 @@ func (s *session) serveLocal(f *forward, l net.Listener) {
 		acceptLoop(s, f, l, func(c net.Conn) {
 			s.tunnel(f, c, c.RemoteAddr().String(), func(ctx context.Context) (net.Conn, error) {
 				return s.dialThrough(ctx, target.network(), target.String())
+			}, func(ctx context.Context) (handover.Forward, bool, error) {
+				ctx, cancel := context.WithTimeout(ctx, s.dialWait)
+				defer cancel()
+				return handover.Func(s.d, ctx, c, target.network(), target.String(), nil)
 			})
 		})
 	})
@@ -417,7 +492,7 @@ func (s *session) serveRemote(f *forward, l net.Listener) {
 				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				defer cancel()
 				return nd.DialContext(ctx, target.network(), target.String())
-			})
+			}, nil)
 		}
 		serve = func() error { return acceptLoop(s, f, l, handle) }
 	}

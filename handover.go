@@ -1,0 +1,147 @@
+package sshdial
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+
+	"github.com/sshdial/sshdial/internal/handover"
+	"github.com/sshdial/sshdial/internal/sshmux"
+)
+
+// The command's way to hand an accepted connection to the master
+// (internal/handover); not part of the API.
+func init() {
+	handover.Func = func(d any, ctx context.Context, c net.Conn, network, address string, before func() error) (handover.Forward, bool, error) {
+		dd, ok := d.(*Dialer)
+		if !ok || dd == nil {
+			return nil, false, nil
+		}
+		h, handled, err := dd.handOver(ctx, c, network, address, before)
+		if h == nil {
+			return nil, handled, err // an untyped nil Forward
+		}
+		return h, handled, err
+	}
+}
+
+// handOver gives c to the master that d dials network!address through
+// now, so that the master reads and writes c's socket itself: see
+// handover.Func for what the caller may rely on.
+func (d *Dialer) handOver(ctx context.Context, c net.Conn, network, address string, before func() error) (*handedConn, bool, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok || d.control == nil || d.control.path == "" {
+		return nil, false, nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, false, nil
+	}
+	t, err := d.target(ctx, network, address)
+	if err != nil {
+		return nil, true, err
+	}
+	var fw *sshmux.Forward
+	beforeDone := false
+	err, handled := d.viaMaster(ctx, network, t, func(client *sshmux.Client, host string, port int) error {
+		if before != nil && !beforeDone {
+			beforeDone = true
+			if err := before(); err != nil {
+				return err
+			}
+		}
+		var herr error
+		if err := rc.Control(func(fd uintptr) { fw, herr = client.HandOver(ctx, host, port, int(fd)) }); err != nil {
+			return err
+		}
+		return herr
+	})
+	if !handled {
+		return nil, false, nil
+	}
+	d.stats.dials.Add(1)
+	if err != nil {
+		d.stats.dialFailures.Add(1)
+		return nil, true, err
+	}
+	cs := d.control
+	h := &handedConn{cs: cs, fw: fw, c: c, path: cs.path, stats: &d.stats}
+	cs.mu.Lock()
+	if cs.closed {
+		cs.mu.Unlock()
+		fw.Close()
+		d.stats.dialFailures.Add(1)
+		return nil, true, &net.OpError{Op: "dial", Net: t.netName, Addr: t.raddr, Err: ErrDialerClosed}
+	}
+	cs.handed[h] = struct{}{}
+	cs.mu.Unlock()
+	return h, true, nil
+}
+
+// handedConn is a connection handed over to the master (handover.Forward).
+//
+// Concurrency: Wait's work runs once, on the first caller's goroutine;
+// Close and the Dialer's Close (fail) may come at any time and only close
+// the forward, which makes that work end. failErr is guarded by mu.
+type handedConn struct {
+	cs    *controlState
+	fw    *sshmux.Forward
+	c     net.Conn // the handed connection; closed by Wait
+	path  string
+	stats *stats
+
+	mu      sync.Mutex
+	failErr error // ErrDialerClosed after the Dialer's Close
+
+	once           sync.Once
+	sent, received int64 // Wait's results, set in once
+	err            error
+}
+
+// Wait is handover.Forward's.
+func (h *handedConn) Wait() (sent, received int64, err error) {
+	h.once.Do(func() {
+		err := h.fw.Wait()
+		h.sent, h.received = tcpCounts(h.c)
+		h.mu.Lock()
+		if h.failErr != nil && errors.Is(err, net.ErrClosed) {
+			err = h.failErr
+		}
+		h.mu.Unlock()
+		if errors.Is(err, sshmux.ErrMasterLost) {
+			err = &masterLostError{path: h.path}
+		}
+		if err != nil {
+			if tc, ok := h.c.(*net.TCPConn); ok {
+				tc.SetLinger(0)
+			}
+		}
+		h.c.Close()
+		h.err = err
+		if h.sent > 0 {
+			h.stats.addSent(int(h.sent))
+		}
+		if h.received > 0 {
+			h.stats.addReceived(int(h.received))
+		}
+		h.cs.mu.Lock()
+		delete(h.cs.handed, h)
+		h.cs.mu.Unlock()
+	})
+	return h.sent, h.received, h.err
+}
+
+// Close is handover.Forward's.
+func (h *handedConn) Close() error { return h.fw.Close() }
+
+// fail ends the forward for the Dialer's Close: Wait returns err.
+func (h *handedConn) fail(err error) {
+	h.mu.Lock()
+	if h.failErr == nil {
+		h.failErr = err
+	}
+	h.mu.Unlock()
+	h.fw.Close()
+}

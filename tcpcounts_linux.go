@@ -1,0 +1,49 @@
+package sshdial
+
+import (
+	"net"
+
+	"golang.org/x/sys/unix"
+)
+
+// Linux's TCP states (include/net/tcp_states.h).
+const (
+	tcpFinWait2  = 5
+	tcpTimeWait  = 6
+	tcpCloseWait = 8
+	tcpLastAck   = 9
+	tcpClosing   = 11
+)
+
+// tcpCounts returns the bytes a TCP connection has received from its peer
+// and the bytes the peer has acknowledged, from the kernel (TCP_INFO), or
+// -1 and -1 when c is no TCP connection.
+func tcpCounts(c net.Conn) (received, acked int64) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return -1, -1
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return -1, -1
+	}
+	received, acked = -1, -1
+	rc.Control(func(fd uintptr) {
+		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			return
+		}
+		received, acked = int64(info.Bytes_received), int64(info.Bytes_acked)
+		// The counts are of sequence numbers, in which a FIN counts
+		// one.
+		switch info.State {
+		case tcpCloseWait, tcpLastAck, tcpClosing, tcpTimeWait:
+			received-- // the peer's FIN arrived
+		}
+		switch info.State {
+		case tcpFinWait2, tcpTimeWait:
+			acked-- // ours was acknowledged
+		}
+	})
+	return received, acked
+}
