@@ -79,7 +79,14 @@ decides.
 		(and says so), and -R always does. -S none turns sharing off. The
 		config's ControlPath works the same, unless its ControlMaster is yes
 		or ask (ssh then uses no running master). sshdial never becomes a
-		master.
+		master. Each -L and -D connection is handed to the master, which
+		reads and writes it itself (no copy in sshdial, as fast as ssh -L):
+		-D then answers a SOCKS request at once, as ssh -D does, and a
+		target that cannot be reached resets the connection instead of an
+		error code; the client reads the target's EOF when the master has
+		ended the whole tunnel (OpenSSH ends it on the target's EOF), and a
+		master that dies resets the connection. The tunnel's byte counts
+		(Linux) are known when it ends.
 	-G
 		Print the configuration evaluated for the destination, as ssh -G
 		does for the keys sshdial uses, and exit.

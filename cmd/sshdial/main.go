@@ -72,7 +72,9 @@ Connection:
                      sshdial logs in by itself. The config's ControlPath
                      works the same unless its ControlMaster is yes or ask
                      (then, as ssh, no master is used); sshdial never becomes
-                     a master
+                     a master. -L and -D connections are handed to the
+                     master, which reads and writes them itself; -D then
+                     answers at once, as ssh -D
   -o Key=Value       a config line, read before the config files (its value
                      wins), as ssh -o ("-o 'Key Value'" too). The keys sshdial uses:
 @CONFIGKEYS@

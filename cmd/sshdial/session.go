@@ -513,6 +513,18 @@ func (s *session) serveRemote(f *forward, l net.Listener) {
 // serveProxy serves -D (SOCKS) or --http-proxy (HTTP CONNECT) on l.
 func (s *session) serveProxy(f *forward, l net.Listener) {
 	ps := s.newProxy(f, s.dialThrough)
+	if f.kind == "-D" {
+		// Through a ControlMaster the client connection is handed to
+		// it, answered at once as ssh -D answers (see proxysrv).
+		ps.HandOver = func(ctx context.Context, c net.Conn, address string, before func() error) (handover.Forward, bool, error) {
+			fw, handled, err := handover.Func(s.d, ctx, c, "tcp", address, before)
+			if handled && err != nil {
+				f.failed.Add(1)
+				s.log.Warn("tunnel failed", "forward", f.kind+" "+f.text, "target", address, "err", err)
+			}
+			return fw, handled, err
+		}
+	}
 	f.mu.Lock()
 	f.proxy = ps
 	f.stop = func() { l.Close() }
@@ -554,7 +566,17 @@ func (s *session) newProxy(f *forward, dial func(ctx context.Context, network, a
 				s.log.Debug("tunnel open", attrs...)
 				return
 			}
-			attrs = append(attrs, "sent", ev.Sent, "received", ev.Received)
+			if ev.HandedOver && ev.Sent >= 0 {
+				// Counted by the kernel, known at the end only.
+				f.sent.Add(ev.Sent)
+				f.received.Add(ev.Received)
+			}
+			if ev.Sent >= 0 {
+				attrs = append(attrs, "sent", ev.Sent, "received", ev.Received)
+			}
+			if ev.HandedOver {
+				attrs = append(attrs, "through", "the ControlMaster, which reads and writes the connection itself")
+			}
 			if ev.Err != nil {
 				attrs = append(attrs, "err", ev.Err)
 			}

@@ -3,7 +3,9 @@
 // (as `ssh -D` does) and HTTP CONNECT.
 //
 // Each accepted connection reads one request within HandshakeTimeout, dials
-// its target within DialTimeout, answers, and then copies bytes both ways.
+// its target within DialTimeout, answers, and then copies bytes both ways;
+// or, with Server.HandOver set, a SOCKS request may be answered at once and
+// its connection given to another process that copies by itself.
 // An end of file in one direction is passed on as a half-close (CloseWrite)
 // when the other side supports it; the tunnel is closed when both directions
 // have ended, or at once when a direction ends with an error or its
@@ -61,6 +63,7 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial/internal/backoff"
+	"github.com/sshdial/sshdial/internal/handover"
 )
 
 // DialFunc opens a connection to address ("host:port"; host may be a name,
@@ -80,6 +83,19 @@ type Server struct {
 	// bytes each way, for stats. It is called only for tunnels whose dial
 	// succeeded, on the tunnel's goroutine: it must not block.
 	OnTunnel func(ev TunnelEvent)
+	// HandOver, if set, is tried first for each SOCKS request whose
+	// client sent nothing past it: it may give the client connection to
+	// another process that then reads and writes it itself (in
+	// cmd/sshdial, the OpenSSH ControlMaster the Dialer dials through),
+	// with handover.Func's contract; before is the proxy's success
+	// answer. So through it a request is answered as soon as the
+	// connection can be handed over, before the target is reached, as
+	// `ssh -D` answers: a target that cannot be reached then closes the
+	// connection with a reset (SO_LINGER 0), and the client gets no
+	// error code. Only when HandOver reports handled false before it
+	// called before is the request dialed and answered as usual. HTTP
+	// CONNECT does not use it: HTTP proxies answer after the dial.
+	HandOver func(ctx context.Context, c net.Conn, address string, before func() error) (handover.Forward, bool, error)
 
 	mu       sync.Mutex
 	serves   map[*serveState]struct{}
@@ -91,12 +107,14 @@ type Server struct {
 
 // TunnelEvent is a tunnel opening (Open true) or ending (Open false, with
 // the bytes sent to the target and received from it, and the error that
-// ended it, nil when both directions ended with EOF).
+// ended it, nil when both directions ended with EOF). For a tunnel given
+// to HandOver, Sent and Received are -1 when the system does not tell.
 type TunnelEvent struct {
 	Proto, Target  string // "socks5", "socks4" or "http-connect"; host:port as the client asked
 	Open           bool
 	Sent, Received int64
 	Err            error
+	HandedOver     bool // the tunnel was given to HandOver
 }
 
 const (
@@ -306,7 +324,7 @@ type session struct {
 	br     *bufio.Reader // reads c during the handshake
 
 	mu     sync.Mutex
-	up     net.Conn // the target, once dialed
+	up     io.Closer // the target, once dialed, or the Forward of a hand-over
 	closed bool
 }
 
@@ -334,9 +352,10 @@ func (ss *session) closeAll() {
 	}
 }
 
-// setUp records the dialed target connection; it returns false (having
-// closed up) if the session was closed meanwhile.
-func (ss *session) setUp(up net.Conn) bool {
+// setUp records the dialed target connection (or the Forward of a
+// hand-over); it returns false (having closed up) if the session was
+// closed meanwhile.
+func (ss *session) setUp(up io.Closer) bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.closed {
@@ -464,4 +483,47 @@ func (s *Server) tunnel(ss *session, proto, target string, up net.Conn) {
 	if s.OnTunnel != nil {
 		s.OnTunnel(TunnelEvent{Proto: proto, Target: target, Sent: sent, Received: received, Err: err})
 	}
+}
+
+// handOver gives the client connection to s.HandOver for target and, when
+// it was handed over, waits until that tunnel is over. It reports what
+// HandOver reported.
+func (s *Server) handOver(ss *session, proto, target string, before func() error) (bool, error) {
+	ctx, cancel := context.WithTimeout(ss.ctx, s.dialTimeout())
+	fw, handled, err := s.HandOver(ctx, ss.c, target, before)
+	cancel()
+	if !handled || err != nil {
+		return handled, err
+	}
+	if !ss.setUp(fw) {
+		fw.Wait()
+		return true, nil
+	}
+	s.open.Add(1)
+	defer s.open.Add(-1)
+	log := s.logger().With("proto", proto, "client", ss.c.RemoteAddr().String(), "target", target)
+	log.Debug("proxy: tunnel open, handed over")
+	if s.OnTunnel != nil {
+		s.OnTunnel(TunnelEvent{Proto: proto, Target: target, Open: true, HandedOver: true})
+	}
+	start := time.Now()
+	sent, received, werr := fw.Wait()
+	if werr != nil && ss.parent.Err() != nil {
+		werr = errClosedByProxy
+	}
+	log.Debug("proxy: tunnel closed", "sent", sent, "received", received, "duration", time.Since(start), "err", werr)
+	if s.OnTunnel != nil {
+		s.OnTunnel(TunnelEvent{Proto: proto, Target: target, Sent: sent, Received: received, Err: werr, HandedOver: true})
+	}
+	return true, nil
+}
+
+// reset closes the client connection with a reset (TCP), for a request
+// answered with success whose target could not be reached after all: the
+// client must not take the close for the target's.
+func reset(ss *session) {
+	if tc, ok := ss.c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	ss.c.Close()
 }

@@ -69,31 +69,64 @@ func (s *Server) socksConn(ss *session) {
 	if ver == socks4Version {
 		proto = "socks4"
 	}
+	success := func(bound net.Addr) []byte {
+		if ver == socks5Version {
+			return socks5Answer(socks5Succeeded, bound)
+		}
+		return socks4Answer(socks4Granted)
+	}
+	answered := false // the success answer went out before the target was reached
+	if s.HandOver != nil && ss.br.Buffered() == 0 {
+		handled, err := s.handOver(ss, proto, target, func() error {
+			answered = true
+			return s.reply(ss, success(nil))
+		})
+		switch {
+		case handled && err == nil:
+			return
+		case handled:
+			if ss.ctx.Err() != nil {
+				return
+			}
+			log.Info("proxy: dial failed", "proto", proto, "target", target, "err", err)
+			if answered {
+				reset(ss)
+				return
+			}
+			s.socksFailed(ss, ver, err)
+			return
+		}
+	}
 	up, err := s.dial(ss, target)
 	if err != nil {
 		if ss.ctx.Err() != nil {
 			return // closed by the proxy: no one to answer
 		}
 		log.Info("proxy: dial failed", "proto", proto, "target", target, "err", err)
-		if ver == socks5Version {
-			s.reply(ss, socks5Answer(socks5Reply(err), nil))
-		} else {
-			s.reply(ss, socks4Answer(socks4Rejected))
+		if answered {
+			reset(ss)
+			return
 		}
-		linger(ss)
+		s.socksFailed(ss, ver, err)
 		return
 	}
-	var answer []byte
-	if ver == socks5Version {
-		answer = socks5Answer(socks5Succeeded, up.LocalAddr())
-	} else {
-		answer = socks4Answer(socks4Granted)
-	}
-	if err := s.reply(ss, answer); err != nil {
-		log.Debug("proxy: socks: reply", "err", err)
-		return
+	if !answered {
+		if err := s.reply(ss, success(up.LocalAddr())); err != nil {
+			log.Debug("proxy: socks: reply", "err", err)
+			return
+		}
 	}
 	s.tunnel(ss, proto, target, up)
+}
+
+// socksFailed answers a request whose dial failed.
+func (s *Server) socksFailed(ss *session, ver byte, err error) {
+	if ver == socks5Version {
+		s.reply(ss, socks5Answer(socks5Reply(err), nil))
+	} else {
+		s.reply(ss, socks4Answer(socks4Rejected))
+	}
+	linger(ss)
 }
 
 // socks5Request negotiates the method and reads the request, after the
