@@ -117,12 +117,7 @@ func TestBreakInterruptAtPasswordPrompt(t *testing.T) {
 		if how == "^C" {
 			io.WriteString(term.in, "\x03")
 		} else {
-			pids, _ := exec.Command("pgrep", "-f", "-n", "^"+regexp.QuoteMeta(os.Args[0])+" -N -D").Output()
-			var pid int
-			if _, err := fmt.Sscan(string(pids), &pid); err != nil {
-				t.Fatalf("no sshdial process: %q", pids)
-			}
-			syscall.Kill(pid, syscall.SIGTERM)
+			syscall.Kill(term.pid(t), syscall.SIGTERM)
 		}
 		if code := term.exit(t, 20*time.Second); code != exitConnection {
 			t.Fatalf("%s: exit status %d, want %d", how, code, exitConnection)

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,10 +16,11 @@ import (
 
 // terminal is a shell line run under script(1), on a terminal of its own.
 type terminal struct {
-	in   io.WriteCloser       // what is written here is typed
-	out  *testutil.SyncBuffer // what the terminal shows
-	done chan struct{}        // closed once script has exited; code is set before
-	code int                  // script's exit status: the command's, with -e
+	script int                  // script's PID
+	in     io.WriteCloser       // what is written here is typed
+	out    *testutil.SyncBuffer // what the terminal shows
+	done   chan struct{}        // closed once script has exited; code is set before
+	code   int                  // script's exit status: the command's, with -e
 }
 
 // onTerminal runs line with /bin/sh under script(1), with env added to
@@ -44,6 +47,7 @@ func onTerminal(t *testing.T, env []string, line string) *terminal {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	term.script = cmd.Process.Pid
 	go func() {
 		cmd.Wait()
 		term.code = cmd.ProcessState.ExitCode()
@@ -58,6 +62,26 @@ func onTerminal(t *testing.T, env []string, line string) *terminal {
 		}
 	})
 	return term
+}
+
+// pid returns the PID of the command under script: script's child, the
+// shell that exec'd it (execLine), found in /proc. Unlike a search by
+// command line, it never finds another test's copy.
+func (term *terminal) pid(t *testing.T) int {
+	t.Helper()
+	path := fmt.Sprintf("/proc/%d/task/%d/children", term.script, term.script)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b, err := os.ReadFile(path)
+		if f := strings.Fields(string(b)); err == nil && len(f) == 1 {
+			pid, err := strconv.Atoi(f[0])
+			if err == nil {
+				return pid
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("script's child: %q, %v", b, err)
+		}
+	}
 }
 
 // exit waits for the command under script to end and returns its status.
