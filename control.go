@@ -64,6 +64,11 @@ func WithControlPath(path string) Option { return WithControl(path, ControlFallb
 // LocalAddr returns the originator given by WithOriginator, else the
 // control path as a *net.UnixAddr.
 //
+// A master that accepts control connections but does not answer (a
+// stopped or hung ssh) holds a dial at most 5 seconds; it is then left
+// alone for 30 seconds, during which dials fall back at once (or fail,
+// under ControlRequired), and logged.
+//
 // Listen does not go through a master: a remote forward made through one
 // belongs to the master, not to this process (it outlives it unless
 // cancelled), carries no address of the connecting peer, and is known to
@@ -116,6 +121,11 @@ func (d *Dialer) controlFromConfig(controlPath, controlMaster string) {
 // masterProbeTimeout bounds the look for a master (hello and alive check).
 var masterProbeTimeout = 5 * time.Second
 
+// masterSilentPause is how long a master that accepted and did not answer
+// (ErrMasterSilent) is left alone: dials fall back, or fail under
+// ControlRequired, at once meanwhile, instead of waiting for it each.
+var masterSilentPause = 30 * time.Second
+
 // controlState is a Dialer's connection sharing: the master last found,
 // and the Conns dialed through it.
 type controlState struct {
@@ -124,6 +134,7 @@ type controlState struct {
 
 	mu          sync.Mutex
 	client      *sshmux.Client           // the master that answered last; nil when none
+	silentUntil time.Time                // a master did not answer: not asked again before
 	usedMaster  bool                     // the last dial went through a master, for logging changes
 	loggedOther bool                     // the "unsupported here" event was logged
 	conns       map[*Conn]struct{}       // open Conns through a master
@@ -157,15 +168,22 @@ func (d *Dialer) findMaster(ctx context.Context) (found bool, err error) {
 // master returns the master to dial through, finding it first if needed.
 func (cs *controlState) master(ctx context.Context, d *Dialer) (*sshmux.Client, error) {
 	cs.mu.Lock()
-	client := cs.client
+	client, silentUntil := cs.client, cs.silentUntil
 	cs.mu.Unlock()
 	if client != nil {
 		return client, nil
 	}
+	if time.Now().Before(silentUntil) {
+		return nil, fmt.Errorf("%w: %s: not asked again until %s", sshmux.ErrMasterSilent, cs.path, silentUntil.Format(time.TimeOnly))
+	}
 	// A master that accepts and never answers (stopped) must not hold
-	// every dial: the look is bounded, as ssh bounds its hello.
+	// every dial: the look is bounded, as ssh bounds its hello, and
+	// remembered for masterSilentPause.
 	pctx, cancel := context.WithTimeout(ctx, masterProbeTimeout)
 	client, err := sshmux.Dial(pctx, cs.path)
+	if err != nil && pctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+		err = fmt.Errorf("%w within %v: %s", sshmux.ErrMasterSilent, masterProbeTimeout, cs.path)
+	}
 	cancel()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
@@ -181,9 +199,21 @@ func (cs *controlState) master(ctx context.Context, d *Dialer) (*sshmux.Client, 
 	return client, nil
 }
 
-// noMaster forgets the master and logs the change; cs.mu is held.
+// noMaster forgets the master and logs the change; cs.mu is held. A
+// master that did not answer (ErrMasterSilent) is not asked again for
+// masterSilentPause.
 func (cs *controlState) noMaster(d *Dialer, err error) {
 	cs.client = nil
+	if errors.Is(err, sshmux.ErrMasterSilent) && !time.Now().Before(cs.silentUntil) {
+		cs.silentUntil = time.Now().Add(masterSilentPause)
+		cs.usedMaster = false
+		msg := "sshdial: the ControlMaster does not answer (stopped or hung): asked again in " + masterSilentPause.String()
+		if cs.policy == ControlFallback {
+			msg += "; dialing through an own SSH connection until then"
+		}
+		d.log().Warn(msg, "control_path", cs.path, "err", err)
+		return
+	}
 	switch {
 	case errors.Is(err, sshmux.ErrUnsupported):
 		if !cs.loggedOther {
@@ -275,12 +305,19 @@ func (d *Dialer) viaMaster(ctx context.Context, network string, t *target, open 
 		case ctx.Err() != nil:
 			return fail(ctx.Err())
 		case errors.Is(err, sshmux.ErrNoMaster):
-			// It died since it was found: look again, once.
+			// It died since it was found: look again, once; or it
+			// stopped answering: left alone for a while.
 			cs.mu.Lock()
 			if cs.client == client {
 				cs.noMaster(d, err)
 			}
 			cs.mu.Unlock()
+			if errors.Is(err, sshmux.ErrMasterSilent) {
+				if cs.policy == ControlFallback {
+					return nil, false
+				}
+				return fail(fmt.Errorf("%w: %w", ErrNoControlMaster, err))
+			}
 			continue
 		}
 		return fail(err)

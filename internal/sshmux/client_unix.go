@@ -22,6 +22,12 @@ var (
 	// write) waits for the master's answer to "are you alive?"; no answer
 	// in that time counts as a lost master.
 	checkTimeout = 5 * time.Second
+	// HelloTimeout bounds the wait for the master's hello on a new
+	// control connection: a running master sends it as soon as it
+	// accepts, so a longer silence means a stopped or hung master
+	// (ErrMasterSilent), whatever the request's context allows for the
+	// rest (a forward waits for the SSH server, which may take long).
+	HelloTimeout = 5 * time.Second
 	// lingerTimeout bounds how long a closed Conn keeps its control
 	// connection open so that the master can still send what was written
 	// before Close (closing the control connection makes the master drop
@@ -84,7 +90,7 @@ func (c *Client) aliveCheck(ctx context.Context) (int, error) {
 		if _, err := ctl.Write(append(helloMsg(), aliveMsg(1)...)); err != nil {
 			return err
 		}
-		if err := readHello(ctl); err != nil {
+		if err := readHelloWithin(ctx, ctl); err != nil {
 			return err
 		}
 		m, err := readPacket(ctl)
@@ -197,7 +203,7 @@ func (c *Client) stdioFwd(ctx context.Context, host string, port uint32, in, out
 				return err
 			}
 		}
-		if err := readHello(ctl); err != nil {
+		if err := readHelloWithin(ctx, ctl); err != nil {
 			return err
 		}
 		if alive {
@@ -366,7 +372,7 @@ func (c *Client) fwdRequest(ctx context.Context, typ uint32, listenHost string, 
 		if _, err := ctl.Write(req); err != nil {
 			return err
 		}
-		if err := readHello(ctl); err != nil {
+		if err := readHelloWithin(ctx, ctl); err != nil {
 			return err
 		}
 		m, err := readPacket(ctl)
@@ -421,6 +427,9 @@ func (c *Client) connect(ctx context.Context) (*net.UnixConn, error) {
 // says what failed: a connection closed by the master without an answer
 // means it is going away (ErrNoMaster).
 func (c *Client) wrap(what string, err error) error {
+	if errors.Is(err, ErrMasterSilent) {
+		return fmt.Errorf("%w: %s: during the %s", err, c.path, what)
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("sshmux: %s through the ControlMaster at %s: %w", what, c.path, err)
 	}
@@ -429,6 +438,25 @@ func (c *Client) wrap(what string, err error) error {
 		return fmt.Errorf("%w: %s: the master closed the control connection during the %s", ErrNoMaster, c.path, what)
 	}
 	return fmt.Errorf("sshmux: %s through the ControlMaster at %s: %w", what, c.path, err)
+}
+
+// readHelloWithin reads the master's hello within HelloTimeout (or ctx's
+// deadline, if earlier), then puts ctx's deadline back on ctl.
+func readHelloWithin(ctx context.Context, ctl *net.UnixConn) error {
+	limit := time.Now().Add(HelloTimeout)
+	dl, ok := ctx.Deadline()
+	if !ok || limit.Before(dl) {
+		ctl.SetReadDeadline(limit)
+	}
+	err := readHello(ctl)
+	if ctx.Err() != nil {
+		return err // withContext says why
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) && (!ok || limit.Before(dl)) {
+		return fmt.Errorf("%w within %v", ErrMasterSilent, HelloTimeout)
+	}
+	ctl.SetReadDeadline(dl) // the zero time when ctx has none
+	return err
 }
 
 func readHello(ctl io.Reader) error {

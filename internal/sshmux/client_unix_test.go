@@ -652,4 +652,27 @@ func TestContextOnStalledMaster(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("OpenStdioFwd returned %v after it was cancelled", d)
 	}
+
+	// With no end to the context, the silence itself is bounded by
+	// HelloTimeout: ErrMasterSilent, which is an ErrNoMaster.
+	defer func(d time.Duration) { HelloTimeout = d }(HelloTimeout)
+	HelloTimeout = 200 * time.Millisecond
+	for name, req := range map[string]func() error{
+		"Dial":         func() error { _, err := Dial(context.Background(), path); return err },
+		"OpenStdioFwd": func() error { _, err := c.OpenStdioFwd(context.Background(), "127.0.0.1", 22); return err },
+		"HandOver":     func() error { _, err := c.HandOver(context.Background(), "127.0.0.1", 22, 0); return err },
+		"OpenRemoteFwd": func() error {
+			_, err := c.OpenRemoteFwd(context.Background(), "", 0, "127.0.0.1", 22)
+			return err
+		},
+	} {
+		start = time.Now()
+		err := req()
+		if !errors.Is(err, ErrMasterSilent) || !errors.Is(err, ErrNoMaster) {
+			t.Errorf("%s to a silent master: %v, want ErrMasterSilent", name, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s returned after %v", name, d)
+		}
+	}
 }

@@ -83,6 +83,11 @@ const (
 // nobody listens on (a master that died leaves it behind).
 var ErrNoMaster = errors.New("sshmux: no ControlMaster answers on the control path")
 
+// ErrMasterSilent is wrapped by the errors of requests whose control
+// connection the master accepted but did not greet within HelloTimeout: a
+// stopped or hung master. It wraps ErrNoMaster.
+var ErrMasterSilent = fmt.Errorf("%w: the master accepted the connection but did not answer", ErrNoMaster)
+
 // ErrMasterLost is wrapped by the errors of a Conn's Read and Write when the
 // master died (or stopped answering) while the forward was open. It wraps
 // syscall.ECONNRESET, like a TCP connection reset.
