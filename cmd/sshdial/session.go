@@ -391,9 +391,11 @@ func (s *session) handedTunnel(f *forward, end *tunnelEnd, fw handover.Forward, 
 }
 
 // tunnelEnd is what closes an open tunnel when the grace period ends: its
-// client connection, or, once the connection was handed over to the
-// ControlMaster, the Forward (closing only this process's descriptor of
-// the connection would not end it).
+// client connection, with a reset when it is TCP (the tunnel was cut
+// short: a clean close would look complete), or, once the connection was
+// handed over to the ControlMaster, the Forward (closing only this
+// process's descriptor of the connection would not end it; the Forward
+// resets it).
 type tunnelEnd struct {
 	mu     sync.Mutex
 	c      io.Closer
@@ -404,6 +406,9 @@ func (e *tunnelEnd) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.closed = true
+	if tc, ok := e.c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
 	return e.c.Close()
 }
 
