@@ -144,14 +144,7 @@ func TestControlPathMasterLostAndFallback(t *testing.T) {
 	d := connectTo(t, srv, sshdial.WithControlPath(m.Sock), sshdial.WithLogger(logger))
 	require.Equal(t, 1, logins(srv), "Connect logged in although a master answers")
 
-	source := serve(t, "tcp", func(c net.Conn) {
-		buf := make([]byte, 32<<10)
-		for {
-			if _, err := c.Write(buf); err != nil {
-				return
-			}
-		}
-	})
+	source := serve(t, "tcp", testutil.Flood)
 	c, err := d.Dial("tcp", source.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()

@@ -117,14 +117,7 @@ func TestHandOverMasterLost(t *testing.T) {
 	_, m := sshdWithMaster(t)
 	d := sshdial.New(nil, sshdial.WithControlPath(m.Sock))
 	defer d.Close()
-	source := serve(t, "tcp", func(c net.Conn) {
-		buf := make([]byte, 32<<10)
-		for {
-			if _, err := c.Write(buf); err != nil {
-				return
-			}
-		}
-	})
+	source := serve(t, "tcp", testutil.Flood)
 	client, accepted := acceptPair(t)
 	f, handled, err := handOver(t, d, accepted, "tcp", source.Addr().String())
 	require.NoError(t, err)

@@ -102,14 +102,7 @@ func TestHandOverMasterKilled(t *testing.T) {
 	f := newFixture(t, "LogLevel INFO")
 	m := f.srv.StartMaster(t)
 	waitSSHDLogins(t, f.srv, 1, "the master's login")
-	source := serveEach(t, func(c net.Conn) {
-		buf := make([]byte, 32<<10)
-		for {
-			if _, err := c.Write(buf); err != nil {
-				return
-			}
-		}
-	})
+	source := testutil.Serve(t, "tcp", testutil.Flood).Addr().String()
 	echo := testutil.EchoServer(t, "tcp").Addr().String()
 	c := startCLI(t, f.args("-S", m.Sock, "-L", "0:"+source, "-L", "0:"+echo)...)
 	conn, err := net.DialTimeout("tcp", c.addr("-L", 0), 10*time.Second)
@@ -169,30 +162,6 @@ func TestHandOverGraceEnds(t *testing.T) {
 	if code := c.stop(t); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-}
-
-// serveEach runs handle for each connection to a local TCP listener until
-// the test ends, and returns its address.
-func serveEach(t *testing.T, handle func(net.Conn)) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				handle(c)
-			}()
-		}
-	}()
-	return l.Addr().String()
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sshdial/sshdial/internal/testutil"
 	"golang.org/x/net/nettest"
 )
 
@@ -293,14 +294,7 @@ func TestOpenSSHStdioFwdHalfClose(t *testing.T) {
 func TestMasterKilledMidTransfer(t *testing.T) {
 	srv := startSSHD(t)
 	m := startMaster(t, srv)
-	tg := startTarget(t, func(c net.Conn) {
-		buf := make([]byte, 32<<10)
-		for {
-			if _, err := c.Write(buf); err != nil {
-				return
-			}
-		}
-	})
+	tg := startTarget(t, testutil.Flood)
 	conn := open(t, m.client(t), tg)
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
 	if _, err := io.ReadFull(conn, make([]byte, 1<<20)); err != nil {

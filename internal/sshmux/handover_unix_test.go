@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sshdial/sshdial/internal/testutil"
 )
 
 // handed is a connection accepted here and handed over to the master, as
@@ -165,14 +167,7 @@ func TestHandOverHalfClose(t *testing.T) {
 func TestHandOverMasterKilled(t *testing.T) {
 	srv := startSSHD(t)
 	m := startMaster(t, srv)
-	tg := startTarget(t, func(c net.Conn) {
-		buf := make([]byte, 32<<10)
-		for {
-			if _, err := c.Write(buf); err != nil {
-				return
-			}
-		}
-	})
+	tg := startTarget(t, testutil.Flood)
 	h, err := handOverConn(t, m.client(t), tg.host, tg.port)
 	if err != nil {
 		t.Fatal(err)

@@ -96,6 +96,17 @@ func ServeListener(t testing.TB, l net.Listener, handle func(net.Conn)) {
 // Echo is a handler for Serve that writes back what it reads, until EOF.
 func Echo(c net.Conn) { io.Copy(c, c) }
 
+// Flood is a handler for Serve that writes 32 KiB chunks until a write
+// fails: a download that never ends by itself.
+func Flood(c net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		if _, err := c.Write(buf); err != nil {
+			return
+		}
+	}
+}
+
 // EchoServer is Serve(t, network, Echo).
 func EchoServer(t testing.TB, network string) net.Listener {
 	t.Helper()
