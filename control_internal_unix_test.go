@@ -211,3 +211,40 @@ func TestSilentMasterRemembered(t *testing.T) {
 		t.Fatal("not asked again after the pause")
 	}
 }
+
+// Closing a connection while it is being handed over to a master that has
+// not answered yet returns at once: the hand-over holds a duplicate of the
+// descriptor, not the connection (whose Close would wait for it).
+func TestHandOverDoesNotHoldConn(t *testing.T) {
+	m := startFakeMaster(t) // answers hellos and alive checks, never a forward
+	d := New(nil, WithControl(m.path, ControlRequired))
+	defer d.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	client, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	accepted, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := d.handOver(ctx, accepted, "tcp", "127.0.0.1:1", nil)
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the request is with the master
+	el := testutil.Within(t, 3*time.Second, "Close during a hand-over", func() { accepted.Close() })
+	t.Logf("Close took %v", el)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("handOver: %v, want the context's error", err)
+	}
+}

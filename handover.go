@@ -52,11 +52,15 @@ func (d *Dialer) handOver(ctx context.Context, c net.Conn, network, address stri
 				return err
 			}
 		}
-		var herr error
-		if err := rc.Control(func(fd uintptr) { fw, herr = client.HandOver(ctx, host, port, int(fd)) }); err != nil {
+		// A duplicate, so that c is not held (its Close would wait)
+		// while the master answers.
+		dup, err := dupSocket(rc)
+		if err != nil {
 			return err
 		}
-		return herr
+		defer closeFD(dup)
+		fw, err = client.HandOver(ctx, host, port, dup)
+		return err
 	})
 	if !handled {
 		return nil, false, nil
