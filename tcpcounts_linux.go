@@ -16,8 +16,9 @@ const (
 )
 
 // tcpCounts returns the bytes a TCP connection has received from its peer
-// and the bytes the peer has acknowledged, from the kernel (TCP_INFO), or
-// -1 and -1 when c is no TCP connection.
+// and the bytes written to it (those the peer acknowledged, from TCP_INFO,
+// and those still in the send queue, SIOCOUTQ), from the kernel, or -1
+// and -1 when c is no TCP connection.
 func tcpCounts(c net.Conn) (received, acked int64) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
@@ -34,6 +35,11 @@ func tcpCounts(c net.Conn) (received, acked int64) {
 			return
 		}
 		received, acked = int64(info.Bytes_received), int64(info.Bytes_acked)
+		// What was written and not yet acknowledged (a slow reader) is
+		// still on its way: it counts as written.
+		if queued, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil && queued > 0 {
+			acked += int64(queued)
+		}
 		// The counts are of sequence numbers, in which a FIN counts
 		// one.
 		switch info.State {

@@ -33,6 +33,14 @@ var (
 	// before Close (closing the control connection makes the master drop
 	// what it has not read yet).
 	lingerTimeout = 10 * time.Second
+	// exitWait bounds how long a master that no longer answers on its
+	// control path is watched for its exit before it is taken for alive
+	// (it stopped listening: `ssh -O stop`). A dead master's descriptors
+	// close a moment before its process is seen gone.
+	exitWait = time.Second
+	// pokeTimeout bounds the alive check that wakes the master after a
+	// Forward's Close.
+	pokeTimeout = time.Second
 )
 
 // sendBuffer is the SO_SNDBUF asked for the sending ends of a forward's
@@ -281,11 +289,14 @@ type Forward struct {
 	closed atomic.Bool
 }
 
-// Wait blocks until the forward is over. It returns nil when the master
-// ended it (both directions done, or the socket or the target failed), an
-// error wrapping ErrMasterLost when the master died or no longer answers
-// (a master on the same path with another PID counts as lost), and
-// net.ErrClosed after Close.
+// Wait blocks until the forward is over, and closes the control
+// connection. It returns nil when the master ended it (both directions
+// done, or the socket or the target failed), an error wrapping
+// ErrMasterLost when the master's process is gone (it died; or it exited
+// right after the forward, as one told `ssh -O stop` does with its last
+// forward, which cannot be told apart from here), and net.ErrClosed after
+// Close. A master that stopped listening, or whose path another master
+// took, but lives on, ended the forward itself: nil.
 func (f *Forward) Wait() error {
 	var buf [256]byte
 	for {
@@ -293,6 +304,7 @@ func (f *Forward) Wait() error {
 			break
 		}
 	}
+	f.ctl.Close()
 	if f.closed.Load() {
 		return net.ErrClosed
 	}
@@ -300,22 +312,40 @@ func (f *Forward) Wait() error {
 	defer cancel()
 	pid, err := f.client.aliveCheck(ctx)
 	switch {
-	case err != nil:
-		return fmt.Errorf("%w (%v)", ErrMasterLost, err)
-	case pid != f.pid:
-		return fmt.Errorf("%w: the master at %s is another process now (PID %d, was %d)", ErrMasterLost, f.client.path, pid, f.pid)
+	case err == nil && pid == f.pid:
+		return nil
+	case !processGone(f.pid, exitWait):
+		// It no longer listens (or another master took the path)
+		// but lives on: `ssh -O stop` lets a master finish its
+		// forwards, and closing this one was its own doing.
+		return nil
+	case err == nil:
+		return fmt.Errorf("%w: the master at %s is another process now (PID %d, was %d), and that one is gone", ErrMasterLost, f.client.path, pid, f.pid)
 	}
-	return nil
+	// Gone: it died, or it ended this forward and then exited (a master
+	// told `ssh -O stop` exits with its last forward). The two look the
+	// same from here; a reset is the safe answer.
+	return fmt.Errorf("%w (%v)", ErrMasterLost, err)
 }
 
 // Close ends the forward: the master closes its descriptors of the socket
-// and drops what it has not sent yet. Wait then returns net.ErrClosed.
+// and drops what it has not sent yet. It returns once the master was told,
+// within a second. Wait then returns net.ErrClosed.
 // Calling Close again returns net.ErrClosed.
 func (f *Forward) Close() error {
 	if f.closed.Swap(true) {
 		return net.ErrClosed
 	}
-	return f.ctl.Close()
+	f.ctl.Close() // Wait may have closed it already
+	// The master tears the forward down while it handles the control
+	// connection's end, but sends the EOF that ends the target's side
+	// only in its next round of work, and nothing else may wake it for
+	// long (OpenSSH 9.2: the channel has no descriptor left to wait on).
+	// A new control connection wakes it.
+	ctx, cancel := context.WithTimeout(context.Background(), pokeTimeout)
+	defer cancel()
+	f.client.aliveCheck(ctx)
+	return nil
 }
 
 // OpenRemoteFwd asks the master to listen on listenHost:listenPort on the
@@ -663,6 +693,11 @@ func (c *Conn) masterLost() bool {
 	if _, err := c.client.aliveCheck(ctx); err == nil {
 		return false
 	}
+	if pid := c.client.pid; pid > 0 && !processGone(pid, exitWait) {
+		// No longer listening, but alive (`ssh -O stop`): the
+		// master ended the forward.
+		return false
+	}
 	if c.closed.Load() {
 		return false
 	}
@@ -759,4 +794,18 @@ func (c *Client) OpenStdioFwdUnix(ctx context.Context, path string) (*Conn, erro
 		return nil, err
 	}
 	return c.openStdioFwd(ctx, path, portStreamLocal, &net.UnixAddr{Name: path, Net: "unix"})
+}
+
+// processGone reports whether process pid exits (or is a zombie) within
+// d: kill(pid, 0) failing with ESRCH, or a zombie as the system tells
+// (processDead).
+func processGone(pid int, d time.Duration) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) || processDead(pid) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
 }
