@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -279,5 +280,55 @@ func TestHandOverMasterReplaced(t *testing.T) {
 	m1.Kill()
 	if err := h.wait(t); !errors.Is(err, ErrMasterLost) {
 		t.Fatalf("Wait after the master was replaced: %v, want ErrMasterLost", err)
+	}
+}
+
+// A master told `ssh -O stop` stops listening and lets its forwards
+// finish: while another forward keeps it alive, the end of a handed-over
+// one is clean (no answer on the path, but the process lives). The last
+// forward's end makes it exit, which cannot be told from a death: lost.
+func TestHandOverMasterStopped(t *testing.T) {
+	srv := startSSHD(t)
+	m := startMaster(t, srv)
+	gate := make(chan struct{})
+	tg := startTarget(t, func(c net.Conn) {
+		<-gate
+		c.Write(bytes.Repeat([]byte("d"), 200000))
+	})
+	defer func() {
+		select {
+		case <-gate:
+		default:
+			close(gate)
+		}
+	}()
+	idle := startTarget(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	c := m.client(t)
+	other, err := handOverConn(t, c, idle.host, idle.port) // keeps the master alive
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := handOverConn(t, c, tg.host, tg.port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ssh", "-F", "/dev/null", "-S", m.sock, "-O", "stop", "x").CombinedOutput(); err != nil {
+		t.Fatalf("ssh -O stop: %v: %s", err, out)
+	}
+	close(gate)
+	h.client.SetDeadline(time.Now().Add(20 * time.Second))
+	b, err := io.ReadAll(h.client)
+	if err != nil || len(b) != 200000 {
+		t.Fatalf("download through a stopped master: %d bytes, %v; want all and a clean EOF", len(b), err)
+	}
+	if err := h.wait(t); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	// The last one: the master exits with it.
+	other.client.(*net.TCPConn).CloseWrite()
+	other.client.SetDeadline(time.Now().Add(20 * time.Second))
+	io.Copy(io.Discard, other.client)
+	if err := other.wait(t); !errors.Is(err, ErrMasterLost) {
+		t.Fatalf("Wait of the forward whose end made the master exit: %v, want ErrMasterLost", err)
 	}
 }
