@@ -56,7 +56,10 @@ func WithControlPath(path string) Option { return WithControl(path, ControlFallb
 //
 // Conns dialed through a master are *Conn values like the others:
 // deadlines, CloseWrite (the target reads EOF), Close, and a master that
-// dies reads as an error matching ErrSSHConnectionLost, never as a clean EOF.
+// dies reads as an error matching ErrSSHConnectionLost, never as a clean EOF
+// (a master told `ssh -O stop` finishes its forwards, but when it exits
+// right after the last one ends, as it does, that end cannot be told from
+// a death and reads as lost too).
 // Two things differ, both OpenSSH's behaviour: once the target has sent EOF
 // the master ends the forward, so writes after a Read returned io.EOF fail
 // (with a plain TCP connection or an own SSH channel they may go on); and
