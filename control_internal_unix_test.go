@@ -9,10 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,35 +23,9 @@ import (
 func TestStalledMasterBounded(t *testing.T) {
 	defer func(d time.Duration) { masterProbeTimeout = d }(masterProbeTimeout)
 	masterProbeTimeout = 200 * time.Millisecond
-	dir, err := os.MkdirTemp("", "sshdial")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "s")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	held := make(chan net.Conn, 10)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				close(held)
-				return
-			}
-			held <- c // never answers
-		}
-	}()
-	defer func() {
-		l.Close()
-		for c := range held {
-			c.Close()
-		}
-	}()
-	d := New(nil, WithControl(path, ControlRequired))
+	m := startFakeMaster(t)
+	m.silent.Store(true)
+	d := New(nil, WithControl(m.path, ControlRequired))
 	defer d.Close()
 	start := time.Now()
 	done := make(chan error, 1)
@@ -71,11 +42,8 @@ func TestStalledMasterBounded(t *testing.T) {
 			t.Fatalf("Dial took %v", el)
 		}
 	case <-time.After(10 * time.Second):
-		l.Close()
-		for c := range held {
-			c.Close() // the Dial returns
-		}
-		<-done
+		// The fake master's connections close when the test ends:
+		// the Dial returns then.
 		t.Fatal("Dial through a silent master still waits after 10 s")
 	}
 }
@@ -90,44 +58,16 @@ type fakeMaster struct {
 
 func startFakeMaster(t *testing.T) *fakeMaster {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "sshdial")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	m := &fakeMaster{path: filepath.Join(dir, "s")}
-	l, err := net.Listen("unix", m.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
+	m := &fakeMaster{}
+	l := testutil.Serve(t, "unix", func(c net.Conn) {
+		m.accepted.Add(1)
+		if m.silent.Load() {
+			io.Copy(io.Discard, c) // never answers
+			return
 		}
-		mu.Unlock()
-		wg.Wait()
+		m.answer(c)
 	})
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			m.accepted.Add(1)
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			if m.silent.Load() {
-				continue // held open, never answered
-			}
-			wg.Go(func() { m.answer(c) })
-		}
-	})
+	m.path = l.Addr().String()
 	return m
 }
 
@@ -219,20 +159,7 @@ func TestHandOverDoesNotHoldConn(t *testing.T) {
 	m := startFakeMaster(t) // answers hellos and alive checks, never a forward
 	d := New(nil, WithControl(m.path, ControlRequired))
 	defer d.Close()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	client, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	accepted, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, accepted := testutil.TCPPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	done := make(chan error, 1)

@@ -71,7 +71,7 @@ func (d *Dialer) handOver(ctx context.Context, c net.Conn, network, address stri
 		return nil, true, err
 	}
 	cs := d.control
-	h := &handedConn{cs: cs, fw: fw, c: c, path: cs.path, stats: &d.stats}
+	h := &handedConn{cs: cs, fw: fw, c: c, stats: &d.stats}
 	cs.mu.Lock()
 	if cs.closed {
 		cs.mu.Unlock()
@@ -93,7 +93,6 @@ type handedConn struct {
 	cs    *controlState
 	fw    *sshmux.Forward
 	c     net.Conn // the handed connection; closed by Wait
-	path  string
 	stats *stats
 
 	mu      sync.Mutex
@@ -115,7 +114,7 @@ func (h *handedConn) Wait() (sent, received int64, err error) {
 		}
 		h.mu.Unlock()
 		if errors.Is(err, sshmux.ErrMasterLost) {
-			err = &masterLostError{path: h.path}
+			err = &masterLostError{path: h.cs.path}
 		}
 		if err != nil {
 			if tc, ok := h.c.(*net.TCPConn); ok {

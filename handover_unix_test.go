@@ -19,21 +19,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// acceptPair returns a TCP connection for the test to use as a client, and
-// the accepted end, to be handed over.
-func acceptPair(t *testing.T) (client, accepted net.Conn) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	client, err = net.Dial("tcp", l.Addr().String())
-	require.NoError(t, err)
-	t.Cleanup(func() { client.Close() })
-	accepted, err = l.Accept()
-	require.NoError(t, err)
-	return client, accepted
-}
-
 func handOver(t *testing.T, d *sshdial.Dialer, c net.Conn, network, address string) (handover.Forward, bool, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -74,7 +59,7 @@ func TestHandOverThroughDialer(t *testing.T) {
 		c.Write(append([]byte("got "), b...))
 	})
 	for i := 0; i < 5; i++ {
-		client, accepted := acceptPair(t)
+		client, accepted := testutil.TCPPair(t)
 		f, handled, err := handOver(t, d, accepted, "tcp", target.Addr().String())
 		require.NoError(t, err)
 		require.True(t, handled)
@@ -88,7 +73,7 @@ func TestHandOverThroughDialer(t *testing.T) {
 		client.SetDeadline(time.Now().Add(20 * time.Second))
 		_, err = client.Write([]byte("question"))
 		require.NoError(t, err)
-		client.(*net.TCPConn).CloseWrite()
+		client.CloseWrite()
 		b, err := io.ReadAll(client)
 		require.NoError(t, err, "a clean EOF after the answer")
 		require.Equal(t, "got question", string(b))
@@ -118,7 +103,7 @@ func TestHandOverMasterLost(t *testing.T) {
 	d := sshdial.New(nil, sshdial.WithControlPath(m.Sock))
 	defer d.Close()
 	source := serve(t, "tcp", testutil.Flood)
-	client, accepted := acceptPair(t)
+	client, accepted := testutil.TCPPair(t)
 	f, handled, err := handOver(t, d, accepted, "tcp", source.Addr().String())
 	require.NoError(t, err)
 	require.True(t, handled)
@@ -131,7 +116,7 @@ func TestHandOverMasterLost(t *testing.T) {
 	n, err := io.Copy(io.Discard, client)
 	require.ErrorIs(t, err, syscall.ECONNRESET, "after %d more bytes (nil is a clean EOF)", n)
 
-	_, accepted2 := acceptPair(t)
+	_, accepted2 := testutil.TCPPair(t)
 	f, handled, err = handOver(t, d, accepted2, "tcp", source.Addr().String())
 	require.False(t, handled)
 	require.NoError(t, err)
@@ -147,7 +132,7 @@ func TestHandOverClose(t *testing.T) {
 	d := sshdial.New(nil, sshdial.WithControl(m.Sock, sshdial.ControlRequired))
 	target := serve(t, "tcp", echo)
 
-	client, accepted := acceptPair(t)
+	client, accepted := testutil.TCPPair(t)
 	f, _, err := handOver(t, d, accepted, "tcp", target.Addr().String())
 	require.NoError(t, err)
 	done := waitForward(f)
@@ -158,7 +143,7 @@ func TestHandOverClose(t *testing.T) {
 	_, err = client.Read(make([]byte, 1))
 	require.ErrorIs(t, err, syscall.ECONNRESET)
 
-	client, accepted = acceptPair(t)
+	client, accepted = testutil.TCPPair(t)
 	f, _, err = handOver(t, d, accepted, "tcp", target.Addr().String())
 	require.NoError(t, err)
 	done = waitForward(f)
@@ -169,7 +154,7 @@ func TestHandOverClose(t *testing.T) {
 	_, err = client.Read(make([]byte, 1))
 	require.ErrorIs(t, err, syscall.ECONNRESET)
 
-	_, accepted = acceptPair(t)
+	_, accepted = testutil.TCPPair(t)
 	defer accepted.Close()
 	_, handled, err := handOver(t, d, accepted, "tcp", target.Addr().String())
 	require.True(t, handled)
@@ -182,7 +167,7 @@ func TestHandOverClose(t *testing.T) {
 func TestHandOverNotHandled(t *testing.T) {
 	_, m := sshdWithMaster(t)
 	target := serve(t, "tcp", echo)
-	_, accepted := acceptPair(t)
+	_, accepted := testutil.TCPPair(t)
 	defer accepted.Close()
 
 	plain := sshdial.New(nil)
@@ -237,7 +222,7 @@ func TestHandOverBefore(t *testing.T) {
 	defer d.Close()
 	// The target speaks first.
 	target := serve(t, "tcp", func(c net.Conn) { c.Write([]byte("banner")) })
-	client, accepted := acceptPair(t)
+	client, accepted := testutil.TCPPair(t)
 	calls := 0
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -256,7 +241,7 @@ func TestHandOverBefore(t *testing.T) {
 	require.NoError(t, waitErr(t, done))
 	require.Equal(t, 1, calls)
 
-	_, accepted = acceptPair(t)
+	_, accepted = testutil.TCPPair(t)
 	defer accepted.Close()
 	oops := errors.New("oops")
 	_, handled, err = handover.Func(d, ctx, accepted, "tcp", target.Addr().String(), func() error { return oops })

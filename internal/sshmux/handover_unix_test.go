@@ -33,21 +33,8 @@ type handed struct {
 // reset when the master was lost.
 func handOverConn(t *testing.T, c *Client, host string, port int) (*handed, error) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	a, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &handed{client: client, ours: a.(*net.TCPConn), done: make(chan error, 1)}
+	client, ours := testutil.TCPPair(t)
+	h := &handed{client: client, ours: ours, done: make(chan error, 1)}
 	rc, err := h.ours.SyscallConn()
 	if err != nil {
 		t.Fatal(err)

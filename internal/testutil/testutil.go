@@ -93,6 +93,28 @@ func ServeListener(t testing.TB, l net.Listener, handle func(net.Conn)) {
 	})
 }
 
+// TCPPair returns the two ends of a TCP connection on 127.0.0.1: client,
+// which is closed when the test ends, and accepted, the end a listener
+// accepted, which is the caller's. The listener is closed already.
+func TCPPair(t testing.TB) (client, accepted *net.TCPConn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testutil.TCPPair: %v", err)
+	}
+	defer l.Close()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatalf("testutil.TCPPair: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	a, err := l.Accept()
+	if err != nil {
+		t.Fatalf("testutil.TCPPair: %v", err)
+	}
+	return c.(*net.TCPConn), a.(*net.TCPConn)
+}
+
 // Echo is a handler for Serve that writes back what it reads, until EOF.
 func Echo(c net.Conn) { io.Copy(c, c) }
 
