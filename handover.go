@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/sshdial/sshdial/internal/handover"
 	"github.com/sshdial/sshdial/internal/sshmux"
@@ -71,7 +72,7 @@ func (d *Dialer) handOver(ctx context.Context, c net.Conn, network, address stri
 		return nil, true, err
 	}
 	cs := d.control
-	h := &handedConn{cs: cs, fw: fw, c: c, stats: &d.stats}
+	h := &handedConn{cs: cs, fw: fw, c: c, stats: &d.stats, stop: make(chan struct{})}
 	cs.mu.Lock()
 	if cs.closed {
 		cs.mu.Unlock()
@@ -87,13 +88,16 @@ func (d *Dialer) handOver(ctx context.Context, c net.Conn, network, address stri
 // handedConn is a connection handed over to the master (handover.Forward).
 //
 // Concurrency: Wait's work runs once, on the first caller's goroutine;
-// Close and the Dialer's Close (fail) may come at any time and only close
-// the forward, which makes that work end. failErr is guarded by mu.
+// Close and the Dialer's Close (fail) may come at any time: they close the
+// forward and stop, which makes that work end. failErr is guarded by mu.
 type handedConn struct {
 	cs    *controlState
 	fw    *sshmux.Forward
 	c     net.Conn // the handed connection; closed by Wait
 	stats *stats
+
+	stop     chan struct{} // closed by Close and fail: Wait drains no longer
+	stopOnce sync.Once
 
 	mu      sync.Mutex
 	failErr error // ErrDialerClosed after the Dialer's Close
@@ -115,6 +119,9 @@ func (h *handedConn) Wait() (sent, received int64, err error) {
 		h.mu.Unlock()
 		if errors.Is(err, sshmux.ErrMasterLost) {
 			err = &masterLostError{path: h.cs.path}
+			// What the master wrote before it died is data the
+			// peer should have: the reset waits until it is taken.
+			drainSendQueue(h.c, h.stop)
 		}
 		if err != nil {
 			if tc, ok := h.c.(*net.TCPConn); ok {
@@ -137,7 +144,10 @@ func (h *handedConn) Wait() (sent, received int64, err error) {
 }
 
 // Close is handover.Forward's.
-func (h *handedConn) Close() error { return h.fw.Close() }
+func (h *handedConn) Close() error {
+	h.stopOnce.Do(func() { close(h.stop) })
+	return h.fw.Close()
+}
 
 // fail ends the forward for the Dialer's Close: Wait returns err.
 func (h *handedConn) fail(err error) {
@@ -146,5 +156,34 @@ func (h *handedConn) fail(err error) {
 		h.failErr = err
 	}
 	h.mu.Unlock()
-	h.fw.Close()
+	h.Close()
+}
+
+// drainStall is how long drainSendQueue waits for a peer that takes
+// nothing.
+var drainStall = 5 * time.Second
+
+// drainSendQueue waits until c's peer has acknowledged what is queued for
+// it, so that a reset that follows drops nothing the peer could have had.
+// It returns early when stop is closed, or when the queue has not shrunk
+// for drainStall; at once where the system does not tell (sendQueue).
+func drainSendQueue(c net.Conn, stop <-chan struct{}) {
+	last, since := sendQueue(c), time.Now()
+	wait := time.Millisecond
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for last > 0 {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if q := sendQueue(c); q < last {
+			last, since = q, time.Now()
+		} else if time.Since(since) >= drainStall {
+			return
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+		t.Reset(wait)
+	}
 }

@@ -112,9 +112,9 @@ func TestHandOverMasterLost(t *testing.T) {
 	_, err = io.ReadFull(client, make([]byte, 1<<20))
 	require.NoError(t, err)
 	m.Kill()
-	require.ErrorIs(t, waitErr(t, done), sshdial.ErrSSHConnectionLost)
 	n, err := io.Copy(io.Discard, client)
 	require.ErrorIs(t, err, syscall.ECONNRESET, "after %d more bytes (nil is a clean EOF)", n)
+	require.ErrorIs(t, waitErr(t, done), sshdial.ErrSSHConnectionLost)
 
 	_, accepted2 := testutil.TCPPair(t)
 	f, handled, err = handOver(t, d, accepted2, "tcp", source.Addr().String())

@@ -53,3 +53,23 @@ func tcpCounts(c net.Conn) (received, acked int64) {
 	})
 	return received, acked
 }
+
+// sendQueue returns the bytes written to a TCP connection that its peer
+// has not acknowledged yet (SIOCOUTQ), or -1 when c is no TCP connection.
+func sendQueue(c net.Conn) int {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return -1
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	q := -1
+	rc.Control(func(fd uintptr) {
+		if n, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
+			q = n
+		}
+	})
+	return q
+}

@@ -85,9 +85,10 @@ decides.
 		target that cannot be reached resets the connection instead of an
 		error code; the client reads the target's EOF when the master has
 		ended the whole tunnel (OpenSSH ends it on the target's EOF), and a
-		master that dies resets the connection (so does one told ssh -O
-		stop, for the last tunnel it finishes: it exits with it). The tunnel's byte counts
-		(Linux) are known when it ends.
+		master that dies resets the connection, once the client has read
+		what the master had sent (so does one told ssh -O stop, for the
+		last tunnel it finishes: it exits with it). The tunnel's byte
+		counts (Linux) are known when it ends.
 	-G
 		Print the configuration evaluated for the destination, as ssh -G
 		does for the keys sshdial uses, and exit.

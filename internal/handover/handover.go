@@ -19,7 +19,10 @@ type Forward interface {
 	// with a clean close when the master ended the forward (both sides
 	// done, or one of them failed), with a reset (SO_LINGER 0) when it
 	// ended otherwise, so that the peer never takes a cut-short transfer
-	// for a complete one. It returns the bytes the master read from the
+	// for a complete one. When the master died, the reset waits until the
+	// peer has taken what the master had written to the connection (on
+	// Linux, which tells; for at most 5 s without progress, and Close
+	// ends the wait). It returns the bytes the master read from the
 	// connection (sent) and wrote to it (received), or -1 for both when
 	// the system does not tell (they are taken from the kernel's TCP
 	// counters, Linux only), and nil for a forward the master ended, an
