@@ -384,6 +384,21 @@ func (d *Dialer) controlConns() int {
 	return len(cs.conns)
 }
 
+// controlPathInUse returns the control path when the master last found
+// there is the one dials go through, "" otherwise.
+func (d *Dialer) controlPathInUse() string {
+	cs := d.control
+	if cs == nil {
+		return ""
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.client == nil {
+		return ""
+	}
+	return cs.path
+}
+
 // closeControl fails the Conns dialed through the master, for the
 // Dialer's Close.
 func (d *Dialer) closeControl() {

@@ -75,6 +75,8 @@ func TestControlPathDials(t *testing.T) {
 	}
 	require.Equal(t, 1, logins(srv), "sshd's log:\n%s", srv.Stderr())
 	require.EqualValues(t, 220, d.Stats().Dials)
+	require.Equal(t, m.Sock, d.Stats().ControlPath)
+	require.Zero(t, d.Stats().SSHConnections)
 	require.Zero(t, d.Stats().OpenConns)
 	c, err := d.Dial("tcp", target.Addr().String())
 	require.NoError(t, err)
@@ -143,6 +145,7 @@ func TestControlPathMasterLostAndFallback(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	d := connectTo(t, srv, sshdial.WithControlPath(m.Sock), sshdial.WithLogger(logger))
 	require.Equal(t, 1, logins(srv), "Connect logged in although a master answers")
+	require.Equal(t, sshdial.Stats{ControlPath: m.Sock}, d.Stats(), "Connect found the master")
 
 	source := serve(t, "tcp", testutil.Flood)
 	c, err := d.Dial("tcp", source.Addr().String())
@@ -161,6 +164,9 @@ func TestControlPathMasterLostAndFallback(t *testing.T) {
 	requireEchoThrough(t, d)
 	waitLogins(t, srv, 2, "the fallback logs in once")
 	require.Contains(t, logs.String(), "the ControlMaster is gone")
+	st := d.Stats()
+	require.Empty(t, st.ControlPath, "dials no longer go through the master")
+	require.Equal(t, 1, st.SSHConnections)
 }
 
 func TestControlRequiredWithoutMaster(t *testing.T) {

@@ -698,6 +698,7 @@ func (d *Dialer) Stats() Stats {
 	}
 	d.mu.Unlock()
 	st.OpenConns += d.controlConns()
+	st.ControlPath = d.controlPathInUse()
 	for _, sc := range conns {
 		sc.mu.Lock()
 		st.OpenConns += len(sc.conns)

@@ -5,7 +5,8 @@ import "sync/atomic"
 // Stats is a snapshot of what a Dialer has done, for status pages and
 // metrics. Counts are totals since the Dialer was made.
 type Stats struct {
-	SSHConnections int    // SSH connections up now
+	SSHConnections int    // SSH connections up now (own ones; a ControlMaster's is not counted)
+	ControlPath    string // the control path of the ControlMaster dials go through now, as last found; "" when none
 	OpenConns      int    // Conns open now
 	Dials          uint64 // dials that passed the checks of their arguments
 	DialFailures   uint64 // dials that returned an error

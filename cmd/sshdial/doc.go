@@ -118,7 +118,8 @@ fails and logs why.
 		Errors only.
 	--status interval
 		Write the status summary to stderr every interval; on unix, SIGUSR1
-		writes it at once.
+		writes it at once. Its first line says whether the SSH connection
+		is up, or that tunnels go through a ControlMaster (-S).
 	--grace duration
 		On SIGINT or SIGTERM, stop listening and let open tunnels finish for
 		this long (default 10s); a second signal ends them at once.

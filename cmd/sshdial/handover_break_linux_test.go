@@ -820,6 +820,9 @@ func TestHandoverBreakClientReset(t *testing.T) {
 	if strings.Count(b.String(), "open 0,") != 2 {
 		t.Errorf("status after the resets:\n%s", b.String())
 	}
+	if !strings.Contains(b.String(), ": ssh through the ControlMaster at "+m.Sock+", destination") {
+		t.Errorf("the status does not say that tunnels go through the master:\n%s", b.String())
+	}
 	if code := c.stop(t); code != 0 {
 		t.Errorf("exit code %d", code)
 	}

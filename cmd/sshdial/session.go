@@ -686,7 +686,13 @@ func (s *session) openTunnels() int64 {
 func (s *session) writeStatus(w io.Writer) {
 	st := s.d.Stats()
 	link := "up"
-	if st.SSHConnections == 0 {
+	switch {
+	case st.ControlPath != "":
+		link = "through the ControlMaster at " + st.ControlPath
+		if st.SSHConnections > 0 {
+			link += ", and an own connection up" // -R, or tunnels from before the master
+		}
+	case st.SSHConnections == 0:
 		link = "down (made again on the next connection)"
 	}
 	fmt.Fprintf(w, "sshdial status %s: ssh %s, destination %s, up %v, reconnects %d, tunnels through ssh %d (failed %d), bytes sent %d, received %d\n",
