@@ -40,6 +40,11 @@ func TestParseDestination(t *testing.T) {
 		{"ssh://a%40b@host", "a@b", "host", 0},
 		{"ssh://user;fingerprint=SHA256-xyz@host", "user", "host", 0},
 		{"host:65535", "", "host", 65535},
+		// Service names, as ssh's a2port takes them.
+		{"host:ssh", "", "host", 22},
+		{"ssh://user@host:https", "user", "host", 443},
+		{"ssh://a%40b;x=y@host:http/", "a@b", "host", 80},
+		{"ssh://[::1]:https", "", "::1", 443},
 		{"DOMAIN\\John Doe@host", "DOMAIN\\John Doe", "host", 0},
 	}
 	for _, c := range ok {
@@ -56,8 +61,11 @@ func TestParseDestination(t *testing.T) {
 		{"host:0", "out of range"},
 		{"host:65536", "out of range"},
 		{"host:99999999999999999999", "out of range"},
-		{"host:ssh", "not a number"},
-		{"host:-1", "not a number"},
+		{"host:nosuchservice", "not a number or a known service"},
+		{"host:-1", "out of range"},
+		{"ssh://host:nosuchservice", "not a valid"},
+		{"ssh://u:secret@host:https", "password"},
+		{"ssh://host:-1", "not a valid"},
 		{"user@", "empty host"},
 		{"user@:22", "empty host"},
 		{"ho st", "space or control"},

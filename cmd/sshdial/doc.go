@@ -51,7 +51,8 @@ Each may be given several times.
 given; "*" or an empty one (:8080:db:80) means every interface, and -g
 (or -o GatewayPorts=yes) makes that the default. -R asks the server for
 its loopback unless a bind address is given; the server's GatewayPorts
-decides.
+decides. A port may be a service name (-L 8080:db:postgresql, -p ssh),
+as in ssh.
 
 # Connection
 

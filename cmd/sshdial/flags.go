@@ -372,14 +372,19 @@ func (o *options) familyLines() []string {
 	return append(lines, o.configLines...)
 }
 
-// parsePort parses a port number; zero only when zeroOK.
+// parsePort parses a port as ssh does (a2port): a number, or the name of a
+// TCP service this machine knows; zero only when zeroOK.
 func parsePort(s string, zeroOK bool) (int, error) {
-	n, err := strconv.Atoi(s)
-	if err != nil || s == "" || s[0] == '+' || s[0] == '-' {
-		return 0, fmt.Errorf("not a port number")
+	low := map[bool]string{true: "0", false: "1"}[zeroOK]
+	n, err := sshconfig.A2Port(s)
+	if err != nil {
+		if t := strings.TrimLeft(s, " \t\n\v\f\r+"); t != "" && strings.Trim(t, "0123456789") == "" {
+			return 0, fmt.Errorf("port %s out of range (%s to 65535)", t, low)
+		}
+		return 0, fmt.Errorf("not a port number or a known service")
 	}
-	if n > 65535 || n < 0 || (n == 0 && !zeroOK) {
-		return 0, fmt.Errorf("port %d out of range (%s to 65535)", n, map[bool]string{true: "0", false: "1"}[zeroOK])
+	if n == 0 && !zeroOK {
+		return 0, fmt.Errorf("port 0 out of range (%s to 65535)", low)
 	}
 	return n, nil
 }

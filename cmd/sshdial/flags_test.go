@@ -57,6 +57,12 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"-D1", "v@ssh", "-l", "u"}, func(o *options) bool { return o.user == "v" }},
 		{[]string{"-J", "a,b@c:2", "-D1", "h"}, func(o *options) bool { return reflect.DeepEqual(o.configLines, []string{"ProxyJump a,b@c:2"}) }},
 		{[]string{"-G", "h"}, func(o *options) bool { return o.dump && o.destination == "h" }},
+		// Ports as ssh reads them (a2port): service names, a sign, white space.
+		{[]string{"-p", "ssh", "-L", "http:db:https", "-D", "+1080", "h"}, func(o *options) bool {
+			return o.port == 22 && o.local[0].listen.port == 80 && o.local[0].target == endpoint{host: "db", port: 443} &&
+				o.dynamic[0].listen.port == 1080
+		}},
+		{[]string{"-W", "db: 5432", "h"}, func(o *options) bool { return *o.stdio == endpoint{host: "db", port: 5432} }},
 		{[]string{"-D1", "--", "h"}, func(o *options) bool { return o.destination == "h" }},
 		{[]string{"-fN", "-D1", "h"}, func(o *options) bool { return o.background }},
 		{[]string{"-4", "-D1", "h"}, func(o *options) bool { return o.family == "inet" }},
@@ -101,7 +107,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-L", "a:b:c:d:e", "h"}, "too many fields"},
 		{[]string{"-L", "70000:db:80", "h"}, "out of range"},
 		{[]string{"-L", "8080:db:0", "h"}, "out of range"},
-		{[]string{"-L", "8080:db:http", "h"}, "not a port number"},
+		{[]string{"-L", "8080:db:nosuchservice", "h"}, "not a port number or a known service"},
+		{[]string{"-L", "8080:db:0x50", "h"}, "not a port number"},
+		{[]string{"-L", "8080:db:8 0", "h"}, "not a port number"},
 		{[]string{"-L", "8080:db:-1", "h"}, "not a port number"},
 		{[]string{"-L", "8080::80", "h"}, "empty target host"},
 		{[]string{"-L", "[::1:8080:db:80", "h"}, "unclosed"},

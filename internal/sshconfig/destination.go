@@ -56,7 +56,7 @@ func ParseDestination(dest string) (user, host string, port int, err error) {
 // refusing a password, a path, a query and a fragment.
 func parseSSHURL(dest string) (user, host string, port int, err error) {
 	// The URL is never quoted in an error in full: it might hold a password.
-	u, perr := url.Parse("ssh://" + dest[6:])
+	u, perr := url.Parse("ssh://" + numericURLPort(dest)[6:])
 	if perr != nil {
 		return "", "", 0, errors.New("sshdial: destination is not a valid ssh:// URL")
 	}
@@ -140,18 +140,34 @@ func splitHostPortOpt(s string) (host, port string, err error) {
 	}
 }
 
-// parseDestinationPort parses a TCP port, 1 to 65535.
-func parseDestinationPort(s string) (int, error) {
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return 0, fmt.Errorf("port %q is not a number", s)
-		}
+// parseDestinationPort parses a TCP port, 1 to 65535, or a service name,
+// as ssh does (A2Port).
+func parseDestinationPort(s string) (int, error) { return parsePort(s) }
+
+// numericURLPort returns the ssh:// URL dest with a port given as a
+// service name (ssh://host:https, which OpenSSH takes) replaced by its
+// number, for url.Parse; dest unchanged when its port is no service name.
+func numericURLPort(dest string) string {
+	auth := dest[6:]
+	end := strings.IndexAny(auth, "/?#")
+	if end < 0 {
+		end = len(auth)
 	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > 65535 {
-		return 0, fmt.Errorf("port %q is out of range 1-65535", s)
+	hostport := auth[strings.LastIndexByte(auth[:end], '@')+1 : end]
+	i := strings.LastIndexByte(hostport, ':')
+	if i < 0 || strings.IndexByte(hostport[i:], ']') >= 0 {
+		return dest
 	}
-	return n, nil
+	name := hostport[i+1:]
+	if name == "" || strings.Trim(name, "0123456789") == "" {
+		return dest
+	}
+	p, err := A2Port(name)
+	if err != nil {
+		return dest
+	}
+	start := 6 + (end - len(hostport)) + i + 1
+	return dest[:start] + strconv.Itoa(p) + dest[6+end:]
 }
 
 // checkDestinationHost refuses what OpenSSH's ssh_valid_hostname refuses, and brackets.

@@ -1291,13 +1291,44 @@ func strtonum(s string, min, max int64) (int64, error) {
 	return n, nil
 }
 
-// parsePort parses a port as OpenSSH's a2port: 1 to 65535.
-func parsePort(s string) (int, error) {
+// A2Port parses a port as OpenSSH's a2port: a decimal number from 0 to
+// 65535 (leading white space and a sign allowed, as strtonum takes them),
+// or else the name of a TCP service this machine knows (getservbyname's
+// /etc/services), as in `Port ssh` or `-L 8080:db:http`.
+func A2Port(s string) (int, error) {
 	n, err := strtonum(s, 0, 65535)
-	if err != nil {
+	if err == nil {
+		return int(n), nil
+	}
+	if s == "" || strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return 0, err
+	}
+	if p, lerr := net.LookupPort("tcp", s); lerr == nil && p > 0 && p <= 65535 {
+		return p, nil
+	}
+	if isNumber(s) {
+		return 0, err // out of range
+	}
+	return 0, fmt.Errorf("%q is not a number or a known service", s)
+}
+
+// isNumber reports whether s is a decimal number as strtonum reads it:
+// leading white space, a sign, digits.
+func isNumber(s string) bool {
+	t := strings.TrimLeft(s, " \t\n\v\f\r")
+	if t != "" && (t[0] == '+' || t[0] == '-') {
+		t = t[1:]
+	}
+	return t != "" && strings.Trim(t, "0123456789") == ""
+}
+
+// parsePort parses a port as OpenSSH's a2port (A2Port), 1 to 65535.
+func parsePort(s string) (int, error) {
+	n, err := A2Port(s)
+	if err != nil && !isNumber(s) {
 		return 0, fmt.Errorf("port %w", err)
 	}
-	if n < 1 {
+	if err != nil || n < 1 {
 		return 0, fmt.Errorf("port %q is out of range 1-65535", s)
 	}
 	return int(n), nil
