@@ -26,6 +26,18 @@ func handOver(t *testing.T, d *sshdial.Dialer, c net.Conn, network, address stri
 	return handover.Func(d, ctx, c, network, address, nil)
 }
 
+// handedTo hands a new TCP connection to the master that d dials
+// through, for target: it returns the connection's client end, the handed
+// end, the Forward, and the result of its Wait, run in the background.
+func handedTo(t *testing.T, d *sshdial.Dialer, target string) (client, accepted *net.TCPConn, f handover.Forward, done <-chan error) {
+	t.Helper()
+	client, accepted = testutil.TCPPair(t)
+	f, handled, err := handOver(t, d, accepted, "tcp", target)
+	require.NoError(t, err)
+	require.True(t, handled)
+	return client, accepted, f, waitForward(f)
+}
+
 // waitForward runs f.Wait in the background.
 func waitForward(f handover.Forward) <-chan error {
 	done := make(chan error, 1)
@@ -103,13 +115,9 @@ func TestHandOverMasterLost(t *testing.T) {
 	d := sshdial.New(nil, sshdial.WithControlPath(m.Sock))
 	defer d.Close()
 	source := serve(t, "tcp", testutil.Flood)
-	client, accepted := testutil.TCPPair(t)
-	f, handled, err := handOver(t, d, accepted, "tcp", source.Addr().String())
-	require.NoError(t, err)
-	require.True(t, handled)
-	done := waitForward(f)
+	client, _, _, done := handedTo(t, d, source.Addr().String())
 	client.SetDeadline(time.Now().Add(30 * time.Second))
-	_, err = io.ReadFull(client, make([]byte, 1<<20))
+	_, err := io.ReadFull(client, make([]byte, 1<<20))
 	require.NoError(t, err)
 	m.Kill()
 	n, err := io.Copy(io.Discard, client)
@@ -117,7 +125,7 @@ func TestHandOverMasterLost(t *testing.T) {
 	require.ErrorIs(t, waitErr(t, done), sshdial.ErrSSHConnectionLost)
 
 	_, accepted2 := testutil.TCPPair(t)
-	f, handled, err = handOver(t, d, accepted2, "tcp", source.Addr().String())
+	f, handled, err := handOver(t, d, accepted2, "tcp", source.Addr().String())
 	require.False(t, handled)
 	require.NoError(t, err)
 	require.Nil(t, f)
