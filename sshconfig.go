@@ -219,7 +219,7 @@ func hopFromConfig(c *sshconfig.Config, ignoreProxyCommand bool) (*hop, error) {
 	if c.ProxyJump != "" {
 		for _, j := range strings.Split(c.ProxyJump, ",") {
 			if _, _, _, err := sshconfig.ParseDestination(j); err != nil {
-				return nil, fmt.Errorf("sshdial: invalid ProxyJump %q: %w", c.ProxyJump, err)
+				return nil, fmt.Errorf("sshdial: invalid ProxyJump %q: %w", sshconfig.RedactDestinations(c.ProxyJump), err)
 			}
 			h.ProxyJump = append(h.ProxyJump, j)
 		}

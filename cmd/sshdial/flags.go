@@ -253,7 +253,7 @@ func (o *options) shortValue(c byte, val string) error {
 		if !strings.EqualFold(val, "none") {
 			for j := range strings.SplitSeq(val, ",") {
 				if j == "" {
-					return usagef("-J %q: empty jump host", val)
+					return usagef("-J %q: empty jump host", sshconfig.RedactDestinations(val))
 				}
 			}
 		}
@@ -337,7 +337,11 @@ func quoteConfigArg(s string) string {
 func (o *options) checkConfigLines() error {
 	for _, line := range o.familyLines() {
 		if _, err := sshconfig.ReadCommandLine([]string{line}); err != nil {
-			return usagef("%q: %s", line, strings.TrimPrefix(err.Error(), "sshconfig: command-line line 1: "))
+			shown := line
+			if kw, rest := sshconfig.LineKeyword(line); strings.EqualFold(kw, "proxyjump") {
+				shown = kw + " " + sshconfig.RedactDestinations(rest) // an ssh:// user may hold a password
+			}
+			return usagef("%q: %s", shown, strings.TrimPrefix(err.Error(), "sshconfig: command-line line 1: "))
 		}
 	}
 	jump, command := false, false

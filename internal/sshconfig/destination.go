@@ -52,10 +52,31 @@ func ParseDestination(dest string) (user, host string, port int, err error) {
 	return user, host, port, nil
 }
 
+// RedactDestinations returns a comma-separated list of destinations (a
+// ProxyJump value) fit for an error message: the user part of each ssh://
+// URL, which may hold a password, is replaced by "…".
+func RedactDestinations(list string) string {
+	parts := strings.Split(list, ",")
+	for i, d := range parts {
+		if len(d) >= 6 && strings.EqualFold(d[:6], "ssh://") {
+			if at := strings.LastIndexByte(d, '@'); at >= 6 {
+				parts[i] = d[:6] + "…" + d[at:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
 // parseSSHURL parses ssh://[user[;params]@]host[:port][/] as OpenSSH's parse_uri does,
 // refusing a password, a path, a query and a fragment.
 func parseSSHURL(dest string) (user, host string, port int, err error) {
 	// The URL is never quoted in an error in full: it might hold a password.
+	// Nor is any of it when an '@' follows a '/', '?' or '#': what comes
+	// before that '@' is meant as the user (ssh takes it so), and may hold a
+	// password that url.Parse would read as host, port and path.
+	if end := strings.IndexAny(dest[6:], "/?#"); end >= 0 && strings.Contains(dest[6+end:], "@") {
+		return "", "", 0, errors.New("sshdial: ssh:// destination has '/', '?' or '#' before its '@' (percent-encode them in the user)")
+	}
 	u, perr := url.Parse("ssh://" + numericURLPort(dest)[6:])
 	if perr != nil {
 		return "", "", 0, errors.New("sshdial: destination is not a valid ssh:// URL")
@@ -84,6 +105,9 @@ func parseSSHURL(dest string) (user, host string, port int, err error) {
 		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q has a fragment; only ssh://[user@]host[:port] is accepted", safe.Redacted())
 	}
 	host = u.Hostname()
+	if strings.Contains(host, ":") && !strings.HasPrefix(u.Host, "[") {
+		return "", "", 0, errors.New("sshdial: ssh:// destination has a ':' in its host (write an IPv6 address in brackets)")
+	}
 	if p := u.Port(); p != "" {
 		if port, err = parseDestinationPort(p); err != nil {
 			return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q: %w", safe.Redacted(), err)
