@@ -663,7 +663,7 @@ func (r *reader) line(text, file string, lineNo int, active *bool, fl lineFlags,
 			v = v[:i]
 		}
 		if err := r.proxyJump(v, on); err != nil {
-			return bad("invalid ProxyJump %q: %v", v, err)
+			return bad("invalid ProxyJump %q: %v", RedactDestinations(v), err)
 		}
 	}
 	return nil
@@ -1293,8 +1293,9 @@ func strtonum(s string, min, max int64) (int64, error) {
 
 // A2Port parses a port as OpenSSH's a2port: a decimal number from 0 to
 // 65535 (leading white space and a sign allowed, as strtonum takes them),
-// or else the name of a TCP service this machine knows (getservbyname's
-// /etc/services), as in `Port ssh` or `-L 8080:db:http`.
+// or else the name of a TCP service this machine knows, matched as
+// getservbyname matches it (lookupService), as in `Port ssh` or
+// `-L 8080:db:http`.
 func A2Port(s string) (int, error) {
 	n, err := strtonum(s, 0, 65535)
 	if err == nil {
@@ -1303,7 +1304,7 @@ func A2Port(s string) (int, error) {
 	if s == "" || strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
 		return 0, err
 	}
-	if p, lerr := net.LookupPort("tcp", s); lerr == nil && p > 0 && p <= 65535 {
+	if p, ok := lookupService(s); ok {
 		return p, nil
 	}
 	if isNumber(s) {
