@@ -28,6 +28,7 @@ import (
 type directConn struct {
 	s    *sshmux.Conn
 	path string // the control path, for messages
+	lost func() // told when the master is found gone; set before use
 
 	closeMu  sync.Mutex
 	closed   atomic.Bool
@@ -64,6 +65,9 @@ func (d *directConn) convert(c *Conn, op string, err error) error {
 	case d.closed.Load():
 		return c.opError(op, d.closedErr())
 	case errors.Is(err, sshmux.ErrMasterLost):
+		if d.lost != nil {
+			d.lost()
+		}
 		return c.opError(op, &masterLostError{path: d.path})
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return c.opError(op, os.ErrDeadlineExceeded)

@@ -202,6 +202,17 @@ func (cs *controlState) master(ctx context.Context, d *Dialer) (*sshmux.Client, 
 	return client, nil
 }
 
+// lost forgets client, found gone by a Conn or a handed-over forward,
+// unless another master was found since: Stats no longer names it, and the
+// next dial looks again.
+func (cs *controlState) lost(d *Dialer, client *sshmux.Client) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if client != nil && cs.client == client {
+		cs.noMaster(d, sshmux.ErrMasterLost)
+	}
+}
+
 // noMaster forgets the master and logs the change; cs.mu is held. A
 // master that did not answer (ErrMasterSilent) is not asked again for
 // masterSilentPause.
@@ -238,7 +249,9 @@ func (cs *controlState) noMaster(d *Dialer, err error) {
 // may fall back to its own SSH connection.
 func (d *Dialer) dialViaMaster(ctx context.Context, network string, t *target) (c *Conn, err error, handled bool) {
 	var mc *sshmux.Conn
+	var used *sshmux.Client
 	err, handled = d.viaMaster(ctx, network, t, func(client *sshmux.Client, host string, port int) (err error) {
+		used = client
 		if port < 0 {
 			mc, err = client.OpenStdioFwdUnix(ctx, host)
 		} else {
@@ -249,7 +262,7 @@ func (d *Dialer) dialViaMaster(ctx context.Context, network string, t *target) (
 	if err != nil || !handled {
 		return nil, err, handled
 	}
-	return d.newMasterConn(d.control, mc, t)
+	return d.newMasterConn(d.control, mc, t, used)
 }
 
 // viaMaster runs open, which asks the master for a forward to host and
@@ -350,13 +363,14 @@ func masterTarget(t *target) (string, int, error) {
 
 // newMasterConn makes a *Conn of a forward of the master and tracks it,
 // so that the Dialer's Close closes it.
-func (d *Dialer) newMasterConn(cs *controlState, mc *sshmux.Conn, t *target) (*Conn, error, bool) {
+func (d *Dialer) newMasterConn(cs *controlState, mc *sshmux.Conn, t *target, client *sshmux.Client) (*Conn, error, bool) {
 	laddr := net.Addr(d.originator)
 	if d.originator == nil {
 		laddr = &net.UnixAddr{Name: cs.path, Net: "unix"}
 	}
 	c := newDirectConn(mc, cs.path, t.netName, laddr, t.raddr)
 	c.stats = &d.stats
+	c.direct.lost = func() { cs.lost(d, client) }
 	cs.mu.Lock()
 	if cs.closed {
 		cs.mu.Unlock()

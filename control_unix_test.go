@@ -159,6 +159,7 @@ func TestControlPathMasterLostAndFallback(t *testing.T) {
 	require.ErrorIs(t, err, sshdial.ErrSSHConnectionLost, "after %d more bytes from a killed master (nil is a clean EOF)", n)
 	_, err = c.Write([]byte("x"))
 	require.ErrorIs(t, err, sshdial.ErrSSHConnectionLost)
+	require.Empty(t, d.Stats().ControlPath, "Stats still names the master that the Conn found gone")
 
 	// Fallback: the Dialer's own SSH connection, a second login.
 	requireEchoThrough(t, d)

@@ -45,8 +45,10 @@ func (d *Dialer) handOver(ctx context.Context, c net.Conn, network, address stri
 		return nil, true, err
 	}
 	var fw *sshmux.Forward
+	var used *sshmux.Client
 	beforeDone := false
 	err, handled := d.viaMaster(ctx, network, t, func(client *sshmux.Client, host string, port int) error {
+		used = client
 		if before != nil && !beforeDone {
 			beforeDone = true
 			if err := before(); err != nil {
@@ -72,7 +74,7 @@ func (d *Dialer) handOver(ctx context.Context, c net.Conn, network, address stri
 		return nil, true, err
 	}
 	cs := d.control
-	h := &handedConn{cs: cs, fw: fw, c: c, stats: &d.stats, stop: make(chan struct{})}
+	h := &handedConn{d: d, cs: cs, client: used, fw: fw, c: c, stats: &d.stats, stop: make(chan struct{})}
 	cs.mu.Lock()
 	if cs.closed {
 		cs.mu.Unlock()
@@ -91,10 +93,12 @@ func (d *Dialer) handOver(ctx context.Context, c net.Conn, network, address stri
 // Close and the Dialer's Close (fail) may come at any time: they close the
 // forward and stop, which makes that work end. failErr is guarded by mu.
 type handedConn struct {
-	cs    *controlState
-	fw    *sshmux.Forward
-	c     net.Conn // the handed connection; closed by Wait
-	stats *stats
+	d      *Dialer
+	cs     *controlState
+	client *sshmux.Client // the master handed to
+	fw     *sshmux.Forward
+	c      net.Conn // the handed connection; closed by Wait
+	stats  *stats
 
 	stop     chan struct{} // closed by Close and fail: Wait drains no longer
 	stopOnce sync.Once
@@ -119,6 +123,7 @@ func (h *handedConn) Wait() (sent, received int64, err error) {
 		h.mu.Unlock()
 		if errors.Is(err, sshmux.ErrMasterLost) {
 			err = &masterLostError{path: h.cs.path}
+			h.cs.lost(h.d, h.client)
 			// What the master wrote before it died is data the
 			// peer should have: the reset waits until it is taken.
 			drainSendQueue(h.c, h.stop)

@@ -123,6 +123,7 @@ func TestHandOverMasterLost(t *testing.T) {
 	n, err := io.Copy(io.Discard, client)
 	require.ErrorIs(t, err, syscall.ECONNRESET, "after %d more bytes (nil is a clean EOF)", n)
 	require.ErrorIs(t, waitErr(t, done), sshdial.ErrSSHConnectionLost)
+	require.Empty(t, d.Stats().ControlPath, "Stats still names the master that the forward found gone")
 
 	_, accepted2 := testutil.TCPPair(t)
 	f, handled, err := handOver(t, d, accepted2, "tcp", source.Addr().String())

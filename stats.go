@@ -6,7 +6,7 @@ import "sync/atomic"
 // metrics. Counts are totals since the Dialer was made.
 type Stats struct {
 	SSHConnections int    // SSH connections up now (own ones; a ControlMaster's is not counted)
-	ControlPath    string // the control path of the ControlMaster dials go through now, as last found; "" when none
+	ControlPath    string // the control path of the ControlMaster dials go through; "" when none answers, or once a Conn or dial found it gone
 	OpenConns      int    // Conns open now
 	Dials          uint64 // dials that passed the checks of their arguments
 	DialFailures   uint64 // dials that returned an error
