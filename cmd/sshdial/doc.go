@@ -88,8 +88,9 @@ as in ssh.
 		ended the whole tunnel (OpenSSH ends it on the target's EOF), and a
 		master that dies resets the connection, once the client has read
 		what the master had sent (so does one told ssh -O stop, for the
-		last tunnel it finishes: it exits with it). The tunnel's byte
-		counts (Linux) are known when it ends.
+		last tunnel it finishes: it exits with it); a client of a -L on a
+		Unix socket reads EOF instead, as a Unix socket carries no reset.
+		The tunnel's byte counts (Linux) are known when it ends.
 	-G
 		Print the configuration evaluated for the destination, as ssh -G
 		does for the keys sshdial uses, and exit.
@@ -136,7 +137,8 @@ Keepalives are on (ServerAliveInterval 15s and ServerAliveCountMax 3 unless
 set). A lost SSH connection is made again when a tunnel needs it, with
 backoff; -L, -D and --http-proxy keep listening meanwhile, and a new
 connection waits up to ConnectTimeout (default 30s) for it. Open tunnels of
-a lost connection end with a reset, never a clean EOF. -R forwards are
+a lost connection end with a reset, never a clean EOF (on a Unix-socket -L,
+which carries no reset, with EOF). -R forwards are
 requested again after a reconnect, on the same port; one the server
 refuses is asked again for three minutes, since the lost connection's
 session on the server may still hold the port.
