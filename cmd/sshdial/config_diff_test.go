@@ -33,19 +33,7 @@ func gLines(out string) map[string][]string {
 // with ProxyJump (OpenSSH 9.6 and later), and Debian's ssh makes
 // ServerAliveInterval 300 under BatchMode (a Debian patch).
 func TestDumpConfigCorpusAgainstSSH(t *testing.T) {
-	ssh, err := exec.LookPath("ssh")
-	if err != nil {
-		if os.Getenv("SSHDIAL_REQUIRE_SSHD") != "" {
-			t.Fatal("no ssh, and SSHDIAL_REQUIRE_SSHD is set")
-		}
-		t.Skip("no ssh")
-	}
-	me, err := osuser.Current()
-	if err != nil {
-		t.Skip(err)
-	}
-	t.Setenv("HOME", me.HomeDir) // ssh takes ~ from the passwd entry; sshdial from $HOME
-	t.Setenv("SHELL", "/bin/sh")
+	ssh := needSSH(t)
 	const src = "../../internal/sshconfig/testdata"
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "conf.d"), 0o755); err != nil {
@@ -126,4 +114,23 @@ func TestDumpConfigCorpusAgainstSSH(t *testing.T) {
 			}
 		}
 	}
+}
+
+// needSSH skips without OpenSSH's client and sets HOME as ssh sees it.
+func needSSH(t *testing.T) string {
+	t.Helper()
+	ssh, err := exec.LookPath("ssh")
+	if err != nil {
+		if os.Getenv("SSHDIAL_REQUIRE_SSHD") != "" {
+			t.Fatal("no ssh, and SSHDIAL_REQUIRE_SSHD is set")
+		}
+		t.Skip("no ssh")
+	}
+	me, err := osuser.Current()
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Setenv("HOME", me.HomeDir) // ssh takes ~ from the passwd entry; sshdial from $HOME
+	t.Setenv("SHELL", "/bin/sh")
+	return ssh
 }

@@ -66,6 +66,29 @@ func hbEventually(within time.Duration, cond func() bool) bool {
 	}
 }
 
+// hbNewMaster starts another master like m, on m's control path, and
+// waits until it listens there and sshd has logged in logins in all. It
+// returns the new master's PID.
+func hbNewMaster(t *testing.T, f *fixture, m *opensshd.Master, logins int) int {
+	t.Helper()
+	nm := exec.Command("ssh", m.Args...) // the same control path
+	if err := nm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nm.Process.Kill(); nm.Wait() })
+	if !hbEventually(20*time.Second, func() bool {
+		cc, err := net.Dial("unix", m.Sock)
+		if err == nil {
+			cc.Close()
+		}
+		return err == nil
+	}) {
+		t.Fatalf("the new master does not listen on %s", m.Sock)
+	}
+	waitSSHDLogins(t, f.srv, logins, "the new master's login")
+	return nm.Process.Pid
+}
+
 // hbWaitOpen waits until fw's open count is want.
 func hbWaitOpen(t *testing.T, c *cli, fw *forward, want int64, within time.Duration, what string) {
 	t.Helper()
@@ -188,9 +211,9 @@ func hbShared(t *testing.T, pid int) map[string]bool {
 	return shared
 }
 
-// hbTCPInode returns the inode of the IPv4 TCP socket local -> remote from
-// /proc/net/tcp, or "" when there is none.
-func hbTCPInode(t *testing.T, local, remote *net.TCPAddr) string {
+// hbProcNetTCP returns the fields of the line of /proc/net/tcp for the
+// IPv4 TCP socket local -> remote, nil when there is none.
+func hbProcNetTCP(t *testing.T, local, remote *net.TCPAddr) []string {
 	t.Helper()
 	hexAddr := func(a *net.TCPAddr) string {
 		ip := a.IP.To4()
@@ -203,8 +226,18 @@ func hbTCPInode(t *testing.T, local, remote *net.TCPAddr) string {
 	for _, line := range strings.Split(string(b), "\n")[1:] {
 		f := strings.Fields(line)
 		if len(f) > 9 && f[1] == hexAddr(local) && f[2] == hexAddr(remote) {
-			return f[9]
+			return f
 		}
+	}
+	return nil
+}
+
+// hbTCPInode returns the inode of the IPv4 TCP socket local -> remote from
+// /proc/net/tcp, or "" when there is none.
+func hbTCPInode(t *testing.T, local, remote *net.TCPAddr) string {
+	t.Helper()
+	if f := hbProcNetTCP(t, local, remote); f != nil {
+		return f[9]
 	}
 	return ""
 }
@@ -964,21 +997,7 @@ func TestHandoverBreakMasterStopListening(t *testing.T) {
 			default:
 			}
 			if tc.replace {
-				nm := exec.Command("ssh", m.Args...) // the same control path
-				if err := nm.Start(); err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { nm.Process.Kill(); nm.Wait() })
-				if !hbEventually(20*time.Second, func() bool {
-					cc, err := net.Dial("unix", m.Sock)
-					if err == nil {
-						cc.Close()
-					}
-					return err == nil
-				}) {
-					t.Fatalf("the new master does not listen on %s", m.Sock)
-				}
-				waitSSHDLogins(t, f.srv, 2, "the new master's login")
+				hbNewMaster(t, f, m, 2)
 			}
 			open() // the download starts
 			var n int64

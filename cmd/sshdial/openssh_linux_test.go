@@ -101,12 +101,18 @@ func startCLI(t *testing.T, args ...string) *cli {
 // up; when the test ends it is stopped, and with wantOK must exit 0.
 func launchCLI(t *testing.T, wantOK bool, args ...string) *cli {
 	t.Helper()
+	return launchCLIHurry(t, wantOK, nil, args...)
+}
+
+// launchCLIHurry is launchCLI with hurry as the command's second signal.
+func launchCLIHurry(t *testing.T, wantOK bool, hurry <-chan struct{}, args ...string) *cli {
+	t.Helper()
 	ready := make(chan *session, 1)
 	testReady = func(s *session) { ready <- s }
 	defer func() { testReady = nil }()
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &cli{cancel: cancel, done: make(chan int, 1), stderr: &testutil.SyncBuffer{}}
-	go func() { c.done <- run(ctx, args, io.Discard, c.stderr) }()
+	go func() { c.done <- runWith(ctx, hurry, args, io.Discard, c.stderr) }()
 	select {
 	case c.s = <-ready:
 	case code := <-c.done:

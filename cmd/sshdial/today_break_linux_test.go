@@ -22,7 +22,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	osuser "os/user"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -42,25 +41,6 @@ import (
 // ---------------------------------------------------------------------
 // 3. Ports as a2port, against ssh -G.
 // ---------------------------------------------------------------------
-
-// tbNeedSSH skips without OpenSSH's client and sets HOME as ssh sees it.
-func tbNeedSSH(t *testing.T) string {
-	t.Helper()
-	ssh, err := exec.LookPath("ssh")
-	if err != nil {
-		if os.Getenv("SSHDIAL_REQUIRE_SSHD") != "" {
-			t.Fatal("no ssh, and SSHDIAL_REQUIRE_SSHD is set")
-		}
-		t.Skip("no ssh")
-	}
-	me, err := osuser.Current()
-	if err != nil {
-		t.Skip(err)
-	}
-	t.Setenv("HOME", me.HomeDir) // ssh takes ~ from the passwd entry; sshdial from $HOME
-	t.Setenv("SHELL", "/bin/sh")
-	return ssh
-}
 
 // tbG is one -G run: whether it succeeded, its key values, its stderr.
 type tbG struct {
@@ -144,7 +124,7 @@ func tbEmptyConfig(t *testing.T) string {
 // with ssh -G: the same port, hostname, user and proxyjump, and a refusal
 // where ssh refuses.
 func TestTodayBreakPortsAgainstSSH(t *testing.T) {
-	ssh := tbNeedSSH(t)
+	ssh := needSSH(t)
 	dir := t.TempDir()
 	empty := tbEmptyConfig(t)
 
@@ -238,7 +218,7 @@ func tbForwardPorts(line string) (listen, target int, ok bool) {
 // sshdial takes for -L and -D (any free port) and ssh does not, is left
 // out: a documented extension.
 func TestTodayBreakForwardPortsAgainstSSH(t *testing.T) {
-	ssh := tbNeedSSH(t)
+	ssh := needSSH(t)
 	empty := tbEmptyConfig(t)
 	for _, tc := range [][2]string{
 		{"-L", "http:db:ssh"}, {"-L", "8080:db: 22"}, {"-L", "8080:db:22 "}, {"-L", " 8080:db:22"}, {"-L", "+8080:db:+22"},
@@ -349,7 +329,7 @@ func tbServices(t *testing.T) (tcp map[string]int, udpOnly []string) {
 // Every TCP service name and alias of /etc/services, as Port: the port
 // ssh -G prints; every UDP-only name: refused, as ssh refuses it.
 func TestTodayBreakEveryServiceAgainstSSH(t *testing.T) {
-	ssh := tbNeedSSH(t)
+	ssh := needSSH(t)
 	tcp, udpOnly := tbServices(t)
 	if len(tcp) < 20 {
 		t.Skipf("/etc/services has %d TCP names", len(tcp))
@@ -385,7 +365,7 @@ func TestTodayBreakEveryServiceAgainstSSH(t *testing.T) {
 // ProxyJump"), but sshdial takes it (Go's net.LookupPort lower-cases the
 // name first): sshdial -G prints port 80 where ssh refuses the command line.
 func TestTodayBreakServiceNameCaseRegression(t *testing.T) {
-	ssh := tbNeedSSH(t)
+	ssh := needSSH(t)
 	dir := t.TempDir()
 	empty := tbEmptyConfig(t)
 	var (
@@ -433,7 +413,7 @@ var goBuiltinServices = []string{"ftp", "ftps", "gopher", "http", "https", "imap
 // 'imap3'", sshdial -G "port 220"; the same for -p imap3, -L 8080:db:imap3,
 // -D imap3, -W db:imap3, ssh://h:imap3, ProxyJump b:imap3.
 func TestTodayBreakGoBuiltinServicesRegression(t *testing.T) {
-	ssh := tbNeedSSH(t)
+	ssh := needSSH(t)
 	tcp, _ := tbServices(t)
 	var missing []string
 	for _, n := range goBuiltinServices {
@@ -475,7 +455,7 @@ func TestTodayBreakGoBuiltinServicesRegression(t *testing.T) {
 // service names make more such URLs pass: before, ssh://h::http was "not a
 // valid ssh:// URL".)
 func TestTodayBreakURLHostWithColonRegression(t *testing.T) {
-	ssh := tbNeedSSH(t)
+	ssh := needSSH(t)
 	empty := tbEmptyConfig(t)
 	for _, v := range []string{"ssh://h::http", "ssh://h:ssh:http", "ssh://h:x:https", "ssh://h:http:80"} {
 		ours, theirs := tbBoth(t, ssh, "-F", empty, v)
@@ -612,26 +592,16 @@ func tbHolder(size int64) func(net.Conn) {
 // TCP socket local -> remote, -1 when there is none.
 func tbTxQueue(t *testing.T, local, remote *net.TCPAddr) int {
 	t.Helper()
-	hexAddr := func(a *net.TCPAddr) string {
-		ip := a.IP.To4()
-		return fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], a.Port)
+	f := hbProcNetTCP(t, local, remote)
+	if f == nil {
+		return -1
 	}
-	b, err := os.ReadFile("/proc/net/tcp")
+	tx, _, _ := strings.Cut(f[4], ":")
+	n, err := strconv.ParseInt(tx, 16, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) > 4 && f[1] == hexAddr(local) && f[2] == hexAddr(remote) {
-			tx, _, _ := strings.Cut(f[4], ":")
-			n, err := strconv.ParseInt(tx, 16, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return int(n)
-		}
-	}
-	return -1
+	return int(n)
 }
 
 // tbInQueue is the bytes waiting to be read in c (SIOCINQ).
@@ -780,34 +750,6 @@ func TestTodayBreakMasterDeathClientResets(t *testing.T) {
 	}
 }
 
-// tbLaunch starts the command in-process like launchCLI, with a hurry
-// channel (the second signal).
-func tbLaunch(t *testing.T, hurry chan struct{}, args ...string) *cli {
-	t.Helper()
-	ready := make(chan *session, 1)
-	testReady = func(s *session) { ready <- s }
-	defer func() { testReady = nil }()
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &cli{cancel: cancel, done: make(chan int, 1), stderr: &testutil.SyncBuffer{}}
-	go func() { c.done <- runWith(ctx, hurry, args, io.Discard, c.stderr) }()
-	select {
-	case c.s = <-ready:
-	case code := <-c.done:
-		cancel()
-		t.Fatalf("sshdial %q exited %d:\n%s", args, code, c.stderr)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatalf("sshdial %q not ready after 30s:\n%s", args, c.stderr)
-	}
-	t.Cleanup(func() {
-		c.stop(t)
-		if t.Failed() {
-			t.Logf("sshdial stderr:\n%s", c.stderr)
-		}
-	})
-	return c
-}
-
 // tbSlowReader reads c 16 KiB every 200 ms (the drain sees progress all the
 // time) until an error, which it returns on the channel.
 func tbSlowReader(c net.Conn) (<-chan error, *sync.WaitGroup) {
@@ -859,7 +801,7 @@ func TestTodayBreakDrainShutdown(t *testing.T) {
 			source := testutil.Serve(t, "tcp", tbHolder(32<<20)).Addr().String()
 			ignore, fds := goleak.IgnoreCurrent(), hbFDCount(t)
 			hurry := make(chan struct{})
-			c := tbLaunch(t, hurry, f.args("-S", m.Sock, "--grace", tc.grace.String(), "-L", "0:"+source)...)
+			c := launchCLIHurry(t, false, hurry, f.args("-S", m.Sock, "--grace", tc.grace.String(), "-L", "0:"+source)...)
 			conn := hbDial(t, c.addr("-L", 0))
 			conn.SetDeadline(time.Now().Add(90 * time.Second))
 			accepted := hbAccepted(t, conn)
@@ -974,27 +916,13 @@ func TestTodayBreakStatusThroughMaster(t *testing.T) {
 	// A new master at the same path (the killed one left its socket
 	// behind): the next connection goes through it.
 	os.Remove(m.Sock)
-	nm := exec.Command("ssh", m.Args...)
-	if err := nm.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nm.Process.Kill(); nm.Wait() })
-	if !hbEventually(20*time.Second, func() bool {
-		cc, err := net.Dial("unix", m.Sock)
-		if err == nil {
-			cc.Close()
-		}
-		return err == nil
-	}) {
-		t.Fatalf("the new master does not listen on %s", m.Sock)
-	}
-	waitSSHDLogins(t, f.srv, 3, "the new master's login")
+	pid := hbNewMaster(t, f, m, 3)
 	conn = hbDial(t, c.addr("-L", 0))
 	if err := testutil.RoundTrip(conn, "through the new master"); err != nil {
 		t.Fatal(err)
 	}
 	accepted := hbAccepted(t, conn)
-	if !hbEventually(10*time.Second, func() bool { return hbSocketInodes(t, nm.Process.Pid)[accepted] > 0 }) {
+	if !hbEventually(10*time.Second, func() bool { return hbSocketInodes(t, pid)[accepted] > 0 }) {
 		t.Logf("the connection after the new master started was not handed to it (%s)", tbStatus(c))
 	} else {
 		tbStatusWants(t, c, through+", and an own connection up", "through a new master, with the fallback's own connection up")
