@@ -576,7 +576,7 @@ func TestAdvRemoteDynamic(t *testing.T) {
 // -R specs OpenSSH would not take either are usage errors; the ones it
 // takes mean what they mean to it.
 func TestAdvRemoteDynamicSpecs(t *testing.T) {
-	for _, bad := range []string{"0:", ":", "99999", "65536", "host:", "-1", "+80", "0x50", " 80", "80 ", "/tmp/x.sock",
+	for _, bad := range []string{"0:", ":", "99999", "65536", "host:", "-1", "0x50", "80 ", "HTTP", "nosuchservice", "/tmp/x.sock",
 		"[::1]", "[::1]:", "[::1]:0:", "localhost:80:", "8080:host", ":0:", "\x00"} {
 		if o, err := parseArgs([]string{"-R", bad, "h"}); err == nil {
 			t.Errorf("-R %q: accepted as %+v", bad, o.remote)
@@ -594,6 +594,10 @@ func TestAdvRemoteDynamicSpecs(t *testing.T) {
 		{"*:1080", endpoint{host: "*", port: 1080}},
 		{"[::1]:1080", endpoint{host: "::1", port: 1080}},
 		{"127.0.0.1:0", endpoint{host: "127.0.0.1", port: 0}},
+		// As a2port reads them (ssh -G: remoteforward 80 [socks]:0).
+		{"+80", endpoint{port: 80}},
+		{" 80", endpoint{port: 80}},
+		{"http", endpoint{port: 80}},
 	} {
 		o, err := parseArgs([]string{"-R", tt.spec, "h"})
 		if err != nil {
