@@ -74,7 +74,7 @@ func (d *Dialer) handOver(ctx context.Context, c net.Conn, network, address stri
 		return nil, true, err
 	}
 	cs := d.control
-	h := &handedConn{d: d, cs: cs, client: used, fw: fw, c: c, stats: &d.stats, stop: make(chan struct{})}
+	h := &handedConn{d: d, client: used, fw: fw, c: c, stop: make(chan struct{})}
 	cs.mu.Lock()
 	if cs.closed {
 		cs.mu.Unlock()
@@ -93,12 +93,10 @@ func (d *Dialer) handOver(ctx context.Context, c net.Conn, network, address stri
 // Close and the Dialer's Close (fail) may come at any time: they close the
 // forward and stop, which makes that work end. failErr is guarded by mu.
 type handedConn struct {
-	d      *Dialer
-	cs     *controlState
+	d      *Dialer        // its control state (d.control) holds h until Wait ends
 	client *sshmux.Client // the master handed to
 	fw     *sshmux.Forward
 	c      net.Conn // the handed connection; closed by Wait
-	stats  *stats
 
 	stop     chan struct{} // closed by Close and fail: Wait drains no longer
 	stopOnce sync.Once
@@ -114,6 +112,7 @@ type handedConn struct {
 // Wait is handover.Forward's.
 func (h *handedConn) Wait() (sent, received int64, err error) {
 	h.once.Do(func() {
+		cs := h.d.control
 		err := h.fw.Wait()
 		h.sent, h.received = tcpCounts(h.c)
 		h.mu.Lock()
@@ -122,8 +121,8 @@ func (h *handedConn) Wait() (sent, received int64, err error) {
 		}
 		h.mu.Unlock()
 		if errors.Is(err, sshmux.ErrMasterLost) {
-			err = &masterLostError{path: h.cs.path}
-			h.cs.lost(h.d, h.client)
+			err = &masterLostError{path: cs.path}
+			cs.lost(h.d, h.client)
 			// What the master wrote before it died is data the
 			// peer should have: the reset waits until it is taken.
 			drainSendQueue(h.c, h.stop)
@@ -136,14 +135,14 @@ func (h *handedConn) Wait() (sent, received int64, err error) {
 		h.c.Close()
 		h.err = err
 		if h.sent > 0 {
-			h.stats.addSent(int(h.sent))
+			h.d.stats.addSent(int(h.sent))
 		}
 		if h.received > 0 {
-			h.stats.addReceived(int(h.received))
+			h.d.stats.addReceived(int(h.received))
 		}
-		h.cs.mu.Lock()
-		delete(h.cs.handed, h)
-		h.cs.mu.Unlock()
+		cs.mu.Lock()
+		delete(cs.handed, h)
+		cs.mu.Unlock()
 	})
 	return h.sent, h.received, h.err
 }

@@ -20,24 +20,16 @@ const (
 // and those still in the send queue, SIOCOUTQ), from the kernel, or -1
 // and -1 when c is no TCP connection.
 func tcpCounts(c net.Conn) (received, acked int64) {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return -1, -1
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return -1, -1
-	}
 	received, acked = -1, -1
-	rc.Control(func(fd uintptr) {
-		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	tcpControl(c, func(fd int) {
+		info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
 		if err != nil {
 			return
 		}
 		received, acked = int64(info.Bytes_received), int64(info.Bytes_acked)
 		// What was written and not yet acknowledged (a slow reader) is
 		// still on its way: it counts as written.
-		if queued, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil && queued > 0 {
+		if queued, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ); err == nil && queued > 0 {
 			acked += int64(queued)
 		}
 		// The counts are of sequence numbers, in which a FIN counts
@@ -57,19 +49,22 @@ func tcpCounts(c net.Conn) (received, acked int64) {
 // sendQueue returns the bytes written to a TCP connection that its peer
 // has not acknowledged yet (SIOCOUTQ), or -1 when c is no TCP connection.
 func sendQueue(c net.Conn) int {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return -1
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return -1
-	}
 	q := -1
-	rc.Control(func(fd uintptr) {
-		if n, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
+	tcpControl(c, func(fd int) {
+		if n, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ); err == nil {
 			q = n
 		}
 	})
 	return q
+}
+
+// tcpControl calls f with c's socket when c is a TCP connection.
+func tcpControl(c net.Conn, f func(fd int)) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	if rc, err := tc.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { f(int(fd)) })
+	}
 }

@@ -37,7 +37,7 @@ func ParseDestination(dest string) (user, host string, port int, err error) {
 		return "", "", 0, fmt.Errorf("sshdial: destination %q: %w", dest, err)
 	}
 	if portStr != "" {
-		if port, err = parseDestinationPort(portStr); err != nil {
+		if port, err = parsePort(portStr); err != nil {
 			return "", "", 0, fmt.Errorf("sshdial: destination %q: %w", dest, err)
 		}
 	}
@@ -109,7 +109,7 @@ func parseSSHURL(dest string) (user, host string, port int, err error) {
 		return "", "", 0, errors.New("sshdial: ssh:// destination has a ':' in its host (write an IPv6 address in brackets)")
 	}
 	if p := u.Port(); p != "" {
-		if port, err = parseDestinationPort(p); err != nil {
+		if port, err = parsePort(p); err != nil {
 			return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q: %w", safe.Redacted(), err)
 		}
 	} else if strings.HasSuffix(u.Host, ":") {
@@ -164,10 +164,6 @@ func splitHostPortOpt(s string) (host, port string, err error) {
 	}
 }
 
-// parseDestinationPort parses a TCP port, 1 to 65535, or a service name,
-// as ssh does (A2Port).
-func parseDestinationPort(s string) (int, error) { return parsePort(s) }
-
 // numericURLPort returns the ssh:// URL dest with a port given as a
 // service name (ssh://host:https, which OpenSSH takes) replaced by its
 // number, for url.Parse; dest unchanged when its port is no service name.
@@ -183,7 +179,7 @@ func numericURLPort(dest string) string {
 		return dest
 	}
 	name := hostport[i+1:]
-	if name == "" || strings.Trim(name, "0123456789") == "" {
+	if strings.Trim(name, "0123456789") == "" { // none, or a number
 		return dest
 	}
 	p, err := A2Port(name)

@@ -1332,7 +1332,7 @@ func parsePort(s string) (int, error) {
 	if err != nil || n < 1 {
 		return 0, fmt.Errorf("port %q is out of range 1-65535", s)
 	}
-	return int(n), nil
+	return n, nil
 }
 
 // parseTime parses a time as OpenSSH's convtime (in its later form, which
