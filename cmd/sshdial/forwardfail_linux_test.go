@@ -1,13 +1,18 @@
 package main
 
 import (
+	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sshdial/sshdial/internal/backoff"
+	"github.com/sshdial/sshdial/internal/opensshd"
 )
 
 // runCLI starts the command in-process like startCLI, for a test that
@@ -51,7 +56,7 @@ func (c *cli) state(kind string, n int) string {
 // forward after a reconnect: sshd is killed, the port taken, sshd started
 // again. It returns the command, the -R's port and the squatter that holds
 // it.
-func refuseAfterRestart(t *testing.T, extra ...string) (c *cli, port string, squatter net.Listener) {
+func refuseAfterRestart(t *testing.T, extra ...string) (c *cli, port string, squatter net.Listener, srv *opensshd.Server) {
 	// The library asks a refused forward again for this long before it
 	// gives up (three minutes by default).
 	old := backoff.SetRefusedPatience(3 * time.Second)
@@ -68,6 +73,9 @@ func refuseAfterRestart(t *testing.T, extra ...string) (c *cli, port string, squ
 	c = runCLI(t, f.args(args...)...)
 	if got, err := httpGet("http://127.0.0.1:" + port + "/before"); err != nil || got != "origin:/before" {
 		t.Fatalf("-R before the restart: %q %v", got, err)
+	}
+	if p, _ := strconv.Atoi(port); !sshdListensOn(t, f.srv, p) {
+		t.Fatalf("sshdListensOn does not see sshd's -R listener on %s", port)
 	}
 
 	f.srv.Signal(syscall.SIGKILL, true) // sshd and its sessions
@@ -86,14 +94,14 @@ func refuseAfterRestart(t *testing.T, extra ...string) (c *cli, port string, squ
 	if err := f.srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	return c, port, squatter
+	return c, port, squatter, f.srv
 }
 
 // A -R forward the server refuses after a reconnect is lost for good (the
 // library gave up): with ExitOnForwardFailure (the default) the command
 // ends with exit 3 and says why, as when a forward fails at start.
 func TestRemoteForwardRefusedAfterReconnectExits(t *testing.T) {
-	c, port, _ := refuseAfterRestart(t)
+	c, port, _, _ := refuseAfterRestart(t)
 	if code := c.exited(t, 60*time.Second); code != exitForward {
 		t.Fatalf("exit %d, want %d:\n%s", code, exitForward, c.stderr)
 	}
@@ -108,7 +116,7 @@ func TestRemoteForwardRefusedAfterReconnectExits(t *testing.T) {
 // again on top of the library's tries: once the port is free again, the
 // server still does not listen on it; the other forwards go on.
 func TestRemoteForwardRefusedAfterReconnectNotRetried(t *testing.T) {
-	c, port, squatter := refuseAfterRestart(t, "-o", "ExitOnForwardFailure=no")
+	c, port, squatter, srv := refuseAfterRestart(t, "-o", "ExitOnForwardFailure=no")
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.HasPrefix(c.state("-R", 0), "failed: ") {
 		if time.Now().After(deadline) {
@@ -121,11 +129,12 @@ func TestRemoteForwardRefusedAfterReconnectNotRetried(t *testing.T) {
 	}
 	squatter.Close()
 	// A retry would come within a few seconds (backoff from 1 s): watch
-	// the port for 4 s.
+	// the port for 4 s. Another process of the test run may take the
+	// freed port too: only a listener that sshd holds counts.
+	p, _ := strconv.Atoi(port)
 	end := time.Now().Add(4 * time.Second)
 	for time.Now().Before(end) {
-		if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
-			conn.Close()
+		if sshdListensOn(t, srv, p) {
 			t.Fatalf("the server listens on the -R port %s again: the command requested the forward on top of the library", port)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -179,4 +188,25 @@ func TestForwardRetryStopsWhenDialerClosed(t *testing.T) {
 	if code := c.stop(t); code != exitOK {
 		t.Errorf("exit %d after SIGINT, want %d", code, exitOK)
 	}
+}
+
+// sshdListensOn reports whether one of srv's processes holds a socket
+// listening on 127.0.0.1:port.
+func sshdListensOn(t *testing.T, srv *opensshd.Server, port int) bool {
+	t.Helper()
+	f := hbProcNetTCP(t, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, &net.TCPAddr{IP: net.IPv4zero})
+	if f == nil || f[3] != "0A" { // TCP_LISTEN
+		return false
+	}
+	want := "socket:[" + f[9] + "]"
+	for _, pid := range append(srv.Sessions(), srv.Cmd.Process.Pid) {
+		dir := fmt.Sprintf("/proc/%d/fd", pid)
+		ents, _ := os.ReadDir(dir) // a session may end meanwhile
+		for _, e := range ents {
+			if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && l == want {
+				return true
+			}
+		}
+	}
+	return false
 }
