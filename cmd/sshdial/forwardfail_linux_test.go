@@ -191,22 +191,43 @@ func TestForwardRetryStopsWhenDialerClosed(t *testing.T) {
 }
 
 // sshdListensOn reports whether one of srv's processes holds a socket
-// listening on 127.0.0.1:port.
+// listening on port on the loopback (127.0.0.1 or ::1).
 func sshdListensOn(t *testing.T, srv *opensshd.Server, port int) bool {
+	return sshdListenAddr(t, srv, port) != ""
+}
+
+// sshdListenAddr returns the loopback address ("127.0.0.1:port" first, else
+// "[::1]:port") on which one of srv's processes holds a listening socket,
+// "" for none. sshd asked to listen on "localhost" may hold only one of
+// them (the other family's port may be taken), and "localhost" may then
+// reach another listener.
+func sshdListenAddr(t *testing.T, srv *opensshd.Server, port int) string {
 	t.Helper()
-	f := hbProcNetTCP(t, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}, &net.TCPAddr{IP: net.IPv4zero})
-	if f == nil || f[3] != "0A" { // TCP_LISTEN
-		return false
-	}
-	want := "socket:[" + f[9] + "]"
+	inodes := map[string]bool{}
 	for _, pid := range append(srv.Sessions(), srv.Cmd.Process.Pid) {
 		dir := fmt.Sprintf("/proc/%d/fd", pid)
 		ents, _ := os.ReadDir(dir) // a session may end meanwhile
 		for _, e := range ents {
-			if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && l == want {
-				return true
+			if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && strings.HasPrefix(l, "socket:[") {
+				inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
 			}
 		}
 	}
-	return false
+	for _, fam := range []struct{ file, local, addr string }{
+		{"/proc/net/tcp", "0100007F", "127.0.0.1"},
+		{"/proc/net/tcp6", "00000000000000000000000001000000", "::1"},
+	} {
+		b, err := os.ReadFile(fam.file)
+		if err != nil {
+			continue // no IPv6
+		}
+		want := fmt.Sprintf("%s:%04X", fam.local, port)
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) > 9 && f[1] == want && f[3] == "0A" && inodes[f[9]] { // 0A: TCP_LISTEN
+				return net.JoinHostPort(fam.addr, strconv.Itoa(port))
+			}
+		}
+	}
+	return ""
 }

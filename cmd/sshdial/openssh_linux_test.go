@@ -289,20 +289,32 @@ func TestOpenSSHForwards(t *testing.T) {
 			t.Fatalf("curl -p -x: %q, %v", out, err)
 		}
 	})
+	// The server listens on its loopback ("localhost"); this machine is
+	// the server. Dialed where sshd holds the listener: its port may be
+	// the same number as one of the command's own listeners in the other
+	// family, which "localhost" would reach.
+	serverSide := func(n int) string {
+		_, p, _ := net.SplitHostPort(c.addr("-R", n))
+		port, _ := strconv.Atoi(p)
+		addr := sshdListenAddr(t, f.srv, port)
+		if addr == "" {
+			t.Fatalf("sshd holds no listener on the -R port %d", port)
+		}
+		return addr
+	}
 	t.Run("R-from-server-side", func(t *testing.T) {
-		// The server listens on its loopback; this machine is the server.
-		got, err := httpGet("http://" + c.addr("-R", 0) + "/R")
+		got, err := httpGet("http://" + serverSide(0) + "/R")
 		if err != nil || got != "origin:/R" {
-			t.Fatalf("GET on the server's -R port %s: %q, %v", c.addr("-R", 0), got, err)
+			t.Fatalf("GET on the server's -R port %s: %q, %v", serverSide(0), got, err)
 		}
 	})
 	t.Run("R-dynamic-from-server-side", func(t *testing.T) {
 		// The server's SOCKS port; the names are resolved here.
-		out, err := curl("--socks5-hostname", c.addr("-R", 1), "http://localhost:"+originPort+"/R-dynamic")
+		out, err := curl("--socks5-hostname", serverSide(1), "http://localhost:"+originPort+"/R-dynamic")
 		if err != nil || out != "origin:/R-dynamic" {
-			t.Fatalf("curl --socks5-hostname through -R %s: %q, %v", c.addr("-R", 1), out, err)
+			t.Fatalf("curl --socks5-hostname through -R %s: %q, %v", serverSide(1), out, err)
 		}
-		out, err = curl("--socks4a", c.addr("-R", 1), "http://localhost:"+originPort+"/R-dynamic4a")
+		out, err = curl("--socks4a", serverSide(1), "http://localhost:"+originPort+"/R-dynamic4a")
 		if err != nil || out != "origin:/R-dynamic4a" {
 			t.Fatalf("curl --socks4a through -R: %q, %v", out, err)
 		}
