@@ -170,7 +170,8 @@ var drainStall = 5 * time.Second
 // drainSendQueue waits until c's peer has acknowledged what is queued for
 // it, so that a reset that follows drops nothing the peer could have had.
 // It returns early when stop is closed, or when the queue has not shrunk
-// for drainStall; at once where the system does not tell (sendQueue).
+// for drainStall; at once when the peer has reset the connection, or
+// where the system does not tell (sendQueue).
 func drainSendQueue(c net.Conn, stop <-chan struct{}) {
 	last, since := sendQueue(c), time.Now()
 	wait := time.Millisecond

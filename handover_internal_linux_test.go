@@ -76,6 +76,21 @@ func TestDrainSendQueue(t *testing.T) {
 		}
 	})
 
+	t.Run("peer reset", func(t *testing.T) {
+		// A peer that resets its end: nothing queued can reach it any
+		// more, and SIOCOUTQ keeps counting it.
+		drainStall = 10 * time.Second
+		client, accepted := testutil.TCPPair(t)
+		fillSendQueue(t, accepted)
+		client.SetLinger(0)
+		client.Close()
+		start := time.Now()
+		drainSendQueue(accepted, make(chan struct{}))
+		if took := time.Since(start); took > 5*time.Second {
+			t.Fatalf("took %v after the peer's reset", took)
+		}
+	})
+
 	t.Run("not TCP", func(t *testing.T) {
 		drainStall = 10 * time.Second
 		a, b := net.Pipe()

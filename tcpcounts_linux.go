@@ -10,6 +10,7 @@ import (
 const (
 	tcpFinWait2  = 5
 	tcpTimeWait  = 6
+	tcpClose     = 7
 	tcpCloseWait = 8
 	tcpLastAck   = 9
 	tcpClosing   = 11
@@ -47,10 +48,16 @@ func tcpCounts(c net.Conn) (received, acked int64) {
 }
 
 // sendQueue returns the bytes written to a TCP connection that its peer
-// has not acknowledged yet (SIOCOUTQ), or -1 when c is no TCP connection.
+// has not acknowledged yet (SIOCOUTQ), 0 once the connection is closed
+// (the peer reset it: SIOCOUTQ keeps counting what will never be sent), or
+// -1 when c is no TCP connection.
 func sendQueue(c net.Conn) int {
 	q := -1
 	tcpControl(c, func(fd int) {
+		if info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil && info.State == tcpClose {
+			q = 0
+			return
+		}
 		if n, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ); err == nil {
 			q = n
 		}
