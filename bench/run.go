@@ -107,7 +107,10 @@ func run() (*results, error) {
 				// x/crypto allocates every packet it reads: show what
 				// the GC setting of the program does to downloads.
 				dirModes = slices.Clone(modes)
-				for _, m := range modes[:2] { // sshdial, x/crypto raw
+				for _, m := range modes {
+					if m.name != "sshdial" && m.name != "x/crypto raw" {
+						continue // -modes may have left them out
+					}
 					m.name += gcSuffix
 					m.gcPercent = tunedGC
 					dirModes = append(dirModes, m)
