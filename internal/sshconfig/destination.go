@@ -54,17 +54,60 @@ func ParseDestination(dest string) (user, host string, port int, err error) {
 
 // RedactDestinations returns a comma-separated list of destinations (a
 // ProxyJump value) fit for an error message: the user part of each ssh://
-// URL, which may hold a password, is replaced by "…".
+// URL, which may hold a password, is replaced by "…". A password may hold
+// ',', which a URL need not encode: the user part of an ssh:// URL without
+// '@' runs on over the destinations after it, up to the first with an '@'
+// (not into another ssh:// URL), when it has a ':' (ssh://u:a,b@h is
+// ssh://…@h).
 func RedactDestinations(list string) string {
+	s, _ := redactDestinations(list)
+	return s
+}
+
+// redactDestinations is RedactDestinations; merged reports whether a user
+// part ran over several destinations, which are then parts of a password.
+func redactDestinations(list string) (redacted string, merged bool) {
+	// url is where "ssh://" is in d when d starts with it (after blanks), or -1.
+	url := func(d string) int {
+		s := strings.TrimLeft(d, whitespace)
+		if len(s) >= 6 && strings.EqualFold(s[:6], "ssh://") {
+			return len(d) - len(s)
+		}
+		return -1
+	}
 	parts := strings.Split(list, ",")
-	for i, d := range parts {
-		if len(d) >= 6 && strings.EqualFold(d[:6], "ssh://") {
-			if at := strings.LastIndexByte(d, '@'); at >= 6 {
-				parts[i] = d[:6] + "…" + d[at:]
+	out := make([]string, 0, len(parts))
+	for i := 0; i < len(parts); i++ {
+		d := parts[i]
+		start := url(d)
+		if start < 0 {
+			out = append(out, d)
+			continue
+		}
+		user := start + 6 // where the user part starts
+		j := i
+		if strings.LastIndexByte(d, '@') < user {
+			for k := i + 1; k < len(parts) && url(parts[k]) < 0; k++ {
+				if strings.IndexByte(parts[k], '@') >= 0 {
+					j = k
+					break
+				}
 			}
 		}
+		span := strings.Join(parts[i:j+1], ",")
+		at := strings.LastIndexByte(span, '@')
+		if j > i && !strings.Contains(span[user:at], ":") {
+			span, j, at = d, i, -1 // no password: d alone, with no user part
+		}
+		if at < user {
+			out = append(out, d)
+			continue
+		}
+		out = append(out, span[:user]+"…"+span[at:])
+		merged = merged || j > i
+		i = j
 	}
-	return strings.Join(parts, ",")
+	return strings.Join(out, ","), merged
 }
 
 // parseSSHURL parses ssh://[user[;params]@]host[:port][/] as OpenSSH's parse_uri does,

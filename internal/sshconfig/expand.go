@@ -144,13 +144,15 @@ func (t *Tokens) ExpandProxyCommand(value string) (string, error) {
 
 // ExpandTilde expands ~, ~/path and ~user/path at the start of p as
 // OpenSSH's tilde_expand_filename: home is the directory of ~ (ssh takes it
-// from the passwd entry, not $HOME); the rest is appended after one '/'.
+// from the passwd entry, not $HOME); the rest, without its leading '/'s,
+// is appended after one '/' ("~//x" is home/x).
 func ExpandTilde(p, home string) (string, error) {
 	if !strings.HasPrefix(p, "~") {
 		return p, nil
 	}
 	rest := p[1:]
 	name, path, _ := strings.Cut(rest, "/")
+	path = strings.TrimLeft(path, "/")
 	dir := home
 	if name != "" {
 		u, err := osuser.Lookup(name)

@@ -130,12 +130,12 @@ var keywords = func() map[string]kind {
 
 // Known reports whether ssh(1) knows keyword (in any case).
 func Known(keyword string) bool {
-	_, ok := keywords[strings.ToLower(keyword)]
+	_, ok := keywords[LowerASCII(keyword)]
 	return ok
 }
 
 // Used reports whether sshdial uses keyword's value (in any case).
 func Used(keyword string) bool {
-	k, ok := keywords[strings.ToLower(keyword)]
+	k, ok := keywords[LowerASCII(keyword)]
 	return ok && k != kIgnored
 }

@@ -65,7 +65,7 @@ func splitLine(line string) (keyword, rest string, skip, ok bool) {
 	if kw == "" || kw[0] == '\n' || kw[0] == '#' {
 		return "", "", true, true
 	}
-	kw = strings.ToLower(kw)
+	kw = LowerASCII(kw) // tolower in the C locale: "İnclude" is no keyword
 	if !more {
 		rest = ""
 	}

@@ -9,34 +9,30 @@ import (
 
 // matchPattern matches s against an ssh_config pattern as OpenSSH's
 // match_pattern: * is any run of bytes, ? exactly one; all else literal.
+// Unlike match_pattern, which tries every way the stars could match (a
+// time exponential in their number: "*?*?*?…z" takes ssh minutes), only
+// the last star seen is moved on a mismatch: a later star can match
+// whatever an earlier one would have, so the result is the same, in time
+// len(s)*len(pattern) at most.
 func matchPattern(s, pattern string) bool {
-	for {
-		if pattern == "" {
-			return s == ""
-		}
-		switch pattern[0] {
-		case '*':
-			pattern = strings.TrimLeft(pattern, "*")
-			if pattern == "" {
-				return true
-			}
-			for i := 0; i < len(s); i++ {
-				if matchPattern(s[i:], pattern) {
-					return true
-				}
-			}
-			return false
-		case '?':
-			if s == "" {
-				return false
-			}
+	si, pi := 0, 0
+	star, starS := -1, 0 // the last star's index in pattern, and where in s its run ends
+	for si < len(s) {
+		switch {
+		case pi < len(pattern) && pattern[pi] == '*':
+			star, starS = pi, si
+			pi++
+		case pi < len(pattern) && (pattern[pi] == '?' || pattern[pi] == s[si]):
+			si++
+			pi++
+		case star >= 0:
+			starS++
+			si, pi = starS, star+1
 		default:
-			if s == "" || s[0] != pattern[0] {
-				return false
-			}
+			return false
 		}
-		s, pattern = s[1:], pattern[1:]
 	}
+	return strings.TrimLeft(pattern[pi:], "*") == ""
 }
 
 // matchPatternList matches s against a comma-separated list of patterns as

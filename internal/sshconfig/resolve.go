@@ -419,7 +419,7 @@ func (r *reader) line(text, file string, lineNo int, active *bool, fl lineFlags,
 		if err != nil {
 			return err
 		}
-		norm, ok := values[strings.ToLower(v)]
+		norm, ok := values[LowerASCII(v)]
 		if !ok {
 			return bad("unsupported value %q (%s)", v, want)
 		}
@@ -434,7 +434,7 @@ func (r *reader) line(text, file string, lineNo int, active *bool, fl lineFlags,
 			return err
 		}
 		var b bool
-		switch strings.ToLower(v) {
+		switch LowerASCII(v) {
 		case "yes", "true":
 			b = true
 		case "no", "false":
@@ -663,7 +663,13 @@ func (r *reader) line(text, file string, lineNo int, active *bool, fl lineFlags,
 			v = v[:i]
 		}
 		if err := r.proxyJump(v, on); err != nil {
-			return bad("invalid ProxyJump %q: %v", RedactDestinations(v), err)
+			shown, merged := redactDestinations(v)
+			if merged {
+				// A password with a ',' was split into hops: the
+				// error may quote a piece of it.
+				return bad("invalid ProxyJump %q", shown)
+			}
+			return bad("invalid ProxyJump %q: %v", shown, err)
 		}
 	}
 	return nil
@@ -933,7 +939,7 @@ func (r *reader) match(rest, file string, lineNo int) (bool, error) {
 			return false, bad("missing argument for %s", attrib)
 		}
 		var m bool
-		switch strings.ToLower(attrib) {
+		switch LowerASCII(attrib) {
 		case "host":
 			m = matchPatternList(LowerASCII(host), arg, true) == 1
 		case "originalhost":
