@@ -580,12 +580,12 @@ const maxHops = 10
 // ProxyJump when own is true, else jumps.
 func hopChain(resolve func(string) (*hop, error), destination string, jumps []string, own bool, depth int) ([]*hop, error) {
 	if depth >= maxHops {
-		return nil, fmt.Errorf("sshdial: more than %d jump hosts before %s (a ProxyJump loop?)", maxHops, shortAddr(destination))
+		return nil, fmt.Errorf("sshdial: more than %d jump hosts before %s (a ProxyJump loop?)", maxHops, destinationShown(destination))
 	}
 	dest, err := resolve(destination)
 	if err != nil {
 		if depth > 0 {
-			return nil, fmt.Errorf("sshdial: jump host %s: %w", shortAddr(destination), err)
+			return nil, fmt.Errorf("sshdial: jump host %s: %w", destinationShown(destination), err)
 		}
 		return nil, err
 	}
@@ -602,14 +602,24 @@ func hopChain(resolve func(string) (*hop, error), destination string, jumps []st
 	for _, j := range jumps[1:] {
 		h, err := resolve(j)
 		if err != nil {
-			return nil, fmt.Errorf("sshdial: jump host %s: %w", shortAddr(j), err)
+			return nil, fmt.Errorf("sshdial: jump host %s: %w", destinationShown(j), err)
 		}
 		hops = append(hops, h)
 	}
 	if len(hops) >= maxHops {
-		return nil, fmt.Errorf("sshdial: more than %d jump hosts before %s (a ProxyJump loop?)", maxHops, shortAddr(destination))
+		return nil, fmt.Errorf("sshdial: more than %d jump hosts before %s (a ProxyJump loop?)", maxHops, destinationShown(destination))
 	}
 	return append(hops, dest), nil
+}
+
+// destinationShown quotes a destination for a message, with a user part
+// that holds ':' shown as "…": that is a password written into an ssh://
+// URL (ssh://user:secret@host), which ssh takes as part of the user name.
+func destinationShown(dest string) string {
+	if at := strings.LastIndexByte(dest, '@'); at >= 0 && strings.Contains(dest[:at], ":") {
+		return shortAddr("…" + dest[at:])
+	}
+	return shortAddr(dest)
 }
 
 // connectHops connects to each hop through the one before, and returns the

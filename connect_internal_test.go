@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sshdial/sshdial/internal/sshconfig"
 )
 
 // TestHopChain: ProxyJump a,b reaches b through a and a through a's own
@@ -89,5 +91,44 @@ func TestConnectTimeoutDefault(t *testing.T) {
 			t.Errorf("%s with %d options: ConnectTimeout %v, want %v", tc.dest, len(tc.opts), got, tc.want)
 		}
 		d.close(false)
+	}
+}
+
+// A jump host's user part may hold a password (ssh://user:secret@host,
+// which ssh takes as a user name): errors about the jump show it as "…".
+func TestHopChainJumpErrorHidesPassword(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "config")
+	for _, jumps := range []string{"ssh://u:s3cret@jh", "ok,ssh://u:s3cret@jh", "ssh://u:s3cret@jh:2222"} {
+		config := "Host dest\n  ProxyJump " + jumps + "\nHost jh\n  IdentityFile ~nosuchuser9/id\n"
+		if err := os.WriteFile(f, []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		resolve := func(d string) (*hop, error) { return resolveHop(d, f, dir, "me") }
+		_, err := hopChain(resolve, "dest", nil, true, 0)
+		if err == nil {
+			t.Fatalf("ProxyJump %s: no error for a jump host with a bad Port", jumps)
+		}
+		if msg := err.Error(); strings.Contains(msg, "s3cret") || !strings.Contains(msg, "jh") {
+			t.Errorf("ProxyJump %s: %v", jumps, err)
+		}
+	}
+}
+
+// hopFromConfig checks each ProxyJump hop again; its error hides a user
+// part holding a password too.
+func TestHopFromConfigJumpErrorHidesPassword(t *testing.T) {
+	for _, jumps := range []string{"u:s3cret@bad host", "ok,u:s3cret@bad host"} {
+		_, err := hopFromConfig(&sshconfig.Config{Host: "h", HostName: "h", Port: 22, User: "me", ProxyJump: jumps}, false)
+		if err == nil {
+			t.Fatalf("ProxyJump %s: no error", jumps)
+		}
+		if msg := err.Error(); strings.Contains(msg, "s3cret") || !strings.Contains(msg, "bad host") {
+			t.Errorf("ProxyJump %s: %v", jumps, err)
+		}
+	}
+	_, err := hopFromConfig(&sshconfig.Config{Host: "h", HostName: "h", Port: 22, User: "me", ProxyJump: "u@bad host"}, false)
+	if err == nil || !strings.Contains(err.Error(), "u@bad host") {
+		t.Errorf("a hop without a password: %v", err)
 	}
 }
