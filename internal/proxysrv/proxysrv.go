@@ -41,7 +41,8 @@
 //
 // A host name with a NUL byte or longer than DNS allows (255 bytes) is not
 // dialed at all: OpenSSH's sshd would drop the whole SSH connection for the
-// NUL. SOCKS5 answers it with 0x04 (host unreachable), SOCKS4a with 91,
+// NUL. Nor is a name with '[' or ']', which no host:port address can carry.
+// SOCKS5 answers it with 0x04 (host unreachable), SOCKS4a with 91,
 // HTTP with 400.
 //
 // Requests the servers do not support: SOCKS5 BIND and UDP ASSOCIATE (and

@@ -241,6 +241,9 @@ func (s *Server) socks4Request(ss *session) (string, error) {
 	if host == "" {
 		return refuse("empty host name")
 	}
+	if why := badHost(host); why != "" {
+		return refuse(why)
+	}
 	return net.JoinHostPort(host, strconv.Itoa(int(port))), nil
 }
 
@@ -260,13 +263,17 @@ const maxHostLen = 255
 // badHost says why host cannot be dialed, or "". A NUL byte in a name
 // would make OpenSSH's sshd drop the whole SSH connection (sshdial's
 // Dialer refuses it too, but a DialFunc need not be sshdial's), and a name
-// longer than DNS allows names nothing.
+// longer than DNS allows names nothing. Nor can a name with '[' or ']' be
+// passed on: in the host:port given to Dial it would name another host
+// ("[a]:80" is a:80) or none (net.SplitHostPort fails).
 func badHost(host string) string {
 	switch {
 	case strings.IndexByte(host, 0) >= 0:
 		return "NUL byte in the host name"
 	case len(host) > maxHostLen:
 		return "host name longer than 255 bytes"
+	case strings.ContainsAny(host, "[]"):
+		return "bracket in the host name"
 	}
 	return ""
 }

@@ -48,6 +48,7 @@ import (
 	"fmt"
 	"io"
 	"syscall"
+	"unicode"
 )
 
 // Message types, from OpenSSH's mux.c (PROTOCOL.mux section 11).
@@ -127,7 +128,9 @@ func (e *RefusedError) Error() string {
 	return "sshmux: the ControlMaster refused the request: " + sanitize(e.Reason)
 }
 
-// sanitize keeps text from the master printable and short in error messages.
+// sanitize keeps text from the master printable and short in error
+// messages: control characters, C1 (such as U+009B, CSI for terminals that
+// take 8-bit controls) as well as C0 and DEL, become '?'.
 func sanitize(s string) string {
 	const limit = 200
 	out := make([]rune, 0, len(s))
@@ -136,7 +139,7 @@ func sanitize(s string) string {
 			out = append(out, '…')
 			break
 		}
-		if r < 0x20 || r == 0x7f || r == 0xfffd {
+		if unicode.IsControl(r) || r == 0xfffd {
 			r = '?'
 		}
 		out = append(out, r)
