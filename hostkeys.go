@@ -3,6 +3,9 @@ package sshdial
 import (
 	"bytes"
 	"cmp"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -155,10 +158,17 @@ func hostKeyCheck(mem *hostKeyMemory, hostname string, port int, files []string,
 	// patterns without regard to case (see lowerHostPatterns): in ASCII
 	// only, as tolower(3) in the C locale.
 	hostname = sshconfig.LowerASCII(hostname)
+	addr := net.JoinHostPort(hostname, strconv.Itoa(port))
+	if h, _, err := net.SplitHostPort(addr); err != nil || h != hostname {
+		// x/crypto would look "[x]" up as x, and "a]b" not at all. With
+		// this, c.host below is the name ssh looks up, which openSSHView
+		// relies on.
+		return nil, nil, fmt.Errorf("sshdial: host key check: host name %q cannot be looked up in known_hosts", hostname)
+	}
 	c := &hostKeyChecker{
 		hostname:  hostname,
 		port:      port,
-		addr:      net.JoinHostPort(hostname, strconv.Itoa(port)),
+		addr:      addr,
 		files:     slices.Clone(files),
 		writeFile: writeFile,
 		strict:    mode,
@@ -213,8 +223,10 @@ type hostKeyChecker struct {
 // load reads the known_hosts files; a missing file is an empty one.
 //
 // The known_hosts parser matches host patterns case-sensitively, where
-// ssh(1) ignores case: a file whose patterns hold capitals is read through
-// a lowercased copy, made in a private temporary directory and removed
+// ssh(1) ignores case, and reads some lines otherwise than ssh does (see
+// openSSHView): a file whose patterns hold capitals, or with such lines,
+// is read through a copy, lowercased and with those lines as ssh reads
+// them for the host, made in a private temporary directory and removed
 // once read, so that "[LOCALHOST]:2222 <key>" is the key of
 // [localhost]:2222 (a changed key, not an unknown one that accept-new
 // would record).
@@ -243,7 +255,11 @@ func (c *hostKeyChecker) load() error {
 			}
 		}
 		read := f
-		if lower, changed := lowerHostPatterns(data); changed {
+		lower, changed := lowerHostPatterns(data)
+		if seen, differs := openSSHView(lower, c.host, c.port); differs {
+			lower, changed = seen, true
+		}
+		if changed {
 			// In memory where the system allows it (Linux), so that no
 			// temporary directory is needed: a container image may have
 			// no /tmp, or a read-only one.
@@ -352,6 +368,344 @@ func skipField(line []byte, i int) int {
 	return i
 }
 
+// openSSHView returns known_hosts data (its host patterns lowercased) as
+// x/crypto/ssh/knownhosts must read it to find for host what ssh(1) finds
+// for it, line for line, and whether that differs from data. host is the
+// name ssh looks up, host or [host]:port (ssh's put_host_port), which
+// x/crypto takes apart: it reads "host:2222" and "[host]:22" in a pattern
+// as a host and port, where for ssh they match no name ever looked up;
+// wildcards in a port ("[*]:*", "*" for a host on port 2222) not at all,
+// where ssh matches the whole name; skeema/knownhosts then looks up
+// [host]:2222 as host on port 22 when any pattern has a wildcard, which
+// ssh never does; a hashed name with a salt of any length, a key blob
+// whose base64 has stray bits, a tab-ended marker on a line that has a
+// space (ssh: no marker, check_markers), and "!,host" (ssh: host) differ
+// too, as does "rsa-sha2-512" as a key type, which ssh takes for ssh-rsa.
+//
+// So each line is read as ssh reads it (hostfile.c, match.c): one that
+// holds a key for host becomes that key under a pattern that matches the
+// looked-up address only, one that does not keeps its key under a pattern
+// that matches nothing; a line ssh and x/crypto read alike stays as it is,
+// so that an ordinary file needs no copy. @revoked lines apply to every
+// host in x/crypto, which is stricter than ssh, and stay as they are.
+func openSSHView(data []byte, host string, port int) ([]byte, bool) {
+	match := "*"
+	if port != 22 {
+		match = "[*]:" + strconv.Itoa(port)
+	}
+	lines := bytes.Split(data, []byte("\n"))
+	differs := false
+	for i, line := range lines {
+		out, changed := openSSHLine(line, host, match)
+		if port != 22 && skeemaWildcard(out) {
+			// skeema would look host up on port 22 (see above).
+			out, changed = nil, true
+		}
+		if changed {
+			lines[i], differs = out, true
+		}
+	}
+	if !differs {
+		return data, false
+	}
+	return bytes.Join(lines, []byte("\n")), true
+}
+
+// noMatch is a host pattern that x/crypto matches with no address.
+const noMatch = "!none"
+
+// openSSHLine is openSSHView for one line: the line x/crypto must read,
+// and whether it differs from line. match is a pattern that x/crypto
+// matches with the looked-up address only.
+func openSSHLine(line []byte, host, match string) ([]byte, bool) {
+	text, cut := line, false
+	if i := bytes.IndexByte(text, 0); i >= 0 {
+		text, cut = text[:i], true // ssh reads a C string
+	}
+	// x/crypto drops a \r before the newline; ssh's base64 decoder skips it.
+	text = bytes.TrimSuffix(text, []byte("\r"))
+	same := func() ([]byte, bool) {
+		if cut {
+			return text, true
+		}
+		return line, false
+	}
+	cp := bytes.TrimLeft(text, " \t")
+	if len(cp) == 0 || cp[0] == '#' {
+		return same()
+	}
+	marker, rest, ok := sshMarker(cp)
+	if !ok {
+		if w, _, _ := cutBlank(cp); string(w) == "@cert-authority" {
+			return append([]byte("#"), text...), true // an authority x/crypto would trust
+		}
+		return same() // x/crypto fails it too
+	}
+	hosts, rest, ok := cutBlank(rest)
+	if !ok {
+		return same() // no key: nothing for either
+	}
+	safe := samePatterns(string(hosts))
+	m := matchKnownHost(host, string(hosts))
+	var key ssh.PublicKey
+	var typ, b64 []byte
+	if m == 1 {
+		key, typ, b64 = readHostKey(bytes.TrimLeft(rest, " \t"))
+	}
+	if marker != "" {
+		marker += " "
+	}
+	switch {
+	case key != nil:
+		canonical := base64.StdEncoding.EncodeToString(key.Marshal())
+		if safe && string(typ) == key.Type() && string(b64) == canonical {
+			return same()
+		}
+		return []byte(marker + match + " " + key.Type() + " " + canonical), true
+	case marker == "@revoked " || safe && m != 1:
+		return same()
+	default:
+		// No key for host, where x/crypto might find one.
+		return append([]byte(marker+noMatch), rest...), true
+	}
+}
+
+// skeemaWildcard reports whether skeema/knownhosts takes line for one
+// with a wildcard host pattern (its NewDB).
+func skeemaWildcard(line []byte) bool {
+	line = bytes.TrimSpace(line)
+	if len(line) > 15 && bytes.HasPrefix(line, []byte("@cert-authority")) && (line[15] == ' ' || line[15] == '\t') {
+		line = bytes.TrimSpace(line[16:])
+	}
+	if i := bytes.IndexAny(line, "\t "); i >= 0 {
+		line = line[:i]
+	}
+	i := bytes.IndexByte(line, '*')
+	return i >= 0 && !bytes.Contains(line[i:], []byte("]:"))
+}
+
+// cutBlank returns s up to its first space or tab, and the rest from
+// there; ok is false if s has none.
+func cutBlank(s []byte) (field, rest []byte, ok bool) {
+	i := bytes.IndexAny(s, " \t")
+	if i < 0 {
+		return s, nil, false
+	}
+	return s[:i], s[i:], true
+}
+
+// sshMarker is OpenSSH's check_markers: the marker of a line ("" for
+// none) and the rest after it and its blanks. The marker ends at the
+// line's first space, or at its first tab if it has no space.
+func sshMarker(cp []byte) (marker string, rest []byte, ok bool) {
+	for len(cp) > 0 && cp[0] == '@' {
+		if marker != "" {
+			return "", nil, false
+		}
+		sp := bytes.IndexByte(cp, ' ')
+		if sp < 0 {
+			sp = bytes.IndexByte(cp, '\t')
+		}
+		if sp <= 1 || sp >= 32 {
+			return "", nil, false
+		}
+		marker = string(cp[:sp])
+		if marker != "@cert-authority" && marker != "@revoked" {
+			return "", nil, false
+		}
+		cp = bytes.TrimLeft(cp[sp:], " \t")
+	}
+	return marker, cp, true
+}
+
+// samePatterns reports whether x/crypto matches the host patterns as ssh
+// does for any looked-up name: names and [name]:port with no wildcard,
+// negation, port 22 or other port syntax, or a hashed name in the form
+// ssh writes it.
+func samePatterns(hosts string) bool {
+	if hosts[0] == '|' {
+		parts := strings.Split(hosts, "|")
+		return len(parts) == 4 && parts[1] == "1" && canonicalSHA1(parts[2]) && canonicalSHA1(parts[3])
+	}
+	for _, p := range strings.Split(hosts, ",") {
+		if len(p) >= 1023 || strings.ContainsAny(p, "*?!ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+			return false
+		}
+		if name, port, ok := strings.Cut(strings.TrimPrefix(p, "["), "]:"); ok && p[0] == '[' {
+			if strings.ContainsAny(name, "[]") || port == "" || port == "22" || port[0] == '0' || strings.Trim(port, "0123456789") != "" {
+				return false
+			}
+		} else if strings.ContainsAny(p, "[]:") {
+			return false
+		}
+	}
+	return true
+}
+
+// canonicalSHA1 reports whether s is the base64 of a SHA-1 sized value,
+// as ssh writes it.
+func canonicalSHA1(s string) bool {
+	b, err := base64.StdEncoding.DecodeString(s)
+	return err == nil && len(b) == sha1.Size && base64.StdEncoding.EncodeToString(b) == s
+}
+
+// matchKnownHost is OpenSSH's match_maybe_hashed: 1 if the host patterns
+// match the looked-up name, 0 if not, -1 for a hashed name ssh cannot
+// read (the line is skipped).
+func matchKnownHost(name, hosts string) int {
+	if hosts[0] != '|' {
+		if matchPatternList(name, hosts) == 1 {
+			return 1
+		}
+		return 0
+	}
+	// host_hash with the salt of the entry (extract_salt).
+	s, ok := strings.CutPrefix(hosts, "|1|")
+	i := strings.IndexByte(s, '|')
+	if !ok || i <= 0 || i > 1024 {
+		return -1
+	}
+	salt, ok := decodeBase64(s[:i], 256)
+	if !ok || len(salt) != sha1.Size {
+		return -1
+	}
+	mac := hmac.New(sha1.New, salt)
+	mac.Write([]byte(name))
+	if hosts == "|1|"+base64.StdEncoding.EncodeToString(salt)+"|"+base64.StdEncoding.EncodeToString(mac.Sum(nil)) {
+		return 1
+	}
+	return 0
+}
+
+// matchPatternList is OpenSSH's match_hostname: -1 if a negated pattern
+// matches s, 1 if another does, 0 if none; patterns are compared in
+// lowercase (ASCII), and one of 1023 bytes or more fails the list.
+func matchPatternList(s, patterns string) int {
+	got := 0
+	for i := 0; i < len(patterns); {
+		negated := patterns[i] == '!'
+		if negated {
+			i++
+		}
+		j := i
+		for j < len(patterns) && patterns[j] != ',' && j-i < 1023 {
+			j++
+		}
+		if j-i >= 1023 {
+			return 0
+		}
+		sub := sshconfig.LowerASCII(patterns[i:j])
+		if j < len(patterns) {
+			j++ // the comma
+		}
+		i = j
+		if sshconfig.MatchPattern(s, sub) {
+			if negated {
+				return -1
+			}
+			got = 1
+		}
+	}
+	return got
+}
+
+// sshKeyTypes are the key type names OpenSSH reads in known_hosts
+// (sshkey_read), and the type of the key each must name.
+var sshKeyTypes = map[string]string{
+	"rsa-sha2-256":                                ssh.KeyAlgoRSA,
+	"rsa-sha2-512":                                ssh.KeyAlgoRSA,
+	"rsa-sha2-256-cert-v01@openssh.com":           ssh.CertAlgoRSAv01,
+	"rsa-sha2-512-cert-v01@openssh.com":           ssh.CertAlgoRSAv01,
+	"webauthn-sk-ecdsa-sha2-nistp256@openssh.com": ssh.KeyAlgoSKECDSA256,
+}
+
+// readHostKey is OpenSSH's sshkey_read: a key type name, blanks, and the
+// base64 of a key of that type. It returns the key (nil if ssh would not
+// read it), and the type and base64 fields as written.
+func readHostKey(cp []byte) (key ssh.PublicKey, typ, b64 []byte) {
+	typ, rest, ok := cutBlank(cp)
+	if !ok {
+		return nil, nil, nil
+	}
+	want, ok := sshKeyTypes[string(typ)]
+	if !ok {
+		want = string(typ)
+	}
+	b64, _, _ = cutBlank(bytes.TrimLeft(rest, " \t"))
+	blob, ok := decodeBase64(string(b64), len(b64))
+	if !ok || len(blob) == 0 {
+		return nil, nil, nil
+	}
+	key, err := ssh.ParsePublicKey(blob)
+	if err != nil || key.Type() != want {
+		return nil, nil, nil
+	}
+	return key, typ, b64
+}
+
+// decodeBase64 is OpenBSD's b64_pton into a buffer of size bytes, as ssh
+// decodes known_hosts: blanks anywhere are skipped, the padding is
+// required, and the bits it leaves over must be zero.
+func decodeBase64(src string, size int) ([]byte, bool) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	isSpace := func(c byte) bool { return c == ' ' || '\t' <= c && c <= '\r' }
+	out := make([]byte, size+1)
+	n, state, i := 0, 0, 0
+	for ; i < len(src) && src[i] != '='; i++ {
+		if isSpace(src[i]) {
+			continue
+		}
+		v := strings.IndexByte(alphabet, src[i])
+		room := n + 1 // states 1 and 2 fill in two bytes
+		if state == 0 || state == 3 {
+			room = n
+		}
+		if v < 0 || room >= size {
+			return nil, false
+		}
+		switch state {
+		case 0:
+			out[n] = byte(v << 2)
+		case 1:
+			out[n] |= byte(v >> 4)
+			out[n+1] = byte(v&0x0f) << 4
+			n++
+		case 2:
+			out[n] |= byte(v >> 2)
+			out[n+1] = byte(v&0x03) << 6
+			n++
+		case 3:
+			out[n] |= byte(v)
+			n++
+		}
+		state = (state + 1) % 4
+	}
+	if i == len(src) {
+		return out[:n], state == 0
+	}
+	// A pad: one after three characters, two after two, then blanks only.
+	i++
+	switch state {
+	case 2:
+		for i < len(src) && isSpace(src[i]) {
+			i++
+		}
+		if i == len(src) || src[i] != '=' {
+			return nil, false
+		}
+		i++
+	case 3:
+	default:
+		return nil, false
+	}
+	for ; i < len(src); i++ {
+		if !isSpace(src[i]) {
+			return nil, false
+		}
+	}
+	return out[:n], out[n] == 0
+}
+
 func (c *hostKeyChecker) current() (*knownhosts.HostKeyDB, map[string]bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -449,7 +803,7 @@ func (c *hostKeyChecker) check(_ string, remote net.Addr, key ssh.PublicKey) err
 	if c.wasAccepted(key) {
 		return nil
 	}
-	err := lookup(c.addr, remote, key)
+	err := c.plainLookup(db, remote, key)
 	if err == nil {
 		return nil
 	}
@@ -492,20 +846,43 @@ func (c *hostKeyChecker) check(_ string, remote net.Addr, key ssh.PublicKey) err
 
 // authority returns the @cert-authority entry for the host whose key is ca.
 func (c *hostKeyChecker) authority(db *knownhosts.HostKeyDB, ca ssh.PublicKey) (xknownhosts.KnownKey, bool) {
-	// The lookup with a key that matches nothing lists every entry for the
-	// host, with file and line.
-	var keyErr *xknownhosts.KeyError
-	placeholder := &net.TCPAddr{IP: net.IPv4zero}
-	if !errors.As(c.lookup(db)(c.addr, placeholder, noKey{}), &keyErr) {
-		return xknownhosts.KnownKey{}, false
-	}
 	_, certLines := c.current()
-	for _, k := range keyErr.Want {
+	for _, k := range c.entries(db) {
 		if certLines[k.Filename+":"+strconv.Itoa(k.Line)] && bytes.Equal(k.Key.Marshal(), ca.Marshal()) {
 			return k, true
 		}
 	}
 	return xknownhosts.KnownKey{}, false
+}
+
+// entries returns every entry for the host, with file and line: the
+// lookup with a key that matches nothing lists them.
+func (c *hostKeyChecker) entries(db *knownhosts.HostKeyDB) []xknownhosts.KnownKey {
+	var keyErr *xknownhosts.KeyError
+	placeholder := &net.TCPAddr{IP: net.IPv4zero}
+	if !errors.As(c.lookup(db)(c.addr, placeholder, noKey{}), &keyErr) {
+		return nil
+	}
+	return keyErr.Want
+}
+
+// plainLookup is the lookup of a plain host key, which only a line
+// without a marker can hold: x/crypto also accepts the key of a
+// @cert-authority line for the host, which ssh does not (it is an
+// authority, not the host's key).
+func (c *hostKeyChecker) plainLookup(db *knownhosts.HostKeyDB, remote net.Addr, key ssh.PublicKey) error {
+	err := c.lookup(db)(c.addr, remote, key)
+	if err != nil {
+		return err
+	}
+	_, certLines := c.current()
+	entries := c.entries(db)
+	for _, k := range entries {
+		if !certLines[k.Filename+":"+strconv.Itoa(k.Line)] && bytes.Equal(k.Key.Marshal(), key.Marshal()) {
+			return nil
+		}
+	}
+	return &xknownhosts.KeyError{Want: entries}
 }
 
 // noKey is a public key that no known_hosts line holds.
@@ -628,7 +1005,7 @@ func (c *hostKeyChecker) acceptNew(remote net.Addr, key ssh.PublicKey) error {
 		return err
 	}
 	db, certLines := c.current()
-	err := c.lookup(db)(c.addr, remote, key)
+	err := c.plainLookup(db, remote, key)
 	if err == nil {
 		return nil
 	}

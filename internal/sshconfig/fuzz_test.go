@@ -558,12 +558,12 @@ func FuzzMatchPattern(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s, pattern string) {
 		var got bool
-		bounded(t, "matchPattern", func() { got = matchPattern(s, pattern) })
+		bounded(t, "matchPattern", func() { got = MatchPattern(s, pattern) })
 		if strings.Count(pattern, "*") > 6 || len(s) > 64 {
 			return // the oracle may take too long
 		}
 		if want := matchPatternRef(s, pattern); got != want {
-			t.Errorf("matchPattern(%q, %q) = %v; OpenSSH's match_pattern: %v", s, pattern, got, want)
+			t.Errorf("MatchPattern(%q, %q) = %v; OpenSSH's match_pattern: %v", s, pattern, got, want)
 		}
 	})
 }

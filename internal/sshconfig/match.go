@@ -7,14 +7,15 @@ import (
 	"strings"
 )
 
-// matchPattern matches s against an ssh_config pattern as OpenSSH's
-// match_pattern: * is any run of bytes, ? exactly one; all else literal.
+// MatchPattern matches s against a pattern of ssh_config or known_hosts
+// as OpenSSH's match_pattern: * is any run of bytes, ? exactly one; all
+// else literal.
 // Unlike match_pattern, which tries every way the stars could match (a
 // time exponential in their number: "*?*?*?…z" takes ssh minutes), only
 // the last star seen is moved on a mismatch: a later star can match
 // whatever an earlier one would have, so the result is the same, in time
 // len(s)*len(pattern) at most.
-func matchPattern(s, pattern string) bool {
+func MatchPattern(s, pattern string) bool {
 	si, pi := 0, 0
 	star, starS := -1, 0 // the last star's index in pattern, and where in s its run ends
 	for si < len(s) {
@@ -49,7 +50,7 @@ func matchPatternList(s, list string, lower bool) int {
 		if lower {
 			p = LowerASCII(p)
 		}
-		if matchPattern(s, p) {
+		if MatchPattern(s, p) {
 			if neg {
 				return -1
 			}

@@ -536,7 +536,7 @@ func (r *reader) line(text, file string, lineNo int, active *bool, fl lineFlags,
 				break
 			}
 			neg := strings.HasPrefix(a, "!")
-			if matchPattern(r.host, strings.TrimPrefix(a, "!")) {
+			if MatchPattern(r.host, strings.TrimPrefix(a, "!")) {
 				if neg {
 					matched = false
 					break
