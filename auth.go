@@ -374,7 +374,7 @@ type identity struct {
 func loadIdentity(file string, isDefault bool, log *authLog) *identity {
 	id := &identity{file: file}
 	pub := readPublicKey(file + ".pub")
-	data, err := os.ReadFile(file)
+	data, err := readKeyFile(file)
 	if errors.Is(err, fs.ErrNotExist) {
 		if pub != nil {
 			id.pub, id.reason = pub, "only "+file+".pub exists; its key is not in the agent"
@@ -417,9 +417,31 @@ func loadIdentity(file string, isDefault bool, log *authLog) *identity {
 	return id
 }
 
+// maxKeyFile bounds the size of a key or certificate file, as OpenSSH's
+// MAX_KEY_FILE_SIZE: keys take a few kilobytes, and a device such as
+// /dev/zero would be read until memory runs out.
+const maxKeyFile = 1 << 20
+
+// readKeyFile reads a key or certificate file of at most maxKeyFile bytes.
+func readKeyFile(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxKeyFile {
+		return nil, &fs.PathError{Op: "read", Path: file, Err: errors.New("larger than 1 MiB")}
+	}
+	return data, nil
+}
+
 // readPublicKey returns the key of an authorized_keys-format file, or nil.
 func readPublicKey(file string) ssh.PublicKey {
-	data, err := os.ReadFile(file)
+	data, err := readKeyFile(file)
 	if err != nil {
 		return nil
 	}
@@ -465,7 +487,7 @@ type certFile struct {
 func loadCertificates(certFiles []string, ids []*identity, log *authLog) []*certFile {
 	var certs []*certFile
 	add := func(file string, explicit bool) {
-		data, err := os.ReadFile(file)
+		data, err := readKeyFile(file)
 		if err != nil {
 			if explicit {
 				log.skip(file, fmt.Sprintf("unreadable certificate: %v", err))

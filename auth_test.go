@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -779,4 +780,43 @@ func TestChallengeFuncEmptyRound(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 	assert.Equal(t, Challenge{Host: "bastion", User: "alice", Instruction: "Approve the push on your phone"}, got[0])
+}
+
+// Key files are read up to 1 MiB, as OpenSSH's sshkey_load_file reads
+// them: an identity, its .pub or a certificate that names a device such as
+// /dev/zero is skipped, with the reason, instead of read until memory runs
+// out.
+func TestKeyFilesBounded(t *testing.T) {
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero on this system")
+	}
+	log := &authLog{}
+	done := make(chan *identity, 1)
+	go func() { done <- loadIdentity("/dev/zero", false, log) }()
+	select {
+	case id := <-done:
+		if id != nil {
+			t.Fatalf("an identity from /dev/zero: %+v", id)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("loadIdentity(/dev/zero) still reading after 20 s")
+	}
+	if got := authState(t, log, "/dev/zero"); !strings.Contains(got, "larger than 1 MiB") {
+		t.Errorf("the log says %q", got)
+	}
+	if pub := readPublicKey("/dev/zero"); pub != nil {
+		t.Errorf("a public key from /dev/zero: %v", pub)
+	}
+	certs := loadCertificates([]string{"/dev/zero"}, nil, log)
+	if len(certs) != 0 {
+		t.Errorf("certificates from /dev/zero: %v", certs)
+	}
+	// A key file of exactly 1 MiB is read: the bound is not below it.
+	big := filepath.Join(t.TempDir(), "id")
+	if err := os.WriteFile(big, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := readKeyFile(big); err != nil || len(data) != 1<<20 {
+		t.Errorf("a 1 MiB file: %d bytes, %v", len(data), err)
+	}
 }

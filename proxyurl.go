@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/url"
 	"os"
@@ -142,12 +141,9 @@ func parseURL(u *url.URL) (string, []ConnectOption, error) {
 	}
 	identities := splitList(query["identity"])
 	for _, f := range identities {
-		pem, err := readIdentity(f)
+		pem, err := readKeyFile(f)
 		if err != nil {
 			return fail("identity: %v", err)
-		}
-		if len(pem) > maxIdentitySize {
-			return fail("identity %s: not a private key (over %d bytes)", f, maxIdentitySize)
 		}
 		var missing *ssh.PassphraseMissingError
 		if _, err := ssh.ParsePrivateKey(pem); err != nil && !errors.As(err, &missing) {
@@ -176,22 +172,6 @@ func parseURL(u *url.URL) (string, []ConnectOption, error) {
 		return fail("malformed host")
 	}
 	return dest, opts, nil
-}
-
-// maxIdentitySize bounds what parseURL reads of an identity file: a
-// private key takes a few kilobytes, and a device such as /dev/zero would
-// be read until memory runs out.
-const maxIdentitySize = 1 << 20
-
-// readIdentity returns the start of file, up to one byte more than
-// maxIdentitySize.
-func readIdentity(file string) ([]byte, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, maxIdentitySize+1))
 }
 
 func splitList(values []string) []string {
