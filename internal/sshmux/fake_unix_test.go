@@ -348,6 +348,12 @@ func TestCodec(t *testing.T) {
 	if m.str(); m.err == nil {
 		t.Error("string longer than its message accepted")
 	}
+	// Controls (C0, DEL, C1) and invisible format characters (a bidi
+	// override that reorders what follows, a zero-width space) become
+	// '?'; letters and the ASCII space stay.
+	if got, want := sanitize("a\x1b[1m\u009b\u202egnp.exe\u200bé z"), "a?[1m??gnp.exe?é z"; got != want {
+		t.Errorf("sanitize: %q, want %q", got, want)
+	}
 	if got := sanitize(strings.Repeat("é", 300)); len([]rune(got)) != 201 {
 		t.Errorf("sanitize kept %d runes", len([]rune(got)))
 	}

@@ -129,8 +129,10 @@ func (e *RefusedError) Error() string {
 }
 
 // sanitize keeps text from the master printable and short in error
-// messages: control characters, C1 (such as U+009B, CSI for terminals that
-// take 8-bit controls) as well as C0 and DEL, become '?'.
+// messages: what unicode.IsPrint refuses becomes '?': control characters,
+// C1 (such as U+009B, CSI for terminals that take 8-bit controls) as well
+// as C0 and DEL, and invisible format characters (U+202E, a bidi override
+// that reorders the text after it; zero-width spaces).
 func sanitize(s string) string {
 	const limit = 200
 	out := make([]rune, 0, len(s))
@@ -139,7 +141,7 @@ func sanitize(s string) string {
 			out = append(out, '…')
 			break
 		}
-		if unicode.IsControl(r) || r == 0xfffd {
+		if !unicode.IsPrint(r) || r == 0xfffd {
 			r = '?'
 		}
 		out = append(out, r)
