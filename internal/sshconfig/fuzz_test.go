@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sshdial/sshdial/internal/testutil"
 )
 
 // The fuzz targets of the package. Run one with, for example,
@@ -21,24 +23,6 @@ import (
 // fuzzTimeout bounds one call of the code under test: bad input must not
 // make it hang.
 const fuzzTimeout = 5 * time.Second
-
-// bounded runs fn and fails the test when it does not return within
-// fuzzTimeout.
-func bounded(t *testing.T, what string, fn func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn()
-	}()
-	timer := time.NewTimer(fuzzTimeout)
-	defer timer.Stop()
-	select {
-	case <-done:
-	case <-timer.C:
-		t.Fatalf("%s did not return within %v", what, fuzzTimeout)
-	}
-}
 
 // fuzzHosts are destinations' hosts the seeds are tried with.
 var fuzzHosts = []string{"h", "web", "db", "WEB", "x.corp", "bastion.corp", "10.0.0.1", "::1", "alias", "tok"}
@@ -229,7 +213,7 @@ func FuzzResolve(f *testing.F) {
 		}
 		var c *Config
 		var err error
-		bounded(t, "Resolve", func() { c, err = Resolve(host, o) })
+		testutil.Within(t, fuzzTimeout, "Resolve", func() { c, err = Resolve(host, o) })
 		if err != nil {
 			msg := err.Error()
 			if !strings.HasPrefix(msg, "sshconfig: ") {
@@ -282,7 +266,7 @@ func FuzzParseDestination(f *testing.F) {
 		var user, host string
 		var port int
 		var err error
-		bounded(t, "ParseDestination", func() { user, host, port, err = ParseDestination(dest) })
+		testutil.Within(t, fuzzTimeout, "ParseDestination", func() { user, host, port, err = ParseDestination(dest) })
 		if err != nil {
 			msg := err.Error()
 			if len(dest) >= 6 && strings.EqualFold(dest[:6], "ssh://") {
@@ -347,7 +331,7 @@ func FuzzA2Port(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		var p int
 		var err error
-		bounded(t, "A2Port", func() { p, err = A2Port(s) })
+		testutil.Within(t, fuzzTimeout, "A2Port", func() { p, err = A2Port(s) })
 		if err != nil {
 			if err.Error() == "" {
 				t.Errorf("A2Port(%q): empty error", s)
@@ -388,7 +372,7 @@ func FuzzRedactDestinations(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, list, user, pass, host string) {
 		var got string
-		bounded(t, "RedactDestinations", func() { got = RedactDestinations(list) })
+		testutil.Within(t, fuzzTimeout, "RedactDestinations", func() { got = RedactDestinations(list) })
 		if !strings.Contains(LowerASCII(list), "ssh://") && got != list {
 			t.Errorf("RedactDestinations(%q) = %q; want it unchanged (no ssh:// URL)", list, got)
 		}
@@ -442,7 +426,7 @@ func FuzzExpandTilde(f *testing.F) {
 	f.Fuzz(func(t *testing.T, p, home string) {
 		var got string
 		var err error
-		bounded(t, "ExpandTilde", func() { got, err = ExpandTilde(p, home) })
+		testutil.Within(t, fuzzTimeout, "ExpandTilde", func() { got, err = ExpandTilde(p, home) })
 		if !strings.HasPrefix(p, "~") {
 			if err != nil || got != p {
 				t.Errorf("ExpandTilde(%q, %q) = %q, %v; want it unchanged", p, home, got, err)
@@ -481,7 +465,7 @@ func FuzzLineKeyword(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, line string) {
 		var kw, rest string
-		bounded(t, "LineKeyword", func() { kw, rest = LineKeyword(line) })
+		testutil.Within(t, fuzzTimeout, "LineKeyword", func() { kw, rest = LineKeyword(line) })
 		text := line
 		if i := strings.IndexByte(text, 0); i >= 0 {
 			text = text[:i]
@@ -558,7 +542,7 @@ func FuzzMatchPattern(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s, pattern string) {
 		var got bool
-		bounded(t, "matchPattern", func() { got = MatchPattern(s, pattern) })
+		testutil.Within(t, fuzzTimeout, "matchPattern", func() { got = MatchPattern(s, pattern) })
 		if strings.Count(pattern, "*") > 6 || len(s) > 64 {
 			return // the oracle may take too long
 		}
