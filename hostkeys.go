@@ -554,7 +554,7 @@ func canonicalSHA1(s string) bool {
 // read (the line is skipped).
 func matchKnownHost(name, hosts string) int {
 	if hosts[0] != '|' {
-		if matchPatternList(name, hosts) == 1 {
+		if sshconfig.MatchPatternList(name, hosts, true) == 1 { // match_hostname
 			return 1
 		}
 		return 0
@@ -575,38 +575,6 @@ func matchKnownHost(name, hosts string) int {
 		return 1
 	}
 	return 0
-}
-
-// matchPatternList is OpenSSH's match_hostname: -1 if a negated pattern
-// matches s, 1 if another does, 0 if none; patterns are compared in
-// lowercase (ASCII), and one of 1023 bytes or more fails the list.
-func matchPatternList(s, patterns string) int {
-	got := 0
-	for i := 0; i < len(patterns); {
-		negated := patterns[i] == '!'
-		if negated {
-			i++
-		}
-		j := i
-		for j < len(patterns) && patterns[j] != ',' && j-i < 1023 {
-			j++
-		}
-		if j-i >= 1023 {
-			return 0
-		}
-		sub := sshconfig.LowerASCII(patterns[i:j])
-		if j < len(patterns) {
-			j++ // the comma
-		}
-		i = j
-		if sshconfig.MatchPattern(s, sub) {
-			if negated {
-				return -1
-			}
-			got = 1
-		}
-	}
-	return got
 }
 
 // sshKeyTypes are the key type names OpenSSH reads in known_hosts

@@ -36,10 +36,11 @@ func MatchPattern(s, pattern string) bool {
 	return strings.TrimLeft(pattern[pi:], "*") == ""
 }
 
-// matchPatternList matches s against a comma-separated list of patterns as
-// OpenSSH's match_pattern_list: 1 for a match, -1 for a negated match
-// (which wins), 0 for none. With lower, the patterns are lowercased.
-func matchPatternList(s, list string, lower bool) int {
+// MatchPatternList matches s against a comma-separated list of patterns
+// (of ssh_config or known_hosts) as OpenSSH's match_pattern_list: 1 for a
+// match, -1 for a negated match (which wins), 0 for none. With lower, the
+// patterns are lowercased (ASCII).
+func MatchPatternList(s, list string, lower bool) int {
 	got := 0
 	for _, p := range strings.Split(list, ",") {
 		neg := strings.HasPrefix(p, "!")

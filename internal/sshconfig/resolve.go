@@ -382,7 +382,7 @@ func (r *reader) line(text, file string, lineNo int, active *bool, fl lineFlags,
 	}
 	k, known := keywords[keyword]
 	if !known {
-		if r.s.ignoreUnknown != nil && matchPatternList(keyword, *r.s.ignoreUnknown, true) == 1 {
+		if r.s.ignoreUnknown != nil && MatchPatternList(keyword, *r.s.ignoreUnknown, true) == 1 {
 			return nil
 		}
 		return lineError(file, lineNo, "bad configuration option %q", keyword)
@@ -941,19 +941,19 @@ func (r *reader) match(rest, file string, lineNo int) (bool, error) {
 		var m bool
 		switch LowerASCII(attrib) {
 		case "host":
-			m = matchPatternList(LowerASCII(host), arg, true) == 1
+			m = MatchPatternList(LowerASCII(host), arg, true) == 1
 		case "originalhost":
-			m = matchPatternList(LowerASCII(r.originalHost), arg, true) == 1
+			m = MatchPatternList(LowerASCII(r.originalHost), arg, true) == 1
 		case "user":
-			m = matchPatternList(ruser, arg, false) == 1
+			m = MatchPatternList(ruser, arg, false) == 1
 		case "localuser":
-			m = matchPatternList(r.o.LocalUser, arg, false) == 1
+			m = MatchPatternList(r.o.LocalUser, arg, false) == 1
 		case "tagged":
 			tag := ""
 			if s.tag != nil {
 				tag = *s.tag
 			}
-			m = matchPatternList(tag, arg, false) == 1
+			m = MatchPatternList(tag, arg, false) == 1
 		case "localnetwork":
 			var err error
 			if m, err = localNetwork(arg); err != nil {
