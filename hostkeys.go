@@ -249,8 +249,7 @@ func (c *hostKeyChecker) load() error {
 			return fmt.Errorf("sshdial: reading known_hosts: %w", err)
 		}
 		for n, line := range bytes.Split(data, []byte("\n")) {
-			line = bytes.TrimSpace(line)
-			if len(line) > 15 && bytes.HasPrefix(line, []byte("@cert-authority")) && (line[15] == ' ' || line[15] == '\t') {
+			if _, ok := xcryptoCertAuthority(line); ok {
 				certLines[f+":"+strconv.Itoa(n+1)] = true
 			}
 		}
@@ -474,14 +473,24 @@ func openSSHLine(line []byte, host, match string) ([]byte, bool) {
 // with a wildcard host pattern (its NewDB).
 func skeemaWildcard(line []byte) bool {
 	line = bytes.TrimSpace(line)
-	if len(line) > 15 && bytes.HasPrefix(line, []byte("@cert-authority")) && (line[15] == ' ' || line[15] == '\t') {
-		line = bytes.TrimSpace(line[16:])
+	if rest, ok := xcryptoCertAuthority(line); ok {
+		line = rest
 	}
 	if i := bytes.IndexAny(line, "\t "); i >= 0 {
 		line = line[:i]
 	}
 	i := bytes.IndexByte(line, '*')
 	return i >= 0 && !bytes.Contains(line[i:], []byte("]:"))
+}
+
+// xcryptoCertAuthority reports whether x/crypto (and skeema) read line as
+// a @cert-authority line, and returns the rest of it after the marker.
+func xcryptoCertAuthority(line []byte) (rest []byte, ok bool) {
+	line = bytes.TrimSpace(line)
+	if len(line) > 15 && bytes.HasPrefix(line, []byte("@cert-authority")) && (line[15] == ' ' || line[15] == '\t') {
+		return bytes.TrimSpace(line[16:]), true
+	}
+	return nil, false
 }
 
 // cutBlank returns s up to its first space or tab, and the rest from
