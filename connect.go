@@ -613,13 +613,20 @@ func hopChain(resolve func(string) (*hop, error), destination string, jumps []st
 }
 
 // destinationShown quotes a destination for a message, with a user part
-// that holds ':' shown as "…": that is a password written into an ssh://
-// URL (ssh://user:secret@host), which ssh takes as part of the user name.
+// that holds a password (passwordUser) shown as "…".
 func destinationShown(dest string) string {
-	if at := strings.LastIndexByte(dest, '@'); at >= 0 && strings.Contains(dest[:at], ":") {
+	if at, ok := passwordUser(dest); ok {
 		return shortAddr("…" + dest[at:])
 	}
 	return shortAddr(dest)
+}
+
+// passwordUser reports whether dest's user part holds ':', a password
+// written into an ssh:// URL (ssh://user:secret@host, which ssh takes as
+// part of the user name), and where the '@' after it is.
+func passwordUser(dest string) (at int, ok bool) {
+	at = strings.LastIndexByte(dest, '@')
+	return at, at >= 0 && strings.Contains(dest[:at], ":")
 }
 
 // connectHops connects to each hop through the one before, and returns the

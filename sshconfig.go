@@ -219,10 +219,9 @@ func hopFromConfig(c *sshconfig.Config, ignoreProxyCommand bool) (*hop, error) {
 	if c.ProxyJump != "" {
 		for _, j := range strings.Split(c.ProxyJump, ",") {
 			if _, _, _, err := sshconfig.ParseDestination(j); err != nil {
-				if shown := destinationShown(j); shown != shortAddr(j) {
-					// The error would quote the hop's user part,
-					// which holds a password.
-					return nil, fmt.Errorf("sshdial: invalid ProxyJump hop %s", shown)
+				if _, ok := passwordUser(j); ok {
+					// err would quote the hop's user part.
+					return nil, fmt.Errorf("sshdial: invalid ProxyJump hop %s", destinationShown(j))
 				}
 				return nil, fmt.Errorf("sshdial: invalid ProxyJump %q: %w", sshconfig.RedactDestinations(c.ProxyJump), err)
 			}
