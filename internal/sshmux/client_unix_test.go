@@ -599,12 +599,7 @@ func TestRemoteForward(t *testing.T) {
 // Contexts bound every request, also on a master that accepts and never
 // answers.
 func TestContextOnStalledMaster(t *testing.T) {
-	dir, err := os.MkdirTemp("", "sshmux")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "s")
+	path := socketPath(t)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)

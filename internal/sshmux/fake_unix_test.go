@@ -24,14 +24,23 @@ type fakeMaster struct {
 	wg   sync.WaitGroup
 }
 
-func startFake(t *testing.T, serve func(c *net.UnixConn)) *fakeMaster {
-	t.Helper()
+// socketPath returns a path for a Unix socket in a new temporary
+// directory, removed when the test ends: short, as socket paths must be
+// (about 100 bytes), which t.TempDir's need not be.
+func socketPath(tb testing.TB) string {
+	tb.Helper()
 	dir, err := os.MkdirTemp("", "sshmux")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	f := &fakeMaster{path: filepath.Join(dir, "s")}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "s")
+}
+
+func startFake(t *testing.T, serve func(c *net.UnixConn)) *fakeMaster {
+	t.Helper()
+	f := &fakeMaster{path: socketPath(t)}
+	var err error
 	f.ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: f.path, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
@@ -430,12 +439,7 @@ func TestCloseKeepsControlUntilDrained(t *testing.T) {
 // A full listen backlog (OpenSSH listens with 64) makes connect fail with
 // EAGAIN; Dial retries until the master accepts or ctx ends.
 func TestFullBacklog(t *testing.T) {
-	dir, err := os.MkdirTemp("", "sshmux")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "s")
+	path := socketPath(t)
 	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"syscall"
@@ -381,12 +380,8 @@ type fuzzMaster struct {
 }
 
 func startFuzzMaster(f *testing.F) *fuzzMaster {
-	dir, err := os.MkdirTemp("", "sshmux-fuzz")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { os.RemoveAll(dir) })
-	m := &fuzzMaster{path: filepath.Join(dir, "s")}
+	m := &fuzzMaster{path: socketPath(f)}
+	var err error
 	m.ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: m.path, Net: "unix"})
 	if err != nil {
 		f.Fatal(err)
