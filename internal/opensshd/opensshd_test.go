@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/sshdial/sshdial/internal/testproc"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -124,4 +127,57 @@ func TestClose(t *testing.T) {
 		t.Errorf("%s accepts connections after Close", s.Addr)
 	}
 	s.Close() // again, as the test's cleanup does
+}
+
+// TestPortTakenByAnother checks that sshd is not taken for ready when
+// another program's listener holds its port: sshd cannot bind it and
+// exits, while that listener answers. Launch then tries another port.
+func TestPortTakenByAnother(t *testing.T) {
+	_, otherKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherSigner, err := ssh.NewSignerFromKey(otherKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostors := map[string]func(net.Conn){
+		"closes":         func(net.Conn) {},
+		"OpenSSH banner": func(c net.Conn) { c.Write([]byte("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")) },
+		"another SSH server": func(c net.Conn) {
+			// Another test's server, with a host key of its own.
+			config := &ssh.ServerConfig{NoClientAuth: true}
+			config.AddHostKey(otherSigner)
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			ssh.NewServerConn(c, config)
+		},
+	}
+	for name, answer := range impostors {
+		t.Run(name, func(t *testing.T) {
+			s := Start(t)
+			s.proc.Stop() // the port is free now, and the impostor takes it
+			l, err := net.Listen("tcp", s.Addr)
+			if err != nil {
+				t.Skipf("could not take sshd's port after it stopped: %v", err)
+			}
+			defer l.Close()
+			go func() {
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					answer(c)
+					c.Close()
+				}
+			}()
+			err = s.Restart()
+			if !errors.Is(err, testproc.ErrExited) {
+				t.Fatalf("Restart with the port taken: %v, want an error wrapping %v", err, testproc.ErrExited)
+			}
+			if !strings.Contains(err.Error(), "Address already in use") {
+				t.Errorf("the error does not give sshd's reason: %v", err)
+			}
+		})
+	}
 }
