@@ -267,72 +267,12 @@ func (s *Server) run() error {
 	if err != nil {
 		return err
 	}
-	if err := s.waitReady(p, 10*time.Second); err != nil {
+	if err := p.WaitListening(s.Addr, 10*time.Second); err != nil {
 		p.Stop()
 		return err
 	}
 	s.proc, s.Cmd = p, p.Cmd()
 	return nil
-}
-
-// errOurs ends a readiness probe's handshake once the server has shown one
-// of our host keys.
-var errOurs = errors.New("opensshd: the server showed our host key")
-
-// waitReady waits until the sshd in p answers on s.Addr, for at most
-// timeout. A port that accepts connections is not enough: FreePort's port
-// may have been taken by another program's listener before sshd could bind
-// it, and then sshd exits while that listener answers. So each probe runs
-// an SSH handshake up to the host key, and only one of s.HostKeys counts.
-// It fails at once when sshd exits; run's caller then tries another port.
-func (s *Server) waitReady(p *testproc.Process, timeout time.Duration) error {
-	if err := p.WaitListening(s.Addr, timeout); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		err := s.probe(deadline)
-		if errors.Is(err, errOurs) {
-			return nil
-		}
-		select {
-		case <-p.Exited():
-			return fmt.Errorf("sshd did not listen on %s: %w; output:\n%s", s.Addr, testproc.ErrExited, p.Output())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("sshd on %s: no handshake showing its host key after %v: %v; output:\n%s", s.Addr, timeout, err, p.Output())
-		}
-		select {
-		case <-p.Exited():
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-// probe runs one SSH handshake with s.Addr up to the host key and returns
-// errOurs when the key is one of s.HostKeys.
-func (s *Server) probe(deadline time.Time) error {
-	if time.Until(deadline) < time.Second {
-		deadline = time.Now().Add(time.Second)
-	}
-	c, err := net.DialTimeout("tcp", s.Addr, time.Until(deadline))
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(deadline)
-	config := &ssh.ClientConfig{
-		User: s.User,
-		HostKeyCallback: func(host string, remote net.Addr, key ssh.PublicKey) error {
-			if err := s.checkHostKey(host, remote, key); err != nil {
-				return err
-			}
-			return errOurs
-		},
-	}
-	_, _, _, err = ssh.NewClientConn(c, s.Addr, config)
-	return err
 }
 
 // Restart stops sshd, if it still runs, and starts it again on the same

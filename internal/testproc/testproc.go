@@ -170,6 +170,12 @@ func (p *Process) Stop() {
 // at most timeout plus one connection attempt (at most a second). It fails
 // at once if the process exits first: that error wraps ErrExited. Its
 // errors include the process's output.
+//
+// On Linux, a connection counts only when the socket that listens on addr
+// is the process's own: a port taken by another program before the process
+// could bind it does not (the process then usually exits, and the error
+// says so). Elsewhere, and for an addr whose host is a name, any listener
+// counts.
 func (p *Process) WaitListening(addr string, timeout time.Duration) error {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return fmt.Errorf("testproc: %w", err)
@@ -191,7 +197,14 @@ func (p *Process) WaitListening(addr string, timeout time.Duration) error {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			return nil
+			// Another program may have taken the port before the
+			// process could: then the process fails to listen and
+			// exits, and the next turn says so.
+			owned, known := listensOn(p.cmd.Process.Pid, addr)
+			if owned || !known {
+				return nil
+			}
+			err = errors.New("the port answers, but another process listens on it")
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s: nothing listens on %s after %v: %v; output:\n%s", p.name, addr, timeout, err, p.Output())

@@ -2,6 +2,7 @@ package testproc
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -188,5 +189,30 @@ func TestChildOutlivesCallersThread(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // the signal, if any, is sent as the thread exits
 	if !alive(t, l.p.Pid(), start) {
 		t.Fatalf("the child died with the thread that called Launch: %v", l.p.Wait())
+	}
+}
+
+// TestParseProcAddr reads addresses as a little-endian machine's
+// /proc/net/tcp and tcp6 show them.
+func TestParseProcAddr(t *testing.T) {
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
+		t.Skip("the cases are written in little-endian order")
+	}
+	for in, want := range map[string]string{
+		"0100007F:1F90":                         "127.0.0.1:8080",
+		"00000000:0016":                         "0.0.0.0:22",
+		"00000000000000000000000001000000:0050": "[::1]:80",
+		"00000000000000000000000000000000:0050": "[::]:80",
+		"0000000000000000FFFF00000100007F:01BB": "127.0.0.1:443", // ::ffff:127.0.0.1
+	} {
+		got, err := parseProcAddr(in)
+		if err != nil || got.String() != want {
+			t.Errorf("parseProcAddr(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0100007F", "0100007F:", "0100007:1F90", "0100007F:1F9", "zz00007F:1F90", "0100007F:zz90"} {
+		if got, err := parseProcAddr(bad); err == nil {
+			t.Errorf("parseProcAddr(%q) = %v, want an error", bad, got)
+		}
 	}
 }

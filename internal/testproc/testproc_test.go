@@ -290,3 +290,46 @@ func TestStartFailsTheTest(t *testing.T) {
 		t.Errorf("fatals %q, %d cleanups; want one fatal, no cleanup", f.fatals, len(f.cleanups))
 	}
 }
+
+// TestWaitListeningPortTakenByAnother checks that a port held by another
+// program's listener does not count as the process listening: here the
+// process never listens, and then exits, as a server does when it cannot
+// bind its port.
+func TestWaitListeningPortTakenByAnother(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("only Linux tells which process holds a listening socket")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	p := Start(t, Options{}, "sh", "-c", "sleep 0.5; echo cannot bind; exit 1")
+	err = p.WaitListening(l.Addr().String(), time.Minute)
+	if !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "cannot bind") {
+		t.Fatalf("error %v, want ErrExited with the process's output", err)
+	}
+}
+
+// TestWaitListeningWildcard checks that a process listening on all
+// addresses (in Go, one IPv6 socket that takes IPv4 too) counts as
+// listening on 127.0.0.1.
+func TestWaitListeningWildcard(t *testing.T) {
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	t.Setenv(helperEnv, "listen")
+	t.Setenv(listenEnv, ":"+port)
+	p := Start(t, Options{}, os.Args[0])
+	if err := p.WaitListening(addr, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
