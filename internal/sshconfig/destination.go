@@ -4,26 +4,31 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"net/url"
-	"strconv"
 	"strings"
 	"unicode"
 )
 
 // ParseDestination splits what a user types after ssh, the destination of
 // sshdial.Connect and of the command: [user@]host[:port],
-// [user@][v6addr]:port and ssh://[user@]host[:port] (no path, query or
-// fragment; a password in the URL is refused). port is 0 when not given.
+// [user@][v6addr]:port and ssh://[user@]host[:port] (no path; a password
+// in the URL, a ':' in its user part, is refused). port is 0 when not
+// given.
 //
 // As OpenSSH does, the user is everything before the last '@' (a user name may hold '@'),
-// except in an ssh:// URL, where an '@' in the user must be percent-encoded. A bare IPv6
-// address (more than one ':' and no brackets) is a host without a port.
+// except in an ssh:// URL, which is read as ParseSSHURI says (the user ends at the first
+// '@', and the host is a domain name or IPv4 address). A bare IPv6 address (more than one
+// ':' and no brackets) is a host without a port.
 func ParseDestination(dest string) (user, host string, port int, err error) {
 	if strings.TrimSpace(dest) == "" {
 		return "", "", 0, errors.New("sshdial: empty destination")
 	}
-	if len(dest) >= 6 && strings.EqualFold(dest[:6], "ssh://") {
+	if strings.HasPrefix(dest, "ssh://") {
 		return parseSSHURL(dest)
+	}
+	if len(dest) >= 6 && strings.EqualFold(dest[:6], "ssh://") {
+		// ssh takes only a lower-case scheme, and reads the rest as
+		// user@host, where it is a bad host name.
+		return "", "", 0, errors.New("sshdial: destination: write the scheme ssh:// in lower case")
 	}
 	rest := dest
 	if i := strings.LastIndexByte(dest, '@'); i >= 0 {
@@ -110,63 +115,171 @@ func redactDestinations(list string) (redacted string, merged bool) {
 	return strings.Join(out, ","), merged
 }
 
-// parseSSHURL parses ssh://[user[;params]@]host[:port][/] as OpenSSH's parse_uri does,
-// refusing a password, a path, a query and a fragment.
+// parseSSHURL parses an ssh:// destination as OpenSSH's parse_ssh_uri
+// (see ParseSSHURI), and refuses a password: a ':' in the user part, which
+// OpenSSH would send as part of the user name.
 func parseSSHURL(dest string) (user, host string, port int, err error) {
-	// The URL is never quoted in an error in full: it might hold a password.
-	// Nor is any of it when an '@' follows a '/', '?' or '#': what comes
-	// before that '@' is meant as the user (ssh takes it so), and may hold a
-	// password that url.Parse would read as host, port and path.
-	if end := strings.IndexAny(dest[6:], "/?#"); end >= 0 && strings.Contains(dest[6+end:], "@") {
-		return "", "", 0, errors.New("sshdial: ssh:// destination has '/', '?' or '#' before its '@' (percent-encode them in the user)")
+	// The URL is never quoted in an error in full: its user part might
+	// hold a password.
+	rest := dest[len("ssh://"):]
+	if at := strings.IndexByte(rest, '@'); at >= 0 && strings.Contains(rest[:at], ":") {
+		return "", "", 0, errors.New("sshdial: ssh:// destination holds a password (a ':' before its '@'); passwords are not accepted in URLs")
 	}
-	u, perr := url.Parse("ssh://" + numericURLPort(dest)[6:])
-	if perr != nil {
-		return "", "", 0, errors.New("sshdial: destination is not a valid ssh:// URL")
+	user, host, port, err = ParseSSHURI(rest)
+	if err != nil {
+		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination: %w", err)
 	}
-	if u.User != nil {
-		if _, has := u.User.Password(); has {
-			return "", "", 0, errors.New("sshdial: ssh:// destination holds a password; passwords are not accepted in URLs")
-		}
-		user = u.User.Username()
-		if i := strings.IndexByte(user, ';'); i >= 0 {
-			user = user[:i] // connection parameters: ignored, as OpenSSH does
-		}
-		if user == "" {
-			return "", "", 0, errors.New("sshdial: ssh:// destination has an empty user before '@'")
-		}
-	}
-	safe := *u
-	safe.User = nil
-	if u.Path != "" && u.Path != "/" {
-		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q has a path; only ssh://[user@]host[:port] is accepted", safe.Redacted())
-	}
-	if u.RawQuery != "" || u.ForceQuery {
-		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q has a query; only ssh://[user@]host[:port] is accepted", safe.Redacted())
-	}
-	if u.Fragment != "" || strings.Contains(dest, "#") {
-		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q has a fragment; only ssh://[user@]host[:port] is accepted", safe.Redacted())
-	}
-	host = u.Hostname()
-	if strings.Contains(host, ":") && !strings.HasPrefix(u.Host, "[") {
-		return "", "", 0, errors.New("sshdial: ssh:// destination has a ':' in its host (write an IPv6 address in brackets)")
-	}
-	if p := u.Port(); p != "" {
-		if port, err = parsePort(p); err != nil {
-			return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q: %w", safe.Redacted(), err)
-		}
-	} else if strings.HasSuffix(u.Host, ":") {
-		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q: empty port after ':'", safe.Redacted())
+	if port < 0 {
+		port = 0
 	}
 	if err := checkDestinationHost(host); err != nil {
-		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q: %w", safe.Redacted(), err)
+		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination: %w", err)
 	}
 	if user != "" {
 		if err := CheckRemoteUser(user); err != nil {
-			return "", "", 0, fmt.Errorf("sshdial: ssh:// destination %q: %w", safe.Redacted(), err)
+			// CheckRemoteUser quotes the user: give only the reason.
+			return "", "", 0, errors.New("sshdial: ssh:// destination: invalid user name")
 		}
 	}
 	return user, host, port, nil
+}
+
+// ParseSSHURI parses s, what follows "ssh://" in a destination or a jump
+// host, as OpenSSH's parse_ssh_uri: [user[;params]@]host[:port][/].
+//   - The user part ends at the first '@' (a second '@' is refused);
+//     parameters after a ';' in it are dropped, and the rest is
+//     percent-decoded, with '+' for a space (an '@' in a user name is
+//     written %40; %00 is refused).
+//   - The host, without brackets, must be a domain name as OpenSSH's
+//     valid_domain has it: letters, digits, '-', '_' and '.', starting with
+//     a letter, digit or '_', no ".."; a final '.' is dropped. So an IPv6
+//     address is refused (write it as [addr]:port without ssh://).
+//   - The port, after ':', is 1-65535 or a service name; -1 when not
+//     given (also after a ':' with nothing after it). A path is refused.
+//
+// Its errors quote no part of the user.
+func ParseSSHURI(s string) (user, host string, port int, err error) {
+	port = -1
+	if at := strings.IndexByte(s, '@'); at >= 0 {
+		raw := s[:at]
+		if i := strings.IndexByte(raw, ';'); i >= 0 {
+			raw = raw[:i] // connection parameters: ignored, as OpenSSH does
+		}
+		if raw == "" {
+			return "", "", 0, errors.New("empty user before '@'")
+		}
+		if user, err = urlDecode(raw); err != nil {
+			return "", "", 0, err
+		}
+		s = s[at+1:]
+		if strings.IndexByte(s, '@') >= 0 {
+			// ssh refuses it too (no host, port or path holds '@').
+			// Not quoted: what was meant as the user, and perhaps a
+			// password, may run up to the last '@'.
+			return "", "", 0, errors.New("more than one '@' (write an '@' in the user name as %40)")
+		}
+	}
+	hostPart, rest, delim := s, "", byte(0)
+	i := len(s)
+	if strings.HasPrefix(s, "[") {
+		j := strings.IndexByte(s, ']')
+		if j < 0 {
+			return "", "", 0, errors.New("missing ']' after '['")
+		}
+		i = j + 1
+	} else if j := strings.IndexAny(s, ":/"); j >= 0 {
+		i = j
+	}
+	if i < len(s) {
+		if s[i] != ':' && s[i] != '/' {
+			return "", "", 0, fmt.Errorf("unexpected %q after ']'", s[i:])
+		}
+		hostPart, rest, delim = s[:i], s[i+1:], s[i]
+	}
+	if hostPart == "" {
+		return "", "", 0, errors.New("empty host name")
+	}
+	if strings.HasPrefix(hostPart, "[") && strings.HasSuffix(hostPart, "]") {
+		hostPart = hostPart[1 : len(hostPart)-1]
+	}
+	if strings.Contains(hostPart, ":") {
+		return "", "", 0, errors.New("an IPv6 address is not accepted after ssh:// (nor by ssh): write [address]:port without ssh://")
+	}
+	if host, err = validDomain(hostPart); err != nil {
+		return "", "", 0, err
+	}
+	if rest != "" && delim == ':' {
+		portStr, path, _ := strings.Cut(rest, "/")
+		if port, err = parsePort(portStr); err != nil {
+			return "", "", 0, err
+		}
+		rest = path
+	}
+	if rest != "" {
+		return "", "", 0, errors.New("a path is not accepted (only ssh://[user@]host[:port])")
+	}
+	return user, host, port, nil
+}
+
+// urlDecode decodes s as OpenSSH's urldecode: %XX escapes and '+' for a
+// space; a bad escape or %00 is an error, which does not quote s.
+func urlDecode(s string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '+':
+			b.WriteByte(' ')
+		case '%':
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return "", errors.New("bad %-escape in the user part (write '%' as %25)")
+			}
+			v := unhex(s[i+1])<<4 | unhex(s[i+2])
+			if v == 0 {
+				return "", errors.New("%00 in the user part")
+			}
+			b.WriteByte(v)
+			i += 2
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), nil
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
+}
+
+// validDomain checks name as OpenSSH's valid_domain does (in the C
+// locale) and returns it without a final '.'.
+func validDomain(name string) (string, error) {
+	if name == "" {
+		return "", errors.New("empty host name")
+	}
+	alnum := func(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' }
+	if !alnum(name[0]) && name[0] != '_' {
+		return "", fmt.Errorf("host %q starts with an invalid character (an ssh:// host is a domain name or IPv4 address)", name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c == '.' && i > 0 && name[i-1] == '.' {
+			return "", fmt.Errorf("host %q has \"..\"", name)
+		}
+		if c != '.' && c != '-' && c != '_' && !alnum(c) {
+			return "", fmt.Errorf("host %q contains invalid characters (an ssh:// host is a domain name or IPv4 address: letters, digits, '-', '_' and '.')", name)
+		}
+	}
+	return strings.TrimSuffix(name, "."), nil
 }
 
 // splitHostPortOpt splits host[:port] and [host]:port; a bare IPv6 address has no port.
@@ -205,32 +318,6 @@ func splitHostPortOpt(s string) (host, port string, err error) {
 		}
 		return s, "", nil
 	}
-}
-
-// numericURLPort returns the ssh:// URL dest with a port given as a
-// service name (ssh://host:https, which OpenSSH takes) replaced by its
-// number, for url.Parse; dest unchanged when its port is no service name.
-func numericURLPort(dest string) string {
-	auth := dest[6:]
-	end := strings.IndexAny(auth, "/?#")
-	if end < 0 {
-		end = len(auth)
-	}
-	hostport := auth[strings.LastIndexByte(auth[:end], '@')+1 : end]
-	i := strings.LastIndexByte(hostport, ':')
-	if i < 0 || strings.IndexByte(hostport[i:], ']') >= 0 {
-		return dest
-	}
-	name := hostport[i+1:]
-	if strings.Trim(name, "0123456789") == "" { // none, or a number
-		return dest
-	}
-	p, err := A2Port(name)
-	if err != nil {
-		return dest
-	}
-	start := 6 + (end - len(hostport)) + i + 1
-	return dest[:start] + strconv.Itoa(p) + dest[6+end:]
 }
 
 // checkDestinationHost refuses what OpenSSH's ssh_valid_hostname refuses, and brackets.

@@ -100,7 +100,7 @@ func parseDest(d string) destination {
 	r := destination{text: d}
 	s := d
 	if strings.HasPrefix(s, "ssh://") {
-		u, h, p, err := parseSSHURI(s[6:])
+		u, h, p, err := ParseSSHURI(s[6:])
 		if err != nil {
 			panic(err)
 		}
@@ -431,6 +431,13 @@ var edgeLines = []string{
 	"StrictHostKeyChecking Accept-New", "StrictHostKeyChecking ASK", "AddressFamily INET", "ControlMaster AUTO",
 	"BatchMode TRUE", "IdentitiesOnly False", "ProxyJump NONE", "ProxyCommand NONE", "ProxyJump user@[::1]:22",
 	"ProxyJump ssh://u@h:2", "ProxyJump ssh://u@h:2/", "ProxyJump ssh://u:p@h", "ProxyJump [::1]", "ProxyJump -bad",
+	"ProxyJump ssh://a%41@h", "ProxyJump ssh://a%4@h", "ProxyJump ssh://a%00@h", "ProxyJump ssh://a+b@h", "ProxyJump ssh://a@b@h",
+	"ProxyJump ssh://[::1]", "ProxyJump ssh://[::1]:22", "ProxyJump ssh://h:0", "ProxyJump ssh://h:", "ProxyJump ssh://h/p",
+	"ProxyJump ssh://h:2/p", "ProxyJump ssh://h_x", "ProxyJump ssh://-h", "ProxyJump ssh://h..x", "ProxyJump ssh://h.",
+	"ProxyJump ssh://1.2.3.4", "ProxyJump ssh://u;x=y@h", "ProxyJump ssh://;x@h", "ProxyJump SSH://h", "ProxyJump ssh://h,ssh://j%41@k",
+	"ProxyJump ssh://j%41@k,h", "ProxyJump ssh://h%41", "ProxyJump ssh://", "ProxyJump ssh://u@",
+	"CanonicalDomains Example.COM. b.c", "CanonicalDomains .x", "CanonicalDomains x..y", "CanonicalDomains x_y-9",
+	"CanonicalDomains -x", "CanonicalDomains x/y", "CanonicalDomains NONE", "CanonicalDomains none x", "CanonicalDomains x.",
 	"ControlPath NONE", "IdentityAgent NONE", "IdentityAgent $HOME", "IdentityAgent ${SSHCONFIG_EDGE}/a", "IdentityAgent $1x",
 	"IgnoreUnknown *", "IgnoreUnknown foo", "Foo bar", "Ciphers +aes128-ctr", "SendEnv",
 	"CanonicalizeHostname always", "CanonicalizeMaxDots 0", "CanonicalDomains none", "ServerAliveInterval 1w",
@@ -452,6 +459,8 @@ var deliberateLines = []struct {
 	{"User %u", false, "user"},             // later User takes tokens
 	{"SendEnv A=B", false, ""},             // a keyword sshdial does not use: not checked (ssh refuses it)
 	{"UseKeychain yes", false, ""},         // Apple's ssh knows it; Debian's refuses it
+	{"CanonicalDomains _x", false, ""},     // valid_domain of 10.0 takes a leading '_'
+	{"ProxyJump ssh://_h", false, ""},      // the same
 }
 
 // TestDifferentialLines compares Resolve with ssh -G for each edge line.

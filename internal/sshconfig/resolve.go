@@ -20,7 +20,9 @@
 // refused). Deliberate differences, where later OpenSSH versions behave
 // otherwise and sshdial follows them: User takes % tokens, times take
 // decimals ("1.5") but no sign and one seconds part, %j exists and %C
-// hashes it, and Match localnetwork and tagged (with Tag) exist. Host names
+// hashes it, Match localnetwork and tagged (with Tag) exist, and a domain
+// name (CanonicalDomains, the host of an ssh:// jump host) may start with
+// '_'. Host names
 // are not canonicalized through CNAMEs (CanonicalizePermittedCNAMEs is
 // ignored). Debian's ServerAliveInterval 300 under BatchMode (a Debian
 // patch) is not followed; Apple's UseKeychain is accepted.
@@ -624,16 +626,25 @@ func (r *reader) line(text, file string, lineNo int, active *bool, fl lineFlags,
 	case kGlobalKnownHostsFile:
 		return list(&s.globalKnownHosts)
 	case kCanonicalDomains:
+		// As OpenSSH, each domain is kept in lower case without a
+		// final '.'.
+		domains := make([]string, 0, len(args))
 		for i, a := range args {
-			if strings.EqualFold(a, "none") && (i > 0 || len(args) > 1) {
-				return bad("\"none\" must appear alone")
+			if strings.EqualFold(a, "none") {
+				if i > 0 || len(args) > 1 {
+					return bad("\"none\" must appear alone")
+				}
+				domains = append(domains, a)
+				continue
 			}
-			if !validDomain(a) && !strings.EqualFold(a, "none") {
-				return bad("invalid domain name %q", a)
+			d, err := validDomain(a)
+			if err != nil {
+				return bad("%v", err)
 			}
+			domains = append(domains, LowerASCII(d))
 		}
 		if on && s.canonDomains == nil {
-			s.canonDomains = append([]string{}, args...)
+			s.canonDomains = domains
 		}
 	case kIdentityAgent:
 		v, err := one()
@@ -720,8 +731,8 @@ func (r *reader) proxyJump(v string, on bool) error {
 // [user@]host[:port] as OpenSSH's parse_ssh_uri and parse_user_host_port.
 func parseUserHostPort(s string) (user, host string, port int, err error) {
 	port = -1
-	if len(s) >= 6 && strings.EqualFold(s[:6], "ssh://") {
-		return parseSSHURI(s[6:])
+	if strings.HasPrefix(s, "ssh://") { // case matters, as in parse_uri
+		return ParseSSHURI(s[6:])
 	}
 	if i := strings.LastIndexByte(s, '@'); i >= 0 {
 		if i == 0 {
@@ -770,35 +781,6 @@ func hpdelim(s string) (host, rest string, hasRest bool, err error) {
 		return host, s[i+1:], true, nil
 	}
 	return host, "", false, nil
-}
-
-// parseSSHURI parses what follows ssh:// as OpenSSH's parse_uri:
-// [user[;params]@]host[:port][/].
-func parseSSHURI(s string) (user, host string, port int, err error) {
-	port = -1
-	s = strings.TrimSuffix(s, "/")
-	if i := strings.LastIndexByte(s, '@'); i >= 0 {
-		user, s = s[:i], s[i+1:]
-		if j := strings.IndexByte(user, ';'); j >= 0 {
-			user = user[:j]
-		}
-		if user == "" {
-			return "", "", 0, errors.New("empty user name")
-		}
-	}
-	host, rest, hasRest, err := hpdelim(s)
-	if err != nil {
-		return "", "", 0, err
-	}
-	if host == "" || strings.ContainsAny(host, "/") {
-		return "", "", 0, errors.New("invalid host")
-	}
-	if hasRest {
-		if port, err = parsePort(rest); err != nil {
-			return "", "", 0, err
-		}
-	}
-	return user, host, port, nil
 }
 
 // include reads the files an Include line names, as OpenSSH: globs, in
@@ -1406,19 +1388,6 @@ func validEnvName(s string) bool {
 	}
 	for _, c := range s {
 		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
-// validDomain reports whether s may be a CanonicalDomains entry.
-func validDomain(s string) bool {
-	if s == "" || strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".") || strings.Contains(s, "..") {
-		return false
-	}
-	for _, c := range s {
-		if !(c == '-' || c == '.' || c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
 			return false
 		}
 	}

@@ -341,6 +341,16 @@ func TestCanonicalize(t *testing.T) {
 	if c, err := resolveText(t, "ProxyJump j\n"+cfg, "short", func(o *Options) { o.LookupHost = lookup }); err != nil || c.HostName != "short" {
 		t.Errorf("with ProxyJump: %+v %v", c, err)
 	}
+	// As ssh keeps them (valid_domain with makelower): in lower case,
+	// without a final '.'.
+	looked = nil
+	c, err = resolveText(t, "CanonicalizeHostname yes\nCanonicalDomains A.Example. B.EXAMPLE\n", "short", func(o *Options) { o.LookupHost = lookup })
+	if err != nil || c.HostName != "short.b.example" {
+		t.Errorf("domains in upper case: %+v, %v", c, err)
+	}
+	if !reflect.DeepEqual(looked, []string{"short.a.example.", "short.b.example."}) {
+		t.Errorf("domains in upper case: looked up %q", looked)
+	}
 }
 
 func TestValuesAndDump(t *testing.T) {
