@@ -241,7 +241,7 @@ func (c *hostKeyChecker) load() error {
 		}
 	}()
 	for _, f := range c.files {
-		data, err := os.ReadFile(f)
+		data, err := readKnownHostsFile(f)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -307,6 +307,30 @@ func (c *hostKeyChecker) load() error {
 	return nil
 }
 
+// maxKnownHostsFile bounds the size of a known_hosts file, which is read
+// whole: a file that never ends (/dev/zero by mistake) or a runaway one
+// fails the connection instead of filling memory. Fleets' global files of
+// tens of thousands of hosts stay far below it.
+const maxKnownHostsFile = 64 << 20
+
+// readKnownHostsFile reads a known_hosts file of at most maxKnownHostsFile
+// bytes.
+func readKnownHostsFile(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxKnownHostsFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxKnownHostsFile {
+		return nil, &fs.PathError{Op: "read", Path: file, Err: errors.New("larger than 64 MiB")}
+	}
+	return data, nil
+}
+
 // restoreNames replaces the names of lowercased copies in msg by the files
 // they stand for.
 func restoreNames(msg string, names map[string]string) string {
@@ -341,7 +365,7 @@ func lowerHostPatterns(data []byte) ([]byte, bool) {
 			i = skipBlanks(line, skipField(line, i))
 		}
 		if i < len(line) && line[i] != '#' && line[i] != '|' {
-			for j := i; j < skipField(line, i); j++ {
+			for j, end := i, skipField(line, i); j < end; j++ {
 				if 'A' <= line[j] && line[j] <= 'Z' {
 					line[j] += 'a' - 'A'
 					changed = true
@@ -416,7 +440,13 @@ const noMatch = "!none"
 // openSSHLine is openSSHView for one line: the line x/crypto must read,
 // and whether it differs from line. match is a pattern that x/crypto
 // matches with the looked-up address only.
+//
+// A line longer than longLine (x/crypto fails a whole file on a line of 64
+// KiB, ssh reads any) is always rewritten: to its marker and key alone
+// under match or noMatch, or to an empty line when it holds no key ssh
+// would read.
 func openSSHLine(line []byte, host, match string) ([]byte, bool) {
+	long := len(line) > longLine
 	text, cut := line, false
 	if i := bytes.IndexByte(text, 0); i >= 0 {
 		text, cut = text[:i], true // ssh reads a C string
@@ -424,6 +454,9 @@ func openSSHLine(line []byte, host, match string) ([]byte, bool) {
 	// x/crypto drops a \r before the newline; ssh's base64 decoder skips it.
 	text = bytes.TrimSuffix(text, []byte("\r"))
 	same := func() ([]byte, bool) {
+		if long {
+			return nil, true // nothing ssh would read for host
+		}
 		if cut {
 			return text, true
 		}
@@ -435,7 +468,7 @@ func openSSHLine(line []byte, host, match string) ([]byte, bool) {
 	}
 	marker, rest, ok := sshMarker(cp)
 	if !ok {
-		if w, _, _ := cutBlank(cp); string(w) == "@cert-authority" {
+		if w, _, _ := cutBlank(cp); string(w) == "@cert-authority" && !long {
 			return append([]byte("#"), text...), true // an authority x/crypto would trust
 		}
 		return same() // x/crypto fails it too
@@ -448,19 +481,25 @@ func openSSHLine(line []byte, host, match string) ([]byte, bool) {
 	m := matchKnownHost(host, string(hosts))
 	var key ssh.PublicKey
 	var typ, b64 []byte
-	if m == 1 {
+	if m == 1 || long {
 		key, typ, b64 = readHostKey(bytes.TrimLeft(rest, " \t"))
 	}
 	if marker != "" {
 		marker += " "
 	}
 	switch {
-	case key != nil:
+	case key != nil && m == 1:
 		canonical := base64.StdEncoding.EncodeToString(key.Marshal())
-		if safe && string(typ) == key.Type() && string(b64) == canonical {
+		if safe && string(typ) == key.Type() && string(b64) == canonical && !long {
 			return same()
 		}
 		return []byte(marker + match + " " + key.Type() + " " + canonical), true
+	case long && key == nil:
+		return nil, true
+	case long:
+		// A @revoked key stays revoked: x/crypto revokes it for every
+		// host, whatever the pattern.
+		return []byte(marker + noMatch + " " + key.Type() + " " + base64.StdEncoding.EncodeToString(key.Marshal())), true
 	case marker == "@revoked " || safe && m != 1:
 		return same()
 	default:
@@ -468,6 +507,11 @@ func openSSHLine(line []byte, host, match string) ([]byte, bool) {
 		return append([]byte(marker+noMatch), rest...), true
 	}
 }
+
+// longLine is the length over which openSSHLine rewrites a known_hosts
+// line whatever it holds: well under the 64 KiB at which x/crypto fails
+// the file, and over any line a key alone makes.
+const longLine = 16 << 10
 
 // skeemaWildcard reports whether skeema/knownhosts takes line for one
 // with a wildcard host pattern (its NewDB).
