@@ -25,6 +25,7 @@ func webTarget(t *testing.T) (*httptest.Server, *testDialer) {
 	t.Cleanup(web.Close)
 	d := &testDialer{}
 	d.route("name.test:80", web.Listener.Addr().String())
+	d.route("[2001:db8::1]:80", web.Listener.Addr().String())
 	return web, d
 }
 
@@ -68,6 +69,9 @@ func TestCurl(t *testing.T) {
 		{"socks5 (resolved by curl)", []string{"--socks5", socks.addr, "http://" + webAddr + "/"}, "hello " + webAddr, "tcp " + webAddr},
 		{"socks4 (resolved by curl)", []string{"--socks4", socks.addr, "http://" + webAddr + "/"}, "hello " + webAddr, "tcp " + webAddr},
 		{"CONNECT", []string{"--proxytunnel", "-x", "http://" + h.addr, "http://name.test/"}, "hello name.test", "tcp name.test:80"},
+		// curl sends an IPv6 address in brackets, without a zone, and
+		// the port in canonical form: CONNECT [2001:db8::1]:80.
+		{"CONNECT IPv6", []string{"--proxytunnel", "-x", "http://" + h.addr, "http://[2001:db8::1]:080/"}, "hello [2001:db8::1]", "tcp [2001:db8::1]:80"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(d.askedFor())

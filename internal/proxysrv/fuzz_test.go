@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -321,9 +322,11 @@ func (p *fuzzProxy) run(t *testing.T, proto string, mode byte, in []byte) fuzzRu
 // socksWant is what refSOCKS says a SOCKS server must do with some bytes.
 //
 // A name with a NUL byte (which would make OpenSSH's sshd drop the SSH
-// connection) or with '[' or ']' is refused as unreachable, never dialed:
-// no host:port address names it (as host:port, "[a]" would name a, and
-// "[a" nothing; a dialer splits the address with net.SplitHostPort).
+// connection), another ASCII control character (C0 or DEL), or '[' or ']'
+// is refused as unreachable, never dialed: no host:port address names it
+// (as host:port, "[a]" would name a, and "[a" nothing; a dialer splits the
+// address with net.SplitHostPort). A request for port 0 is malformed,
+// refused with SOCKS5's general failure.
 type socksWant struct {
 	ver    byte
 	pre    []byte // answers before the request's verdict: SOCKS5's method selection
@@ -411,9 +414,11 @@ func refSOCKS5(in []byte) socksWant {
 	switch {
 	case cmd != 1:
 		return fail(7) // command not supported
+	case w.port == 0:
+		return fail(1)
 	case atyp == 3 && w.name == "":
 		return fail(1)
-	case atyp == 3 && (strings.IndexByte(w.name, 0) >= 0 || strings.ContainsAny(w.name, "[]")):
+	case atyp == 3 && !refDialableName(w.name):
 		return fail(4) // host unreachable: never dialed
 	}
 	w.accepted, w.end = true, p
@@ -459,18 +464,30 @@ func refSOCKS4(in []byte) socksWant {
 		if !complete {
 			return w
 		}
-		if cd != 1 || name == "" || strings.ContainsAny(name, "[]") {
+		if cd != 1 || port == 0 || name == "" || !refDialableName(name) {
 			return rejected()
 		}
 		w.name = name
 	} else {
-		if cd != 1 {
+		if cd != 1 || port == 0 {
 			return rejected()
 		}
 		w.ip = ip
 	}
 	w.accepted, w.port, w.end = true, port, p
 	return w
+}
+
+// refDialableName reports whether a SOCKS name (at most 255 bytes, as
+// both protocols carry it) may be dialed: no ASCII control character (C0,
+// NUL among them, or DEL) and no bracket.
+func refDialableName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if b := name[i]; b <= 0x1f || b == 0x7f || b == '[' || b == ']' {
+			return false
+		}
+	}
+	return true
 }
 
 // checkNames checks that address, which Dial or HandOver got, is the
@@ -566,6 +583,17 @@ func fuzzSeedsSOCKS() [][]byte {
 		s4(1, [4]byte{0, 0, 0, 0}, 80, "", ""),           // 0.0.0.0: not 4a
 		[]byte("GET / HTTP/1.1\r\nHost: x.test\r\n\r\n"), // not SOCKS
 		{},
+		s5(1, 1, []byte{127, 0, 0, 1}, 0),               // port 0
+		s5(1, 4, v6, 0),                                 // port 0
+		s5(1, 3, domain("x.test"), 0),                   // port 0
+		s5(1, 3, domain("x.test"), 65535),               // the last port
+		s4(1, [4]byte{192, 0, 2, 1}, 0, "", ""),         // port 0
+		s4(1, [4]byte{0, 0, 0, 1}, 0, "", "x.test"),     // port 0
+		s5(1, 3, domain("a\nb.test"), 80),               // a control character
+		s5(1, 3, domain("a\x1bcb"), 80),                 // an escape sequence
+		s5(1, 3, domain("a\x7f"), 80),                   // DEL
+		s5(1, 3, domain("b\xc3\xbccher.test"), 80),      // UTF-8: dialed
+		s4(1, [4]byte{0, 0, 0, 1}, 80, "", "a\rb.test"), // a control character
 	}
 }
 
@@ -715,6 +743,39 @@ func checkHTTPError(out []byte, want int) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// refConnectHost and refConnectIPv6 are the request-targets a CONNECT
+// may dial, independently of httpconnect.go: a name or an IPv4 address
+// (no URL delimiter, '%', control character, space or non-ASCII byte),
+// or an IPv6 address in brackets with an optional RFC 6874 zone of
+// unreserved characters; and a port of 1-65535 in canonical decimal.
+var (
+	refConnectHost = regexp.MustCompile(`^([^\[\]:@/?#\\%]+):([1-9][0-9]{0,4})$`)
+	refConnectIPv6 = regexp.MustCompile(`^\[([0-9A-Fa-f:.]+)(%25[A-Za-z0-9._~-]+)?\]:([1-9][0-9]{0,4})$`)
+)
+
+// refConnectTarget is the address a CONNECT to uri must dial, if any: uri
+// itself, but for an IPv6 zone, dialed as "%zone".
+func refConnectTarget(uri string) (string, bool) {
+	portOK := func(p string) bool { n, _ := strconv.Atoi(p); return n <= 65535 }
+	for i := 0; i < len(uri); i++ {
+		if uri[i] <= ' ' || uri[i] >= 0x7f {
+			return "", false
+		}
+	}
+	if m := refConnectHost.FindStringSubmatch(uri); m != nil {
+		return uri, len(m[1]) <= 255 && portOK(m[2])
+	}
+	m := refConnectIPv6.FindStringSubmatch(uri)
+	if m == nil || !strings.Contains(m[1], ":") || net.ParseIP(m[1]) == nil || !portOK(m[3]) {
+		return "", false
+	}
+	host := m[1]
+	if m[2] != "" {
+		host += "%" + strings.TrimPrefix(m[2], "%25")
+	}
+	return "[" + host + "]:" + m[3], len(host) <= 255
+}
+
 func FuzzHTTPConnect(f *testing.F) {
 	for i, seed := range []string{
 		"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
@@ -730,6 +791,16 @@ func FuzzHTTPConnect(f *testing.F) {
 		"CONNECT x.test:80 HTTP/1.1\r\nHost: x",
 		"junk\r\n\r\n",
 		"",
+		"CONNECT x.test:0080 HTTP/1.1\r\n\r\n",
+		"CONNECT x.test:65535 HTTP/1.1\r\n\r\n",
+		"CONNECT [::1]:080 HTTP/1.1\r\n\r\n",
+		"CONNECT [fe80::1%25eth0]:80 HTTP/1.1\r\n\r\n",
+		"CONNECT [fe80::1%eth0]:80 HTTP/1.1\r\n\r\n",
+		"CONNECT [fe80::1%25%41]:80 HTTP/1.1\r\n\r\n",
+		"CONNECT [fe80::1%25a%25b]:80 HTTP/1.1\r\n\r\n",
+		"CONNECT [::ffff:192.0.2.1]:80 HTTP/1.1\r\n\r\n",
+		"CONNECT [192.0.2.1]:80 HTTP/1.1\r\n\r\n",
+		"CONNECT user:secret@x.test:80 HTTP/1.1\r\n\r\n",
 	} {
 		f.Add(byte(i*3), []byte(seed))
 	}
@@ -771,13 +842,15 @@ func FuzzHTTPConnect(f *testing.F) {
 			t.Fatalf("dialed network %q", network)
 		}
 		// The target is the request-target of a CONNECT request line,
-		// authority-form host:port with a port in 1-65535.
+		// authority-form host:port with a port in 1-65535, as
+		// refConnectTarget reads it.
 		if end < 0 {
 			t.Fatalf("dialed %q for an incomplete request head", target)
 		}
 		method, rest, _ := strings.Cut(line, " ")
 		uri, proto, _ := strings.Cut(rest, " ")
-		if method != "CONNECT" || uri != target || !strings.HasPrefix(proto, "HTTP/1.") {
+		wantTarget, ok := refConnectTarget(uri)
+		if method != "CONNECT" || !ok || target != wantTarget || !strings.HasPrefix(proto, "HTTP/1.") {
 			t.Fatalf("dialed %q for the request line %q", target, line)
 		}
 		host, port, err := net.SplitHostPort(target)

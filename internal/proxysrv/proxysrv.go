@@ -39,11 +39,28 @@
 // whereas TTL expiry means something else. A timeout of the SSH connection
 // itself (sshdial.ErrServerNotResponding) is the proxy's own failure, 0x01.
 //
+// # Requests refused
+//
+// A refused request is answered, and never dialed nor handed over.
+//
 // A host name with a NUL byte or longer than DNS allows (255 bytes) is not
 // dialed at all: OpenSSH's sshd would drop the whole SSH connection for the
-// NUL. Nor is a name with '[' or ']', which no host:port address can carry.
-// SOCKS5 answers it with 0x04 (host unreachable), SOCKS4a with 91,
-// HTTP with 400.
+// NUL. Nor is a name with '[' or ']', which no host:port address can carry,
+// or with another ASCII control character (C0 or DEL), which no host name
+// has and which would reach the logs that show the target. SOCKS5 answers
+// it with 0x04 (host unreachable), SOCKS4a with 91, HTTP with 400.
+//
+// A SOCKS request for port 0 (no TCP service has it) or, in SOCKS5 or
+// SOCKS4a, an empty name is malformed: SOCKS5 answers 0x01 (general
+// failure; RFC 1928 has no code for a bad request), SOCKS4 91.
+//
+// An HTTP CONNECT target must be host:port, without user information; the
+// port 1-65535 written in canonical decimal (no sign, no leading zero:
+// "x:0080" gets 400); the host a name or IPv4 address without brackets, or
+// an IPv6 address in brackets, whose zone, if any, is written as RFC 6874
+// says, "[fe80::1%25eth0]:80", with unreserved characters only. That
+// target is dialed as "[fe80::1%eth0]:80"; a zone written raw,
+// "[fe80::1%eth0]", and anything else gets 400.
 //
 // Requests the servers do not support: SOCKS5 BIND and UDP ASSOCIATE (and
 // any other command) get 0x07, an unknown address type 0x08, a client that
@@ -111,7 +128,10 @@ type Server struct {
 // ended it, nil when both directions ended with EOF). For a tunnel given
 // to HandOver, Sent and Received are -1 when the system does not tell.
 type TunnelEvent struct {
-	Proto, Target  string // "socks5", "socks4" or "http-connect"; host:port as the client asked
+	// Proto is "socks5", "socks4" or "http-connect"; Target is host:port
+	// as the client asked and Dial was given (for HTTP CONNECT, an IPv6
+	// zone written %25zone is given as %zone).
+	Proto, Target  string
 	Open           bool
 	Sent, Received int64
 	Err            error

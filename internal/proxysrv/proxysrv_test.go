@@ -3,9 +3,11 @@ package proxysrv
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -675,4 +677,213 @@ func TestUndialableHost(t *testing.T) {
 	if got := d.askedFor(); len(got) != 2 {
 		t.Errorf("Dial was asked for %d targets, want the 2 of 255 bytes", len(got))
 	}
+}
+
+// TestMalformedTargets: a request for port 0, a host name with a control
+// character, or an HTTP CONNECT target that is not host:port in the
+// strict form (canonical port, IPv6 zone as %25zone) is refused with its
+// protocol's error, and neither dialed nor handed over.
+func TestMalformedTargets(t *testing.T) {
+	d := &testDialer{}
+	// A HandOver asked would answer "refused" (0x05, 91): each case then
+	// fails on its own.
+	m := &fakeMaster{mode: "refuse", err: &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+	s := &Server{Dial: d.dial, HandOver: m.handOver}
+	socks := startProxy(t, s, "socks")
+	h := startProxy(t, s, "http")
+	v6 := netip.MustParseAddr("2001:db8::1").AsSlice()
+	for _, tc := range []struct {
+		name string
+		atyp byte
+		addr []byte
+		port uint16
+		want byte
+	}{
+		{"port 0, IPv4", 1, []byte{192, 0, 2, 1}, 0, 0x01},
+		{"port 0, IPv6", 4, v6, 0, 0x01},
+		{"port 0, name", 3, domain("x.test"), 0, 0x01},
+		{"newline in the name", 3, domain("x.test\r\nforged: line"), 80, 0x04},
+		{"escape sequence in the name", 3, domain("\x1bcx.test\x07"), 80, 0x04},
+		{"tab in the name", 3, domain("x\t.test"), 80, 0x04},
+		{"DEL in the name", 3, domain("x\x7f.test"), 80, 0x04},
+	} {
+		c := connect(t, socks.addr)
+		reply, err := socks5(c, 1, tc.atyp, tc.addr, tc.port)
+		if err != nil || reply[1] != tc.want {
+			t.Errorf("SOCKS5 %s: reply %x, %v; want code %#02x", tc.name, reply, err, tc.want)
+		}
+		readAllWithin(t, c, 5*time.Second)
+	}
+	for _, tc := range []struct {
+		name string
+		ip   netip.Addr
+		port uint16
+		host string // SOCKS4a
+	}{
+		{"SOCKS4, port 0", netip.MustParseAddr("192.0.2.1"), 0, ""},
+		{"SOCKS4a, port 0", netip.AddrFrom4([4]byte{0, 0, 0, 1}), 0, "x.test"},
+		{"SOCKS4a, newline in the name", netip.AddrFrom4([4]byte{0, 0, 0, 1}), 80, "x.test\nforged"},
+		{"SOCKS4a, escape in the name", netip.AddrFrom4([4]byte{0, 0, 0, 1}), 80, "x\x1bc.test"},
+	} {
+		c := connect(t, socks.addr)
+		if reply, err := socks4(c, 1, tc.ip, tc.port, tc.host); err != nil || reply[1] != 91 {
+			t.Errorf("%s: reply %x, %v; want 91", tc.name, reply, err)
+		}
+		readAllWithin(t, c, 5*time.Second)
+	}
+	for _, target := range []string{
+		"x.test:0080", // leading zeros: was dialed as x.test:0080, which is x.test:80
+		"x.test:080",
+		"x.test:00",
+		"x.test:065535",
+		"192.0.2.1:080",
+		"[2001:db8::1]:0443",
+		"[::1]:080",
+		"[fe80::1%eth0]:80", // a zone written raw
+		"[fe80::1%lo]:80",
+		"[fe80::1%25%41]:80",   // a percent-encoded zone: was dialed with zone "25%41"
+		"[fe80::1%25a%25b]:80", // was dialed with zone "25a%25b"
+		"[fe80::1%25a%2Fb]:80",
+		"[fe80::1%25]:80", // an empty zone
+		"[192.0.2.1]:80",  // brackets around IPv4
+		"[x.test]:80",     // brackets around a name
+		"[::1]",           // no port
+		"[::1]:",
+		"::1:80", // IPv6 without brackets
+		"x.test:+80",
+		"user@x.test:80", // user information
+		"x.test:80:80",
+	} {
+		c := connect(t, h.addr)
+		if code, err := httpConnect(c, target); err != nil || code != 400 {
+			t.Errorf("HTTP CONNECT %q: status %d, %v; want 400", target, code, err)
+		}
+		readAllWithin(t, c, 5*time.Second)
+	}
+	if got := d.askedFor(); len(got) != 0 {
+		t.Errorf("Dial was asked for %q", got)
+	}
+	if got := m.askedFor(); len(got) != 0 {
+		t.Errorf("HandOver was asked for %q", got)
+	}
+}
+
+// TestTargetsPassedOn: the edges of what the servers accept reach Dial as
+// the client named them, but for an HTTP CONNECT IPv6 zone, which Dial
+// gets as "%zone".
+func TestTargetsPassedOn(t *testing.T) {
+	d := &testDialer{err: func(ctx context.Context, address string) error {
+		return &net.OpError{Op: "dial", Net: "tcp", Err: &sshdial.OpenError{Reason: ssh.ConnectionFailed, Message: "Connection refused"}}
+	}}
+	s := &Server{Dial: d.dial}
+	socks := startProxy(t, s, "socks")
+	h := startProxy(t, s, "http")
+	var want []string
+	for _, tc := range []struct {
+		atyp byte
+		addr []byte
+		port uint16
+		dial string
+	}{
+		{1, []byte{192, 0, 2, 1}, 1, "192.0.2.1:1"},
+		{1, []byte{192, 0, 2, 1}, 65535, "192.0.2.1:65535"},
+		{3, domain("x.test"), 1, "x.test:1"},
+		{3, domain("b\u00fccher.test"), 80, "b\u00fccher.test:80"}, // UTF-8 is not refused
+		{3, domain("fe80::1%eth0"), 80, "[fe80::1%eth0]:80"},       // SOCKS has no URL syntax
+	} {
+		c := connect(t, socks.addr)
+		if reply, err := socks5(c, 1, tc.atyp, tc.addr, tc.port); err != nil || reply[1] != 0x05 {
+			t.Errorf("SOCKS5 to %s: reply %x, %v; want the dialer's 0x05", tc.dial, reply, err)
+		}
+		readAllWithin(t, c, 5*time.Second)
+		want = append(want, "tcp "+tc.dial)
+	}
+	c := connect(t, socks.addr)
+	if reply, err := socks4(c, 1, netip.AddrFrom4([4]byte{0, 0, 0, 1}), 65535, "x.test"); err != nil || reply[1] != 91 {
+		t.Errorf("SOCKS4a to x.test:65535: reply %x, %v; want 91", reply, err)
+	}
+	readAllWithin(t, c, 5*time.Second)
+	want = append(want, "tcp x.test:65535")
+	for _, tc := range []struct{ target, dial string }{
+		{"x.test:1", "x.test:1"},
+		{"x.test:65535", "x.test:65535"},
+		{"192.0.2.1:443", "192.0.2.1:443"},
+		{"[2001:DB8::1]:443", "[2001:DB8::1]:443"},
+		{"[::ffff:192.0.2.1]:80", "[::ffff:192.0.2.1]:80"},
+		{"[fe80::1%25eth0]:80", "[fe80::1%eth0]:80"},
+		{"[fe80::1%251]:80", "[fe80::1%1]:80"},
+		{"[fe80::1%25en0.1_~-]:80", "[fe80::1%en0.1_~-]:80"},
+	} {
+		c := connect(t, h.addr)
+		if code, err := httpConnect(c, tc.target); err != nil || code != 502 {
+			t.Errorf("HTTP CONNECT %q: status %d, %v; want the dialer's 502", tc.target, code, err)
+		}
+		readAllWithin(t, c, 5*time.Second)
+		want = append(want, "tcp "+tc.dial)
+	}
+	if got := d.askedFor(); !slices.Equal(got, want) {
+		t.Errorf("Dial was asked for\n%q, want\n%q", got, want)
+	}
+}
+
+// TestLogsNoSecrets: what a client sends as credentials (a SOCKS4 user ID,
+// a Proxy-Authorization header, user information in a CONNECT target) is
+// in no log line, even at the Debug level, whether the request is served,
+// refused or unparsable.
+func TestLogsNoSecrets(t *testing.T) {
+	var mu sync.Mutex
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d := &testDialer{err: func(ctx context.Context, address string) error {
+		return &net.OpError{Op: "dial", Net: "tcp", Err: &sshdial.OpenError{Reason: ssh.ConnectionFailed, Message: "Connection refused"}}
+	}}
+	s := &Server{Dial: d.dial, Logger: logger}
+	socks := startProxy(t, s, "socks")
+	h := startProxy(t, s, "http")
+	const secret = "s3cret"
+	for _, port := range []uint16{80, 0} {
+		c := connect(t, socks.addr)
+		req := binary.BigEndian.AppendUint16([]byte{4, 1}, port)
+		req = append(req, 0, 0, 0, 1)
+		req = append(req, secret+"\x00x.test\x00"...)
+		c.Write(req)
+		readAllWithin(t, c, 5*time.Second)
+	}
+	for _, req := range []string{
+		"CONNECT x.test:80 HTTP/1.1\r\nProxy-Authorization: Basic " + secret + "\r\n\r\n",
+		"CONNECT x.test:0 HTTP/1.1\r\nProxy-Authorization: Basic " + secret + "\r\n\r\n",
+		"CONNECT x.test:80 HTTP/1.1\r\nProxy-Authorization Basic " + secret + "\r\n\r\n",
+		"CONNECT x.test:80 HTTP/1.1\r\nProxy-Authorization: Basic " + secret + "\x01\r\n\r\n",
+		"CONNECT user:" + secret + "@x.test:80 HTTP/1.1\r\n\r\n",
+		"CONNECT user:" + secret + "@x.test:+80 HTTP/1.1\r\n\r\n",
+		"CONNECT user:" + secret + "@x.test:80 junk HTTP/1.1\r\n\r\n",
+		"CONNECT " + secret + "@x.test:80 HTTP/1.1\r\n\r\n",
+	} {
+		c := connect(t, h.addr)
+		io.WriteString(c, req)
+		if code, err := readStatus(c); err != nil || code < 400 {
+			t.Errorf("%q: status %d, %v; want an error", req, code, err)
+		}
+		readAllWithin(t, c, 5*time.Second)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(logs.String(), secret) {
+		t.Errorf("the logs show a secret:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "bad CONNECT target") {
+		t.Errorf("no refusal was logged:\n%s", logs.String())
+	}
+}
+
+// lockedWriter is a writer for logs written from several goroutines.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -195,6 +195,9 @@ func (s *Server) socks5Request(ss *session) (string, error) {
 	if cmd := head[1]; cmd != socksConnect {
 		return refuse(socks5CommandUnsupported, fmt.Sprintf("command %#02x", cmd))
 	}
+	if port == 0 {
+		return refuse(socks5GeneralFailure, errPortZero)
+	}
 	if host == "" {
 		return refuse(socks5GeneralFailure, "empty host name")
 	}
@@ -238,6 +241,9 @@ func (s *Server) socks4Request(ss *session) (string, error) {
 	if head[0] != socksConnect {
 		return refuse(fmt.Sprintf("command %#02x", head[0]))
 	}
+	if port == 0 {
+		return refuse(errPortZero)
+	}
 	if host == "" {
 		return refuse("empty host name")
 	}
@@ -246,6 +252,21 @@ func (s *Server) socks4Request(ss *session) (string, error) {
 	}
 	return net.JoinHostPort(host, strconv.Itoa(int(port))), nil
 }
+
+// errPortZero is why a request for port 0 is refused.
+//
+// Port 0 names no TCP service (RFC 6335 reserves it), so a request for it
+// is malformed, and it is refused before anything is dialed or handed
+// over. OpenSSH's ssh -D does not check it (channel_decode_socks4 and
+// channel_decode_socks5 pass any port on): it answers success at once and
+// sshd then tries to connect to port 0, which fails (Linux refuses it
+// with ECONNREFUSED), so the client sees the connection close. RFC 1928 has no code
+// for a malformed request; SOCKS5 answers 0x01 (general failure), as for
+// the other malformed requests it can parse (a wrong request version, an
+// empty name), rather than 0x05 (refused) or 0x04 (host unreachable),
+// which would say that a target was tried, or 0x02, which would blame a
+// rule set. SOCKS4 has one refusal code, 91.
+const errPortZero = "destination port 0"
 
 func readPort(br *bufio.Reader) (uint16, error) {
 	var b [2]byte
@@ -265,7 +286,11 @@ const maxHostLen = 255
 // Dialer refuses it too, but a DialFunc need not be sshdial's), and a name
 // longer than DNS allows names nothing. Nor can a name with '[' or ']' be
 // passed on: in the host:port given to Dial it would name another host
-// ("[a]:80" is a:80) or none (net.SplitHostPort fails).
+// ("[a]:80" is a:80) or none (net.SplitHostPort fails). Other ASCII
+// control characters (C0 and DEL) are in no host name or address either;
+// passed on, they would reach whatever shows the target (logs, OnTunnel,
+// the dialer's errors), where a newline or an escape sequence shown raw
+// could forge a line or drive a terminal.
 func badHost(host string) string {
 	switch {
 	case strings.IndexByte(host, 0) >= 0:
@@ -274,9 +299,14 @@ func badHost(host string) string {
 		return "host name longer than 255 bytes"
 	case strings.ContainsAny(host, "[]"):
 		return "bracket in the host name"
+	case strings.IndexFunc(host, isControl) >= 0:
+		return "control character in the host name"
 	}
 	return ""
 }
+
+// isControl reports whether r is an ASCII control character, C0 or DEL.
+func isControl(r rune) bool { return r < ' ' || r == 0x7f }
 
 // readCString reads a NUL-terminated string of at most maxSOCKS4Field bytes.
 func readCString(br *bufio.Reader) (string, error) {
