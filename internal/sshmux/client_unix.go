@@ -59,9 +59,11 @@ type Client struct {
 // Dial connects to the master listening on the Unix socket path, exchanges
 // hellos and makes an alive check, then closes the connection again. It
 // returns an error wrapping ErrNoMaster when nothing listens there,
-// ErrPathTooLong when path cannot be a socket address, and ctx's error
-// when ctx ends first. A master that accepts but never answers (a stopped
-// process) makes Dial wait until ctx ends.
+// ErrPathTooLong when path cannot be a socket address, ErrProtocol when
+// the answer is not the master's hello and MUX_S_ALIVE with a valid PID
+// (a refusal included: the master never refuses an alive check), and
+// ctx's error when ctx ends first. A master that accepts but never
+// answers (a stopped process) makes Dial wait until ctx ends.
 func Dial(ctx context.Context, path string) (*Client, error) {
 	addr, err := socketAddr(path)
 	if err != nil {
@@ -352,22 +354,29 @@ func (f *Forward) Close() error {
 // SSH server's side (listenPort 0: the server picks one) and to connect
 // each connection made there to connectHost:connectPort from the master's
 // side; connectPort -1 makes connectHost a Unix socket path. It returns
-// the port the server listens on. The forward belongs to the master, not
-// to a control connection: it stays until CloseRemoteFwd or the master
-// exits, even after this program has ended.
+// the port the server listens on: listenPort itself when it is not 0,
+// else the port the server picked (1-65535). The forward belongs to the
+// master, not to a control connection: it stays until CloseRemoteFwd or
+// the master exits, even after this program has ended.
+//
+// With an error the port is 0. The error is a *RefusedError when the
+// master or the SSH server refused, and wraps ErrProtocol when the
+// master's answer does not fit the request: for a fixed port anything but
+// MUX_S_OK (a port named in the answer is never taken for the forward's),
+// for port 0 anything but the allocated port. Whether the master holds the
+// forward is then unknown; CloseRemoteFwd with the same arguments cancels
+// it if it does.
 func (c *Client) OpenRemoteFwd(ctx context.Context, listenHost string, listenPort int, connectHost string, connectPort int) (int, error) {
-	port, err := c.fwdRequest(ctx, msgCOpenFwd, listenHost, listenPort, connectHost, connectPort)
-	if err == nil && port == 0 {
-		port = listenPort
-	}
-	return port, err
+	return c.fwdRequest(ctx, msgCOpenFwd, listenHost, listenPort, connectHost, connectPort)
 }
 
 // CloseRemoteFwd cancels a forward made by OpenRemoteFwd; the arguments
 // must be those given to OpenRemoteFwd (listenPort 0 when 0 was asked for,
 // not the port it returned): the master knows its forwards only by their
 // specification, as ssh -O cancel names them. Two forwards with the same
-// specification cannot be told apart.
+// specification cannot be told apart. It returns nil only when the master
+// answered MUX_S_OK; a refusal (no such forward) is a *RefusedError, and
+// any other answer an error wrapping ErrProtocol.
 func (c *Client) CloseRemoteFwd(ctx context.Context, listenHost string, listenPort int, connectHost string, connectPort int) error {
 	_, err := c.fwdRequest(ctx, msgCCloseFwd, listenHost, listenPort, connectHost, connectPort)
 	return err
@@ -409,7 +418,7 @@ func (c *Client) fwdRequest(ctx context.Context, typ uint32, listenHost string, 
 		if err != nil {
 			return err
 		}
-		port, err = parseFwdReply(m, 1)
+		port, err = parseFwdReply(m, 1, typ, uint32(listenPort))
 		return err
 	})
 	if err != nil {

@@ -596,6 +596,53 @@ func TestRemoteForward(t *testing.T) {
 	}
 }
 
+// A real master's answers to the forward requests, as parseFwdReply
+// insists on them: MUX_S_OK for a fixed port, first and when the forward
+// exists already; the allocated port for port 0, first and again from the
+// forward it already holds; MUX_S_OK to a close.
+func TestRemoteForwardReplies(t *testing.T) {
+	srv := startSSHD(t)
+	m := startMaster(t, srv)
+	c := m.client(t)
+	tg := startTarget(t, echo)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	for i := range 2 {
+		port, err := c.OpenRemoteFwd(ctx, "127.0.0.1", fixed, tg.host, tg.port)
+		if err != nil || port != fixed {
+			t.Fatalf("OpenRemoteFwd of port %d (request %d): %d, %v", fixed, i+1, port, err)
+		}
+	}
+	remote, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", fixed), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := roundTrip(remote, []byte("through the fixed port")); err != nil {
+		t.Fatal(err)
+	}
+	remote.Close()
+	var allocated int
+	for i := range 2 {
+		port, err := c.OpenRemoteFwd(ctx, "127.0.0.1", 0, tg.host, tg.port)
+		if err != nil || port == 0 || (i > 0 && port != allocated) {
+			t.Fatalf("OpenRemoteFwd of port 0 (request %d): %d, %v (first: %d)", i+1, port, err, allocated)
+		}
+		allocated = port
+	}
+	if err := c.CloseRemoteFwd(ctx, "127.0.0.1", fixed, tg.host, tg.port); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseRemoteFwd(ctx, "127.0.0.1", 0, tg.host, tg.port); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Contexts bound every request, also on a master that accepts and never
 // answers.
 func TestContextOnStalledMaster(t *testing.T) {

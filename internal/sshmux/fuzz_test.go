@@ -7,11 +7,13 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -31,14 +33,16 @@ import (
 //     over maxPacket is a protocol error, before any allocation for it
 //     (a length of 4 GB allocates nothing), and no packet allocates more
 //     than maxPacket; a short packet is io.ErrUnexpectedEOF; every error
-//     is ErrProtocol or a *RefusedError with the master's exact reason,
-//     whose message is printable and bounded.
+//     is ErrProtocol or a *RefusedError with the master's reason made
+//     printable (refShown), whose message is printable and bounded. A
+//     reply must have exactly its fields, of the type and with the values
+//     that mux.c sends for the request.
 //   - FuzzMasterReplies: a fake master on a real Unix socket answers every
 //     control connection with the fuzzed bytes, then ends its side (or,
 //     "stalled", stays silent until the call returned), while Dial,
 //     OpenStdioFwd (then a Read that finds the forward's EOF and makes the
-//     alive checks), HandOver (then Wait), OpenRemoteFwd or
-//     CloseRemoteFwd runs. The call must succeed
+//     alive checks), HandOver (then Wait), OpenRemoteFwd (of port 0 or of
+//     a fixed port) or CloseRemoteFwd runs. The call must succeed
 //     exactly when the bytes hold the right replies, with their values,
 //     and otherwise fail with the right kind of error (ErrProtocol,
 //     *RefusedError, ErrNoMaster for an end of the bytes, the context's
@@ -134,42 +138,105 @@ func refHello(body []byte) refResult {
 	return refResult{kind: refOK}
 }
 
-// refReply: the reply to request id of type want, which carries a uint32
-// (MUX_S_ALIVE: the PID; MUX_S_SESSION_OPENED: the channel) unless want is
-// MUX_S_OK. MUX_S_FAILURE and MUX_S_PERMISSION_DENIED with the id carry
-// the reason. For a forward request (fwd), MUX_S_REMOTE_PORT with a port
-// in 1-65535 is a success too.
-func refReply(id, want uint32, fwd bool) refStep {
+// refAnswer is a success reply that a request may get: its type, and
+// whether it carries a uint32 after the request id, with the values
+// allowed for it.
+type refAnswer struct {
+	typ   uint32
+	value bool
+	valid func(v uint32) bool // nil: any
+}
+
+// refReply: the reply to request id, one of answers with exactly its
+// fields, or, when the master may refuse the request (refusable),
+// MUX_S_FAILURE or MUX_S_PERMISSION_DENIED with exactly a reason. The
+// master never puts bytes after a reply's fields, never answers with
+// MUX_S_EXIT_MESSAGE (a session's), and answers with the request's id.
+func refReply(id uint32, refusable bool, answers ...refAnswer) refStep {
 	return func(body []byte) refResult {
 		f := refFields{b: body, ok: true}
 		typ, rid := f.u32(), f.u32()
 		if !f.ok || rid != id || typ == msgSExitMessage {
 			return refResult{kind: refProtocol}
 		}
-		switch {
-		case typ == msgSFailure || typ == msgSPermission:
+		if refusable && (typ == msgSFailure || typ == msgSPermission) {
 			reason := f.str()
-			if !f.ok {
+			if !f.ok || len(f.b) != 0 {
 				return refResult{kind: refProtocol}
 			}
-			return refResult{kind: refRefused, denied: typ == msgSPermission, reason: reason}
-		case fwd && typ == msgSOK:
-			return refResult{kind: refOK}
-		case fwd && typ == msgSRemotePort:
-			p := f.u32()
-			if !f.ok || p == 0 || p > 65535 {
-				return refResult{kind: refProtocol}
+			return refResult{kind: refRefused, denied: typ == msgSPermission, reason: refShown(reason)}
+		}
+		for _, a := range answers {
+			if typ != a.typ {
+				continue
 			}
-			return refResult{kind: refOK, value: p}
-		case !fwd && typ == want:
-			v := f.u32()
-			if !f.ok {
+			var v uint32
+			if a.value {
+				v = f.u32()
+			}
+			if !f.ok || len(f.b) != 0 || (a.valid != nil && !a.valid(v)) {
 				return refResult{kind: refProtocol}
 			}
 			return refResult{kind: refOK, value: v}
 		}
 		return refResult{kind: refProtocol}
 	}
+}
+
+// refAlive: MUX_S_ALIVE with the master's PID, a pid_t from getpid(2):
+// 1 to 2^31-1. The master never refuses an alive check.
+func refAlive(id uint32) refStep {
+	return refReply(id, false, refAnswer{msgSAlive, true, func(v uint32) bool { return v >= 1 && v <= 1<<31-1 }})
+}
+
+// refOpened: MUX_S_SESSION_OPENED with the master's channel number.
+func refOpened(id uint32) refStep {
+	return refReply(id, true, refAnswer{msgSSessionOpened, true, nil})
+}
+
+// refOpenFwd: the answer to MUX_C_OPEN_FWD of a remote forward of
+// listenPort (mux.c, mux_master_process_open_fwd and
+// mux_confirm_remote_forward): MUX_S_OK for a fixed port, the allocated
+// port (1-65535) in MUX_S_REMOTE_PORT for port 0. The result's value is
+// the port the forward listens on.
+func refOpenFwd(id, listenPort uint32) refStep {
+	if listenPort != 0 {
+		ok := refReply(id, true, refAnswer{msgSOK, false, nil})
+		return func(body []byte) refResult {
+			r := ok(body)
+			if r.kind == refOK {
+				r.value = listenPort
+			}
+			return r
+		}
+	}
+	return refReply(id, true, refAnswer{msgSRemotePort, true, func(v uint32) bool { return v >= 1 && v <= 65535 }})
+}
+
+// refCloseFwd: the answer to MUX_C_CLOSE_FWD (mux.c,
+// mux_master_process_close_fwd): MUX_S_OK only.
+func refCloseFwd(id uint32) refStep {
+	return refReply(id, true, refAnswer{msgSOK, false, nil})
+}
+
+// refShown is a refusal's reason as a *RefusedError holds it: each
+// character that is not printable (unicode.IsPrint), and each byte that is
+// not UTF-8, as '?'; at most 200 characters, then '…'.
+func refShown(reason string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range reason {
+		if n == 200 {
+			b.WriteRune('…')
+			break
+		}
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			r = '?'
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
 }
 
 // refConversation judges the bytes as the replies steps expect, in turn,
@@ -328,18 +395,29 @@ func FuzzMuxCodec(f *testing.F) {
 			checkErr(t, "checkHello", err, refHello(body), false)
 			for _, id := range ids {
 				pid, err := parseAlive(fresh(), id)
-				r := refReply(id, msgSAlive, false)(body)
+				r := refAlive(id)(body)
 				checkErr(t, "parseAlive", err, r, false)
 				if err == nil && pid != int(r.value) {
 					t.Fatalf("parseAlive: PID %d, want %d", pid, r.value)
 				}
 				err = parseSessionOpened(fresh(), id)
-				checkErr(t, "parseSessionOpened", err, refReply(id, msgSSessionOpened, false)(body), false)
-				port, err := parseFwdReply(fresh(), id)
-				r = refReply(id, 0, true)(body)
-				checkErr(t, "parseFwdReply", err, r, false)
-				if err == nil && port != int(r.value) {
-					t.Fatalf("parseFwdReply: port %d, want %d", port, r.value)
+				checkErr(t, "parseSessionOpened", err, refOpened(id)(body), false)
+				for _, fwd := range []struct {
+					typ, listenPort uint32
+					ref             refStep
+				}{
+					{msgCOpenFwd, 0, refOpenFwd(id, 0)},
+					{msgCOpenFwd, 8022, refOpenFwd(id, 8022)},
+					{msgCCloseFwd, 0, refCloseFwd(id)},
+					{msgCCloseFwd, 8022, refCloseFwd(id)},
+				} {
+					port, err := parseFwdReply(fresh(), id, fwd.typ, fwd.listenPort)
+					r = fwd.ref(body)
+					what := fmt.Sprintf("parseFwdReply(%#x, port %d)", fwd.typ, fwd.listenPort)
+					checkErr(t, what, err, r, false)
+					if port != int(r.value) {
+						t.Fatalf("%s: port %d (%v), want %d", what, port, err, r.value)
+					}
 				}
 			}
 		}
@@ -480,7 +558,7 @@ func openFds() int {
 // -count, so only fuzz targets see it.
 var fuzzShortWait sync.Once
 
-var fuzzOps = []string{"Dial", "OpenStdioFwd", "HandOver", "OpenRemoteFwd", "CloseRemoteFwd"}
+var fuzzOps = []string{"Dial", "OpenStdioFwd", "HandOver", "OpenRemoteFwd", "CloseRemoteFwd", "OpenRemoteFwdFixed"}
 
 func FuzzMasterReplies(f *testing.F) {
 	hello := fuzzHello()
@@ -549,7 +627,7 @@ func FuzzMasterReplies(f *testing.F) {
 		case "Dial":
 			c, err := Dial(ctx, m.path)
 			within(name)
-			r, _ := refConversation(script, refHello, refReply(1, msgSAlive, false))
+			r, _ := refConversation(script, refHello, refAlive(1))
 			checkErr(t, name, err, r, stalled)
 			if err == nil && c.PID() != int(r.value) {
 				t.Fatalf("PID %d, want %d", c.PID(), r.value)
@@ -558,7 +636,7 @@ func FuzzMasterReplies(f *testing.F) {
 		case "OpenStdioFwd":
 			conn, err := client.OpenStdioFwd(ctx, "db.internal", 5432)
 			within(name)
-			r, rest := refConversation(script, refHello, refReply(1, msgSSessionOpened, false))
+			r, rest := refConversation(script, refHello, refOpened(1))
 			checkErr(t, name, err, r, stalled)
 			if err != nil {
 				break
@@ -574,8 +652,8 @@ func FuzzMasterReplies(f *testing.F) {
 			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 			n, rerr := conn.Read(make([]byte, 16))
 			within("Read of the forward's EOF")
-			alive, _ := refConversation(rest, refReply(2, msgSAlive, false))
-			again, _ := refConversation(script, refHello, refReply(1, msgSAlive, false))
+			alive, _ := refConversation(rest, refAlive(2))
+			again, _ := refConversation(script, refHello, refAlive(1))
 			switch {
 			case n != 0:
 				t.Fatalf("Read %d bytes from a forward the master sent nothing to", n)
@@ -594,10 +672,10 @@ func FuzzMasterReplies(f *testing.F) {
 			ours, theirs := fuzzSocketpair(t)
 			fw, err := client.HandOver(ctx, "db.internal", 5432, ours)
 			within(name)
-			r, _ := refConversation(script, refHello, refReply(0, msgSAlive, false), refReply(1, msgSSessionOpened, false))
+			r, _ := refConversation(script, refHello, refAlive(0), refOpened(1))
 			checkErr(t, name, err, r, stalled)
 			if err == nil {
-				if alive, _ := refConversation(script, refHello, refReply(0, msgSAlive, false)); fw.pid != int(alive.value) {
+				if alive, _ := refConversation(script, refHello, refAlive(0)); fw.pid != int(alive.value) {
 					t.Fatalf("PID %d, want %d", fw.pid, alive.value)
 				}
 				start = time.Now()
@@ -619,20 +697,26 @@ func FuzzMasterReplies(f *testing.F) {
 			syscall.Close(ours)
 			syscall.Close(theirs)
 
-		case "OpenRemoteFwd", "CloseRemoteFwd":
-			var port int
-			var err error
-			if name == "OpenRemoteFwd" {
-				port, err = client.OpenRemoteFwd(ctx, "", 0, "localhost", 8080)
-			} else {
-				err = client.CloseRemoteFwd(ctx, "", 0, "localhost", 8080)
+		case "OpenRemoteFwd", "OpenRemoteFwdFixed":
+			listenPort := 0
+			if name == "OpenRemoteFwdFixed" {
+				listenPort = 8022
 			}
+			port, err := client.OpenRemoteFwd(ctx, "", listenPort, "localhost", 8080)
 			within(name)
-			r, _ := refConversation(script, refHello, refReply(1, 0, true))
+			r, _ := refConversation(script, refHello, refOpenFwd(1, uint32(listenPort)))
 			checkErr(t, name, err, r, stalled)
-			if err == nil && port != int(r.value) && name == "OpenRemoteFwd" {
-				t.Fatalf("port %d, want %d", port, r.value)
+			// No port with an error: never one the master named
+			// for a request it did not fit.
+			if port != int(r.value) {
+				t.Fatalf("port %d (%v), want %d", port, err, r.value)
 			}
+
+		case "CloseRemoteFwd":
+			err := client.CloseRemoteFwd(ctx, "", 0, "localhost", 8080)
+			within(name)
+			r, _ := refConversation(script, refHello, refCloseFwd(1))
+			checkErr(t, name, err, r, stalled)
 		}
 
 		// Nothing left behind: the fake master's handlers end when the

@@ -47,6 +47,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"syscall"
 	"unicode"
 )
@@ -117,7 +118,11 @@ type RefusedError struct {
 	// Denied is true for MUX_S_PERMISSION_DENIED (the master's user said
 	// no to a ControlMaster ask prompt), false for MUX_S_FAILURE.
 	Denied bool
-	// Reason is the master's text.
+	// Reason is the master's text, made safe to print as the error
+	// message is: every character that unicode.IsPrint refuses, and every
+	// byte that is not UTF-8, is '?', and it is cut after 200 characters
+	// (then ending in '…'). The master's own reasons are short ASCII
+	// sentences, which stay as they are.
 	Reason string
 }
 
@@ -129,13 +134,14 @@ func (e *RefusedError) Error() string {
 }
 
 // sanitize keeps text from the master printable and short in error
-// messages: what unicode.IsPrint refuses becomes '?': control characters,
+// messages and in RefusedError.Reason: what unicode.IsPrint refuses (and
+// a byte that is not UTF-8) becomes '?': control characters,
 // C1 (such as U+009B, CSI for terminals that take 8-bit controls) as well
 // as C0 and DEL, and invisible format characters (U+202E, a bidi override
 // that reorders the text after it; zero-width spaces).
 func sanitize(s string) string {
 	const limit = 200
-	out := make([]rune, 0, len(s))
+	out := make([]rune, 0, min(len(s), limit+1))
 	for _, r := range s {
 		if len(out) >= limit {
 			out = append(out, '…')
@@ -207,6 +213,18 @@ func (r *msgReader) str() string {
 	return s
 }
 
+// end returns the first failure, or an error when bytes are left after
+// the fields read: the master sends none after a reply's fields.
+func (r *msgReader) end() error {
+	if r.err != nil {
+		return r.err
+	}
+	if len(r.b) > 0 {
+		return fmt.Errorf("%w: %d bytes after the reply's fields", ErrProtocol, len(r.b))
+	}
+	return nil
+}
+
 // readPacket reads one framed packet and returns its body.
 func readPacket(rd io.Reader) (*msgReader, error) {
 	var hdr [4]byte
@@ -257,9 +275,12 @@ type reply struct {
 	body *msgReader // after type and request id
 }
 
-// parseReply reads the type and request id, checks the id, and turns
-// MUX_S_FAILURE and MUX_S_PERMISSION_DENIED into a *RefusedError.
-func parseReply(m *msgReader, id uint32) (reply, error) {
+// parseReply reads the type and request id and checks the id. For a
+// request that the master may refuse (refusable), MUX_S_FAILURE and
+// MUX_S_PERMISSION_DENIED become a *RefusedError with the reason
+// sanitized; for another request they are returned as any reply type, for
+// the caller to refuse as unexpected.
+func parseReply(m *msgReader, id uint32, refusable bool) (reply, error) {
 	typ := m.u32()
 	if typ == msgSExitMessage {
 		// Sent on session channels, not ours; its id is a session id.
@@ -272,22 +293,26 @@ func parseReply(m *msgReader, id uint32) (reply, error) {
 	if rid != id {
 		return reply{}, fmt.Errorf("%w: reply for request %d, expected %d", ErrProtocol, rid, id)
 	}
-	switch typ {
-	case msgSFailure, msgSPermission:
+	if refusable && (typ == msgSFailure || typ == msgSPermission) {
 		reason := m.str()
-		if m.err != nil {
-			return reply{}, m.err
+		if err := m.end(); err != nil {
+			return reply{}, err
 		}
-		return reply{}, &RefusedError{Denied: typ == msgSPermission, Reason: reason}
+		return reply{}, &RefusedError{Denied: typ == msgSPermission, Reason: sanitize(reason)}
 	}
 	return reply{typ: typ, body: m}, nil
 }
 
 func aliveMsg(id uint32) []byte { return newMsg(msgCAliveCheck).u32(id).bytes() }
 
-// parseAlive reads the reply to an alive check and returns the master's PID.
+// parseAlive reads the reply to an alive check and returns the master's
+// PID, which is in 1 to 2^31-1 (a pid_t that getpid(2) returns). The
+// master answers an alive check only with MUX_S_ALIVE (mux.c,
+// mux_master_process_alive_check): a refusal is a protocol error, not a
+// *RefusedError, which would read as a refusal of the request that
+// follows.
 func parseAlive(m *msgReader, id uint32) (int, error) {
-	r, err := parseReply(m, id)
+	r, err := parseReply(m, id, false)
 	if err != nil {
 		return 0, err
 	}
@@ -295,7 +320,15 @@ func parseAlive(m *msgReader, id uint32) (int, error) {
 		return 0, fmt.Errorf("%w: expected alive reply, got message type %#x", ErrProtocol, r.typ)
 	}
 	pid := r.body.u32()
-	return int(pid), r.body.err
+	if err := r.body.end(); err != nil {
+		return 0, err
+	}
+	// PID 0 would make the checks for the master's exit ask about
+	// this process group instead (kill(0, 0)).
+	if pid == 0 || pid > math.MaxInt32 {
+		return 0, fmt.Errorf("%w: alive reply with PID %d", ErrProtocol, pid)
+	}
+	return int(pid), nil
 }
 
 // stdioFwdMsg asks for a stdio forward to host:port. mux.c reads the port
@@ -305,7 +338,7 @@ func stdioFwdMsg(id uint32, host string, port uint32) []byte {
 }
 
 func parseSessionOpened(m *msgReader, id uint32) error {
-	r, err := parseReply(m, id)
+	r, err := parseReply(m, id, true)
 	if err != nil {
 		return err
 	}
@@ -313,7 +346,7 @@ func parseSessionOpened(m *msgReader, id uint32) error {
 		return fmt.Errorf("%w: expected session opened, got message type %#x", ErrProtocol, r.typ)
 	}
 	r.body.u32() // the master's channel id
-	return r.body.err
+	return r.body.end()
 }
 
 // fwdMsg is MUX_C_OPEN_FWD or MUX_C_CLOSE_FWD for a remote forward.
@@ -321,20 +354,40 @@ func fwdMsg(typ, id uint32, listenHost string, listenPort uint32, connectHost st
 	return newMsg(typ).u32(id).u32(fwdRemote).str(listenHost).u32(listenPort).str(connectHost).u32(connectPort).bytes()
 }
 
-// parseFwdReply reads the reply to MUX_C_OPEN_FWD / MUX_C_CLOSE_FWD; port is
-// the allocated port of a MUX_S_REMOTE_PORT reply, else 0.
-func parseFwdReply(m *msgReader, id uint32) (port int, err error) {
-	r, err := parseReply(m, id)
+// parseFwdReply reads the reply to request typ, MUX_C_OPEN_FWD or
+// MUX_C_CLOSE_FWD, for a remote forward of listenPort, and returns the
+// port the SSH server listens on for an opened forward (0 for a closed
+// one, and with every error). The master (mux.c) answers as follows, and
+// anything else is a protocol error:
+//   - MUX_C_OPEN_FWD of a fixed port: MUX_S_OK (mux_confirm_remote_forward,
+//     or the forward exists already); the port is listenPort.
+//   - MUX_C_OPEN_FWD of port 0: MUX_S_REMOTE_PORT with the port the
+//     server allocated, which must be in 1-65535.
+//   - MUX_C_CLOSE_FWD: MUX_S_OK (mux_master_process_close_fwd).
+//   - Either: MUX_S_FAILURE or MUX_S_PERMISSION_DENIED, a *RefusedError.
+func parseFwdReply(m *msgReader, id, typ, listenPort uint32) (int, error) {
+	r, err := parseReply(m, id, true)
 	if err != nil {
 		return 0, err
 	}
-	switch r.typ {
-	case msgSOK:
-		return 0, nil
-	case msgSRemotePort:
+	switch {
+	case typ == msgCCloseFwd && r.typ == msgSOK:
+		return 0, r.body.end()
+	case typ == msgCCloseFwd:
+		return 0, fmt.Errorf("%w: unexpected reply type %#x to the cancellation of a forward", ErrProtocol, r.typ)
+	case r.typ == msgSOK && listenPort != 0:
+		if err := r.body.end(); err != nil {
+			return 0, err
+		}
+		return int(listenPort), nil
+	case r.typ == msgSOK:
+		return 0, fmt.Errorf("%w: MUX_S_OK without the allocated port to a forward of port 0", ErrProtocol)
+	case r.typ == msgSRemotePort && listenPort != 0:
+		return 0, fmt.Errorf("%w: MUX_S_REMOTE_PORT to a forward of fixed port %d", ErrProtocol, listenPort)
+	case r.typ == msgSRemotePort:
 		p := r.body.u32()
-		if r.body.err != nil {
-			return 0, r.body.err
+		if err := r.body.end(); err != nil {
+			return 0, err
 		}
 		if p == 0 || p > 65535 {
 			return 0, fmt.Errorf("%w: allocated port %d", ErrProtocol, p)
