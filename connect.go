@@ -25,7 +25,9 @@ import (
 // alive, makes it again when it is lost, and closes it on Close.
 //
 // destination is what a user types after ssh: [user@]host[:port],
-// ssh://[user@]host[:port], or a Host alias of ~/.ssh/config. The config
+// ssh://[user@]host[:port] (read as ssh reads it: the user, up to the first
+// '@', percent-decoded; the host a domain name or IPv4 address; a password
+// is refused), or a Host alias of ~/.ssh/config. The config
 // files, ~/.ssh/config then /etc/ssh/ssh_config (WithConfigFile replaces
 // both), are read as OpenSSH reads them: Host patterns, every Match
 // criterion (Match exec runs its command through the shell, as ssh does,
