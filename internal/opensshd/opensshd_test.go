@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sshdial/sshdial/internal/testproc"
+	"github.com/sshdial/sshdial/internal/testutil"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -166,17 +167,7 @@ func TestPortTakenByAnother(t *testing.T) {
 			if err != nil {
 				t.Skipf("could not take sshd's port after it stopped: %v", err)
 			}
-			defer l.Close()
-			go func() {
-				for {
-					c, err := l.Accept()
-					if err != nil {
-						return
-					}
-					answer(c)
-					c.Close()
-				}
-			}()
+			testutil.ServeListener(t, l, answer)
 			err = s.Restart()
 			if !errors.Is(err, testproc.ErrExited) {
 				t.Fatalf("Restart with the port taken: %v, want an error wrapping %v", err, testproc.ErrExited)

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sshdial/sshdial/internal/testutil"
 )
 
 // helperEnv makes the test binary act as a helper process instead of
@@ -299,22 +301,9 @@ func TestWaitListeningPortTakenByAnother(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("only Linux tells which process holds a listening socket")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	l := testutil.Serve(t, "tcp", func(net.Conn) {})
 	p := Start(t, Options{}, "sh", "-c", "sleep 0.5; echo cannot bind; exit 1")
-	err = p.WaitListening(l.Addr().String(), time.Minute)
+	err := p.WaitListening(l.Addr().String(), time.Minute)
 	if !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "cannot bind") {
 		t.Fatalf("error %v, want ErrExited with the process's output", err)
 	}
