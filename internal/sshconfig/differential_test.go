@@ -436,6 +436,7 @@ var edgeLines = []string{
 	"ProxyJump ssh://h:2/p", "ProxyJump ssh://h_x", "ProxyJump ssh://-h", "ProxyJump ssh://h..x", "ProxyJump ssh://h.",
 	"ProxyJump ssh://1.2.3.4", "ProxyJump ssh://u;x=y@h", "ProxyJump ssh://;x@h", "ProxyJump SSH://h", "ProxyJump ssh://h,ssh://j%41@k",
 	"ProxyJump ssh://j%41@k,h", "ProxyJump ssh://h%41", "ProxyJump ssh://", "ProxyJump ssh://u@",
+	"ProxyJump h,none", "ProxyJump h,NONE", "ProxyJump none:22", "ProxyJump u@none", "ProxyJump NONE,h", "ProxyJump h,none:2",
 	"CanonicalDomains Example.COM. b.c", "CanonicalDomains .x", "CanonicalDomains x..y", "CanonicalDomains x_y-9",
 	"CanonicalDomains -x", "CanonicalDomains x/y", "CanonicalDomains NONE", "CanonicalDomains none x", "CanonicalDomains x.",
 	"ControlPath NONE", "IdentityAgent NONE", "IdentityAgent $HOME", "IdentityAgent ${SSHCONFIG_EDGE}/a", "IdentityAgent $1x",

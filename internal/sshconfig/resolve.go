@@ -983,7 +983,7 @@ func (r *reader) execTokens(host, ruser string, port int) Tokens {
 	if s.hostKeyAlias != nil {
 		t.K = *s.hostKeyAlias
 	}
-	if s.jumpHost != nil && *s.jumpHost != "none" {
+	if s.jumpHost != nil && !strings.EqualFold(*s.jumpHost, "none") { // option_clear_or_none
 		t.J = *s.jumpHost
 	}
 	t.C = ConnectionHash(t.Ll, t.H, t.P, t.R, t.J)
@@ -1042,7 +1042,7 @@ func (r *reader) canonicalize(name *string) error {
 	if mode == "false" {
 		return nil
 	}
-	direct := (s.proxyCommand == nil || strings.EqualFold(*s.proxyCommand, "none")) && (s.jumpHost == nil || *s.jumpHost == "none")
+	direct := (s.proxyCommand == nil || strings.EqualFold(*s.proxyCommand, "none")) && (s.jumpHost == nil || strings.EqualFold(*s.jumpHost, "none"))
 	if !direct && mode != "always" {
 		return nil
 	}
@@ -1129,7 +1129,10 @@ func (r *reader) finish(name string) (*Config, error) {
 		c.ProxyCommand = *s.proxyCommand
 	}
 	jump := ""
-	if s.jumpHost != nil && !(*s.jumpHost == "none" && s.jumpUser == "" && s.jumpPort <= 0) {
+	// As readconf.c: only "ProxyJump none" itself is no jump (its port
+	// is 0, where a parsed hop's is -1 or more); the last hop of
+	// "h,none" is a host named none, reached through h.
+	if s.jumpHost != nil && !(*s.jumpHost == "none" && s.jumpUser == "" && s.jumpPort == 0) {
 		jump = *s.jumpHost
 		c.ProxyJump = formatJump(s.jumpExtra, s.jumpUser, jump, s.jumpPort)
 	}
