@@ -448,6 +448,12 @@ const noMatch = "!none"
 func openSSHLine(line []byte, host, match string) ([]byte, bool) {
 	long := len(line) > longLine
 	text, cut := line, false
+	if i := revokedHostsNUL(line); i >= 0 {
+		// ssh 9.2 reads the key of such a line past the NUL; later
+		// versions skip the line. Taking the revocation is the stricter.
+		text, cut = bytes.Clone(line), true
+		text[i] = ' '
+	}
 	if i := bytes.IndexByte(text, 0); i >= 0 {
 		text, cut = text[:i], true // ssh reads a C string
 	}
@@ -506,6 +512,22 @@ func openSSHLine(line []byte, host, match string) ([]byte, bool) {
 		// No key for host, where x/crypto might find one.
 		return append([]byte(marker+noMatch), rest...), true
 	}
+}
+
+// revokedHostsNUL returns where the NUL byte is that ends the host names
+// of a @revoked line ("@revoked host\x00 key"), or -1.
+func revokedHostsNUL(line []byte) int {
+	cp := bytes.TrimLeft(line, " \t")
+	rest, ok := bytes.CutPrefix(cp, []byte("@revoked"))
+	if !ok || len(rest) == 0 || (rest[0] != ' ' && rest[0] != '\t') {
+		return -1
+	}
+	hosts := bytes.TrimLeft(rest, " \t")
+	end := bytes.IndexAny(hosts, " \t\x00")
+	if end <= 0 || hosts[end] != 0 {
+		return -1
+	}
+	return len(line) - len(hosts) + end
 }
 
 // longLine is the length over which openSSHLine rewrites a known_hosts

@@ -38,3 +38,29 @@ func TestHostKeyFileWithNoValidLine(t *testing.T) {
 		}
 	}
 }
+
+// TestKnownHostsNULAfterHosts: a NUL byte that ends a line's host names.
+// ssh 9.2 reads the key past it, later versions skip the line. sshdial
+// takes the stricter of the two: a @revoked line is read as 9.2 reads it
+// (the key is revoked, as ssh 9.2 says), another line is skipped (the key
+// is unknown, where ssh 9.2 would take it).
+func TestKnownHostsNULAfterHosts(t *testing.T) {
+	srv := hkTwoKeyServer(t)
+	scanned := strings.Fields(string(bytes.TrimSpace(hkKeyscan(t, srv, "-t", "ed25519"))))
+	self, key := scanned[0], scanned[1]+" "+scanned[2]
+	revoked := hkWrite(t, "known_hosts", []byte("@revoked "+self+"\x00 "+key+"\n"+self+" "+key+"\n"))
+	if err, stderr := hkOpenSSH(t, srv, revoked); err == nil || !strings.Contains(stderr, "REVOKED") {
+		t.Errorf("ssh takes a key revoked past a NUL (the case is wrong): %v\n%s", err, stderr)
+	}
+	_, err := hkCheckDial(t, srv, []string{revoked}, "", "yes")
+	hkHostKeyError(t, err, ErrHostKeyChanged)
+
+	// Revoked for another host: x/crypto revokes a key for every host.
+	others := hkWrite(t, "known_hosts", []byte("@revoked other.example\x00\t"+key+"\n"+self+" "+key+"\n"))
+	_, err = hkCheckDial(t, srv, []string{others}, "", "yes")
+	hkHostKeyError(t, err, ErrHostKeyChanged)
+
+	plain := hkWrite(t, "known_hosts", []byte(self+"\x00 "+key+"\n"))
+	_, err = hkCheckDial(t, srv, []string{plain}, "", "yes")
+	hkHostKeyError(t, err, ErrHostKeyUnknown)
+}
