@@ -59,7 +59,8 @@ func ParseDestination(dest string) (user, host string, port int, err error) {
 
 // RedactDestinations returns a comma-separated list of destinations (a
 // ProxyJump value) fit for an error message: the user part of each ssh://
-// URL, which may hold a password, is replaced by "…". A password may hold
+// URL, which may hold a password, is replaced by "…", and so is all of
+// an ssh:// URL without '@' that has a ':'. A password may hold
 // ',', which a URL need not encode: the user part of an ssh:// URL without
 // '@' runs on over the destinations after it, up to the first with an '@'
 // (not into another ssh:// URL), when it has a ':' (ssh://u:a,b@h is
@@ -105,6 +106,11 @@ func redactDestinations(list string) (redacted string, merged bool) {
 			span, j, at = d, i, -1 // no password: d alone, with no user part
 		}
 		if at < user {
+			// No '@': a ':' may start a password that a blank, a NUL
+			// or ",ssh://" cut off from its '@'.
+			if strings.Contains(d[user:], ":") {
+				d = d[:user] + "…"
+			}
 			out = append(out, d)
 			continue
 		}

@@ -175,6 +175,10 @@ func FuzzResolve(f *testing.F) {
 		{"ProxyJump ssh://user:hunter2@jump.example.com:2222\n", "h", ""},
 		{"ProxyJump ssh://user:hunter2@jump,ssh://u2:pa55word@j2:bad\n", "h", ""},
 		{"Host *\n", "h", "ProxyJump=ssh://me:s3cret@j:0"},
+		{"ProxyJump ssh://u:SEKRIT @h\n", "h", ""},         // a blank in the password ends the value
+		{"ProxyJump ssh://u:SEKRIT,ssh://@h\n", "h", ""},   // so does a ",ssh://"
+		{"ProxyJump ssh://u:SEK\x00RIT@h\n", "h", ""},      // and a NUL
+		{"Host *\n", "h", "ProxyJump=ssh://me:s3cret x@j"}, // from the command line too
 		{"CanonicalizeHostname yes\nCanonicalDomains a.example b.example\nMatch canonical\n  Port 3\n", "short", ""},
 		{"Match final exec \"test %h = x\"\n  User fin\n", "h", ""},
 		{"HostKeyAlias KA\nStrictHostKeyChecking ASK\nAddressFamily INET6\n", "h", ""},

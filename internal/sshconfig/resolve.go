@@ -675,6 +675,12 @@ func (r *reader) line(text, file string, lineNo int, active *bool, fl lineFlags,
 		}
 		if err := r.proxyJump(v, on); err != nil {
 			shown, merged := redactDestinations(v)
+			if urlWithoutUser(v) {
+				// A blank, a NUL or ",ssh://" in a password ends the
+				// value or the hop before its '@': what is left
+				// after "ssh://" may be a piece of the password.
+				return bad("invalid ProxyJump: an ssh:// URL in it has no '@' (the value is not shown: it may hold part of a password)")
+			}
 			if merged {
 				// A password with a ',' was split into hops: the
 				// error may quote a piece of it.
@@ -684,6 +690,17 @@ func (r *reader) line(text, file string, lineNo int, active *bool, fl lineFlags,
 		}
 	}
 	return nil
+}
+
+// urlWithoutUser reports whether a hop of the ProxyJump value v is an
+// ssh:// URL without an '@'.
+func urlWithoutUser(v string) bool {
+	for _, hop := range strings.Split(v, ",") {
+		if strings.HasPrefix(LowerASCII(strings.TrimLeft(hop, whitespace)), "ssh://") && !strings.Contains(hop, "@") {
+			return true
+		}
+	}
+	return false
 }
 
 // proxyJump reads a ProxyJump value as OpenSSH's parse_jump: the last hop

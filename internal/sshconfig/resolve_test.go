@@ -484,3 +484,30 @@ func TestValueErrors(t *testing.T) {
 		t.Error("host starting with '-': no error")
 	}
 }
+
+// TestProxyJumpErrorHidesPasswords: what ends a ProxyJump value, or a
+// hop, inside an ssh:// URL's password (a blank, a NUL, ",ssh://") leaves
+// a piece of the password where a host or port is read; the error then
+// shows none of the value after "ssh://".
+func TestProxyJumpErrorHidesPasswords(t *testing.T) {
+	for _, line := range []string{
+		"ProxyJump ssh://u:SEKRIT @h",
+		"ProxyJump ssh://u:SEKRIT,ssh://@h",
+		"ProxyJump ssh://u:SEK\x00RIT@h",
+		"ProxyJump ssh://u:SEKRIT\t@h",
+		"ProxyJump j,ssh://u:SEKRIT @h",
+	} {
+		_, err := resolveText(t, line+"\n", "h", nil)
+		if err == nil {
+			t.Errorf("%q: no error", line)
+			continue
+		}
+		if strings.Contains(err.Error(), "SEK") {
+			t.Errorf("%q: error %q shows the password", line, err)
+		}
+		// As the command shows the line.
+		if shown := RedactDestinations(strings.TrimPrefix(line, "ProxyJump ")); strings.Contains(shown, "SEK") {
+			t.Errorf("RedactDestinations(%q) = %q", line, shown)
+		}
+	}
+}
