@@ -424,17 +424,24 @@ const maxKeyFile = 1 << 20
 
 // readKeyFile reads a key or certificate file of at most maxKeyFile bytes.
 func readKeyFile(file string) ([]byte, error) {
+	return readFileAtMost(file, maxKeyFile, "1 MiB")
+}
+
+// readFileAtMost reads file if it holds at most limit bytes, and else
+// fails with an *fs.PathError saying that it is larger than shown (limit
+// written for people), having read no more than limit+1 bytes.
+func readFileAtMost(file string, limit int64, shown string) ([]byte, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(data) > maxKeyFile {
-		return nil, &fs.PathError{Op: "read", Path: file, Err: errors.New("larger than 1 MiB")}
+	if int64(len(data)) > limit {
+		return nil, &fs.PathError{Op: "read", Path: file, Err: errors.New("larger than " + shown)}
 	}
 	return data, nil
 }

@@ -316,19 +316,7 @@ const maxKnownHostsFile = 64 << 20
 // readKnownHostsFile reads a known_hosts file of at most maxKnownHostsFile
 // bytes.
 func readKnownHostsFile(file string) ([]byte, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxKnownHostsFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxKnownHostsFile {
-		return nil, &fs.PathError{Op: "read", Path: file, Err: errors.New("larger than 64 MiB")}
-	}
-	return data, nil
+	return readFileAtMost(file, maxKnownHostsFile, "64 MiB")
 }
 
 // restoreNames replaces the names of lowercased copies in msg by the files
