@@ -82,6 +82,8 @@ func TestParseDestination(t *testing.T) {
 		{"ssh://user@[::1]:22", "IPv6 address"},
 		{"ssh://[::1]:https", "IPv6 address"},
 		{"ssh://a@b@host", "more than one '@'"},
+		{"ssh://u%3asecret@host", "password"},
+		{"ssh://u%3Asecret@host:22", "password"},
 		{"ssh://alice@corp.example:secret@host", "more than one '@'"},
 		{"ssh://a%4@host", "bad %-escape"},
 		{"ssh://a%@host", "bad %-escape"},

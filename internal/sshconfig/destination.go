@@ -135,6 +135,10 @@ func parseSSHURL(dest string) (user, host string, port int, err error) {
 	if err != nil {
 		return "", "", 0, fmt.Errorf("sshdial: ssh:// destination: %w", err)
 	}
+	if strings.Contains(user, ":") {
+		// Written %3A: still what ssh sends as user:authstyle.
+		return "", "", 0, errors.New("sshdial: ssh:// destination holds a password (a ':' in its user, percent-encoded); passwords are not accepted in URLs")
+	}
 	if port < 0 {
 		port = 0
 	}
