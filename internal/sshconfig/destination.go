@@ -73,14 +73,7 @@ func RedactDestinations(list string) string {
 // redactDestinations is RedactDestinations; merged reports whether a user
 // part ran over several destinations, which are then parts of a password.
 func redactDestinations(list string) (redacted string, merged bool) {
-	// url is where "ssh://" is in d when d starts with it (after blanks), or -1.
-	url := func(d string) int {
-		s := strings.TrimLeft(d, whitespace)
-		if len(s) >= 6 && strings.EqualFold(s[:6], "ssh://") {
-			return len(d) - len(s)
-		}
-		return -1
-	}
+	url := urlStart
 	parts := strings.Split(list, ",")
 	out := make([]string, 0, len(parts))
 	for i := 0; i < len(parts); i++ {
@@ -119,6 +112,16 @@ func redactDestinations(list string) (redacted string, merged bool) {
 		i = j
 	}
 	return strings.Join(out, ","), merged
+}
+
+// urlStart returns where "ssh://", in any case, is in the destination d
+// when d starts with it (after blanks), or -1.
+func urlStart(d string) int {
+	s := strings.TrimLeft(d, whitespace)
+	if len(s) >= 6 && strings.EqualFold(s[:6], "ssh://") {
+		return len(d) - len(s)
+	}
+	return -1
 }
 
 // parseSSHURL parses an ssh:// destination as OpenSSH's parse_ssh_uri
@@ -189,28 +192,16 @@ func ParseSSHURI(s string) (user, host string, port int, err error) {
 			return "", "", 0, errors.New("more than one '@' (write an '@' in the user name as %40)")
 		}
 	}
-	hostPart, rest, delim := s, "", byte(0)
-	i := len(s)
-	if strings.HasPrefix(s, "[") {
-		j := strings.IndexByte(s, ']')
-		if j < 0 {
-			return "", "", 0, errors.New("missing ']' after '['")
-		}
-		i = j + 1
-	} else if j := strings.IndexAny(s, ":/"); j >= 0 {
-		i = j
+	hostPart, rest, hasRest, err := hpdelim(s) // as parse_uri's hpdelim2
+	if err != nil {
+		return "", "", 0, err
 	}
-	if i < len(s) {
-		if s[i] != ':' && s[i] != '/' {
-			return "", "", 0, fmt.Errorf("unexpected %q after ']'", s[i:])
-		}
-		hostPart, rest, delim = s[:i], s[i+1:], s[i]
+	var delim byte // ':' or '/', what ended the host
+	if hasRest {
+		delim = s[len(s)-len(rest)-1]
 	}
 	if hostPart == "" {
 		return "", "", 0, errors.New("empty host name")
-	}
-	if strings.HasPrefix(hostPart, "[") && strings.HasSuffix(hostPart, "]") {
-		hostPart = hostPart[1 : len(hostPart)-1]
 	}
 	if strings.Contains(hostPart, ":") {
 		return "", "", 0, errors.New("an IPv6 address is not accepted after ssh:// (nor by ssh): write [address]:port without ssh://")

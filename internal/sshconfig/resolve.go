@@ -696,7 +696,7 @@ func (r *reader) line(text, file string, lineNo int, active *bool, fl lineFlags,
 // ssh:// URL without an '@'.
 func urlWithoutUser(v string) bool {
 	for _, hop := range strings.Split(v, ",") {
-		if strings.HasPrefix(LowerASCII(strings.TrimLeft(hop, whitespace)), "ssh://") && !strings.Contains(hop, "@") {
+		if urlStart(hop) >= 0 && !strings.Contains(hop, "@") {
 			return true
 		}
 	}
