@@ -560,14 +560,7 @@ func TestRemoteForward(t *testing.T) {
 	if port == 0 {
 		t.Fatal("no allocated port")
 	}
-	remote, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := roundTrip(remote, []byte("through the remote forward")); err != nil {
-		t.Fatal(err)
-	}
-	remote.Close()
+	roundTripPort(t, port, "through the remote forward")
 	// The master knows the forward by what was asked (port 0), not by
 	// the port it got.
 	err = c.CloseRemoteFwd(ctx, "127.0.0.1", port, tg.host, tg.port)
@@ -619,14 +612,7 @@ func TestRemoteForwardReplies(t *testing.T) {
 			t.Fatalf("OpenRemoteFwd of port %d (request %d): %d, %v", fixed, i+1, port, err)
 		}
 	}
-	remote, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", fixed), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := roundTrip(remote, []byte("through the fixed port")); err != nil {
-		t.Fatal(err)
-	}
-	remote.Close()
+	roundTripPort(t, fixed, "through the fixed port")
 	var allocated int
 	for i := range 2 {
 		port, err := c.OpenRemoteFwd(ctx, "127.0.0.1", 0, tg.host, tg.port)
@@ -710,5 +696,19 @@ func TestContextOnStalledMaster(t *testing.T) {
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("%s returned after %v", name, d)
 		}
+	}
+}
+
+// roundTripPort connects to port on 127.0.0.1, where a remote forward
+// listens, and checks that msg comes back through it.
+func roundTripPort(t *testing.T, port int, msg string) {
+	t.Helper()
+	remote, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remote.Close()
+	if err := roundTrip(remote, []byte(msg)); err != nil {
+		t.Fatal(err)
 	}
 }
